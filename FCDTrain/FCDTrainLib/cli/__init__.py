@@ -1,0 +1,1 @@
+"""``fcd`` sub-commands for data and training (registered by FCDDetectLib.cli)."""
