@@ -1,0 +1,207 @@
+"""Detection end to end: classify a scan, explain it, score the explanation.
+
+One call takes a model bundle and the scan's images (files or in-memory
+:class:`~FCDDetectLib.image_io.Image`), runs the network, computes the heatmap of the
+chosen explanation method, maps it back onto the first image's own voxel grid and,
+when a lesion outline is given, computes the Heat-Score against it.
+
+Example:
+    >>> from FCDDetectLib.detect import detect, write_detection
+    >>> result = detect("model.fcdbundle", ["sub-01_FLAIR.nii.gz"],
+    ...                 roi="sub-01_FLAIR_roi.nii.gz", method="gradcam")  # doctest: +SKIP
+    >>> print(result.prediction, round(result.probability, 3), result.heat_score)  # doctest: +SKIP
+    fcd 0.912 2.41
+    >>> write_detection(result, "out/")  # heatmap.nii.gz + result.json  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from . import __version__
+from .errors import FCDInputError
+from .heat_score import HeatScoreResult, heat_score_images
+from .image_io import Image, load_image, load_mask, save_image, validate_array, write_json_atomic
+
+ImageSource = str | Path | Image
+
+
+@dataclass
+class DetectionResult:
+    """What one detection produced. ``heatmap`` lies on the first input image's grid."""
+
+    probability: float
+    prediction: str
+    threshold: float
+    method: str
+    model: str
+    target_class: str
+    seconds: float
+    heatmap: np.ndarray
+    affine: np.ndarray
+    heat_score: float | None = None
+    heat_score_details: HeatScoreResult | None = None
+    modalities: list[str] = field(default_factory=list)
+    inputs: list[str] = field(default_factory=list)
+    device: str = "cpu"
+
+    def to_json(self) -> dict[str, Any]:
+        """The JSON-ready summary written to ``result.json`` (no arrays)."""
+        details = self.heat_score_details
+        return {
+            "probability": self.probability,
+            "prediction": self.prediction,
+            "threshold": self.threshold,
+            "heat_score": self.heat_score,
+            "roi_voxels": details.roi_voxels if details else None,
+            "roi_resampled": details.roi_resampled if details else None,
+            "background_voxels": details.background_voxels if details else None,
+            "method": self.method,
+            "target_class": self.target_class,
+            "model": self.model,
+            "modalities": self.modalities,
+            "inputs": self.inputs,
+            "device": self.device,
+            "seconds": round(self.seconds, 3),
+            "engine_version": __version__,
+        }
+
+
+def resolve_device(device: str) -> str:
+    """``auto`` -> ``cuda`` when a GPU is usable, else ``cpu``; ``cuda`` without one is an error."""
+    import torch
+
+    if device not in ("auto", "cpu", "cuda"):
+        raise FCDInputError(f"device {device!r}: expected auto, cpu or cuda")
+    if device == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if device == "cuda" and not torch.cuda.is_available():
+        raise FCDInputError("device cuda: no CUDA GPU is available to torch on this machine")
+    return device
+
+
+def _as_image(source: ImageSource, name: str, mask: bool = False) -> Image:
+    if isinstance(source, Image):
+        array = source.array.astype(bool) if mask else source.array
+        return validate_array(array, source.affine, name, constant_ok=mask)
+    return load_mask(source) if mask else load_image(source)
+
+
+def _source_name(source: ImageSource, fallback: str) -> str:
+    return str(source) if isinstance(source, (str, Path)) else fallback
+
+
+def _load_model(model: Any, device: str):
+    from .bundle import ModelBundle, load_bundle
+
+    if isinstance(model, ModelBundle):
+        model.model.to(device).eval()
+        return model
+    return load_bundle(model, device=device)
+
+
+def detect(
+    model: Any,
+    images: Sequence[ImageSource],
+    roi: ImageSource | None = None,
+    brain_mask: ImageSource | None = None,
+    method: str = "gradcam",
+    device: str = "auto",
+    target_class: str = "fcd",
+) -> DetectionResult:
+    """Classify one scan, explain the decision and score the explanation against ``roi``.
+
+    ``model`` is a bundle folder or a loaded :class:`~FCDDetectLib.bundle.ModelBundle`.
+    ``images`` are given in the bundle's modality order (``metadata.modalities``); the
+    heatmap comes back on the first image's grid. ``roi`` and ``brain_mask`` may lie on
+    another grid: they are resampled (nearest neighbour) and the result says so.
+    Raises :class:`FCDInputError` for any bad input, before anything is computed.
+    """
+    import torch
+
+    from .explain import METHODS, explain
+    from .preprocess import preprocess, to_input_grid
+
+    started = time.perf_counter()
+    if method not in METHODS:
+        raise FCDInputError(f"method {method!r}: expected one of {', '.join(METHODS)}")
+    if isinstance(images, (str, Path, Image)):
+        images = [images]
+    device = resolve_device(device)
+    bundle = _load_model(model, device)
+    meta = bundle.metadata
+    if len(images) != len(meta.modalities):
+        raise FCDInputError(
+            f"model {meta.name}: expects {len(meta.modalities)} image(s) ({', '.join(meta.modalities)}), "
+            f"got {len(images)}"
+        )
+    if target_class not in meta.class_names:
+        raise FCDInputError(f"target class {target_class!r}: model classes are {', '.join(meta.class_names)}")
+    loaded = [_as_image(src, f"image {i + 1} ({meta.modalities[i]})") for i, src in enumerate(images)]
+    roi_image = _as_image(roi, "ROI", mask=True) if roi is not None else None
+    mask_image = _as_image(brain_mask, "brain mask", mask=True) if brain_mask is not None else None
+
+    prep = preprocess(loaded, meta.target_spacing, meta.target_shape)
+    x = prep.tensor.unsqueeze(0).to(device)
+    net = bundle.model
+    with torch.no_grad():
+        probabilities = torch.softmax(net(x).float(), dim=1)[0]
+    fcd_index = meta.class_names.index("fcd") if "fcd" in meta.class_names else len(meta.class_names) - 1
+    probability = float(probabilities[fcd_index])
+    target_index = meta.class_names.index(target_class)
+    heat_model_grid = explain(net, x, method=method, target_class=target_index)
+    heatmap = _renormalise(to_input_grid(heat_model_grid, prep))
+
+    heat = None
+    details = None
+    if roi_image is not None:
+        details = heat_score_images(
+            Image(heatmap, prep.reference.affine), roi_image, mask_image, roi_name=_source_name(roi, "ROI")
+        )
+        heat = details.heat_score
+    positive = meta.class_names[fcd_index]
+    negative = next(name for name in meta.class_names if name != positive)
+    return DetectionResult(
+        probability=probability,
+        prediction=positive if probability >= meta.threshold else negative,
+        threshold=float(meta.threshold),
+        method=method,
+        model=meta.name,
+        target_class=target_class,
+        seconds=time.perf_counter() - started,
+        heatmap=heatmap,
+        affine=np.asarray(prep.reference.affine, dtype=np.float64),
+        heat_score=heat,
+        heat_score_details=details,
+        modalities=list(meta.modalities),
+        inputs=[_source_name(src, f"image {i + 1}") for i, src in enumerate(images)],
+        device=device,
+    )
+
+
+def _renormalise(heatmap: np.ndarray) -> np.ndarray:
+    """Min-max to [0, 1] again after resampling (interpolation shaves the peak)."""
+    heatmap = np.nan_to_num(heatmap.astype(np.float32), nan=0.0)
+    low, high = float(heatmap.min()), float(heatmap.max())
+    if high - low <= 0:
+        return np.zeros_like(heatmap, dtype=np.float32)
+    return ((heatmap - low) / (high - low)).astype(np.float32)
+
+
+def write_detection(result: DetectionResult, out_dir: str | Path) -> Path:
+    """Write ``heatmap.nii.gz`` (input grid, float32) and ``result.json`` into ``out_dir``.
+
+    Each file is written to a temporary name and renamed, so a reader never sees half a file.
+    Returns the output folder.
+    """
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    save_image(out / "heatmap.nii.gz", result.heatmap, result.affine)
+    write_json_atomic(out / "result.json", result.to_json())
+    return out
