@@ -23,3 +23,7 @@ def _torch_settings():
     torch.set_num_threads(2)
     torch.manual_seed(0)
     yield
+
+
+# --- MRML scene fixture for the Slicer module logic tests (see slicer_fixtures.py) ---
+from slicer_fixtures import slicer_app  # noqa: E402,F401

@@ -1,0 +1,362 @@
+"""Model bundles: a trained classifier plus everything needed to run it on new scans.
+
+A bundle is a folder ``NAME.fcdbundle/`` holding
+
+- ``bundle.json``: :class:`BundleMetadata` (architecture, modalities in input-channel
+  order, the model grid's spacing and shape, normalisation, classes, threshold,
+  provenance and metrics);
+- ``weights.pt``: the model's ``state_dict``, read back with ``torch.load(...,
+  weights_only=True)`` (no pickled code is ever executed).
+
+Reading the metadata needs only the standard library; torch and MONAI are imported
+inside :func:`save_bundle` and :func:`load_bundle`.
+
+Example:
+    >>> from FCDDetectLib.bundle import BundleMetadata, load_bundle, read_bundle_metadata, save_bundle
+    >>> from FCDDetectLib.models import build_resnet
+    >>> meta = BundleMetadata(depth=18, geometry="paper", modalities=["flair"],
+    ...                       target_spacing=[1.5, 1.5, 1.5], target_shape=[128, 128, 128])
+    >>> path = save_bundle("demo.fcdbundle", build_resnet(18), meta)  # doctest: +SKIP
+    >>> read_bundle_metadata(path).modalities  # doctest: +SKIP
+    ['flair']
+    >>> load_bundle(path).model.training  # doctest: +SKIP
+    False
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import os
+import shutil
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from .errors import FCDInputError
+
+if TYPE_CHECKING:  # pragma: no cover - typing only; torch is imported lazily
+    import torch
+
+BUNDLE_FORMAT_VERSION = 1
+BUNDLE_SUFFIX = ".fcdbundle"
+METADATA_FILE = "bundle.json"
+WEIGHTS_FILE = "weights.pt"
+NORMALISATIONS = ("zscore-head",)
+_DEPTHS = (18, 34, 50)  # = models.DEPTHS, repeated so that this module needs no torch
+_GEOMETRIES = ("paper", "medicalnet")  # = models.GEOMETRIES
+_OPTIONAL = ("name", "engine_version", "training", "metrics")
+
+
+def _engine_version() -> str:
+    from . import __version__
+
+    return __version__
+
+
+@dataclass
+class BundleMetadata:
+    """Everything about a trained model except its weights (``bundle.json``).
+
+    ``modalities`` gives the input channels in order (``["flair"]``, ``["t1", "flair"]``);
+    ``target_spacing`` (mm) and ``target_shape`` (voxels) define the model grid that
+    preprocessing resamples to; ``threshold`` applies to the probability of
+    ``class_names[1]``; ``training`` holds provenance (data, folds, weight family...) and
+    ``metrics`` the validation figures.
+
+    Example:
+        >>> meta = BundleMetadata(depth=34, geometry="medicalnet", modalities=["t1", "flair"],
+        ...                       target_spacing=[1.0, 1.0, 1.0], target_shape=[160, 192, 160])
+        >>> BundleMetadata.from_dict(meta.to_dict(), source="example") == meta
+        True
+    """
+
+    depth: int
+    geometry: str
+    modalities: list[str]
+    target_spacing: list[float]
+    target_shape: list[int]
+    architecture: str = "resnet"
+    normalisation: str = "zscore-head"
+    class_names: list[str] = field(default_factory=lambda: ["control", "fcd"])
+    threshold: float = 0.5
+    engine_version: str = field(default_factory=_engine_version)
+    format_version: int = BUNDLE_FORMAT_VERSION
+    name: str = ""
+    training: dict[str, Any] = field(default_factory=dict)
+    metrics: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def in_channels(self) -> int:
+        """Number of input channels (one per modality)."""
+        return len(self.modalities)
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain JSON-ready dict (validated first)."""
+        data = json.loads(json.dumps(dataclasses.asdict(self), default=_json_default))
+        BundleMetadata.from_dict(data, source="bundle metadata")  # same checks both ways
+        return data
+
+    @classmethod
+    def from_dict(cls, d: Any, source: str = "bundle.json") -> BundleMetadata:
+        """Validated metadata from a dict; ``source`` names the file in error messages.
+
+        Raises:
+            FCDInputError: not an object, missing field, wrong type or value, or a
+                ``format_version`` newer than this engine supports.
+        """
+        if not isinstance(d, dict):
+            raise FCDInputError(f"{source}: bundle metadata must be a JSON object, got {type(d).__name__}")
+        version = d.get("format_version")
+        if version is None:
+            raise FCDInputError(f"{source}: missing field 'format_version'")
+        if not _is_int(version) or version < 1:
+            raise FCDInputError(f"{source}: field 'format_version' must be a positive integer, got {version!r}")
+        if version > BUNDLE_FORMAT_VERSION:
+            raise FCDInputError(
+                f"{source}: bundle format_version {version} is newer than this engine supports "
+                f"({BUNDLE_FORMAT_VERSION}); update the extension"
+            )
+        values: dict[str, Any] = {}
+        for f in dataclasses.fields(cls):
+            if f.name not in d:
+                if f.name in _OPTIONAL:
+                    continue
+                raise FCDInputError(f"{source}: missing field {f.name!r}")
+            values[f.name] = d[f.name]
+        _check_fields(values, source)
+        values["target_spacing"] = [float(v) for v in values["target_spacing"]]
+        values["threshold"] = float(values["threshold"])
+        values["modalities"] = list(values["modalities"])
+        values["class_names"] = list(values["class_names"])
+        return cls(**values)
+
+
+def _json_default(value: Any) -> Any:
+    """JSON for numpy scalars/arrays, tuples and paths found in metadata (training provenance)."""
+    if hasattr(value, "tolist"):
+        return value.tolist()
+    if isinstance(value, os.PathLike):
+        return os.fspath(value)
+    raise TypeError(f"bundle metadata value {value!r} of type {type(value).__name__} is not JSON-serialisable")
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _is_number(value: Any) -> bool:
+    return (isinstance(value, (int, float)) and not isinstance(value, bool)) and math.isfinite(value)
+
+
+def _check_fields(v: dict[str, Any], source: str) -> None:
+    def bad(name: str, expected: str) -> FCDInputError:
+        return FCDInputError(f"{source}: field {name!r} must be {expected}, got {v[name]!r}")
+
+    if v["architecture"] != "resnet":
+        raise bad("architecture", "'resnet'")
+    if not _is_int(v["depth"]) or v["depth"] not in _DEPTHS:
+        raise bad("depth", f"one of {_DEPTHS}")
+    if v["geometry"] not in _GEOMETRIES:
+        raise bad("geometry", f"one of {_GEOMETRIES}")
+    modalities = v["modalities"]
+    if (
+        not isinstance(modalities, list)
+        or not modalities
+        or not all(isinstance(m, str) and m for m in modalities)
+        or len(set(modalities)) != len(modalities)
+    ):
+        raise bad("modalities", "a non-empty list of distinct modality names")
+    spacing = v["target_spacing"]
+    if not isinstance(spacing, list) or len(spacing) != 3 or not all(_is_number(s) and s > 0 for s in spacing):
+        raise bad("target_spacing", "a list of 3 positive numbers (mm)")
+    shape = v["target_shape"]
+    if not isinstance(shape, list) or len(shape) != 3 or not all(_is_int(s) and s > 0 for s in shape):
+        raise bad("target_shape", "a list of 3 positive integers")
+    if v["normalisation"] not in NORMALISATIONS:
+        raise bad("normalisation", f"one of {NORMALISATIONS}")
+    names = v["class_names"]
+    if not isinstance(names, list) or len(names) != 2 or not all(isinstance(c, str) and c for c in names):
+        raise bad("class_names", "a list of 2 class names")
+    if not _is_number(v["threshold"]) or not 0.0 <= v["threshold"] <= 1.0:
+        raise bad("threshold", "a number between 0 and 1")
+    for name in ("name", "engine_version"):
+        if name in v and not isinstance(v[name], str):
+            raise bad(name, "a string")
+    for name in ("training", "metrics"):
+        if name in v and not isinstance(v[name], dict):
+            raise bad(name, "a JSON object")
+
+
+def _bundle_dir(path: str | os.PathLike) -> Path:
+    """The bundle folder for a folder path or a path to its bundle.json."""
+    path = Path(path)
+    if path.name == METADATA_FILE and path.is_file():
+        return path.parent
+    return path
+
+
+def read_bundle_metadata(path: str | os.PathLike) -> BundleMetadata:
+    """Read and validate ``bundle.json`` of a bundle (JSON only; torch is not imported).
+
+    Example:
+        >>> read_bundle_metadata("models/flair-r18.fcdbundle").depth  # doctest: +SKIP
+        18
+    """
+    folder = _bundle_dir(path)
+    if not folder.exists():
+        raise FCDInputError(f"{folder}: model bundle not found")
+    if not folder.is_dir():
+        raise FCDInputError(f"{folder}: not a model bundle (expected a folder NAME{BUNDLE_SUFFIX}/)")
+    meta_path = folder / METADATA_FILE
+    if not meta_path.is_file():
+        raise FCDInputError(f"{meta_path}: missing; {folder} is not a complete model bundle")
+    try:
+        data = json.loads(meta_path.read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise FCDInputError(f"{meta_path}: corrupt JSON ({str(error).splitlines()[0]})") from None
+    return BundleMetadata.from_dict(data, source=str(meta_path))
+
+
+@dataclass
+class ModelBundle:
+    """A loaded bundle: metadata, the model (eval mode, on the requested device), its folder."""
+
+    metadata: BundleMetadata
+    model: torch.nn.Module
+    path: Path
+
+
+def _build(metadata: BundleMetadata, widen_factor: float = 1.0) -> torch.nn.Module:
+    from .models import build_resnet
+
+    return build_resnet(
+        metadata.depth,
+        in_channels=metadata.in_channels,
+        num_classes=len(metadata.class_names),
+        geometry=metadata.geometry,
+        widen_factor=widen_factor,
+    )
+
+
+def _widen_factor(state_dict: dict[str, Any]) -> float:
+    """Width of a network from its conv1 (64 filters = the standard width 1.0)."""
+    conv1 = state_dict.get("conv1.weight")
+    return conv1.shape[0] / 64 if conv1 is not None and conv1.ndim == 5 else 1.0
+
+
+def _mismatch(model: torch.nn.Module, state_dict: dict[str, Any]) -> str | None:
+    """Why ``state_dict`` does not fit ``model`` (None if it does)."""
+    target = model.state_dict()
+    missing = [k for k in target if k not in state_dict]
+    extra = [k for k in state_dict if k not in target]
+    shapes = [
+        f"{k} {tuple(state_dict[k].shape)} vs {tuple(t.shape)}"
+        for k, t in target.items()
+        if k in state_dict and tuple(state_dict[k].shape) != tuple(t.shape)
+    ]
+    for label, items in (("missing", missing), ("unexpected", extra), ("wrong shape", shapes)):
+        if items:
+            more = f" (+{len(items) - 3} more)" if len(items) > 3 else ""
+            return f"{label}: {', '.join(items[:3])}{more}"
+    return None
+
+
+def _describe(metadata: BundleMetadata) -> str:
+    return (
+        f"ResNet-{metadata.depth} ({metadata.geometry}, {metadata.in_channels} channel(s), "
+        f"{len(metadata.class_names)} classes)"
+    )
+
+
+def save_bundle(path: str | os.PathLike, model: torch.nn.Module, metadata: BundleMetadata) -> Path:
+    """Write ``model`` and ``metadata`` as a bundle folder, atomically; returns its path.
+
+    ``.fcdbundle`` is appended when ``path`` lacks it; an empty ``metadata.name`` becomes
+    the folder's stem. Everything is written to a temporary folder beside the target, then
+    renamed; an existing bundle is replaced only once the new one is complete (a folder
+    that is not a bundle is never overwritten).
+
+    Raises:
+        FCDInputError: the weights do not fit the metadata's architecture, or ``path`` is
+            an existing file or non-bundle folder.
+
+    Example:
+        >>> save_bundle("out/flair-r18", model, meta)  # doctest: +SKIP
+        PosixPath('out/flair-r18.fcdbundle')
+    """
+    import torch
+
+    path = Path(path)
+    if not path.name.endswith(BUNDLE_SUFFIX):
+        path = path.with_name(path.name + BUNDLE_SUFFIX)
+    if path.exists() and not (path.is_dir() and (path / METADATA_FILE).is_file()):
+        raise FCDInputError(f"{path}: exists and is not a model bundle; refusing to overwrite it")
+    if not metadata.name:
+        metadata = dataclasses.replace(metadata, name=path.name[: -len(BUNDLE_SUFFIX)])
+    meta_dict = metadata.to_dict()
+    state = {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
+    reason = _mismatch(_build(metadata, _widen_factor(state)), state)
+    if reason:
+        raise FCDInputError(f"{path}: model weights do not match {_describe(metadata)}: {reason}")
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.tmp-", dir=path.parent))
+    old = None
+    try:
+        torch.save(state, tmp / WEIGHTS_FILE)
+        (tmp / METADATA_FILE).write_text(json.dumps(meta_dict, indent=2) + "\n", encoding="utf-8")
+        if path.exists():
+            old = Path(tempfile.mkdtemp(prefix=f".{path.name}.old-", dir=path.parent))
+            os.replace(path, old / path.name)
+        try:
+            os.replace(tmp, path)
+        except OSError:
+            if old is not None:
+                os.replace(old / path.name, path)  # put the previous bundle back
+            raise
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+        if old is not None:
+            shutil.rmtree(old, ignore_errors=True)
+    return path
+
+
+def load_bundle(path: str | os.PathLike, device: str = "cpu") -> ModelBundle:
+    """Read a bundle and rebuild its model (eval mode) on ``device`` ("cpu", "cuda", "auto").
+
+    Raises:
+        FCDInputError: everything :func:`read_bundle_metadata` refuses, a missing,
+            truncated or corrupt ``weights.pt``, weights that do not fit the metadata.
+
+    Example:
+        >>> bundle = load_bundle("models/flair-r18.fcdbundle")  # doctest: +SKIP
+        >>> bundle.model(x).softmax(1)[0, 1]  # doctest: +SKIP
+    """
+    import torch
+
+    metadata = read_bundle_metadata(path)
+    folder = _bundle_dir(path)
+    weights_path = folder / WEIGHTS_FILE
+    if not weights_path.is_file():
+        raise FCDInputError(f"{weights_path}: missing; {folder} is not a complete model bundle")
+    try:
+        state = torch.load(weights_path, map_location="cpu", weights_only=True)
+    except Exception as error:  # truncated zip, bad pickle, unsafe content...
+        reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        raise FCDInputError(f"{weights_path}: cannot read model weights (truncated or corrupt?): {reason}") from None
+    if not isinstance(state, dict) or not all(
+        isinstance(k, str) and isinstance(v, torch.Tensor) for k, v in state.items()
+    ):
+        raise FCDInputError(f"{weights_path}: not a state_dict (a mapping of names to tensors)")
+    model = _build(metadata, _widen_factor(state))
+    reason = _mismatch(model, state)
+    if reason:
+        raise FCDInputError(f"{weights_path}: weights do not match {_describe(metadata)}: {reason}")
+    model.load_state_dict(state)
+    if device == "auto":
+        device = "cuda" if torch.cuda.is_available() else "cpu"
+    model.to(device).eval()
+    return ModelBundle(metadata=metadata, model=model, path=folder)

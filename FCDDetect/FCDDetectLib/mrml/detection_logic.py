@@ -1,0 +1,254 @@
+"""Detection on MRML nodes: engine in, heatmap volume + results table out.
+
+:class:`DetectionLogic` converts the input nodes to engine images (through
+:mod:`.conversion`), runs :func:`FCDDetectLib.detect.detect`, and only once the engine has
+succeeded adds to the scene of the input nodes:
+
+- a scalar volume node holding the heatmap on the input's exact grid (same IJK-to-RAS,
+  same parent transform), shown with the Iron colour map, window 0..1 and a lower threshold;
+- a table node with one row: probability, prediction, threshold, Heat-Score, method, model...
+
+both beside the input in the subject hierarchy. Any failure leaves the scene as it was.
+The scene always comes from the nodes given (never ``slicer.mrmlScene``), so this runs on
+the ``slicer-core`` wheel as well as in the application.
+
+Example (Slicer Python console)::
+
+    from FCDDetectLib.mrml.detection_logic import DetectionLogic
+    out = DetectionLogic().process([getNode("FLAIR")], "/models/flair.fcdbundle",
+                                   segmentation_node=getNode("Lesion"), segment_id="Segment_1")
+    print(out.probability, out.prediction, out.heat_score)
+    out.heatmap_node, out.table_node
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import vtk
+
+from ..errors import FCDInputError
+from .conversion import (
+    image_from_volume_node,
+    mask_from_segment,
+    mask_from_volume_node,
+    new_volume_node,
+    node_label,
+)
+
+IRON_COLOR_NODE_ID = "vtkMRMLColorTableNodeIron"
+DEFAULT_LOWER_THRESHOLD = 0.2
+DEFAULT_OPACITY = 0.5
+
+
+@dataclass
+class DetectionNodes:
+    """What :meth:`DetectionLogic.process` made: the engine's result and the new nodes."""
+
+    result: Any  # FCDDetectLib.detect.DetectionResult
+    heatmap_node: Any  # vtkMRMLScalarVolumeNode
+    table_node: Any  # vtkMRMLTableNode
+
+    @property
+    def probability(self) -> float:
+        return self.result.probability
+
+    @property
+    def prediction(self) -> str:
+        return self.result.prediction
+
+    @property
+    def heat_score(self) -> float | None:
+        return self.result.heat_score
+
+    def summary(self) -> str:
+        """One line for the panel: prediction, probability and Heat-Score."""
+        heat = "n/a (no lesion segment)" if self.heat_score is None else f"{self.heat_score:.2f}"
+        return (
+            f"{self.prediction.upper()}  p(FCD) = {self.probability:.3f} (threshold {self.result.threshold:.2f})"
+            f"  Heat-Score = {heat}"
+        )
+
+
+def model_modalities(model: Any) -> list[str]:
+    """Modalities a bundle expects, read from its metadata (no torch needed for a path)."""
+    metadata = getattr(model, "metadata", None)
+    if metadata is None:
+        from ..bundle import read_bundle_metadata
+
+        metadata = read_bundle_metadata(model)
+    return list(metadata.modalities)
+
+
+class DetectionLogic:
+    """Runs FCD detection on volume nodes and builds the output nodes (no Qt, no slicer.app).
+
+    ``lower_threshold`` hides heatmap values below it in the slice views; ``opacity`` is
+    the foreground opacity used by :meth:`show_in_slice_views`.
+    """
+
+    def __init__(self, lower_threshold: float = DEFAULT_LOWER_THRESHOLD, opacity: float = DEFAULT_OPACITY):
+        self.lower_threshold = float(lower_threshold)
+        self.opacity = float(opacity)
+
+    # -- inputs ---------------------------------------------------------------------------------
+    def _check_inputs(self, input_nodes: Sequence[Any], model: Any) -> list[Any]:
+        if input_nodes is None or not isinstance(input_nodes, (list, tuple)):
+            input_nodes = [input_nodes]
+        nodes = [node for node in input_nodes if node is not None]
+        if not nodes:
+            raise FCDInputError("no input volume selected")
+        if isinstance(model, (str, Path)) and not Path(model).exists():
+            raise FCDInputError(f"model {model}: no such bundle")
+        modalities = model_modalities(model)
+        if len(nodes) != len(modalities):
+            names = ", ".join(node_label(n) for n in nodes)
+            raise FCDInputError(
+                f"model expects {len(modalities)} volume(s) ({', '.join(modalities)}), "
+                f"got {len(nodes)}: {names}"
+            )
+        scenes = {id(node.GetScene()) for node in nodes}
+        if None in (node.GetScene() for node in nodes) or len(scenes) != 1:
+            raise FCDInputError("input volumes must belong to one MRML scene")
+        return nodes
+
+    # -- main entry -----------------------------------------------------------------------------
+    def process(
+        self,
+        input_nodes: Sequence[Any] | Any,
+        model: Any,
+        method: str = "gradcam",
+        device: str = "auto",
+        segmentation_node: Any = None,
+        segment_id: str | None = None,
+        brain_mask_node: Any = None,
+        target_class: str = "fcd",
+        name: str | None = None,
+    ) -> DetectionNodes:
+        """Detect FCD on ``input_nodes`` (in the model's modality order) with ``model``.
+
+        ``model`` is a ``.fcdbundle`` path or a loaded ``ModelBundle``. With a segmentation
+        node and a segment ID, the Heat-Score of the heatmap against that segment is computed
+        (a segment on another grid is resampled and the table says so). ``brain_mask_node``
+        (label map or scalar volume) restricts the Heat-Score background. Raises
+        :class:`FCDInputError` for bad input; nothing is added to the scene then.
+        """
+        from ..detect import detect
+
+        nodes = self._check_inputs(input_nodes, model)
+        images = [image_from_volume_node(node) for node in nodes]
+        roi = None
+        if segmentation_node is not None or segment_id:
+            roi = mask_from_segment(segmentation_node, segment_id or "", reference=images[0])
+        mask = mask_from_volume_node(brain_mask_node) if brain_mask_node is not None else None
+        result = detect(model, images, roi=roi, brain_mask=mask, method=method, device=device,
+                        target_class=target_class)
+        return self.create_nodes(nodes[0], result, name=name)
+
+    # -- outputs --------------------------------------------------------------------------------
+    def create_nodes(self, input_node: Any, result: Any, name: str | None = None) -> DetectionNodes:
+        """Heatmap volume + table for ``result`` beside ``input_node``; all or nothing."""
+        from ..image_io import Image
+
+        scene = input_node.GetScene()
+        base = name or f"{input_node.GetName()} FCD {result.method}"
+        heatmap = np.asarray(result.heatmap, dtype=np.float32)
+        expected = input_node.GetImageData().GetDimensions()
+        if heatmap.shape != tuple(expected):
+            raise FCDInputError(f"{node_label(input_node)}: heatmap shape {heatmap.shape} != volume {expected}")
+        created: list[Any] = []
+        try:
+            heat_node = new_volume_node(scene, Image(heatmap, np.eye(4)), f"{base} heatmap")
+            created.append(heat_node)
+            ijk_to_ras = vtk.vtkMatrix4x4()
+            input_node.GetIJKToRASMatrix(ijk_to_ras)
+            heat_node.SetIJKToRASMatrix(ijk_to_ras)  # exactly the input's grid
+            heat_node.SetAndObserveTransformNodeID(input_node.GetTransformNodeID())
+            created.extend(self._display(heat_node))
+            table_node = self._table(scene, result, f"{base} results", input_node)
+            created.append(table_node)
+            place_beside(input_node, [heat_node, table_node])
+        except Exception:
+            for node in reversed(created):
+                if node.GetScene() is scene:
+                    scene.RemoveNode(node)
+            raise
+        return DetectionNodes(result=result, heatmap_node=heat_node, table_node=table_node)
+
+    def _display(self, heat_node: Any) -> list[Any]:
+        """Iron colour map, window 0..1, values below the lower threshold hidden."""
+        scene = heat_node.GetScene()
+        display = scene.AddNewNodeByClass("vtkMRMLScalarVolumeDisplayNode")
+        made = [display]
+        color = scene.GetNodeByID(IRON_COLOR_NODE_ID)
+        if color is None:  # a bare scene without the default colour nodes
+            color = scene.AddNewNodeByClass("vtkMRMLColorTableNode", "Iron")
+            color.SetTypeToIron()
+            made.append(color)
+        display.SetAndObserveColorNodeID(color.GetID())
+        display.AutoWindowLevelOff()
+        display.SetWindowLevelMinMax(0.0, 1.0)
+        display.AutoThresholdOff()
+        display.SetThreshold(self.lower_threshold, 1.0)
+        display.ApplyThresholdOn()
+        heat_node.SetAndObserveDisplayNodeID(display.GetID())
+        return made
+
+    def _table(self, scene: Any, result: Any, name: str, input_node: Any) -> Any:
+        """A one-row table: the numbers the panel shows, saved with the scene."""
+        details = result.heat_score_details
+        heat = math.nan if result.heat_score is None else float(result.heat_score)
+        rows: list[tuple[str, Any]] = [
+            ("input", input_node.GetName()),
+            ("model", str(result.model)),
+            ("method", str(result.method)),
+            ("probability", float(result.probability)),
+            ("prediction", str(result.prediction)),
+            ("threshold", float(result.threshold)),
+            ("heat_score", heat),
+            ("roi_voxels", float(details.roi_voxels) if details else math.nan),
+            ("roi_resampled", str(bool(details.roi_resampled)) if details else ""),
+            ("seconds", float(result.seconds)),
+        ]
+        table_node = scene.AddNewNodeByClass("vtkMRMLTableNode", name)
+        for column, value in rows:
+            array = vtk.vtkDoubleArray() if isinstance(value, float) else vtk.vtkStringArray()
+            array.SetName(column)
+            array.InsertNextValue(value)
+            table_node.AddColumn(array)
+        return table_node
+
+    def show_in_slice_views(self, background_node: Any, heat_node: Any, opacity: float | None = None) -> None:
+        """Pure-MRML part of the overlay: every slice composite node shows the heatmap as
+        foreground over ``background_node`` (the Qt module uses setSliceViewerLayers)."""
+        scene = heat_node.GetScene()
+        opacity = self.opacity if opacity is None else float(opacity)
+        composites = scene.GetNodesByClass("vtkMRMLSliceCompositeNode")
+        for i in range(composites.GetNumberOfItems()):
+            composite = composites.GetItemAsObject(i)
+            composite.SetBackgroundVolumeID(background_node.GetID())
+            composite.SetForegroundVolumeID(heat_node.GetID())
+            composite.SetForegroundOpacity(opacity)
+
+
+def place_beside(input_node: Any, new_nodes: Sequence[Any]) -> None:
+    """Put ``new_nodes`` under the input's parent item in the subject hierarchy."""
+    from slicer import vtkMRMLSubjectHierarchyNode
+
+    shn = vtkMRMLSubjectHierarchyNode.GetSubjectHierarchyNode(input_node.GetScene())
+    if shn is None:
+        return
+    input_item = shn.GetItemByDataNode(input_node)
+    # Without the application's SH plugins (slicer-core) data nodes may have no item yet.
+    parent = (shn.GetItemParent(input_item) if input_item else 0) or shn.GetSceneItemID()
+    for node in new_nodes:
+        item = shn.GetItemByDataNode(node)
+        if item:
+            shn.SetItemParent(item, parent)
+        else:
+            shn.CreateItem(parent, node)

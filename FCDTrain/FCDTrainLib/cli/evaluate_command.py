@@ -1,0 +1,38 @@
+"""``fcd evaluate``: recompute a finished run's metrics, or test it on an external dataset.
+
+Example:
+    $ fcd evaluate --run runs/r18-flair                       # the run's own test folds
+    $ fcd evaluate --run runs/r18-flair --data other-centre/  # every subject through every fold
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    """Add the ``evaluate`` sub-command."""
+    parser = subparsers.add_parser(
+        "evaluate",
+        help="recompute a run's test metrics, or evaluate its fold models on an external dataset",
+        description="Without --data: each fold's bundle on its own test fold. With --data: every subject "
+        "through every fold's bundle, per fold and as an ensemble (mean probability; mean Heat-Score). "
+        "Writes predictions.csv and metrics.json to --out (default RUN/evaluation[-NAME]).",
+    )
+    parser.add_argument("--run", required=True, help="a training run folder (fcd train --out)")
+    parser.add_argument("--data", help="external dataset folder or CSV manifest")
+    parser.add_argument("--out", help="output folder")
+    parser.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
+    parser.add_argument("--method", choices=["gradcam", "gradcam++", "smoothgrad"],
+                        help="explanation method for the Heat-Score (default: the run's)")
+    parser.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Evaluate; prints the report as JSON."""
+    from ..evaluate import evaluate_run
+
+    report = evaluate_run(args.run, data=args.data, out=args.out, device=args.device, method=args.method)
+    print(json.dumps(report, indent=2))
+    return 0

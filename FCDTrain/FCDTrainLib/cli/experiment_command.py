@@ -1,0 +1,48 @@
+"""``fcd experiment``: the paper's grid (depths x transfer strategies x modalities) and its tables.
+
+Example:
+    $ fcd experiment --data ds004199/ --out exp/ --depths 18 50 --pretrained none medicalnet23 \\
+          --modalities flair --weights-dir medicalnet/
+    {"paths": {"csv": "exp/results.csv", "markdown": "exp/results.md", ...}, ...}
+
+Finished runs are skipped and unfinished ones resume, so the same command continues an
+interrupted experiment.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+from .train_command import PRETRAINED_CHOICES, add_training_options, config_from_args
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    """Add the ``experiment`` sub-command."""
+    parser = subparsers.add_parser(
+        "experiment",
+        help="run the grid of models x transfer strategies x modalities and write the paper's tables",
+        description="One fcd train run per grid point under OUT/runs/, then OUT/results.csv, results.md "
+        "(mean ± std over folds, paired t-tests against no transfer) and results.png.",
+    )
+    parser.add_argument("--data", required=True, help="dataset folder (ds004199 layout) or CSV manifest")
+    parser.add_argument("--out", required=True, help="experiment folder (created; reused to resume)")
+    parser.add_argument("--depths", type=int, nargs="+", default=[18, 34, 50], choices=[18, 34, 50])
+    parser.add_argument("--pretrained", nargs="+", default=PRETRAINED_CHOICES, choices=PRETRAINED_CHOICES)
+    parser.add_argument("--modalities", nargs="+", default=["t1", "flair"], choices=["t1", "flair", "t1+flair"])
+    parser.add_argument("--weights-dir", help="folder with MedicalNet files under their official names "
+                        "(resnet_18.pth, resnet_18_23dataset.pth, ...)")
+    add_training_options(parser)
+    parser.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Run the grid; prints the report paths and the summary table as JSON."""
+    from ..experiment import run_experiment
+
+    base = config_from_args(args)
+    result = run_experiment(base, args.out, depths=args.depths, pretrained=args.pretrained,
+                            modalities=args.modalities, weights_dir=args.weights_dir,
+                            progress=not args.no_progress)
+    print(json.dumps(result, indent=2))
+    return 0

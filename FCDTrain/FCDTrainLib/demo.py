@@ -1,0 +1,160 @@
+"""``fcd demo``: the whole method on a fresh machine, in minutes, on the CPU.
+
+1. generate a small synthetic FCD-II cohort (ds004199 layout, real MNI152 anatomy);
+2. train a ResNet-18 on one fold (the others never see its test subjects);
+3. run detection with Grad-CAM on the held-out subjects: heatmap, result.json and an
+   overlay PNG per subject;
+4. write ``summary.json``: held-out accuracy, ROC-AUC and the mean Heat-Score of the
+   held-out patients.
+
+Each step resumes: an existing cohort, a finished training fold, or a subject already
+detected are kept, so an interrupted demo picks up where it stopped.
+
+Example:
+    >>> from FCDTrainLib.demo import run_demo
+    >>> summary = run_demo("demo-output")  # doctest: +SKIP
+    >>> summary["held_out"]["roc_auc"]  # doctest: +SKIP
+    0.94
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from FCDDetectLib.image_io import load_image, load_mask, write_json_atomic
+
+
+@dataclass
+class DemoOptions:
+    """Knobs of the demo; the defaults fit in about 10 minutes on 2 CPU cores."""
+
+    subjects: int = 48
+    seed: int = 0
+    subtlety: float = 0.3
+    folds: int = 4
+    max_epochs: int = 25
+    depth: int = 18
+    geometry: str = "medicalnet"
+    spacing: tuple[float, float, float] = (4.0, 4.0, 4.0)
+    shape: tuple[int, int, int] = (48, 56, 48)
+    batch_size: int = 8
+    lr: float = 1e-3
+    device: str = "auto"
+    method: str = "gradcam"
+
+
+def _cohort(out: Path, options: DemoOptions) -> Path:
+    from tqdm import tqdm
+
+    from .data.synth import synth_cohort
+
+    cohort = out / "cohort"
+    if (cohort / "participants.tsv").is_file():
+        print(f"cohort: reusing {cohort}")
+        return cohort
+    with tqdm(total=options.subjects, desc="synthetic cohort", unit="subject") as bar:
+        synth_cohort(cohort, options.subjects, seed=options.seed, size="small", subtlety=options.subtlety,
+                     progress=lambda done, total: bar.update(done - bar.n))
+    return cohort
+
+
+def _train(cohort: Path, out: Path, options: DemoOptions) -> tuple[Path, list[str]]:
+    from .run_config import RunConfig
+    from .train_run import fold_dir, train_run
+
+    config = RunConfig(
+        data=str(cohort), depth=options.depth, geometry=options.geometry, modality="flair",
+        folds=options.folds, seed=options.seed, max_epochs=options.max_epochs, lr=options.lr,
+        batch_size=options.batch_size, spacing=list(options.spacing), shape=list(options.shape),
+        device=options.device,
+    )
+    run = out / "run"
+    train_run(config, run, only_fold=0)
+    folds = json.loads((run / "folds.json").read_text())
+    return fold_dir(run, 0) / "model.fcdbundle", list(folds[0]["test"])
+
+
+def _detect_held_out(cohort: Path, bundle: Path, held_out: list[str], out: Path,
+                     options: DemoOptions) -> list[dict[str, Any]]:
+    from tqdm import tqdm
+
+    from FCDDetectLib.detect import detect, write_detection
+
+    from .data import load_dataset
+    from .overlay import render_overlay
+
+    subjects = {s.subject_id: s for s in load_dataset(cohort).subjects}
+    rows = []
+    for subject_id in tqdm(held_out, desc="detection (held-out)", unit="subject"):
+        subject = subjects[subject_id]
+        folder = out / "subjects" / subject_id
+        if (folder / "result.json").is_file() and (folder / "overlay.png").is_file():
+            result_json = json.loads((folder / "result.json").read_text())
+        else:
+            result = detect(bundle, [subject.images["flair"]], roi=subject.roi, method=options.method,
+                            device=options.device)
+            write_detection(result, folder)
+            roi = load_mask(subject.roi).array if subject.roi else None
+            if roi is not None and roi.shape != result.heatmap.shape:
+                roi = None  # an ROI on another grid is scored, not drawn
+            render_overlay(load_image(subject.images["flair"]), folder / "overlay.png", heatmap=result.heatmap,
+                           roi=roi, title=f"{subject_id} ({'FCD' if subject.label else 'control'}): "
+                           f"p(FCD)={result.probability:.2f}"
+                           + (f", Heat-Score={result.heat_score:.2f}" if result.heat_score is not None else ""))
+            result_json = result.to_json()
+        rows.append({"subject": subject_id, "label": subject.label, **result_json})
+    return rows
+
+
+def summarise(rows: list[dict[str, Any]]) -> dict[str, Any]:
+    """Held-out accuracy, ROC-AUC (scikit-learn) and mean Heat-Score of the patients."""
+    import numpy as np
+    from sklearn.metrics import accuracy_score, roc_auc_score
+
+    labels = [r["label"] for r in rows]
+    probabilities = [r["probability"] for r in rows]
+    predictions = [int(r["prediction"] == "fcd") for r in rows]
+    scores = [r["heat_score"] for r in rows if r["label"] == 1 and r["heat_score"] is not None]
+    return {
+        "subjects": len(rows),
+        "patients": int(sum(labels)),
+        "controls": int(len(labels) - sum(labels)),
+        "accuracy": float(accuracy_score(labels, predictions)),
+        "roc_auc": float(roc_auc_score(labels, probabilities)) if len(set(labels)) == 2 else None,
+        "heat_score_mean": float(np.mean(scores)) if scores else None,
+        "heat_score_std": float(np.std(scores)) if scores else None,
+        "heat_score_above_1": int(sum(s > 1 for s in scores)),
+    }
+
+
+def run_demo(out: str | Path = "demo-output", options: DemoOptions | None = None) -> dict[str, Any]:
+    """Run (or resume) the demo into ``out``; returns and writes ``summary.json``."""
+    options = options or DemoOptions()
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    started = time.perf_counter()
+    cohort = _cohort(out, options)
+    trained_bundle, held_out = _train(cohort, out, options)
+    bundle = out / "model.fcdbundle"
+    if not bundle.exists():
+        tmp = out / ".model.fcdbundle.tmp"
+        shutil.rmtree(tmp, ignore_errors=True)
+        shutil.copytree(trained_bundle, tmp)
+        tmp.rename(bundle)
+    rows = _detect_held_out(cohort, bundle, held_out, out, options)
+    summary = {
+        "held_out": summarise(rows),
+        "per_subject": rows,
+        "training": json.loads((out / "run" / "fold-0" / "metrics.json").read_text()),
+        "options": {k: list(v) if isinstance(v, tuple) else v for k, v in vars(options).items()},
+        "seconds": round(time.perf_counter() - started, 1),
+        "note": "synthetic data: figures show the pipeline learns planted FCD-like lesions, "
+        "not clinical performance",
+    }
+    write_json_atomic(out / "summary.json", summary)
+    return summary

@@ -1,0 +1,130 @@
+"""Recompute the metrics of a finished run, on its own test folds or on an external set.
+
+Without ``data``: each fold's bundle is tested again on that fold's test subjects
+(``RUN/folds.json``), which re-checks the saved bundles and regenerates the numbers.
+
+With ``data`` (an external dataset, folder or CSV manifest): every subject goes through
+every fold's model. Reported per fold (accuracy, ROC-AUC, Heat-Score) with mean +/- std
+over folds, and for the ensemble: the mean of the folds' FCD probabilities (thresholded
+at 0.5) and, per patient, the mean of the folds' Heat-Scores.
+
+Results go to ``OUT`` (default ``RUN/evaluation`` or ``RUN/evaluation-<data name>``):
+``predictions.csv`` and ``metrics.json``.
+
+Example:
+    >>> report = evaluate_run("runs/r18-flair", data="external-cohort/")  # doctest: +SKIP
+    >>> report["ensemble"]["accuracy"], report["folds_summary"]["accuracy"]["mean"]  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from FCDDetectLib.errors import FCDInputError
+
+
+def _bundles(run_dir: Path, n_folds: int) -> dict[int, Path]:
+    found = {k: run_dir / f"fold-{k}" / "model.fcdbundle" for k in range(n_folds)}
+    found = {k: p for k, p in found.items() if (p / "bundle.json").is_file()}
+    if not found:
+        raise FCDInputError(f"{run_dir}: no fold has a model bundle yet (fold-K/model.fcdbundle); train first")
+    return found
+
+
+def _summary(per_fold: dict[int, dict[str, Any]]) -> dict[str, Any]:
+    from .stats import mean_std
+
+    out = {}
+    for metric in ("accuracy", "roc_auc", "heat_score"):
+        mean, std, n = mean_std(m.get(metric) for m in per_fold.values())
+        out[metric] = {"mean": mean, "std": std, "n": n}
+    return out
+
+
+def _csv(rows: list[dict[str, Any]], columns: list[str]) -> str:
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=columns, extrasaction="ignore", lineterminator="\n")
+    writer.writeheader()
+    for row in rows:
+        writer.writerow({k: ("" if row.get(k) is None else row.get(k)) for k in columns})
+    return buffer.getvalue()
+
+
+def evaluate_run(run_dir: str | Path, data: str | Path | None = None, out: str | Path | None = None,
+                 device: str = "auto", method: str | None = None) -> dict[str, Any]:
+    """Evaluate every fold bundle of ``run_dir``; see the module docstring. Returns the report."""
+    from FCDDetectLib.bundle import load_bundle
+    from FCDDetectLib.image_io import write_json_atomic, write_text_atomic
+
+    from .cache import VolumeCache
+    from .data import load_dataset
+    from .fold_eval import classification_metrics, evaluate_subjects, summarise_heat
+    from .run_config import load_config
+    from .train_run import resolve_device, select_subjects
+
+    run_dir = Path(run_dir)
+    config = load_config(run_dir)
+    method = method or config.explain_method
+    device = resolve_device(device)
+    bundles = _bundles(run_dir, config.folds)
+    dataset = load_dataset(data if data is not None else config.data)
+    subjects, skipped = select_subjects(dataset, config)
+    by_id = {s.subject_id: s for s in subjects}
+    if data is None:
+        folds_path = run_dir / "folds.json"
+        if not folds_path.is_file():
+            raise FCDInputError(f"{folds_path}: not found; is {run_dir} a training run folder?")
+        test_sets = {f["fold"]: f["test"] for f in json.loads(folds_path.read_text(encoding="utf-8"))}
+        missing = sorted({i for ids in test_sets.values() for i in ids} - set(by_id))
+        if missing:
+            raise FCDInputError(f"{config.data}: test subjects of the run are gone: {', '.join(missing[:5])}")
+    elif not subjects:
+        raise FCDInputError(f"{data}: no subject has the run's modalities ({config.modality})")
+    cache = VolumeCache(run_dir / "cache", config.spacing, config.shape, config.modalities)
+
+    per_fold: dict[int, dict[str, Any]] = {}
+    rows: list[dict[str, Any]] = []
+    by_subject: dict[str, dict[str, Any]] = {}
+    for fold, path in sorted(bundles.items()):
+        bundle = load_bundle(path, device=device)
+        fold_subjects = [by_id[i] for i in test_sets[fold]] if data is None else subjects
+        fold_rows, metrics = evaluate_subjects(bundle, fold_subjects, cache, device=device, method=method,
+                                               batch_size=config.batch_size)
+        per_fold[fold] = metrics
+        for row in fold_rows:
+            rows.append({"fold": fold, **row})
+            entry = by_subject.setdefault(row["subject"], {"subject": row["subject"], "label": row["label"],
+                                                           "probs": [], "heats": []})
+            entry["probs"].append(row["probability"])
+            if row["heat_score"] is not None:
+                entry["heats"].append(row["heat_score"])
+    report: dict[str, Any] = {
+        "run": str(run_dir), "data": str(data if data is not None else config.data),
+        "external": data is not None, "method": method, "skipped": skipped,
+        "folds": {str(k): v for k, v in per_fold.items()}, "folds_summary": _summary(per_fold),
+    }
+    columns = ["fold", "subject", "label", "probability", "prediction", "heat_score"]
+    if data is not None:
+        ensemble_rows = []
+        for entry in by_subject.values():
+            prob = float(np.mean(entry["probs"]))
+            ensemble_rows.append({"fold": "ensemble", "subject": entry["subject"], "label": entry["label"],
+                                  "probability": prob, "prediction": int(prob >= 0.5),
+                                  "heat_score": float(np.mean(entry["heats"])) if entry["heats"] else None})
+        ensemble = classification_metrics([r["label"] for r in ensemble_rows],
+                                          [r["probability"] for r in ensemble_rows])
+        ensemble.update(summarise_heat({r["subject"]: r["heat_score"] for r in ensemble_rows}))
+        report["ensemble"] = ensemble
+        rows.extend(ensemble_rows)
+    name = "evaluation" if data is None else f"evaluation-{Path(str(data)).stem or 'external'}"
+    out_dir = Path(out) if out is not None else run_dir / name
+    out_dir.mkdir(parents=True, exist_ok=True)
+    write_text_atomic(out_dir / "predictions.csv", _csv(rows, columns))
+    write_json_atomic(out_dir / "metrics.json", report)
+    report["out"] = str(out_dir)
+    return report

@@ -1,0 +1,132 @@
+"""A child process that can be stopped with everything it started (the whole process tree).
+
+Training runs in its own process (never in Slicer's GUI thread). On POSIX the child is
+started in a new session, so :meth:`TreeProcess.stop` can signal its whole process group
+(``os.killpg``): SIGTERM first, SIGKILL if it has not ended after a grace period. On
+Windows it is started in a new process group and stopped with ``taskkill /T /F``.
+The output (stdout and stderr merged) is collected line by line by a reader thread;
+:meth:`TreeProcess.read_lines` returns what arrived since the last call.
+
+Example:
+    >>> import sys
+    >>> proc = TreeProcess([sys.executable, "-c", "print('hello')"])
+    >>> proc.start()
+    >>> proc.wait(timeout=30)
+    0
+    >>> proc.read_lines()
+    ['hello']
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import threading
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+_MAX_KEPT_LINES = 5000
+
+
+class TreeProcess:
+    """``subprocess.Popen`` wrapper: new process group, line reader, tree kill."""
+
+    def __init__(self, command: Sequence[str], env: Mapping[str, str] | None = None,
+                 cwd: str | Path | None = None) -> None:
+        self.command = [str(c) for c in command]
+        self.env = dict(env) if env is not None else None
+        self.cwd = str(cwd) if cwd is not None else None
+        self.popen: subprocess.Popen | None = None
+        self._lines: list[str] = []
+        self._all: list[str] = []
+        self._lock = threading.Lock()
+        self._reader: threading.Thread | None = None
+        self.stopped = False
+
+    def start(self) -> None:
+        """Start the process; raises RuntimeError if this one is already running."""
+        if self.running:
+            raise RuntimeError("process already running")
+        kwargs: dict = {}
+        if sys.platform == "win32":
+            kwargs["creationflags"] = subprocess.CREATE_NEW_PROCESS_GROUP
+        else:
+            kwargs["start_new_session"] = True
+        self.stopped = False
+        self.popen = subprocess.Popen(
+            self.command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+            env=self.env, cwd=self.cwd, text=True, encoding="utf-8", errors="replace", bufsize=1, **kwargs,
+        )
+        self._reader = threading.Thread(target=self._read, name="fcd-train-output", daemon=True)
+        self._reader.start()
+
+    def _read(self) -> None:
+        assert self.popen is not None and self.popen.stdout is not None
+        for raw in self.popen.stdout:
+            for line in raw.replace("\r", "\n").splitlines():
+                if line.strip():
+                    with self._lock:
+                        self._lines.append(line)
+                        self._all.append(line)
+                        del self._all[:-_MAX_KEPT_LINES]
+
+    @property
+    def pid(self) -> int | None:
+        return self.popen.pid if self.popen is not None else None
+
+    @property
+    def running(self) -> bool:
+        return self.popen is not None and self.popen.poll() is None
+
+    @property
+    def returncode(self) -> int | None:
+        return self.popen.poll() if self.popen is not None else None
+
+    def read_lines(self) -> list[str]:
+        """Output lines that arrived since the previous call."""
+        with self._lock:
+            lines, self._lines = self._lines, []
+        return lines
+
+    def tail(self, count: int = 20) -> list[str]:
+        """The last ``count`` output lines (kept even after :meth:`read_lines`)."""
+        with self._lock:
+            return list(self._all[-count:])
+
+    def wait(self, timeout: float | None = None) -> int | None:
+        """Wait for the end; returns the exit code (None if still running after ``timeout``)."""
+        if self.popen is None:
+            return None
+        try:
+            code = self.popen.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            return None
+        if self._reader is not None:
+            self._reader.join(timeout=5)
+        return code
+
+    def stop(self, grace_seconds: float = 10.0) -> int | None:
+        """Kill the process and all its children; returns the exit code."""
+        if self.popen is None:
+            return None
+        self.stopped = True
+        if self.popen.poll() is not None:
+            return self.wait()
+        if sys.platform == "win32":
+            subprocess.run(["taskkill", "/F", "/T", "/PID", str(self.popen.pid)],
+                           capture_output=True, check=False)
+            return self.wait(timeout=grace_seconds)
+        group = os.getpgid(self.popen.pid)
+        _signal_group(group, signal.SIGTERM)
+        code = self.wait(timeout=grace_seconds)
+        _signal_group(group, signal.SIGKILL)  # children that ignored SIGTERM, or a stuck parent
+        return code if code is not None else self.wait()
+
+
+def _signal_group(group: int, sig: int) -> None:
+    try:
+        os.killpg(group, sig)
+    except (ProcessLookupError, PermissionError):
+        pass

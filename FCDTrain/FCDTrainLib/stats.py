@@ -1,0 +1,102 @@
+"""Experiment statistics: mean +/- std over folds and paired t-tests against no transfer.
+
+Input is one row per run and fold (``depth``, ``pretrained``, ``modality``, ``fold``,
+``accuracy``, ``roc_auc``, ``heat_score``). :func:`summarise` gives one row per
+model x strategy x modality, the layout of the paper's Tables 1 and 2. The standard
+deviation is the sample one (``ddof=1``). Each transfer strategy is compared with
+``none`` of the same depth and modality by a paired t-test over the folds they share
+(``scipy.stats.ttest_rel``; folds pair up because every run of an experiment uses the
+same seed, hence the same splits).
+
+Example:
+    >>> rows = [dict(depth=18, pretrained=p, modality="flair", fold=f, accuracy=a, roc_auc=0.8, heat_score=h)
+    ...         for p, accs, hs in (("none", (0.6, 0.7, 0.65), (1.0, 1.2, 1.1)),
+    ...                             ("medicalnet23", (0.8, 0.75, 0.85), (2.0, 2.5, 2.2)))
+    ...         for f, (a, h) in enumerate(zip(accs, hs))]
+    >>> table = summarise(rows)
+    >>> round(table[1]["accuracy_mean"], 3), table[1]["p_accuracy"] < 0.05
+    (0.8, True)
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable
+from typing import Any
+
+import numpy as np
+
+METRICS = ("accuracy", "roc_auc", "heat_score")
+STRATEGY_ORDER = ("none", "medicalnet8", "medicalnet23")
+KEY = ("depth", "pretrained", "modality")
+
+
+def _finite(value: Any) -> float | None:
+    if value is None:
+        return None
+    value = float(value)
+    return value if math.isfinite(value) else None
+
+
+def mean_std(values: Iterable[Any]) -> tuple[float | None, float | None, int]:
+    """Mean and sample standard deviation (ddof=1) of the finite values, and their count."""
+    clean = [v for v in (_finite(x) for x in values) if v is not None]
+    if not clean:
+        return None, None, 0
+    array = np.asarray(clean, dtype=np.float64)
+    std = float(array.std(ddof=1)) if array.size > 1 else None
+    return float(array.mean()), std, int(array.size)
+
+
+def paired_ttest(a: dict[int, Any], b: dict[int, Any]) -> float | None:
+    """Two-sided paired t-test p-value of ``a`` vs ``b`` (fold -> value) over shared folds.
+
+    None when fewer than two folds pair up or the p-value is undefined (identical values).
+    """
+    from scipy.stats import ttest_rel
+
+    folds = sorted(f for f in set(a) & set(b) if _finite(a[f]) is not None and _finite(b[f]) is not None)
+    if len(folds) < 2:
+        return None
+    result = ttest_rel([float(a[f]) for f in folds], [float(b[f]) for f in folds])
+    p = float(result.pvalue)
+    return p if math.isfinite(p) else None
+
+
+def _sort_key(key: tuple) -> tuple:
+    depth, pretrained, modality = key
+    order = STRATEGY_ORDER.index(pretrained) if pretrained in STRATEGY_ORDER else len(STRATEGY_ORDER)
+    return (modality, -int(depth), order, pretrained)
+
+
+def summarise(fold_rows: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
+    """One summary row per (depth, pretrained, modality), sorted like the paper's tables.
+
+    Each row has ``n_folds``, ``<metric>_mean``, ``<metric>_std`` for accuracy, roc_auc
+    and heat_score, and for a transfer strategy ``p_accuracy``, ``p_roc_auc`` and
+    ``p_heat_score`` against ``none`` (None for ``none`` itself or without a partner).
+    """
+    groups: dict[tuple, dict[str, dict[int, Any]]] = {}
+    for row in fold_rows:
+        key = (int(row["depth"]), str(row["pretrained"]), str(row["modality"]))
+        per_metric = groups.setdefault(key, {m: {} for m in METRICS})
+        for metric in METRICS:
+            per_metric[metric][int(row["fold"])] = row.get(metric)
+    table = []
+    for key in sorted(groups, key=_sort_key):
+        depth, pretrained, modality = key
+        per_metric = groups[key]
+        out: dict[str, Any] = {"depth": depth, "pretrained": pretrained, "modality": modality,
+                               "n_folds": len(per_metric["accuracy"])}
+        for metric in METRICS:
+            mean, std, _ = mean_std(per_metric[metric].values())
+            out[f"{metric}_mean"] = mean
+            out[f"{metric}_std"] = std
+        baseline = groups.get((depth, "none", modality))
+        for metric in METRICS:
+            out[f"p_{metric}"] = (
+                paired_ttest(per_metric[metric], baseline[metric])
+                if baseline is not None and pretrained != "none" else None
+            )
+        table.append(out)
+    return table

@@ -1,0 +1,237 @@
+"""A whole training run (``fcd train``): data, folds, cache, every fold, results.
+
+Layout of ``RUN/``::
+
+    config.json            every option that shapes the results (refuse-to-mix check)
+    folds.json             subject ids of each fold's train / val / test parts
+    skipped.json           subjects left out (missing modality, other protocol) and why
+    events.jsonl           progress, one JSON object per line
+    cache/<key>/*.npy      preprocessed inputs (model grid), made once
+    fold-K/checkpoint.pt   last committed epoch (deleted when the fold is done)
+    fold-K/model.fcdbundle best validation epoch, loadable by ``fcd detect``
+    fold-K/predictions.csv test-fold subject, label, probability, prediction, heat_score
+    fold-K/metrics.json    accuracy, ROC-AUC, Heat-Score... (written last: marks the fold done)
+    summary.json           per-fold metrics and mean/std, once every fold is done
+
+Example:
+    >>> from FCDTrainLib.run_config import RunConfig
+    >>> summary = train_run(RunConfig(data="cohort/", depth=18, max_epochs=3), "runs/r18")  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from FCDDetectLib.errors import FCDInputError
+from FCDDetectLib.image_io import write_json_atomic, write_text_atomic
+
+from .events import EventLog
+from .folds import FoldSplit, make_folds
+from .run_config import RunConfig, check_same_run, file_sha256, write_config
+
+
+def select_subjects(dataset: Any, config: RunConfig) -> tuple[list[Any], list[str]]:
+    """Subjects usable by ``config`` and the reasons others were skipped.
+
+    A subject lacking one of the run's modalities (e.g. no FLAIR with ``t1+flair``) is
+    skipped with a warning; ``--protocol`` keeps only subjects of that protocol.
+    """
+    kept, skipped = [], []
+    for subject in dataset.subjects:
+        missing = [m for m in config.modalities if m not in subject.images or subject.images[m] is None]
+        if missing:
+            skipped.append(f"{subject.subject_id}: skipped, no {' and no '.join(missing)} image")
+        elif config.protocol is not None and subject.protocol != config.protocol:
+            skipped.append(f"{subject.subject_id}: skipped, protocol {subject.protocol!r} is not {config.protocol!r}")
+        else:
+            kept.append(subject)
+    if config.protocol is not None and not kept:
+        known = sorted({str(s.protocol) for s in dataset.subjects})
+        raise FCDInputError(f"--protocol {config.protocol}: no subject has it; protocols: {', '.join(known[:8])}")
+    return kept, skipped
+
+
+def plan_folds(subjects: Sequence[Any], config: RunConfig) -> list[FoldSplit]:
+    """The run's fold splits (see :func:`FCDTrainLib.folds.make_folds`)."""
+    return make_folds(
+        [s.subject_id for s in subjects], [s.label for s in subjects], n_folds=config.folds,
+        seed=config.seed, val_fraction=config.val_fraction,
+        protocols=[s.protocol for s in subjects] if config.stratify_protocol else None,
+        fixed_test=[str(s.split or "").lower() == "test" for s in subjects] if config.use_split else None,
+        source=str(config.data),
+    )
+
+
+def prepare(config: RunConfig, run_dir: str | Path) -> tuple[list[Any], list[str], list[FoldSplit]]:
+    """Every check that needs no writing: options, data, folds, weights, the RUN folder."""
+    from .data import load_dataset
+    from .trainer import build_model
+
+    config.validate()
+    dataset = load_dataset(config.data)
+    subjects, skipped = select_subjects(dataset, config)
+    folds = plan_folds(subjects, config)
+    if config.weights:
+        config.weights_sha256 = file_sha256(config.weights)
+        build_model(config, 0)  # loads the weights: wrong depth or a corrupt file fail here
+    check_same_run(run_dir, config)
+    return subjects, [*dataset.warnings, *skipped], folds
+
+
+def resolve_device(device: str) -> str:
+    """``auto`` -> ``cuda`` when usable, else ``cpu`` (``cuda`` without a GPU is an error)."""
+    import torch
+
+    if device == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if device == "cuda" and not torch.cuda.is_available():
+        raise FCDInputError("--device cuda: no CUDA GPU is available to torch on this machine")
+    if device not in ("cpu", "cuda"):
+        raise FCDInputError(f"--device {device}: expected auto, cpu or cuda")
+    return device
+
+
+def fold_dir(run_dir: str | Path, fold: int) -> Path:
+    return Path(run_dir) / f"fold-{fold}"
+
+
+def fold_is_done(run_dir: str | Path, fold: int) -> bool:
+    return (fold_dir(run_dir, fold) / "metrics.json").is_file()
+
+
+def _tensors(cache: Any, subjects: Sequence[Any], device: str):
+    import torch
+
+    x = torch.from_numpy(cache.stack(subjects))
+    y = torch.tensor([int(s.label) for s in subjects], dtype=torch.long)
+    if device == "cuda":  # the whole cohort fits easily on a GPU: no host-device copy per batch
+        return x.to(device), y.to(device)
+    return x, y
+
+
+def run_fold(config: RunConfig, split: FoldSplit, subjects: dict[str, Any], cache: Any, run_dir: Path,
+             log: EventLog, device: str, later_folds: int, progress: bool) -> dict[str, Any]:
+    """Train one fold (or resume it), test it, write its bundle, predictions and metrics."""
+    from FCDDetectLib.bundle import BundleMetadata, ModelBundle, save_bundle
+
+    from .fold_eval import evaluate_subjects, predictions_csv
+    from .trainer import FoldData, build_model, train_fold
+
+    folder = fold_dir(run_dir, split.fold)
+    train_x, train_y = _tensors(cache, [subjects[i] for i in split.train], device)
+    val_x, val_y = _tensors(cache, [subjects[i] for i in split.val], device)
+    outcome = train_fold(config, split.fold, FoldData(train_x, train_y, val_x, val_y), folder, log,
+                         device=device, later_folds=later_folds, progress=progress)
+    del train_x, val_x
+    model, provenance = build_model(config, split.fold)
+    model.load_state_dict(outcome.best_state)
+    model.to(device).eval()
+    name = f"resnet{config.depth}-{config.pretrained}-{config.modality.replace('+', '-')}-fold{split.fold}"
+    training = {
+        **{k: v for k, v in config.to_dict().items() if k not in ("device", "workers")},
+        **provenance, "fold": split.fold, "n_train": len(split.train), "n_val": len(split.val),
+        "n_test": len(split.test), "test_subjects": split.test, "best_epoch": outcome.best_epoch,
+        "best_val_loss": outcome.best_val_loss, "epochs_run": outcome.epochs_run,
+        "stopped_early": outcome.stopped_early, "device": device,
+    }
+    meta = BundleMetadata(depth=config.depth, geometry=config.geometry, modalities=config.modalities,
+                          target_spacing=list(config.spacing), target_shape=list(config.shape),
+                          name=name, training=training)
+    bundle = ModelBundle(metadata=meta, model=model, path=folder / "model.fcdbundle")
+    rows, metrics = evaluate_subjects(bundle, [subjects[i] for i in split.test], cache, device=device,
+                                      method=config.explain_method, batch_size=config.batch_size)
+    for warning in metrics["warnings"]:
+        log.emit("warning", fold=split.fold, message=warning)
+    metrics.update(fold=split.fold, best_epoch=outcome.best_epoch, best_val_loss=outcome.best_val_loss,
+                   epochs_run=outcome.epochs_run, stopped_early=outcome.stopped_early)
+    meta.metrics = {k: v for k, v in metrics.items() if k != "warnings"}
+    save_bundle(folder / "model.fcdbundle", model.cpu(), meta)
+    write_text_atomic(folder / "predictions.csv", predictions_csv(rows))
+    write_json_atomic(folder / "history.json", outcome.history)
+    write_json_atomic(folder / "metrics.json", metrics)  # last: marks the fold as done
+    for leftover in [folder / "checkpoint.pt", *folder.glob("best-*.pt")]:
+        leftover.unlink(missing_ok=True)
+    return metrics
+
+
+def summarise_run(run_dir: str | Path, n_folds: int) -> dict[str, Any] | None:
+    """Per-fold metrics and their mean/std, or None while a fold is missing."""
+    from .stats import mean_std
+
+    folds = []
+    for fold in range(n_folds):
+        path = fold_dir(run_dir, fold) / "metrics.json"
+        if not path.is_file():
+            return None
+        folds.append(json.loads(path.read_text(encoding="utf-8")))
+    summary: dict[str, Any] = {"folds": folds}
+    for metric in ("accuracy", "roc_auc", "heat_score"):
+        mean, std, count = mean_std(f.get(metric) for f in folds)
+        summary[metric] = {"mean": mean, "std": std, "n": count}
+    return summary
+
+
+def train_run(config: RunConfig, run_dir: str | Path, only_fold: int | None = None,
+              progress: bool = True, cleanup_cache: bool = False) -> dict[str, Any]:
+    """Run (or resume) every fold of ``config`` into ``run_dir``; returns the run summary.
+
+    ``only_fold`` runs a single fold (others can run later, or elsewhere, into the same
+    folder). Raises :class:`FCDInputError` before writing anything for bad input.
+    """
+    import torch
+
+    from .cache import VolumeCache
+
+    run_dir = Path(run_dir)
+    subjects, warnings, folds = prepare(config, run_dir)
+    if only_fold is not None and not 0 <= only_fold < config.folds:
+        raise FCDInputError(f"--fold {only_fold}: expected 0..{config.folds - 1}")
+    device = resolve_device(config.device)
+    write_config(run_dir, config)
+    log = EventLog(run_dir / "events.jsonl")
+    folds_path = run_dir / "folds.json"
+    fold_dicts = [f.to_dict() for f in folds]
+    if folds_path.is_file() and json.loads(folds_path.read_text()) != fold_dicts:
+        raise FCDInputError(f"{folds_path}: the dataset changed since this run started (other fold splits)")
+    write_json_atomic(folds_path, fold_dicts)
+    write_json_atomic(run_dir / "skipped.json", warnings)
+    for warning in warnings:
+        print(f"warning: {warning}", file=sys.stderr)
+    if device == "cpu":
+        torch.use_deterministic_algorithms(True, warn_only=True)
+    todo = [f for f in folds if only_fold is None or f.fold == only_fold]
+    pending = [f for f in todo if not fold_is_done(run_dir, f.fold)]
+    log.emit("start", folds=[f.fold for f in todo], pending=[f.fold for f in pending],
+             max_epochs=config.max_epochs, n_subjects=len(subjects), device=device, warnings=len(warnings))
+    try:
+        cache = VolumeCache(run_dir / "cache", config.spacing, config.shape, config.modalities)
+        by_id = {s.subject_id: s for s in subjects}
+        needed = sorted({i for f in pending for i in (*f.train, *f.val, *f.test)})
+        cache.build([by_id[i] for i in needed])
+        if cache.built:
+            log.emit("cache", built=cache.built, key=cache.key)
+        for index, split in enumerate(pending):
+            metrics = run_fold(config, split, by_id, cache, run_dir, log, device,
+                               later_folds=len(pending) - index - 1, progress=progress)
+            log.emit("fold_done", fold=split.fold, metrics={k: metrics.get(k) for k in (
+                "accuracy", "roc_auc", "heat_score", "best_epoch", "epochs_run")})
+    except FCDInputError as error:
+        log.emit("error", message=str(error))
+        raise
+    except Exception as error:  # noqa: BLE001 - logged for the GUI, then re-raised
+        log.emit("error", message=f"{type(error).__name__}: {error}")
+        raise
+    summary = summarise_run(run_dir, config.folds)
+    if summary is not None:
+        write_json_atomic(run_dir / "summary.json", summary)
+        if cleanup_cache:
+            shutil.rmtree(run_dir / "cache", ignore_errors=True)
+    log.emit("done", folds=[f.fold for f in todo], complete=summary is not None,
+             summary={k: summary[k] for k in ("accuracy", "roc_auc", "heat_score")} if summary else None)
+    return summary or {"folds": [json.loads((fold_dir(run_dir, f.fold) / "metrics.json").read_text())
+                                 for f in todo]}

@@ -1,0 +1,78 @@
+"""``fcd evaluate``: a finished run's own test folds, and an external cohort (per fold + ensemble)."""
+
+from __future__ import annotations
+
+import csv
+import json
+from collections import defaultdict
+
+import numpy as np
+import pytest
+from FCDDetectLib.cli import main
+from sklearn.metrics import accuracy_score, roc_auc_score
+from train_fixtures import shared_run, write_cohort
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory):
+    return shared_run(tmp_path_factory.getbasetemp() / "shared-train")
+
+
+def _rows(path):
+    with path.open() as handle:
+        return list(csv.DictReader(handle))
+
+
+def test_evaluate_recomputes_the_runs_test_fold_metrics(run, tmp_path, capsys):
+    _, out = run
+    target = tmp_path / "eval"
+    assert main(["evaluate", "--run", str(out), "--out", str(target), "--device", "cpu"]) == 0
+    report = json.loads((target / "metrics.json").read_text())
+    assert json.loads(capsys.readouterr().out)["out"] == str(target)
+    assert report["external"] is False
+    for fold in (0, 1):
+        trained = json.loads((out / f"fold-{fold}" / "metrics.json").read_text())
+        again = report["folds"][str(fold)]
+        assert again["accuracy"] == pytest.approx(trained["accuracy"])
+        assert again["roc_auc"] == pytest.approx(trained["roc_auc"], abs=1e-6)
+        if trained["heat_score"] is None:
+            assert again["heat_score"] is None
+        else:
+            assert again["heat_score"] == pytest.approx(trained["heat_score"], rel=1e-4)
+    rows = _rows(target / "predictions.csv")
+    assert sorted(r["subject"] for r in rows) == [f"sub-{i:05d}" for i in range(1, 13)]
+    accs = [report["folds"][k]["accuracy"] for k in ("0", "1")]
+    assert report["folds_summary"]["accuracy"]["mean"] == pytest.approx(np.mean(accs))
+
+
+def test_evaluate_on_an_external_cohort_reports_folds_and_ensemble(run, tmp_path, capsys):
+    _, out = run
+    external = write_cohort(tmp_path / "external", n_fcd=3, n_hc=3, seed=9)
+    assert main(["evaluate", "--run", str(out), "--data", str(external), "--device", "cpu"]) == 0
+    target = out / "evaluation-external"
+    report = json.loads((target / "metrics.json").read_text())
+    rows = _rows(target / "predictions.csv")
+    per_fold = defaultdict(list)
+    for row in rows:
+        per_fold[row["fold"]].append(row)
+    assert set(per_fold) == {"0", "1", "ensemble"} and all(len(v) == 6 for v in per_fold.values())
+    probs = {}
+    for fold in ("0", "1"):
+        labels = [int(r["label"]) for r in per_fold[fold]]
+        p = np.array([float(r["probability"]) for r in per_fold[fold]])
+        probs[fold] = dict(zip([r["subject"] for r in per_fold[fold]], p, strict=True))
+        assert report["folds"][fold]["accuracy"] == pytest.approx(accuracy_score(labels, p >= 0.5))
+        assert report["folds"][fold]["roc_auc"] == pytest.approx(roc_auc_score(labels, p))
+    ensemble = per_fold["ensemble"]
+    mean_p = np.array([(probs["0"][r["subject"]] + probs["1"][r["subject"]]) / 2 for r in ensemble])
+    assert [float(r["probability"]) for r in ensemble] == pytest.approx(mean_p.tolist())
+    labels = [int(r["label"]) for r in ensemble]
+    assert report["ensemble"]["accuracy"] == pytest.approx(accuracy_score(labels, mean_p >= 0.5))
+    assert report["ensemble"]["roc_auc"] == pytest.approx(roc_auc_score(labels, mean_p))
+    assert (out / "cache").is_dir()
+
+
+def test_evaluate_refuses_a_folder_that_is_not_a_run(tmp_path, capsys):
+    assert main(["evaluate", "--run", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert "config.json: not found" in err and len(err.strip().splitlines()) == 1

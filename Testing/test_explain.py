@@ -1,0 +1,201 @@
+"""FCDDetectLib.explain: planted evidence, orientation, no side effects, bad input.
+
+The planted model (Testing/planted_model.py) is a real MONAI ResNet-18 trained so that
+only a bright blob decides class 1; every method must put the heat on the blob.
+"""
+
+from __future__ import annotations
+
+import copy
+
+import numpy as np
+import pytest
+import torch
+from planted_model import train_planted_model
+
+from FCDDetectLib.errors import FCDInputError
+from FCDDetectLib.explain import METHODS, _upsample, explain
+from FCDDetectLib.models import build_resnet, set_trainable
+
+# Blob centres on layer4 cell centres (cell k of the medicalnet geometry sees voxel 8k).
+CENTERS = [(8, 16, 24), (24, 8, 16), (16, 16, 16)]
+
+
+def local_heat_score(heat: np.ndarray, roi: np.ndarray) -> float:
+    """HS = (mean H in ROI - mean H outside) / std H outside (paper, section 2.5)."""
+    outside = heat[~roi]
+    return float((heat[roi].mean() - outside.mean()) / outside.std())
+
+
+@pytest.fixture(scope="module")
+def planted():
+    return train_planted_model()
+
+
+@pytest.fixture(scope="module")
+def heatmaps(planted):
+    """{(method, center): heatmap} for the positive test volumes."""
+    maps = {}
+    for center in CENTERS:
+        x = planted.to_input(planted.make_volume(center, seed=sum(center)))
+        for method in METHODS:
+            maps[method, center] = explain(planted.model, x, method=method)
+    return maps
+
+
+def test_planted_model_learned_the_blob(planted):
+    assert planted.accuracy >= 0.9
+    for center in CENTERS:
+        assert planted.probability(planted.make_volume(center, seed=sum(center))) > 0.5
+    assert planted.probability(planted.make_volume(None, seed=5)) < 0.1
+
+
+@pytest.mark.parametrize("method", METHODS)
+def test_planted_evidence_peaks_on_blob_with_heat_score_above_one(planted, heatmaps, method):
+    figures = []
+    for center in CENTERS:
+        heat = heatmaps[method, center]
+        roi = planted.blob_mask(center)
+        top = heat >= np.quantile(heat, 0.99)  # top 1% of the voxels
+        centroid = np.argwhere(top).mean(axis=0)
+        distance = float(np.linalg.norm(centroid - np.asarray(center)))
+        hs = local_heat_score(heat, roi)
+        figures.append(f"{center}: centroid {distance:.1f} vox, HS {hs:.2f}")
+        assert distance < planted.radius, f"{method} {figures[-1]}"
+        assert hs > 1.0, f"{method} {figures[-1]}"
+        # the pitfall of MONAI's inverted post-processing: high, not low, on the blob
+        assert heat[roi].mean() > 2 * heat[~roi].mean(), f"{method} {figures[-1]}"
+    print(method, "; ".join(figures))
+
+
+def test_heat_score_module_agrees_when_present(planted, heatmaps):
+    heat_score = pytest.importorskip("FCDDetectLib.heat_score").heat_score
+    roi = planted.blob_mask(CENTERS[0])
+    heat = heatmaps["gradcam", CENTERS[0]]
+    assert heat_score(heat, roi) == pytest.approx(local_heat_score(heat, roi), rel=1e-4)
+
+
+@pytest.mark.parametrize("method", METHODS)
+def test_output_contract(heatmaps, method):
+    heat = heatmaps[method, CENTERS[0]]
+    assert heat.shape == (32, 32, 32) and heat.dtype == np.float32
+    assert heat.min() == 0.0 and heat.max() == 1.0
+
+
+def test_gradcam_matches_manual_computation(planted):
+    """Grad-CAM by hand (hooks, mean gradients, ReLU) equals explain at the cell centres."""
+    model = copy.deepcopy(planted.model).eval()
+    x = planted.to_input(planted.make_volume((16, 8, 24), seed=3))
+    store = {}
+
+    def keep(_module, _inputs, output):
+        store["acts"] = output
+        output.register_hook(lambda grad: store.__setitem__("grads", grad))
+
+    handle = model.layer4.register_forward_hook(keep)
+    model(x)[0, 1].backward()
+    handle.remove()
+    weights = store["grads"].mean(dim=(2, 3, 4), keepdim=True)
+    cam = torch.relu((weights * store["acts"]).sum(1))[0].detach().numpy()
+    cam = (cam - cam.min()) / (cam.max() - cam.min())
+    heat = explain(planted.model, x, "gradcam")
+    np.testing.assert_allclose(heat[::8, ::8, ::8], cam, atol=1e-5)
+
+
+def test_gradcam_pp_undoes_monai_inversion(planted):
+    """MONAI's default post-processing gives 1 - (our map): ours is the non-inverted one."""
+    from monai.visualize import GradCAMpp
+
+    x = planted.to_input(planted.make_volume((16, 16, 16), seed=4))
+    ours = explain(planted.model, x, "gradcam++", upsampling="captum")  # MONAI's own interpolation
+    monai_default = GradCAMpp(copy.deepcopy(planted.model), target_layers="layer4")(x, class_idx=1)
+    monai_default = monai_default[0, 0].detach().numpy()
+    np.testing.assert_allclose(ours, 1.0 - monai_default, atol=1e-5)
+    roi = planted.blob_mask((16, 16, 16))
+    assert monai_default[roi].mean() < monai_default[~roi].mean()  # MONAI's default: low on the blob
+    assert ours[roi].mean() > ours[~roi].mean()  # ours: high on the blob
+
+
+def test_aligned_upsampling_puts_cells_on_their_receptive_field_centres():
+    model = build_resnet(18, geometry="paper", widen_factor=0.125)  # strides (16, 32, 32)
+    cam = torch.rand(1, 1, 3, 2, 2)
+    up = _upsample(model, cam, (48, 64, 64), "aligned")[0, 0]
+    torch.testing.assert_close(up[::16, ::32, ::32], cam[0, 0])
+    torch.testing.assert_close(up[8, 0, 0], (cam[0, 0, 0, 0, 0] + cam[0, 0, 1, 0, 0]) / 2)  # trilinear between
+    torch.testing.assert_close(up[47, 63, 63], cam[0, 0, 2, 1, 1])  # edge value beyond the last centre
+    captum = _upsample(model, cam, (48, 64, 64), "captum")[0, 0]
+    # captum's interpolate centres cell 0 of the first axis on voxel 7.5: flat up to voxel 7,
+    # i.e. shifted by (16 - 1) / 2 voxels against the receptive field
+    torch.testing.assert_close(captum[:8, 0, 0], cam[0, 0, 0, 0, 0].expand(8))
+    assert not torch.allclose(up[1:8, 0, 0], cam[0, 0, 0, 0, 0].expand(7))
+
+
+def test_zero_range_map_returns_zeros():
+    model = build_resnet(18, geometry="medicalnet", widen_factor=0.125)
+    with torch.no_grad():
+        model.fc.weight.zero_()  # no evidence anywhere: Grad-CAM is constant 0
+    heat = explain(model, torch.randn(1, 1, 32, 32, 32), "gradcam")
+    assert heat.dtype == np.float32 and heat.shape == (32, 32, 32) and not heat.any()
+
+
+def _hook_count(model: torch.nn.Module) -> int:
+    return sum(
+        len(getattr(m, name))
+        for m in model.modules()
+        for name in ("_forward_hooks", "_forward_pre_hooks", "_backward_hooks", "_backward_pre_hooks")
+    )
+
+
+@pytest.mark.parametrize("method", METHODS)
+def test_no_side_effects_on_the_model(method):
+    torch.manual_seed(0)
+    model = build_resnet(18, in_channels=2, geometry="medicalnet", widen_factor=0.125)
+    set_trainable(model, "transfer")
+    model.train()
+    model.bn1.eval()  # a mixed state must come back exactly
+    grad = torch.full_like(model.fc.weight, 7.0)
+    model.fc.weight.grad = grad
+    state = {k: v.clone() for k, v in model.state_dict().items()}
+    requires = {n: p.requires_grad for n, p in model.named_parameters()}
+    modes = {n: m.training for n, m in model.named_modules()}
+    hooks = _hook_count(model)
+    x = torch.randn(1, 2, 24, 32, 24)
+    x_before = x.clone()
+
+    heat = explain(model, x, method, nt_samples=2)
+
+    assert heat.shape == (24, 32, 24)
+    assert {n: p.requires_grad for n, p in model.named_parameters()} == requires
+    assert {n: m.training for n, m in model.named_modules()} == modes
+    assert _hook_count(model) == hooks
+    assert model.fc.weight.grad is grad and torch.all(grad == 7.0)
+    assert all(p.grad is None for n, p in model.named_parameters() if n != "fc.weight")
+    for key, value in model.state_dict().items():  # eval inside: BN statistics untouched
+        assert torch.equal(value, state[key]), key
+    assert torch.equal(x, x_before) and not x.requires_grad
+
+
+def test_target_class_changes_the_evidence(planted, heatmaps):
+    center = CENTERS[2]
+    x = planted.to_input(planted.make_volume(center, seed=sum(center)))
+    control_evidence = explain(planted.model, x, "smoothgrad", target_class=0)
+    assert not np.allclose(control_evidence, heatmaps["smoothgrad", center])
+
+
+def test_bad_input():
+    model = build_resnet(18, geometry="medicalnet", widen_factor=0.125)
+    x = torch.zeros(1, 1, 16, 16, 16)
+    with pytest.raises(FCDInputError, match="unknown explanation method 'occlusion'"):
+        explain(model, x, "occlusion")
+    with pytest.raises(FCDInputError, match=r"expected \(1, C, X, Y, Z\)"):
+        explain(model, torch.zeros(1, 16, 16, 16))
+    with pytest.raises(FCDInputError, match=r"expected \(1, C, X, Y, Z\)"):
+        explain(model, torch.zeros(2, 1, 16, 16, 16))
+    with pytest.raises(FCDInputError, match="2 channel.*expects 1"):
+        explain(model, torch.zeros(1, 2, 16, 16, 16))
+    with pytest.raises(FCDInputError, match="target class 2"):
+        explain(model, x, target_class=2)
+    with pytest.raises(FCDInputError, match="nt_samples"):
+        explain(model, x, "smoothgrad", nt_samples=0)
+    with pytest.raises(FCDInputError, match="upsampling"):
+        explain(model, x, upsampling="nearest")

@@ -1,0 +1,202 @@
+"""The Qt side and the packaging, checked without Qt or a Slicer build.
+
+- each ``.ui`` parses, and every ``self.ui.NAME`` the module's Python uses exists in it;
+- every ``SlicerParameterName`` of the ``.ui`` is a field of the module's parameterNodeWrapper;
+- the module files import nothing heavy at module scope (torch, MONAI... come on first use);
+- each module's ``CMakeLists.txt`` lists every Python file and resource of the module;
+- the extension ``CMakeLists.txt`` and the catalogue entry ``Resources/FCDDetection.json``
+  agree, and the catalogue entry uses only fields of Slicer's catalogue schema;
+- ``requirements.txt`` holds ``>=`` bounds for what the first-use installer checks.
+"""
+
+from __future__ import annotations
+
+import ast
+import json
+import re
+import xml.etree.ElementTree as ET
+from pathlib import Path
+
+import pytest
+from FCDDetectLib.mrml.dependencies import (
+    missing_requirements,
+    needs_restart,
+    parse_requirement,
+    read_requirements,
+)
+
+ROOT = Path(__file__).resolve().parents[1]
+MODULES = ("FCDDetect", "FCDTrain")
+HEAVY = {"torch", "monai", "captum", "nibabel", "numpy", "scipy", "sklearn", "matplotlib", "FCDDetectLib.detect"}
+# Fields of slicer-extension-catalog-entry-schema v1.0.1 (Slicer/Slicer Schemas/), additionalProperties false.
+CATALOGUE_FIELDS = {"$schema", "category", "scm_url", "scm_revision", "scm_type", "build_dependencies",
+                    "build_subdirectory", "enabled", "tier"}
+
+
+def _ui(module: str) -> ET.Element:
+    return ET.parse(ROOT / module / "Resources" / "UI" / f"{module}.ui").getroot()
+
+
+def _source(module: str) -> str:
+    return (ROOT / module / f"{module}.py").read_text(encoding="utf-8")
+
+
+@pytest.mark.parametrize("module", MODULES)
+def test_ui_parses_and_has_every_widget_the_code_uses(module):
+    root = _ui(module)
+    assert root.tag == "ui"
+    top = root.find("widget")
+    assert top.get("class") == "qMRMLWidget" and top.get("name") == module
+    names = {w.get("name") for w in root.iter("widget")}
+    used = set(re.findall(r"self\.ui\.(\w+)", _source(module)))
+    assert used, "the module uses no widget?"
+    assert used <= names, f"widgets used by {module}.py but missing from the .ui: {sorted(used - names)}"
+    declared = {c.findtext("class") for c in root.iter("customwidget")}
+    standard = {"QLabel", "QPushButton", "QComboBox", "QCheckBox", "QSpinBox", "QProgressBar", "QPlainTextEdit",
+                "QListWidget", "QWidget"}
+    classes = {w.get("class") for w in root.iter("widget")}
+    assert classes - standard <= declared, f"undeclared custom widgets: {classes - standard - declared}"
+    for connection in root.iter("connection"):  # MRML widgets get the scene
+        assert connection.findtext("receiver") in names
+
+
+def _parameter_fields(module: str) -> set[str]:
+    tree = ast.parse(_source(module))
+    for node in tree.body:
+        if isinstance(node, ast.ClassDef) and any(
+            getattr(d, "id", None) == "parameterNodeWrapper" for d in node.decorator_list
+        ):
+            return {s.target.id for s in node.body if isinstance(s, ast.AnnAssign)}
+    raise AssertionError(f"{module}.py has no @parameterNodeWrapper class")
+
+
+@pytest.mark.parametrize("module", MODULES)
+def test_parameter_names_in_ui_are_parameter_node_fields(module):
+    fields = _parameter_fields(module)
+    bound = {}
+    for widget in _ui(module).iter("widget"):
+        for prop in widget.findall("property"):
+            if prop.get("name") == "SlicerParameterName":
+                bound[widget.get("name")] = prop.findtext("string")
+    assert bound, "no widget is bound to the parameter node"
+    unknown = {w: p for w, p in bound.items() if p not in fields}
+    assert not unknown, f"SlicerParameterName not in the parameter node: {unknown}"
+    assert len(set(bound.values())) == len(bound), "two widgets bound to one parameter"
+
+
+@pytest.mark.parametrize("module", MODULES)
+def test_module_imports_nothing_heavy_at_module_scope(module):
+    tree = ast.parse(_source(module))
+    top_level = set()
+    for node in tree.body:
+        if isinstance(node, ast.Import):
+            top_level |= {alias.name for alias in node.names}
+        elif isinstance(node, ast.ImportFrom) and node.module:
+            top_level.add(node.module)
+    heavy = {name for name in top_level if name.split(".")[0] in HEAVY or name in HEAVY}
+    assert not heavy, f"{module}.py imports {heavy} at module scope"
+    assert "pip_install" not in "".join(ast.get_source_segment(_source(module), n) or "" for n in tree.body
+                                        if not isinstance(n, (ast.FunctionDef, ast.ClassDef)))
+
+
+def _cmake_list(text: str, variable: str, module: str) -> list[str]:
+    match = re.search(rf"set\({variable}\s+(.*?)\)", text, re.S)
+    assert match, f"no set({variable} ...)"
+    return [item.replace("${MODULE_NAME}", module) for item in match.group(1).split()]
+
+
+@pytest.mark.parametrize("module", MODULES)
+def test_module_cmakelists_lists_every_script_and_resource(module):
+    base = ROOT / module
+    text = (base / "CMakeLists.txt").read_text(encoding="utf-8")
+    assert f"set(MODULE_NAME {module})" in text and "WITH_GENERIC_TESTS" in text
+    assert "slicer_add_python_unittest(SCRIPT ${MODULE_NAME}.py)" in text
+    scripts = set(_cmake_list(text, "MODULE_PYTHON_SCRIPTS", module))
+    on_disk = {p.relative_to(base).as_posix() for p in base.rglob("*.py") if "__pycache__" not in p.parts}
+    missing = sorted(on_disk - scripts)
+    assert not missing, "run `.venv/bin/python Testing/test_slicer_ui.py`, or add to " \
+        f"{module}/CMakeLists.txt MODULE_PYTHON_SCRIPTS: " + " ".join(
+        m.replace(f"{module}Lib/", "${MODULE_NAME}Lib/", 1) for m in missing)
+    assert not scripts - on_disk, f"listed but absent: {sorted(scripts - on_disk)}"
+    resources = set(_cmake_list(text, "MODULE_PYTHON_RESOURCES", module))
+    present = {p.relative_to(base).as_posix() for p in (base / "Resources").rglob("*") if p.is_file()}
+    assert resources == present, f"resources listed {sorted(resources)} != present {sorted(present)}"
+    assert f"Resources/Icons/{module}.png" in resources and f"Resources/UI/{module}.ui" in resources
+
+
+def _cmake_value(text: str, name: str) -> str:
+    match = re.search(rf'set\({name}\s+"(.*?)"\)', text, re.S)
+    assert match, f"{name} not set"
+    return match.group(1)
+
+
+def test_extension_cmakelists_and_catalogue_entry_agree():
+    text = (ROOT / "CMakeLists.txt").read_text(encoding="utf-8")
+    homepage = _cmake_value(text, "EXTENSION_HOMEPAGE")
+    category = _cmake_value(text, "EXTENSION_CATEGORY")
+    depends = _cmake_value(text, "EXTENSION_DEPENDS").split()
+    assert category == "Neuroimaging" and depends == ["PyTorch"]
+    for name in ("EXTENSION_CONTRIBUTORS", "EXTENSION_DESCRIPTION"):
+        assert len(_cmake_value(text, name)) > 20
+    for module in MODULES:
+        assert f"add_subdirectory({module})" in text
+    repo_raw = homepage.replace("https://github.com/", "https://raw.githubusercontent.com/") + "/main/"
+    for name in ("EXTENSION_ICONURL", "EXTENSION_SCREENSHOTURLS"):
+        for url in _cmake_value(text, name).split():
+            assert url.startswith(repo_raw), f"{name} {url} is not in {homepage}"
+            if name == "EXTENSION_ICONURL":
+                assert (ROOT / url[len(repo_raw):]).is_file(), f"{url}: no such file in the repository"
+
+    entry = json.loads((ROOT / "Resources" / "FCDDetection.json").read_text(encoding="utf-8"))
+    assert {"$schema", "category", "scm_url"} <= set(entry) <= CATALOGUE_FIELDS
+    assert "slicer-extension-catalog-entry-schema" in entry["$schema"]
+    assert entry["category"] == category
+    assert entry["scm_url"].removesuffix(".git") == homepage
+    assert set(depends) <= set(entry.get("build_dependencies", []))
+    assert isinstance(entry.get("tier", 1), int) and 1 <= entry.get("tier", 1) <= 5
+
+
+def test_requirements_have_lower_bounds_for_the_checked_packages():
+    path = ROOT / "FCDDetect" / "Resources" / "requirements.txt"
+    requirements = {r.name: r for r in read_requirements(path)}
+    for name in ("torch", "monai", "captum", "nibabel"):
+        assert requirements[name].minimum, f"{name} needs a >= bound"
+    assert "requirements.txt" in _source("FCDDetect")
+
+
+def test_dependency_check_logic():
+    import numpy  # noqa: F401  (imported: an upgrade would need a restart)
+
+    assert parse_requirement("monai>=1.4  # networks").minimum == "1.4"
+    with pytest.raises(ValueError, match="unsupported"):
+        parse_requirement("torch==2.1")
+    assert missing_requirements(["numpy>=1.0", "pytest"]) == []
+    missing = missing_requirements(["numpy>=999.0", "fcd-surely-absent-package>=1.0"])
+    assert [r.name for r in missing] == ["numpy", "fcd-surely-absent-package"]
+    assert needs_restart(missing) == ["numpy"]  # numpy is imported here already; the absent one is not
+
+
+def update_module_cmakelists(module: str) -> bool:
+    """Rewrite the SCRIPTS / RESOURCES lists of ``module/CMakeLists.txt`` from the files on disk.
+
+    For maintainers: ``.venv/bin/python Testing/test_slicer_ui.py`` after adding files. Returns True
+    when the file changed.
+    """
+    base = ROOT / module
+    path = base / "CMakeLists.txt"
+    text = path.read_text(encoding="utf-8")
+    scripts = sorted(p.relative_to(base).as_posix() for p in base.rglob("*.py") if "__pycache__" not in p.parts)
+    scripts = [f"{module}.py"] + [s for s in scripts if s != f"{module}.py"]
+    scripts = [s.replace(module, "${MODULE_NAME}", 1) if s.startswith(module) else s for s in scripts]
+    resources = sorted(p.relative_to(base).as_posix() for p in (base / "Resources").rglob("*") if p.is_file())
+    for variable, items in (("MODULE_PYTHON_SCRIPTS", scripts), ("MODULE_PYTHON_RESOURCES", resources)):
+        block = f"set({variable}\n" + "".join(f"  {item}\n" for item in items) + "  )"
+        text = re.sub(rf"set\({variable}\s+.*?\)", lambda _m, b=block: b, text, count=1, flags=re.S)
+    changed = text != path.read_text(encoding="utf-8")
+    path.write_text(text, encoding="utf-8")
+    return changed
+
+
+if __name__ == "__main__":
+    for name in MODULES:
+        print(f"{name}/CMakeLists.txt", "updated" if update_module_cmakelists(name) else "already complete")

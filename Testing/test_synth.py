@@ -1,0 +1,270 @@
+"""Synthetic cohort: layout, determinism, lesion signs, geometry, protocols, overlays, bad input."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import matplotlib.image as mpimg
+import nibabel as nib
+import numpy as np
+import pytest
+from ds004199_replica import small_cohort
+from FCDDetectLib.cli import main
+from FCDDetectLib.errors import FCDInputError
+from FCDDetectLib.image_io import Image, load_image, load_mask
+from FCDTrainLib.data import FLAG_2D_FLAIR, load_dataset
+from FCDTrainLib.data.synth import PROTOCOLS, synth_cohort
+from FCDTrainLib.data.synth.contrast import BASE, intensity_map
+from FCDTrainLib.data.synth.deform import _template_coords, random_deformation
+from FCDTrainLib.data.synth.lesion import make_lesion
+from FCDTrainLib.data.synth.template import load_template
+from FCDTrainLib.overlay import _index_to_ras, _to_ras, default_center, render_overlay
+from scipy import ndimage
+
+NAME = re.compile(r"^sub-\d{5}/anat/sub-\d{5}_acq-[A-Za-z0-9]+_(T1w|FLAIR)(_roi)?\.(nii\.gz|json)$")
+
+
+@pytest.fixture(scope="module")
+def cohort(tmp_path_factory) -> Path:
+    return small_cohort(tmp_path_factory.mktemp("synth") / "cohort", n_subjects=6, seed=4, protocol_mix=0.5, overlays=2)
+
+
+def test_layout_matches_ds004199(cohort):
+    files = sorted(str(p.relative_to(cohort)) for p in cohort.rglob("sub-*/anat/*"))
+    assert files and all(NAME.match(f) for f in files)
+    assert (cohort / "participants.tsv").read_text().splitlines()[0].startswith("participant_id\tgroup\tsex")
+    description = json.loads((cohort / "dataset_description.json").read_text())
+    assert description["BIDSVersion"] and "seed=4" in description["GeneratedBy"][0]["Description"]
+    dataset = load_dataset(cohort)
+    assert len(dataset.subjects) == 6 and sum(s.label for s in dataset.subjects) == 3
+    for subject in dataset.subjects:
+        assert (subject.roi is not None) == (subject.label == 1)
+        sidecar = json.loads(subject.images["flair"].with_name(subject.images["flair"].name[:-7] + ".json").read_text())
+        assert sidecar["MRAcquisitionType"] in ("2D", "3D")
+        if subject.roi is not None:
+            roi, flair = load_mask(subject.roi), load_image(subject.images["flair"])
+            assert roi.array.shape == flair.array.shape and np.allclose(roi.affine, flair.affine)
+            assert roi.array.any()
+    assert len(list((cohort / "overlays").glob("*.png"))) == 2
+
+
+def test_same_seed_same_files(tmp_path):
+    a = small_cohort(tmp_path / "a", n_subjects=2, seed=9)
+    b = small_cohort(tmp_path / "b", n_subjects=2, seed=9)
+    c = small_cohort(tmp_path / "c", n_subjects=2, seed=10)
+    assert (a / "participants.tsv").read_text() == (b / "participants.tsv").read_text()
+    for path in sorted(a.rglob("*.nii.gz")):
+        left, right = nib.load(str(path)), nib.load(str(b / path.relative_to(a)))
+        assert np.array_equal(np.asarray(left.dataobj), np.asarray(right.dataobj))
+        assert np.array_equal(left.affine, right.affine)
+    first = sorted(a.rglob("*_FLAIR.nii.gz"))[0]
+    other = c / first.relative_to(a)
+    assert not other.exists() or not np.array_equal(np.asarray(nib.load(str(first)).dataobj),
+                                                    np.asarray(nib.load(str(other)).dataobj))
+
+
+def test_contrasts_and_head(cohort):
+    """Tissue means in a real output image: T1 WM > GM > CSF, FLAIR GM > WM > CSF (through the template)."""
+    template = load_template(2)
+    tissues = {"gm": template.gm, "wm": template.wm, "csf": template.csf, "skull": template.skull, "scalp": template.scalp}
+    t1 = intensity_map(tissues, BASE["t1"])
+    flair = intensity_map(tissues, BASE["flair"])
+    means = {name: (t1[m].mean(), flair[m].mean()) for name, m in
+             (("wm", template.wm > 0.9), ("gm", template.gm > 0.9), ("csf", template.csf > 0.9))}
+    assert means["wm"][0] > means["gm"][0] > means["csf"][0]
+    assert means["gm"][1] > means["wm"][1] > means["csf"][1]
+    image = load_image(load_dataset(cohort).subjects[0].images["t1"])
+    assert image.array.min() >= 0 and np.percentile(image.array, 99) > 500  # int16 scanner-like range
+
+
+def _lesion(seed: int, subtlety: float):
+    template = load_template(2)
+    return template, make_lesion(np.random.default_rng(seed), template, subtlety)
+
+
+def test_lesion_signs():
+    template, lesion = _lesion(3, 0.0)
+    core = lesion.roi > 0.5
+    volume_cm3 = core.sum() * 8 / 1000
+    assert 0.2 < volume_cm3 < 8
+    assert template.gm[core].mean() > 0.15 and template.wm[core].mean() > 0.15  # on the grey/white boundary
+    # Thickening: more grey matter inside the lesion, taken from white matter.
+    assert lesion.gm[core].sum() > 1.1 * template.gm[core].sum()
+    assert lesion.wm[core].sum() < template.wm[core].sum()
+    # Blurring: the T1 grey/white gradient inside the lesion drops.
+    tissues = {"gm": template.gm, "wm": template.wm, "csf": template.csf, "skull": template.skull, "scalp": template.scalp}
+    before = intensity_map(tissues, BASE["t1"])
+    after = intensity_map({**tissues, "gm": lesion.gm, "wm": lesion.wm}, BASE["t1"], lesion.t1_add)
+    gradient = [ndimage.gaussian_gradient_magnitude(v, 0.5)[core].mean() for v in (before, after)]
+    assert gradient[1] < 0.8 * gradient[0]
+    # Subcortical FLAIR hyperintensity and T1 hypointensity in the lesion's white matter.
+    white = core & (template.wm > 0.5)
+    assert white.any()
+    flair_before = intensity_map(tissues, BASE["flair"])
+    flair_after = intensity_map({**tissues, "gm": lesion.gm, "wm": lesion.wm}, BASE["flair"], lesion.flair_add)
+    assert flair_after[white].mean() > 1.15 * flair_before[white].mean()
+    assert after[white].mean() < before[white].mean()
+    assert np.all(lesion.flair_add[~ndimage.binary_dilation(lesion.roi > 0.05, iterations=3)] == 0)
+
+
+def test_subtlety_weakens_lesion():
+    template, obvious = _lesion(5, 0.0)
+    _, subtle = _lesion(5, 1.0)
+    assert subtle.info["centre_mm"] == obvious.info["centre_mm"]
+    assert subtle.flair_add.sum() < 0.4 * obvious.flair_add.sum()
+    assert (subtle.roi > 0.5).sum() < (obvious.roi > 0.5).sum()
+
+
+def test_transmantle_reaches_toward_ventricle():
+    template = load_template(2)
+    ventricles = template.world(template.ventricle_vox.astype(float))
+    seen = 0
+    for seed in range(12):
+        lesion = make_lesion(np.random.default_rng(seed), template, 0.0)
+        if not lesion.info["transmantle"]:
+            continue
+        seen += 1
+        centre = np.array(lesion.info["centre_mm"])
+        roi = template.world(np.argwhere(lesion.roi > 0.5).astype(float))
+        nearest = np.sqrt(((ventricles - centre) ** 2).sum(axis=1)).min()
+        reach = np.sqrt(((roi[:, None, :] - ventricles[None]) ** 2).sum(axis=2)).min()
+        assert reach < 0.5 * nearest  # the band covers more than half the way to the ventricle
+    assert seen >= 3
+
+
+def test_fast_coordinates_match_exact_mapping():
+    """The node-interpolated template coordinates agree with the exact deformation (< 0.3 mm)."""
+    template = load_template(2)
+    rng = np.random.default_rng(0)
+    warp = random_deformation(rng, template.head_box_mm)
+    affine = np.array([[-2.8, 0.2, 0, 90], [0.1, 2.7, 0.3, -120], [0, -0.4, 3.9, -70], [0, 0, 0, 1]])
+    shape = (30, 40, 25)
+    to_template = np.linalg.inv(template.affine)
+    fast = _template_coords(warp, to_template, affine, shape, 0, shape[0])
+    vox = np.argwhere(np.ones(shape, bool))[rng.choice(np.prod(shape), 500, replace=False)]
+    exact = warp.apply(vox @ affine[:3, :3].T + affine[:3, 3]) @ to_template[:3, :3].T + to_template[:3, 3]
+    assert np.abs(fast[:, vox[:, 0], vox[:, 1], vox[:, 2]].T - exact).max() < 0.15  # template voxels (2 mm)
+
+
+def test_protocols_geometry(tmp_path):
+    root = small_cohort(tmp_path / "mix", n_subjects=8, seed=1, protocol_mix=1.0)
+    dataset = load_dataset(root)
+    assert {s.protocol for s in dataset.subjects} <= {"sag111+tse3dvfl", "sag111+tra4mm", "sag111+cor4mm"}
+    flagged = [s for s in dataset.subjects if FLAG_2D_FLAIR in s.flags]
+    assert flagged and all(s.acquisitions["flair"] in ("tra4mm", "cor4mm") for s in flagged)
+    for subject in dataset.subjects:
+        t1 = nib.load(str(subject.images["t1"]))
+        assert nib.aff2axcodes(t1.affine) == ("A", "S", "R")  # sagittal storage: readers must use the affine
+        zooms = sorted(nib.load(str(subject.images["flair"])).header.get_zooms())
+        assert (zooms[-1] / zooms[0] > 1.8) == (subject in flagged)
+
+
+def test_default_mix_balanced_and_confound_option(tmp_path):
+    assert PROTOCOLS["new"].flair.acq == "T2sel"
+    mixed = load_dataset(small_cohort(tmp_path / "m", n_subjects=8, seed=3))
+    per_label = {label: sum(s.protocol != "iso08+T2sel" for s in mixed.subjects if s.label == label) for label in (0, 1)}
+    assert per_label == {0: 1, 1: 1}  # 0.25 of each class on an older protocol
+    confounded = load_dataset(small_cohort(tmp_path / "c", n_subjects=8, seed=3, confound=True))
+    assert all(s.protocol == "iso08+T2sel" for s in confounded.subjects if s.label == 0)
+    assert sum(s.protocol != "iso08+T2sel" for s in confounded.subjects if s.label == 1) == 2
+
+
+def test_cli_synth_json_and_overlay(tmp_path, capsys):
+    out = tmp_path / "cli"
+    assert main(["synth", "--out", str(out), "--subjects", "3", "--size", "tiny", "--seed", "2", "--quiet",
+                 "--overlays", "1"]) == 0
+    summary = json.loads(capsys.readouterr().out)
+    assert summary["patients"] + summary["controls"] == 3 and len(summary["subjects"]) == 3
+    png = mpimg.imread(summary["overlays"][0])
+    assert png.ndim == 3 and png.shape[0] > 300
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["--subjects", "1"], "minimum --subjects 2"),
+        (["--subjects", "4", "--fcd-fraction", "1.0"], "--fcd-fraction 1.0 must be between 0 and 1"),
+        (["--subjects", "4", "--subtlety", "2"], "--subtlety 2.0 must be between 0 and 1"),
+        (["--subjects", "4", "--protocol-mix", "-0.1"], "--protocol-mix -0.1 must be between 0 and 1"),
+    ],
+)
+def test_cli_synth_bad_options(tmp_path, capsys, argv, message):
+    out = tmp_path / "bad"
+    assert main(["synth", "--out", str(out), "--size", "tiny", *argv]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("error: synth:") and message in err[0]
+    assert not out.exists()
+
+
+def test_existing_output_refused_and_nothing_half_written(tmp_path, monkeypatch):
+    busy = tmp_path / "busy"
+    busy.mkdir()
+    (busy / "keep.txt").write_text("x")
+    with pytest.raises(FCDInputError, match=r"busy: already exists and is not an empty folder"):
+        synth_cohort(busy, 2, size="tiny")
+    from FCDTrainLib.data.synth import cohort as cohort_module
+
+    calls = []
+
+    def failing(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 2:
+            raise RuntimeError("disk full")
+        return real(*args, **kwargs)
+
+    real = cohort_module.make_subject
+    monkeypatch.setattr(cohort_module, "make_subject", failing)
+    with pytest.raises(RuntimeError, match="disk full"):
+        synth_cohort(tmp_path / "partial", 3, size="tiny", overlays=0)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["busy"]
+
+
+def test_overlay_orientation_helpers():
+    affine = np.array([[-2.0, 0, 0, 10], [0, 0, 3.0, -5], [0, -1.5, 0, 7], [0, 0, 0, 1]])  # L, I, A voxel axes
+    array = np.zeros((4, 5, 6), np.float32)
+    ras, ornt, zooms = _to_ras(array, affine)
+    assert ras.shape == (4, 6, 5) and list(zooms) == [2.0, 3.0, 1.5]
+    # Voxel (0, 0, 0) is the most left, superior, posterior one -> RAS indices (3, 0, 4).
+    assert _index_to_ras((0, 0, 0), array.shape, ornt) == [3, 0, 4]
+    heat = np.zeros_like(array)
+    heat[1, 2, 3] = 1
+    roi = np.zeros(array.shape, bool)
+    roi[3, 4, 5] = True
+    assert default_center(array.shape, heat, roi) == (1, 2, 3)
+    assert default_center(array.shape, None, roi) == (3, 4, 5)
+    assert default_center(array.shape, None, None) == (2, 2, 3)
+
+
+def test_render_overlay_writes_png_and_checks_shapes(tmp_path):
+    rng = np.random.default_rng(0)
+    image = Image(rng.random((20, 24, 16)).astype(np.float32), np.diag([1.0, 1.2, 2.0, 1.0]))
+    heat = np.zeros(image.array.shape, np.float32)
+    heat[5:9, 6:10, 4:8] = 1
+    path = render_overlay(image, tmp_path / "o.png", heatmap=heat, roi=heat > 0.5, title="t")
+    assert path.is_file() and mpimg.imread(path).shape[2] in (3, 4)
+    assert [p.name for p in tmp_path.iterdir()] == ["o.png"]
+    with pytest.raises(FCDInputError, match=r"heatmap shape \(2, 2, 2\) differs"):
+        render_overlay(image, tmp_path / "p.png", heatmap=np.zeros((2, 2, 2)))
+
+
+@pytest.mark.parametrize(("i_range", "right_side"), [((1, 5), True), ((15, 19), False)])
+def test_render_overlay_radiological_orientation(tmp_path, i_range, right_side):
+    """A bright blob stored LPS, anterior: on screen left when it is in the patient's right, and top."""
+    array = np.full((20, 24, 16), 0.5, np.float32)
+    array[:, 23] = 0.05  # sets the dark end of the display window
+    array[i_range[0]:i_range[1], 2:6, 6:11] = 1.0  # x = -2 (i - 10): small i = patient right; small j = anterior
+    affine = np.array([[-2.0, 0, 0, 20], [0, -2.0, 0, 24], [0, 0, 2.0, -16], [0, 0, 0, 1]])
+    rgb = mpimg.imread(render_overlay(Image(array, affine), tmp_path / "blob.png"))[..., :3]
+    panel = rgb[:, : rgb.shape[1] // 3]
+    grey = panel.mean(axis=2)
+    neutral = np.ptp(panel, axis=2) < 0.05
+    rows, cols = np.nonzero(neutral & (grey > 0.3) & (grey < 0.7))  # the displayed head (mid grey)
+    top, bottom, left, right = rows.min(), rows.max(), cols.min(), cols.max()
+    inside = np.zeros_like(neutral)
+    inside[top:bottom + 1, left:right + 1] = True
+    blob_rows, blob_cols = np.nonzero(inside & neutral & (grey > 0.9))
+    assert len(blob_rows) > 20
+    assert (blob_cols.mean() < (left + right) / 2) == right_side  # radiological: patient right on screen left
+    assert blob_rows.mean() < (top + bottom) / 2  # anterior up

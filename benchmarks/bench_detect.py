@@ -1,0 +1,135 @@
+"""Benchmark: end-to-end ``fcd detect`` seconds on a 1 mm 197x233x189 brain.
+
+The scan is nilearn's MNI152 2009 T1 template (shipped inside the package). For
+ResNet-18 and ResNet-50 (untrained weights: speed does not depend on them) at the
+default model grid, it times the whole ``fcd detect`` command run in-process (bundle
+loading, preprocessing, forward, Grad-CAM, inverse resampling, writing the outputs)
+and a bare forward pass of the same network on the same tensor, and prints and writes
+the figures to ``benchmarks/results-detect-<device>.json``.
+
+Usage:
+    python benchmarks/bench_detect.py [--device cpu|cuda] [--repeats 3] [--depths 18 50]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+
+def _mni_volume(folder: Path) -> Path:
+    import nibabel as nib
+    from nilearn.datasets import load_mni152_template
+
+    template = load_mni152_template(resolution=1)
+    path = folder / "mni152_T1w.nii.gz"
+    nib.save(nib.Nifti1Image(np.asarray(template.get_fdata(), dtype=np.float32), template.affine), path)
+    return path
+
+
+def _timed(fn, repeats: int) -> list[float]:
+    fn()  # warm-up: allocator, cuDNN autotune, lazy imports
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - start)
+    return times
+
+
+def bench_depth(depth: int, device: str, repeats: int, image: Path, folder: Path) -> dict:
+    import torch
+
+    from FCDDetectLib.bundle import BundleMetadata, load_bundle, save_bundle
+    from FCDDetectLib.cli import main as fcd_main
+    from FCDDetectLib.defaults import DEFAULT_SHAPE, DEFAULT_SPACING
+    from FCDDetectLib.image_io import load_image
+    from FCDDetectLib.models import build_resnet
+    from FCDDetectLib.preprocess import preprocess
+
+    model = build_resnet(depth, in_channels=1, geometry="paper")
+    meta = BundleMetadata(
+        name=f"bench-resnet{depth}",
+        depth=depth,
+        geometry="paper",
+        modalities=["t1"],
+        target_spacing=list(DEFAULT_SPACING),
+        target_shape=list(DEFAULT_SHAPE),
+    )
+    bundle_path = save_bundle(folder / f"resnet{depth}.fcdbundle", model, meta)
+    out = folder / f"out{depth}"
+    args = ["detect", "--model", str(bundle_path), "--image", str(image), "--device", device, "--out", str(out)]
+
+    def end_to_end() -> None:
+        if fcd_main(args) != 0:
+            raise RuntimeError("fcd detect failed")
+
+    end_to_end_s = _timed(end_to_end, repeats)
+
+    net = load_bundle(bundle_path, device=device).model
+    x = preprocess([load_image(image)], DEFAULT_SPACING, DEFAULT_SHAPE).tensor.unsqueeze(0).to(device)
+
+    def forward() -> None:
+        with torch.no_grad():
+            net(x)
+        if device == "cuda":
+            torch.cuda.synchronize()
+
+    forward_s = _timed(forward, repeats)
+    e2e, fwd = statistics.median(end_to_end_s), statistics.median(forward_s)
+    return {
+        "depth": depth,
+        "end_to_end_seconds_median": round(e2e, 3),
+        "end_to_end_seconds_all": [round(t, 3) for t in end_to_end_s],
+        "forward_seconds_median": round(fwd, 3),
+        "ratio_end_to_end_to_forward": round(e2e / fwd, 2),
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--depths", type=int, nargs="+", default=[18, 50])
+    parser.add_argument("--threads", type=int, default=2, help="torch CPU threads (the target machine has 2)")
+    args = parser.parse_args(argv)
+
+    import torch
+
+    from FCDDetectLib.defaults import DEFAULT_SHAPE, DEFAULT_SPACING
+
+    torch.set_num_threads(args.threads)
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = Path(tmp)
+        image = _mni_volume(folder)
+        rows = [bench_depth(depth, args.device, args.repeats, image, folder) for depth in args.depths]
+    report = {
+        "benchmark": "fcd detect end to end, Grad-CAM, MNI152 1 mm 197x233x189",
+        "device": args.device,
+        "gpu": torch.cuda.get_device_name(0) if args.device == "cuda" else None,
+        "cpu_threads": args.threads,
+        "cpu": platform.processor() or platform.machine(),
+        "torch": torch.__version__,
+        "model_grid_spacing_mm": list(DEFAULT_SPACING),
+        "model_grid_shape": list(DEFAULT_SHAPE),
+        "date": time.strftime("%Y-%m-%d"),
+        "results": rows,
+    }
+    text = json.dumps(report, indent=2)
+    print(text)
+    out = Path(__file__).with_name(f"results-detect-{args.device}.json")
+    out.write_text(text + "\n")
+    print(f"written to {out}", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
