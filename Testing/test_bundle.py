@@ -9,7 +9,6 @@ import sys
 import numpy as np
 import pytest
 import torch
-
 from FCDDetectLib import __version__
 from FCDDetectLib.bundle import (
     BUNDLE_FORMAT_VERSION,

@@ -5,7 +5,6 @@ from __future__ import annotations
 import monai.networks.nets as monai_nets
 import pytest
 import torch
-
 from FCDDetectLib.errors import FCDInputError
 from FCDDetectLib.medicalnet import (
     MEDICALNET_FILES,

@@ -37,9 +37,10 @@ class DemoOptions:
     seed: int = 0
     subtlety: float = 0.3
     folds: int = 4
-    max_epochs: int = 25
+    max_epochs: int = 30
     depth: int = 18
     geometry: str = "medicalnet"
+    widen_factor: float = 0.5
     spacing: tuple[float, float, float] = (4.0, 4.0, 4.0)
     shape: tuple[int, int, int] = (48, 56, 48)
     batch_size: int = 8
@@ -68,7 +69,8 @@ def _train(cohort: Path, out: Path, options: DemoOptions) -> tuple[Path, list[st
     from .train_run import fold_dir, train_run
 
     config = RunConfig(
-        data=str(cohort), depth=options.depth, geometry=options.geometry, modality="flair",
+        data=str(cohort), depth=options.depth, geometry=options.geometry, widen_factor=options.widen_factor,
+        modality="flair",
         folds=options.folds, seed=options.seed, max_epochs=options.max_epochs, lr=options.lr,
         batch_size=options.batch_size, spacing=list(options.spacing), shape=list(options.shape),
         device=options.device,

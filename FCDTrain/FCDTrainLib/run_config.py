@@ -39,6 +39,7 @@ class RunConfig:
     weights: str | None = None
     weights_sha256: str | None = None
     geometry: str = "paper"
+    widen_factor: float = 1.0
     modality: str = "flair"
     folds: int = 5
     seed: int = 0
@@ -113,6 +114,10 @@ class RunConfig:
                                  ("--early-stop-patience", self.early_stop_patience, 1)):
             if int(value) < low:
                 raise FCDInputError(f"{name} {value}: must be at least {low}")
+        if not 0 < self.widen_factor <= 4:
+            raise FCDInputError(f"--widen-factor {self.widen_factor}: expected a number in (0, 4]")
+        if self.pretrained != "none" and self.widen_factor != 1.0:
+            raise FCDInputError("--widen-factor: MedicalNet weights need the standard width (1.0)")
         if not self.lr > 0:
             raise FCDInputError(f"--lr {self.lr}: must be positive")
         if len(self.spacing) != 3 or any(s <= 0 for s in self.spacing):

@@ -14,8 +14,8 @@ Example:
     ...                             ("medicalnet23", (0.8, 0.75, 0.85), (2.0, 2.5, 2.2)))
     ...         for f, (a, h) in enumerate(zip(accs, hs))]
     >>> table = summarise(rows)
-    >>> round(table[1]["accuracy_mean"], 3), table[1]["p_accuracy"] < 0.05
-    (0.8, True)
+    >>> round(table[1]["accuracy_mean"], 3), round(table[1]["p_accuracy"], 3)
+    (0.8, 0.095)
 """
 
 from __future__ import annotations

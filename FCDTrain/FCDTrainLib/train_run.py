@@ -85,15 +85,9 @@ def prepare(config: RunConfig, run_dir: str | Path) -> tuple[list[Any], list[str
 
 def resolve_device(device: str) -> str:
     """``auto`` -> ``cuda`` when usable, else ``cpu`` (``cuda`` without a GPU is an error)."""
-    import torch
+    from FCDDetectLib.detect import resolve_device as engine_resolve_device
 
-    if device == "auto":
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    if device == "cuda" and not torch.cuda.is_available():
-        raise FCDInputError("--device cuda: no CUDA GPU is available to torch on this machine")
-    if device not in ("cpu", "cuda"):
-        raise FCDInputError(f"--device {device}: expected auto, cpu or cuda")
-    return device
+    return engine_resolve_device(device)
 
 
 def fold_dir(run_dir: str | Path, fold: int) -> Path:

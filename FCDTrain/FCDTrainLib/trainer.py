@@ -74,7 +74,7 @@ def build_model(config: RunConfig, fold: int) -> tuple[torch.nn.Module, dict[str
 
     torch.manual_seed(int(config.seed) + int(fold))
     model = build_resnet(config.depth, in_channels=len(config.modalities), num_classes=2,
-                         geometry=config.geometry)
+                         geometry=config.geometry, widen_factor=config.widen_factor)
     info: dict[str, Any] = {"pretrained": config.pretrained}
     if config.pretrained != "none":
         from FCDDetectLib.medicalnet import load_medicalnet_weights

@@ -24,6 +24,8 @@ def add_training_options(parser: argparse.ArgumentParser) -> None:
     d = RunConfig(data="")
     parser.add_argument("--geometry", default=d.geometry, choices=["paper", "medicalnet"],
                         help="network geometry (default: paper, section 2.2)")
+    parser.add_argument("--widen-factor", type=float, default=d.widen_factor,
+                        help="scale of the stage widths (64..512); 1.0 = standard ResNet, <1 for quick CPU runs")
     parser.add_argument("--folds", type=int, default=d.folds, help="number of folds (default: 5)")
     parser.add_argument("--max-epochs", type=int, default=d.max_epochs, help="epoch limit per fold (default: 100)")
     parser.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
@@ -60,7 +62,7 @@ def config_from_args(args: argparse.Namespace, **overrides):
     from ..run_config import RunConfig
 
     values = dict(
-        data=str(args.data), geometry=args.geometry, folds=args.folds, max_epochs=args.max_epochs,
+        data=str(args.data), geometry=args.geometry, widen_factor=args.widen_factor, folds=args.folds, max_epochs=args.max_epochs,
         device=args.device, seed=args.seed, lr=args.lr, batch_size=args.batch_size, patience=args.patience,
         lr_factor=args.lr_factor, early_stop_patience=args.early_stop_patience,
         spacing=[float(s) for s in args.spacing], shape=[int(s) for s in args.shape],
