@@ -81,6 +81,8 @@ def test_depth34_two_channel_round_trip(tmp_path):
     assert loaded.model.conv1.stride == (1, 2, 2)
     assert torch.equal(loaded.model.layer3[5].conv2.weight.cpu(), model.layer3[5].conv2.weight)
     assert loaded.metadata.in_channels == 2
+    with pytest.raises(FCDInputError, match="device 'quantum' is not available"):
+        load_bundle(path, device="quantum")
 
 
 def test_read_metadata_does_not_import_torch(bundle):

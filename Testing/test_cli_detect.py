@@ -14,7 +14,6 @@ from pathlib import Path
 import nibabel as nib
 import numpy as np
 import pytest
-
 from FCDDetectLib.cli import main
 
 SHAPE = (24, 28, 24)

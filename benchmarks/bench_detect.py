@@ -47,7 +47,6 @@ def _timed(fn, repeats: int) -> list[float]:
 
 def bench_depth(depth: int, device: str, repeats: int, image: Path, folder: Path) -> dict:
     import torch
-
     from FCDDetectLib.bundle import BundleMetadata, load_bundle, save_bundle
     from FCDDetectLib.cli import main as fcd_main
     from FCDDetectLib.defaults import DEFAULT_SHAPE, DEFAULT_SPACING
@@ -103,7 +102,6 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     import torch
-
     from FCDDetectLib.defaults import DEFAULT_SHAPE, DEFAULT_SPACING
 
     torch.set_num_threads(args.threads)

@@ -358,5 +358,8 @@ def load_bundle(path: str | os.PathLike, device: str = "cpu") -> ModelBundle:
     model.load_state_dict(state)
     if device == "auto":
         device = "cuda" if torch.cuda.is_available() else "cpu"
-    model.to(device).eval()
+    try:
+        model.to(device).eval()
+    except (RuntimeError, ValueError, AssertionError) as error:  # unknown device, no CUDA build...
+        raise FCDInputError(f"device {device!r} is not available: {str(error).splitlines()[0]}") from None
     return ModelBundle(metadata=metadata, model=model, path=folder)

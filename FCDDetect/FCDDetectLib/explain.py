@@ -5,12 +5,17 @@ Methods (all return an (X, Y, Z) float32 map on the input grid, min-max normalis
 whose ReLU removed everything, comes back as all zeros):
 
 - ``gradcam``: captum ``LayerGradCam`` on ``model.layer4`` with ``relu_attributions=True``
-  (Grad-CAM's ReLU), upsampled with ``LayerAttribution.interpolate(...,
-  interpolate_mode="trilinear")`` (captum's default, nearest, gives blocks). The method of
-  the paper.
-- ``gradcam++``: ``monai.visualize.GradCAMpp`` on ``layer4`` with trilinear upsampling and
-  *our own* min-max (MONAI's default post-processing maps the maximum to 0, i.e. inverts
-  the map).
+  (Grad-CAM's ReLU; captum's default is off), the method of the paper.
+- ``gradcam++``: ``monai.visualize.GradCAMpp`` on ``layer4`` with *our own* min-max
+  (MONAI's default post-processing maps the maximum to 0, i.e. inverts the map).
+
+Both CAM maps live on the layer4 grid and are upsampled trilinearly. ``upsampling="aligned"``
+(default) puts each cell's value on the centre of its receptive field (voxel k * stride);
+``upsampling="captum"`` uses captum's ``LayerAttribution.interpolate(...,
+interpolate_mode="trilinear")`` as the paper did, which places cell k at
+(k + 0.5) * stride - 0.5, i.e. (stride - 1) / 2 voxels off (3.5 voxels per axis for the
+``medicalnet`` geometry, 7.5 / 15.5 / 15.5 for ``paper``).
+
 - ``smoothgrad``: captum ``NoiseTunnel`` over ``Saliency`` (absolute input gradients),
   ``nt_samples`` noisy copies with noise sd = ``noise_level`` x (max - min) of the input;
   channels (modalities) are merged by the maximum of the absolute gradients. No other
@@ -42,6 +47,7 @@ from .errors import FCDInputError
 
 METHODS = ("gradcam", "gradcam++", "smoothgrad")
 UPSAMPLING = ("aligned", "captum")
+DEFAULT_UPSAMPLING = "aligned"  # "captum" reproduces the paper's interpolation (half a cell off)
 _HOOK_DICTS = (
     "_forward_hooks",
     "_forward_hooks_with_kwargs",
@@ -61,7 +67,7 @@ def explain(
     *,
     nt_samples: int = 8,
     noise_level: float = 0.15,
-    upsampling: str = "aligned",
+    upsampling: str = DEFAULT_UPSAMPLING,
 ) -> np.ndarray:
     """Heatmap of the evidence for ``target_class`` in ``x`` (shape (1, C, X, Y, Z)).
 

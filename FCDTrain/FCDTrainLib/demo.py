@@ -83,9 +83,8 @@ def _train(cohort: Path, out: Path, options: DemoOptions) -> tuple[Path, list[st
 
 def _detect_held_out(cohort: Path, bundle: Path, held_out: list[str], out: Path,
                      options: DemoOptions) -> list[dict[str, Any]]:
-    from tqdm import tqdm
-
     from FCDDetectLib.detect import detect, write_detection
+    from tqdm import tqdm
 
     from .data import load_dataset
     from .overlay import render_overlay

@@ -109,7 +109,10 @@ def make_lesion(rng: np.random.Generator, template: Template, subtlety: float = 
     g, w = (g * scale).astype(np.float32), (w * scale).astype(np.float32)
 
     near_cortex = np.clip(ndimage.gaussian_filter(g, 3.0 / res) * 3.0, 0, 1)
-    flair_add = amplitude * rng.uniform(0.28, 0.45) * extent * (w * near_cortex + 0.35 * g)
+    # At full amplitude (subtlety 0) the lesion's white matter is clearly brighter than
+    # cortex on FLAIR (WM 0.55 x 1.6-1.9 vs GM 0.78); at the default subtlety 0.3 it is
+    # about as bright as cortex to 1.2x; at subtlety 1 darker than cortex.
+    flair_add = amplitude * rng.uniform(0.6, 0.9) * extent * (w * near_cortex + 0.35 * g)
     t1_add = -amplitude * rng.uniform(0.05, 0.10) * extent * w
     roi = extent * np.clip((g + w) / 0.5, 0, 1)
 
@@ -121,7 +124,7 @@ def make_lesion(rng: np.random.Generator, template: Template, subtlety: float = 
         tube = (_sigmoid((tube_radius - gap) / 0.6) * (1 - 0.5 * t)).reshape(g.shape)
         tube[tube < 0.02] = 0
         band = tube * np.clip(w / 0.4, 0, 1)
-        flair_add = flair_add + amplitude * 0.35 * band
+        flair_add = flair_add + amplitude * 0.5 * band
         t1_add = t1_add - amplitude * 0.05 * band
         roi = np.maximum(roi, np.where(tube > 0.25, np.clip(w / 0.4, 0, 1), 0))
 
