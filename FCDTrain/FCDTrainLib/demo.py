@@ -33,11 +33,11 @@ from FCDDetectLib.image_io import load_image, load_mask, write_json_atomic
 class DemoOptions:
     """Knobs of the demo; the defaults fit in about 10 minutes on 2 CPU cores."""
 
-    subjects: int = 48
+    subjects: int = 60
     seed: int = 0
-    subtlety: float = 0.3
-    folds: int = 4
-    max_epochs: int = 30
+    subtlety: float = 0.0
+    folds: int = 5
+    max_epochs: int = 40
     depth: int = 18
     geometry: str = "medicalnet"
     widen_factor: float = 0.5

@@ -19,8 +19,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "result.json,overlay.png} and OUT/summary.json. Resumes when run again.",
     )
     parser.add_argument("--out", default="demo-output", help="output folder (default: demo-output)")
-    parser.add_argument("--subjects", type=int, default=48, help="cohort size (default 48)")
-    parser.add_argument("--max-epochs", type=int, default=30)
+    parser.add_argument("--subjects", type=int, default=60, help="cohort size (default 60)")
+    parser.add_argument("--max-epochs", type=int, default=40)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
     parser.set_defaults(func=run)
