@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import pytest
-
 from FCDDetectLib.errors import FCDInputError
 from FCDTrainLib.run_config import RunConfig
 from FCDTrainLib.trainer import build_model

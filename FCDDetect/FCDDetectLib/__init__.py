@@ -6,7 +6,9 @@ Public API (see README "Python API")::
     result = detect("model.fcdbundle", ["sub-01_FLAIR.nii.gz"], roi="sub-01_FLAIR_roi.nii.gz")
     print(result.probability, result.heat_score)
 
-Submodules are imported lazily so that reading a bundle's metadata needs no torch.
+The detection, Heat-Score and image functions need only numpy at import; the network
+pieces (bundles, models, MedicalNet) are imported on first use, so reading a bundle's
+metadata or importing this package needs no torch.
 """
 
 from __future__ import annotations
@@ -16,12 +18,14 @@ from typing import Any
 
 __version__ = "0.1.0"
 
+# Imported eagerly: these functions share their names with their modules (``detect``,
+# ``heat_score``), and a lazy attribute would be shadowed by the submodule once imported.
+from .detect import DetectionResult, detect, write_detection  # noqa: E402
+from .errors import FCDInputError  # noqa: E402
+from .heat_score import HeatScoreResult, heat_score, heat_score_images  # noqa: E402
+from .image_io import Image, load_image, load_mask, save_image  # noqa: E402
+
 _LAZY = {
-    "FCDInputError": "errors",
-    "Image": "image_io",
-    "load_image": "image_io",
-    "load_mask": "image_io",
-    "save_image": "image_io",
     "build_resnet": "models",
     "load_medicalnet_weights": "medicalnet",
     "BundleMetadata": "bundle",
@@ -29,14 +33,23 @@ _LAZY = {
     "load_bundle": "bundle",
     "save_bundle": "bundle",
     "read_bundle_metadata": "bundle",
-    "preprocess": "preprocess",
-    "explain": "explain",
-    "heat_score": "heat_score",
-    "heat_score_images": "heat_score",
-    "DetectionResult": "detect",
-    "detect": "detect",
-    "write_detection": "detect",
 }
+
+__all__ = [
+    "DetectionResult",
+    "FCDInputError",
+    "HeatScoreResult",
+    "Image",
+    "__version__",
+    "detect",
+    "heat_score",
+    "heat_score_images",
+    "load_image",
+    "load_mask",
+    "save_image",
+    "write_detection",
+    *_LAZY,
+]
 
 
 def __getattr__(name: str) -> Any:
