@@ -18,8 +18,6 @@ Example:
 
 from __future__ import annotations
 
-import csv
-import io
 import json
 from pathlib import Path
 from typing import Any
@@ -46,15 +44,6 @@ def _summary(per_fold: dict[int, dict[str, Any]]) -> dict[str, Any]:
     return out
 
 
-def _csv(rows: list[dict[str, Any]], columns: list[str]) -> str:
-    buffer = io.StringIO()
-    writer = csv.DictWriter(buffer, fieldnames=columns, extrasaction="ignore", lineterminator="\n")
-    writer.writeheader()
-    for row in rows:
-        writer.writerow({k: ("" if row.get(k) is None else row.get(k)) for k in columns})
-    return buffer.getvalue()
-
-
 def evaluate_run(run_dir: str | Path, data: str | Path | None = None, out: str | Path | None = None,
                  device: str = "auto", method: str | None = None) -> dict[str, Any]:
     """Evaluate every fold bundle of ``run_dir``; see the module docstring. Returns the report."""
@@ -63,7 +52,7 @@ def evaluate_run(run_dir: str | Path, data: str | Path | None = None, out: str |
 
     from .cache import VolumeCache
     from .data import load_dataset
-    from .fold_eval import classification_metrics, evaluate_subjects, summarise_heat
+    from .fold_eval import classification_metrics, csv_text, evaluate_subjects, summarise_heat
     from .run_config import load_config
     from .train_run import resolve_device, select_subjects
 
@@ -124,7 +113,7 @@ def evaluate_run(run_dir: str | Path, data: str | Path | None = None, out: str |
     name = "evaluation" if data is None else f"evaluation-{Path(str(data)).stem or 'external'}"
     out_dir = Path(out) if out is not None else run_dir / name
     out_dir.mkdir(parents=True, exist_ok=True)
-    write_text_atomic(out_dir / "predictions.csv", _csv(rows, columns))
+    write_text_atomic(out_dir / "predictions.csv", csv_text(rows, columns))
     write_json_atomic(out_dir / "metrics.json", report)
     report["out"] = str(out_dir)
     return report

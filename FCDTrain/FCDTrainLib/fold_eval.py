@@ -121,11 +121,21 @@ def evaluate_subjects(bundle: Any, subjects: Sequence[Any], cache: Any, device: 
     return rows, metrics
 
 
-def predictions_csv(rows: Sequence[dict[str, Any]]) -> str:
-    """``predictions.csv`` text: subject, label, probability, prediction, heat_score."""
+def csv_text(rows: Sequence[dict[str, Any]], columns: Sequence[str]) -> str:
+    """CSV text of ``rows`` restricted to ``columns``; None becomes an empty cell.
+
+    Example:
+        >>> csv_text([{"a": 1, "b": None}], ["a", "b"])
+        'a,b\n1,\n'
+    """
     buffer = io.StringIO()
-    writer = csv.DictWriter(buffer, fieldnames=PREDICTION_COLUMNS, extrasaction="ignore", lineterminator="\n")
+    writer = csv.DictWriter(buffer, fieldnames=list(columns), extrasaction="ignore", lineterminator="\n")
     writer.writeheader()
     for row in rows:
-        writer.writerow({k: ("" if row.get(k) is None else row.get(k)) for k in PREDICTION_COLUMNS})
+        writer.writerow({k: ("" if row.get(k) is None else row.get(k)) for k in columns})
     return buffer.getvalue()
+
+
+def predictions_csv(rows: Sequence[dict[str, Any]]) -> str:
+    """``predictions.csv`` text: subject, label, probability, prediction, heat_score."""
+    return csv_text(rows, PREDICTION_COLUMNS)

@@ -15,8 +15,6 @@ Example:
 
 from __future__ import annotations
 
-import csv
-import io
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -63,13 +61,9 @@ def markdown_table(summary: Sequence[dict[str, Any]]) -> str:
 
 
 def _csv_text(rows: Sequence[dict[str, Any]], columns: Sequence[str]) -> str:
-    buffer = io.StringIO()
-    writer = csv.DictWriter(buffer, fieldnames=list(columns), extrasaction="ignore", lineterminator="\n")
-    writer.writeheader()
-    for row in rows:
-        writer.writerow({k: ("" if row.get(k) is None else row.get(k)) for k in columns}
-                        | {"model": f"resnet{row['depth']}"})
-    return buffer.getvalue()
+    from .fold_eval import csv_text
+
+    return csv_text([{**row, "model": f"resnet{row['depth']}"} for row in rows], columns)
 
 
 def write_plot(summary: Sequence[dict[str, Any]], path: str | Path) -> Path:
