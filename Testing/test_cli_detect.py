@@ -35,9 +35,13 @@ def _save(path: Path, array: np.ndarray, affine: np.ndarray | None = None) -> Pa
 
 @pytest.fixture(scope="module")
 def bundle_path(tmp_path_factory) -> Path:
+    """An untrained ResNet-18 with a fixed initialisation (its Grad-CAM is not constant here)."""
+    import torch
+
     from FCDDetectLib.bundle import BundleMetadata, save_bundle
     from FCDDetectLib.models import build_resnet
 
+    torch.manual_seed(3)
     folder = tmp_path_factory.mktemp("bundle")
     meta = BundleMetadata(
         name="tiny",
@@ -186,3 +190,29 @@ def test_help_lists_every_command():
     choices = parser._subparsers._group_actions[0].choices  # argparse keeps sub-commands here
     assert set(choices) == {"detect", "heat-score", "synth", "audit", "demo", "train", "experiment", "evaluate"}
     assert len(COMMAND_MODULES) == len(choices)
+
+
+def test_no_evidence_gives_null_heat_score_not_an_error(scan, tmp_path, capsys):
+    """A network with zero classifier weights has a constant Grad-CAM: detect still succeeds,
+    the Heat-Score is null with a note; `fcd heat-score` on that heatmap is an error."""
+    import torch
+
+    from FCDDetectLib.bundle import BundleMetadata, save_bundle
+    from FCDDetectLib.models import build_resnet
+
+    model = build_resnet(18, 1)
+    with torch.no_grad():
+        model.fc.weight.zero_()
+    meta = BundleMetadata(name="blind", depth=18, geometry="paper", modalities=["flair"],
+                          target_spacing=[4.0, 4.0, 4.0], target_shape=list(SHAPE))
+    bundle = save_bundle(tmp_path / "blind.fcdbundle", model, meta)
+    image, roi = scan
+    out = tmp_path / "out"
+    assert main(["detect", "--model", str(bundle), "--image", str(image), "--roi", str(roi),
+                 "--out", str(out)]) == 0
+    stored = json.loads((out / "result.json").read_text())
+    assert stored["heat_score"] is None and "constant" in stored["heat_score_note"]
+    assert stored["roi_voxels"] == 6 * 6 * 5
+    capsys.readouterr()
+    assert main(["heat-score", "--heatmap", str(out / "heatmap.nii.gz"), "--roi", str(roi)]) == 2
+    assert "constant" in capsys.readouterr().err

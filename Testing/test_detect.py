@@ -158,3 +158,18 @@ def test_bad_method_and_target_class(bundle, oblique_case):
         detect(bundle, [image], method="occlusion", device="cpu")
     with pytest.raises(FCDInputError, match="target class"):
         detect(bundle, [image], target_class="tumour", device="cpu")
+
+
+@pytest.mark.parametrize("method", ["gradcam", "gradcam++", "smoothgrad"])
+def test_probability_equals_a_plain_forward_pass(bundle, lps_case, method):
+    """detect reuses the CAM's own forward pass for the probability: it must equal a separate one."""
+    import torch
+    from FCDDetectLib.bundle import load_bundle
+    from FCDDetectLib.preprocess import preprocess
+
+    image = lps_case[0]
+    loaded = load_bundle(bundle)
+    prep = preprocess([image], loaded.metadata.target_spacing, loaded.metadata.target_shape)
+    with torch.no_grad():
+        expected = float(torch.softmax(loaded.model(prep.tensor.unsqueeze(0)), 1)[0, 1])
+    assert detect(loaded, [image], method=method, device="cpu").probability == pytest.approx(expected, abs=1e-5)

@@ -62,6 +62,7 @@ class DetectionResult:
             "roi_voxels": details.roi_voxels if details else None,
             "roi_resampled": details.roi_resampled if details else None,
             "background_voxels": details.background_voxels if details else None,
+            "heat_score_note": details.note if details else None,
             "method": self.method,
             "target_class": self.target_class,
             "model": self.model,
@@ -120,7 +121,9 @@ def detect(
     ``model`` is a bundle folder or a loaded :class:`~FCDDetectLib.bundle.ModelBundle`.
     ``images`` are given in the bundle's modality order (``metadata.modalities``); the
     heatmap comes back on the first image's grid. ``roi`` and ``brain_mask`` may lie on
-    another grid: they are resampled (nearest neighbour) and the result says so.
+    another grid: they are resampled (nearest neighbour) and the result says so. A
+    constant heatmap (no evidence for the target class) has no Heat-Score: ``heat_score``
+    is None and ``heat_score_details.note`` says why.
     Raises :class:`FCDInputError` for any bad input, before anything is computed.
     """
     import torch
@@ -150,19 +153,19 @@ def detect(
     prep = preprocess(loaded, meta.target_spacing, meta.target_shape)
     x = prep.tensor.unsqueeze(0).to(device)
     net = bundle.model
-    with torch.no_grad():
-        probabilities = torch.softmax(net(x).float(), dim=1)[0]
+    target_index = meta.class_names.index(target_class)
+    heat_model_grid, logits = _explain_and_classify(net, x, method, target_index, explain)
+    probabilities = torch.softmax(logits.float(), dim=1)[0]
     fcd_index = meta.class_names.index("fcd") if "fcd" in meta.class_names else len(meta.class_names) - 1
     probability = float(probabilities[fcd_index])
-    target_index = meta.class_names.index(target_class)
-    heat_model_grid = explain(net, x, method=method, target_class=target_index)
     heatmap = _renormalise(to_input_grid(heat_model_grid, prep))
 
     heat = None
     details = None
     if roi_image is not None:
         details = heat_score_images(
-            Image(heatmap, prep.reference.affine), roi_image, mask_image, roi_name=_source_name(roi, "ROI")
+            Image(heatmap, prep.reference.affine), roi_image, mask_image, roi_name=_source_name(roi, "ROI"),
+            undefined_ok=True,
         )
         heat = details.heat_score
     positive = meta.class_names[fcd_index]
@@ -183,6 +186,27 @@ def detect(
         inputs=[_source_name(src, f"image {i + 1}") for i, src in enumerate(images)],
         device=device,
     )
+
+
+def _explain_and_classify(net: Any, x: Any, method: str, target_index: int, explain: Any) -> tuple[np.ndarray, Any]:
+    """The heatmap and the network's logits for ``x``.
+
+    The CAM methods run the network once on ``x`` itself: its output is kept (forward
+    hook) and serves as the classification, which saves a second forward pass. SmoothGrad
+    only sees noisy copies, so the logits come from a separate forward pass.
+    """
+    import torch
+
+    outputs: list[Any] = []
+    handle = net.register_forward_hook(lambda _module, _inputs, output: outputs.append(output.detach()))
+    try:
+        heat = explain(net, x, method=method, target_class=target_index)
+    finally:
+        handle.remove()
+    if method in ("gradcam", "gradcam++") and outputs:
+        return heat, outputs[0]
+    with torch.no_grad():
+        return heat, net(x)
 
 
 def _renormalise(heatmap: np.ndarray) -> np.ndarray:

@@ -44,13 +44,19 @@ class HeatScoreResult:
 
     ``roi_voxels`` / ``background_voxels`` are counted on the heatmap's grid;
     ``roi_resampled`` tells whether the ROI came from another grid (a brain mask on another
-    grid is resampled the same way).
+    grid is resampled the same way). ``heat_score`` is None only when asked to tolerate an
+    undefined score (``undefined_ok``), and ``note`` then says why.
     """
 
-    heat_score: float
+    heat_score: float | None
     roi_voxels: int
     roi_resampled: bool
     background_voxels: int
+    note: str | None = None
+
+
+class _UndefinedScore(FCDInputError):
+    """Zero background spread: the score is undefined (an input error only where asked for one)."""
 
 
 def _score(
@@ -79,14 +85,14 @@ def _score(
         raise FCDInputError(f"{roi_name}: no background voxel left {where} outside the ROI")
     low, high = float(heat.min()), float(heat.max())
     if high == low:
-        raise FCDInputError(
+        raise _UndefinedScore(
             f"{roi_name}: heatmap is constant ({low:g}); background has zero spread, Heat-Score undefined"
         )
     normalised = (heat - low) / (high - low)
     values = normalised[background]
     spread = float(values.std())  # population standard deviation (ddof=0)
     if spread == 0.0:
-        raise FCDInputError(
+        raise _UndefinedScore(
             f"{roi_name}: heatmap is constant in the background; zero spread, Heat-Score undefined"
         )
     score = (float(normalised[inside].mean()) - float(values.mean())) / spread
@@ -123,14 +129,17 @@ def _onto(mask: Image, grid: Image) -> np.ndarray:
 
 
 def heat_score_images(
-    heatmap: Image, roi: Image, brain_mask: Image | None = None, roi_name: str = "ROI"
+    heatmap: Image, roi: Image, brain_mask: Image | None = None, roi_name: str = "ROI",
+    undefined_ok: bool = False,
 ) -> HeatScoreResult:
     """Heat-Score of a heatmap image for a ROI image, each on its own grid.
 
     The ROI and the brain mask are resampled (nearest neighbour, through the affines) onto
     the heatmap's grid when their grid differs; ``roi_resampled`` reports it. Errors
     (FCDInputError, naming ``roi_name``): empty ROI, ROI outside the heatmap's field of
-    view, no background left, zero background spread.
+    view, no background left, zero background spread. With ``undefined_ok`` a zero
+    background spread (a constant heatmap: the network found no evidence for the class)
+    gives ``heat_score=None`` and a ``note`` instead of an error.
 
     Example:
         >>> from FCDDetectLib.image_io import load_image, load_mask
@@ -156,7 +165,15 @@ def heat_score_images(
         brain_array = np.asarray(brain_mask.array)
         if not _same_grid(brain_mask, heatmap):
             brain_array = _onto(brain_mask, heatmap)
-    score, n_roi, n_bkg = _score(heatmap.array, roi_array, brain_array, roi_name)
+    try:
+        score, n_roi, n_bkg = _score(heatmap.array, roi_array, brain_array, roi_name)
+    except _UndefinedScore as error:
+        if not undefined_ok:
+            raise
+        inside = roi_array > 0.5
+        background = ~inside if brain_array is None else ~inside & (brain_array > 0.5)
+        return HeatScoreResult(heat_score=None, roi_voxels=int(inside.sum()), roi_resampled=resampled,
+                               background_voxels=int(background.sum()), note=str(error))
     return HeatScoreResult(
         heat_score=score, roi_voxels=n_roi, roi_resampled=resampled, background_voxels=n_bkg
     )

@@ -78,7 +78,11 @@ def heat_scores(bundle: Any, subjects: Sequence[Any], method: str = "gradcam",
         try:
             result = detect(bundle, [subject.images[m] for m in modalities], roi=subject.roi,
                             method=method, device=device)
-            scores[subject.subject_id] = float(result.heat_score)
+            if result.heat_score is None:
+                scores[subject.subject_id] = None
+                warnings.append(f"{subject.subject_id}: no Heat-Score ({result.heat_score_details.note})")
+            else:
+                scores[subject.subject_id] = float(result.heat_score)
         except FCDInputError as error:
             scores[subject.subject_id] = None
             warnings.append(f"{subject.subject_id}: no Heat-Score ({error})")
