@@ -37,7 +37,6 @@ def _save(path: Path, array: np.ndarray, affine: np.ndarray | None = None) -> Pa
 def bundle_path(tmp_path_factory) -> Path:
     """An untrained ResNet-18 with a fixed initialisation (its Grad-CAM is not constant here)."""
     import torch
-
     from FCDDetectLib.bundle import BundleMetadata, save_bundle
     from FCDDetectLib.models import build_resnet
 
@@ -196,7 +195,6 @@ def test_no_evidence_gives_null_heat_score_not_an_error(scan, tmp_path, capsys):
     """A network with zero classifier weights has a constant Grad-CAM: detect still succeeds,
     the Heat-Score is null with a note; `fcd heat-score` on that heatmap is an error."""
     import torch
-
     from FCDDetectLib.bundle import BundleMetadata, save_bundle
     from FCDDetectLib.models import build_resnet
 
