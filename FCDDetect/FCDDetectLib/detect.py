@@ -128,7 +128,7 @@ def detect(
     """
     import torch
 
-    from .explain import METHODS, explain
+    from .explain import METHODS, explain, minmax_normalise
     from .preprocess import preprocess, to_input_grid
 
     started = time.perf_counter()
@@ -158,7 +158,8 @@ def detect(
     probabilities = torch.softmax(logits.float(), dim=1)[0]
     fcd_index = meta.class_names.index("fcd") if "fcd" in meta.class_names else len(meta.class_names) - 1
     probability = float(probabilities[fcd_index])
-    heatmap = _renormalise(to_input_grid(heat_model_grid, prep))
+    # min-max again on the input grid: interpolation shaves the peak
+    heatmap = minmax_normalise(to_input_grid(heat_model_grid, prep))
 
     heat = None
     details = None
@@ -207,15 +208,6 @@ def _explain_and_classify(net: Any, x: Any, method: str, target_index: int, expl
         return heat, outputs[0]
     with torch.no_grad():
         return heat, net(x)
-
-
-def _renormalise(heatmap: np.ndarray) -> np.ndarray:
-    """Min-max to [0, 1] again after resampling (interpolation shaves the peak)."""
-    heatmap = np.nan_to_num(heatmap.astype(np.float32), nan=0.0)
-    low, high = float(heatmap.min()), float(heatmap.max())
-    if high - low <= 0:
-        return np.zeros_like(heatmap, dtype=np.float32)
-    return ((heatmap - low) / (high - low)).astype(np.float32)
 
 
 def write_detection(result: DetectionResult, out_dir: str | Path) -> Path:

@@ -125,7 +125,7 @@ def explain(
 
     with _clean_model(model), torch.enable_grad():
         raw = compute(model, inputs, target_class)
-    return _minmax(raw.detach().float().cpu().numpy().reshape(x.shape[2:]))
+    return minmax_normalise(raw.detach().float().cpu().numpy().reshape(x.shape[2:]))
 
 
 def _gradcam(model: torch.nn.Module, x: torch.Tensor, target_class: int) -> torch.Tensor:
@@ -193,8 +193,13 @@ def _smoothgrad(
     return attributions.abs().amax(dim=1, keepdim=True)  # channels -> max |gradient|
 
 
-def _minmax(heat: np.ndarray) -> np.ndarray:
-    """Min-max to [0, 1]; a constant (or non-finite) map becomes zeros."""
+def minmax_normalise(heat: np.ndarray) -> np.ndarray:
+    """Min-max to [0, 1] as float32; a constant (or non-finite) map becomes zeros.
+
+    Example:
+        >>> minmax_normalise(np.array([2.0, 4.0, 3.0])).tolist()
+        [0.0, 1.0, 0.5]
+    """
     heat = heat.astype(np.float32)
     if not np.all(np.isfinite(heat)):
         return np.zeros_like(heat)

@@ -23,6 +23,7 @@ import json
 import math
 import os
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -153,16 +154,19 @@ def load_mask(path: str | os.PathLike, name: str | None = None) -> Image:
     return Image(image.array > 0.5, image.affine)
 
 
-def _atomic_target(path: str | os.PathLike) -> tuple[Path, str]:
+def write_atomic(path: str | os.PathLike, write: Callable[[str], Any]) -> Path:
+    """Call ``write(tmp)`` on a temporary file beside ``path``, then rename it over ``path``.
+
+    The temporary file keeps the target's extension (nibabel picks gzip from ".nii.gz",
+    matplotlib the format from ".png") and gets the umask's usual permissions; on any
+    failure it is removed and a previous ``path`` is left as it was. Returns ``path``.
+
+    Example:
+        >>> write_atomic("checkpoint.pt", lambda tmp: torch.save(state, tmp))  # doctest: +SKIP
+    """
     target = Path(path)
     target.parent.mkdir(parents=True, exist_ok=True)
-    name = target.name
-    # Keep the full extension on the temporary file: nibabel picks gzip from ".nii.gz".
-    suffix = ".nii.gz" if name.endswith(".nii.gz") else target.suffix
-    return target, suffix
-
-
-def _replace_from_temp(target: Path, suffix: str, write) -> None:
+    suffix = ".nii.gz" if target.name.endswith(".nii.gz") else target.suffix
     fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=f".tmp{suffix}", dir=target.parent)
     os.close(fd)
     try:
@@ -176,6 +180,7 @@ def _replace_from_temp(target: Path, suffix: str, write) -> None:
         if os.path.exists(tmp):
             os.unlink(tmp)
         raise
+    return target
 
 
 def save_image(
@@ -199,8 +204,7 @@ def save_image(
     image.header.set_xyzt_units("mm", "sec")
     image.set_sform(aff, code=1)
     image.set_qform(aff, code=1)
-    target, suffix = _atomic_target(path)
-    _replace_from_temp(target, suffix, lambda tmp: nib.save(image, tmp))
+    write_atomic(path, lambda tmp: nib.save(image, tmp))
 
 
 def write_text_atomic(path: str | os.PathLike, text: str) -> None:
@@ -209,15 +213,13 @@ def write_text_atomic(path: str | os.PathLike, text: str) -> None:
     Example:
         >>> write_text_atomic("report.md", "# Report\\n")  # doctest: +SKIP
     """
-    target, suffix = _atomic_target(path)
-
     def write(tmp: str) -> None:
         with open(tmp, "w", encoding="utf-8") as handle:
             handle.write(text)
             handle.flush()
             os.fsync(handle.fileno())
 
-    _replace_from_temp(target, suffix, write)
+    write_atomic(path, write)
 
 
 def _jsonable(value: Any) -> Any:

@@ -37,6 +37,7 @@ from pathlib import Path
 import torch
 
 from .errors import FCDInputError
+from .image_io import write_atomic
 
 WEIGHT_FAMILIES = ("medicalnet8", "medicalnet23")
 FAMILY_DESCRIPTIONS = {
@@ -225,11 +226,5 @@ def save_medicalnet_checkpoint(model: torch.nn.Module, path: str | os.PathLike) 
         for k, v in model.state_dict().items()
         if not k.startswith(_CLASSIFIER)
     }
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    try:
-        torch.save({"state_dict": state}, tmp)
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
+    write_atomic(path, lambda tmp: torch.save({"state_dict": state}, tmp))
     return path

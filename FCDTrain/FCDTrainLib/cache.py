@@ -19,12 +19,12 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+from FCDDetectLib.image_io import write_atomic
 
 CACHE_FORMAT = 1
 
@@ -93,9 +93,7 @@ class VolumeCache:
         images = [load_image(p) for p in self.sources(subject)]
         array = preprocess(images, self.spacing, self.shape).tensor.numpy().astype(np.float32)
         self.folder.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(path.name + f".{os.getpid()}.tmp.npy")
-        np.save(tmp, array)
-        os.replace(tmp, path)
+        write_atomic(path, lambda tmp: np.save(tmp, array))
         self.built += 1
         return array
 

@@ -17,13 +17,12 @@ Example:
 from __future__ import annotations
 
 import os
-import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
 from FCDDetectLib.errors import FCDInputError
-from FCDDetectLib.image_io import Image
+from FCDDetectLib.image_io import Image, write_atomic
 
 HEAT_FLOOR = 0.2
 """Heatmap values below this fraction of the heatmap's range are not drawn."""
@@ -122,20 +121,8 @@ def render_rows(
     if title:
         figure.suptitle(title, color="white", fontsize=11)
     figure.tight_layout()
-    target = Path(out_png)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp.png", dir=target.parent)
-    os.close(fd)
     try:
-        figure.savefig(tmp, format="png", dpi=100, facecolor="black")
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)  # mkstemp creates 0600; give the PNG ordinary permissions
-        os.replace(tmp, target)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+        target = write_atomic(out_png, lambda tmp: figure.savefig(tmp, format="png", dpi=100, facecolor="black"))
     finally:
         plt.close(figure)
     return target

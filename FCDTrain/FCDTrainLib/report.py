@@ -19,6 +19,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from FCDDetectLib.image_io import write_atomic
+
 from .stats import METRICS
 
 CSV_COLUMNS = ["model", "depth", "pretrained", "modality", "n_folds",
@@ -68,8 +70,6 @@ def _csv_text(rows: Sequence[dict[str, Any]], columns: Sequence[str]) -> str:
 
 def write_plot(summary: Sequence[dict[str, Any]], path: str | Path) -> Path:
     """Bar chart of mean accuracy, ROC-AUC and Heat-Score with std error bars (atomic PNG)."""
-    import os
-
     import matplotlib
 
     matplotlib.use("Agg")
@@ -90,11 +90,10 @@ def write_plot(summary: Sequence[dict[str, Any]], path: str | Path) -> Path:
             axis.set_ylim(0, 1.05)
     fig.suptitle("Mean over folds (error bars: standard deviation)")
     fig.tight_layout()
-    tmp = path.with_name(path.name + ".tmp.png")
-    fig.savefig(tmp, dpi=110)
-    plt.close(fig)
-    os.replace(tmp, path)
-    return path
+    try:
+        return write_atomic(path, lambda tmp: fig.savefig(tmp, format="png", dpi=110))
+    finally:
+        plt.close(fig)
 
 
 def write_report(

@@ -19,7 +19,6 @@ Example:
 from __future__ import annotations
 
 import copy
-import os
 import random
 import time
 from contextlib import nullcontext
@@ -30,6 +29,7 @@ from typing import Any
 import numpy as np
 import torch
 import torch.nn.functional as F
+from FCDDetectLib.image_io import write_atomic
 
 from .augment import random_rotate
 from .events import EventLog
@@ -131,9 +131,7 @@ def _auc(labels: np.ndarray, probs: np.ndarray) -> float | None:
 
 
 def _atomic_save(obj: Any, path: Path) -> None:
-    tmp = path.with_name(path.name + f".{os.getpid()}.tmp")
-    torch.save(obj, tmp)
-    os.replace(tmp, path)
+    write_atomic(path, lambda tmp: torch.save(obj, tmp))
 
 
 def _rng_states() -> dict[str, Any]:
