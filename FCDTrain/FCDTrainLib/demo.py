@@ -33,18 +33,22 @@ from FCDDetectLib.image_io import load_image, load_mask, write_json_atomic
 class DemoOptions:
     """Knobs of the demo; the defaults fit in about 10 minutes on 2 CPU cores."""
 
-    subjects: int = 60
+    subjects: int = 250
     seed: int = 0
     subtlety: float = 0.0
     folds: int = 5
-    max_epochs: int = 40
+    max_epochs: int = 30
     depth: int = 18
     geometry: str = "medicalnet"
-    widen_factor: float = 0.5
+    widen_factor: float = 0.25
     spacing: tuple[float, float, float] = (4.0, 4.0, 4.0)
     shape: tuple[int, int, int] = (48, 56, 48)
     batch_size: int = 8
-    lr: float = 1e-3
+    lr: float = 3e-4
+    shift_mm: float = 16.0
+    flip: bool = True
+    patience: int = 8
+    early_stop_patience: int = 15
     device: str = "auto"
     method: str = "gradcam"
 
@@ -73,7 +77,8 @@ def _train(cohort: Path, out: Path, options: DemoOptions) -> tuple[Path, list[st
         modality="flair",
         folds=options.folds, seed=options.seed, max_epochs=options.max_epochs, lr=options.lr,
         batch_size=options.batch_size, spacing=list(options.spacing), shape=list(options.shape),
-        device=options.device,
+        shift_mm=options.shift_mm, flip=options.flip, patience=options.patience,
+        early_stop_patience=options.early_stop_patience, device=options.device,
     )
     run = out / "run"
     train_run(config, run, only_fold=0)

@@ -57,6 +57,8 @@ class RunConfig:
     use_split: bool = False
     finetune_all: bool = False
     rotation_degrees: float = 15.0
+    shift_mm: float = 0.0
+    flip: bool = False
     explain_method: str = "gradcam"
     optimizer: str = "adam"
     loss: str = "cross-entropy"
@@ -118,6 +120,8 @@ class RunConfig:
             raise FCDInputError(f"--widen-factor {self.widen_factor}: expected a number in (0, 4]")
         if self.pretrained != "none" and self.widen_factor != 1.0:
             raise FCDInputError("--widen-factor: MedicalNet weights need the standard width (1.0)")
+        if not self.shift_mm >= 0:
+            raise FCDInputError(f"--shift {self.shift_mm}: must be zero or a positive number of mm")
         if not self.lr > 0:
             raise FCDInputError(f"--lr {self.lr}: must be positive")
         if len(self.spacing) != 3 or any(s <= 0 for s in self.spacing):

@@ -2,7 +2,7 @@
 
 Section 2.3 of the paper: cross-entropy, Adam (lr 1e-3), ReduceLROnPlateau (factor 0.1,
 patience 5) on the validation loss, early stopping on the validation loss, random
-rotations within +/- 15 degrees. After every epoch the whole state (model, optimizer,
+rotations within +/- 15 degrees (and, when asked, random shifts and left-right flips). After every epoch the whole state (model, optimizer,
 scheduler, early-stopping state, best weights, history, RNG states) is written to
 ``fold-K/checkpoint.pt`` atomically (the best weights so far in ``fold-K/best-E.pt``,
 written before the checkpoint that points to them), and only then is the ``epoch``
@@ -31,7 +31,7 @@ import torch
 import torch.nn.functional as F
 from FCDDetectLib.image_io import write_atomic
 
-from .augment import random_rotate
+from .augment import random_augment
 from .events import EventLog
 from .run_config import RunConfig
 
@@ -213,6 +213,7 @@ def train_fold(
     _remove_other_bests(fold_dir, state["best_epoch"])
 
     n_train = data.train_x.shape[0]
+    shift_voxels = [config.shift_mm / spacing for spacing in config.spacing]
     val_labels = data.val_y.cpu().numpy()
     bar = tqdm(total=config.max_epochs, initial=state["epoch"], desc=f"fold {fold}", unit="epoch",
                disable=None if progress else True, leave=False)
@@ -231,7 +232,8 @@ def train_fold(
                 index = order[start:start + config.batch_size]
                 xb = data.train_x[index].to(device, non_blocking=True)
                 yb = data.train_y[index].to(device)
-                xb = random_rotate(xb, config.rotation_degrees, generator)
+                xb = random_augment(xb, generator, config.rotation_degrees, shift_voxels,
+                                    flip_axis=0 if config.flip else None)
                 with _autocast(device):
                     logits = model(xb)
                 loss = F.cross_entropy(logits.float(), yb)

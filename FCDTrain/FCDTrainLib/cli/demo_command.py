@@ -12,6 +12,8 @@ import json
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     """Add the ``demo`` sub-command."""
+    from ..demo import DemoOptions
+
     parser = subparsers.add_parser(
         "demo",
         help="synthetic cohort, train a ResNet-18, detect on held-out subjects (about 10 min on CPU)",
@@ -19,8 +21,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "result.json,overlay.png} and OUT/summary.json. Resumes when run again.",
     )
     parser.add_argument("--out", default="demo-output", help="output folder (default: demo-output)")
-    parser.add_argument("--subjects", type=int, default=60, help="cohort size (default 60)")
-    parser.add_argument("--max-epochs", type=int, default=40)
+    parser.add_argument("--subjects", type=int, default=DemoOptions.subjects,
+                        help=f"cohort size (default {DemoOptions.subjects})")
+    parser.add_argument("--max-epochs", type=int, default=DemoOptions.max_epochs,
+                        help=f"training epochs at most (default {DemoOptions.max_epochs})")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
     parser.set_defaults(func=run)

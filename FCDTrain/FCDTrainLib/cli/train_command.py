@@ -45,6 +45,10 @@ def add_training_options(parser: argparse.ArgumentParser) -> None:
                         help="validation part of each fold's training subjects (default: 0.2)")
     parser.add_argument("--rotation", type=float, default=d.rotation_degrees,
                         help="random rotation range in degrees (default: 15; 0 turns it off)")
+    parser.add_argument("--shift", type=float, default=d.shift_mm, metavar="MM",
+                        help="random translations up to +/- MM along each axis (default: 0, off)")
+    parser.add_argument("--flip", action="store_true",
+                        help="mirror half of the training volumes left-right (default: off)")
     parser.add_argument("--stratify-protocol", action="store_true",
                         help="stratify folds by label and scanner protocol")
     parser.add_argument("--protocol", help="keep only subjects of this protocol (see fcd audit)")
@@ -67,6 +71,7 @@ def config_from_args(args: argparse.Namespace, **overrides):
         lr_factor=args.lr_factor, early_stop_patience=args.early_stop_patience,
         spacing=[float(s) for s in args.spacing], shape=[int(s) for s in args.shape],
         val_fraction=args.val_fraction, rotation_degrees=args.rotation,
+        shift_mm=args.shift, flip=bool(args.flip),
         stratify_protocol=bool(args.stratify_protocol), protocol=args.protocol, use_split=bool(args.use_split),
         finetune_all=bool(args.finetune_all), explain_method=args.method,
     )

@@ -8,7 +8,11 @@ random irregular ellipsoidal extent of about 0.5-5 cm3, and shows the MRI signs 
 - blurring of the grey-white junction: tissue maps smoothed inside the lesion;
 - subcortical FLAIR hyperintensity (and mild T1 hypointensity) of the white matter under it;
 - in about half the lesions a transmantle sign: a FLAIR-bright band in the white matter
-  tapering from the lesion toward the nearest lateral ventricle.
+  tapering from the lesion toward the nearest lateral ventricle;
+- for conspicuous lesions (subtlety below 0.5) a bulky subcortical core: a ball of
+  FLAIR-bright (slightly T1-dark) white matter under the lesion, as in many FCD IIb.
+  At subtlety 0 it is about twice as bright as cortex, which is what a ResNet trained from
+  scratch on a few hundred brains needs to find the lesion at all (README, "The demo").
 
 ``subtlety`` (0..1) scales every sign down (amplitude x (1 - 0.75 subtlety)) and shrinks
 the lesion, so lesions range from obvious to hard to see. The ROI is the lesion's extent
@@ -56,6 +60,29 @@ def _lobe(x: float, y: float, z: float) -> str:
     return "PL"
 
 
+def core_gain(subtlety: float) -> float:
+    """Strength of the subcortical hyperintense core (x WM intensity, before ``amplitude``).
+
+    2.0 at subtlety 0 (the core is about twice as bright as cortex on FLAIR), 0.8 at the
+    default 0.3, none from subtlety 0.5 on.
+    """
+    return 2.0 * float(np.clip(1.0 - 2.0 * float(subtlety), 0.0, 1.0))
+
+
+def _into_white_matter(template: Template, centre_vox: np.ndarray) -> np.ndarray:
+    """Unit vector (world, mm) from the grey/white boundary at ``centre_vox`` into the white matter."""
+    from scipy import ndimage
+
+    lo = np.maximum(centre_vox - 6, 0)
+    hi = np.minimum(centre_vox + 7, template.shape)
+    local = ndimage.gaussian_filter(template.wm[tuple(slice(a, b) for a, b in zip(lo, hi, strict=True))], 1.5)
+    at = tuple(centre_vox - lo)
+    gradient = np.array([np.gradient(local, axis=axis)[at] for axis in range(3)])
+    direction = template.affine[:3, :3] @ gradient
+    norm = float(np.linalg.norm(direction))
+    return direction / norm if norm > 1e-9 else np.zeros(3)
+
+
 def make_lesion(rng: np.random.Generator, template: Template, subtlety: float = 0.3) -> Lesion:
     """A random FCD-II lesion on ``template``; returns modified tissue maps and signal changes."""
     from scipy import ndimage
@@ -96,10 +123,22 @@ def make_lesion(rng: np.random.Generator, template: Template, subtlety: float = 
     extent = _sigmoid((1.0 - distance * (1 + 0.18 * wobble)) * radius / 0.8).astype(np.float32)
     extent[extent < 0.02] = 0  # no far tails: every change stays inside (the rim of) the ROI
 
+    core_strength = amplitude * core_gain(subtlety)
+    core = np.zeros_like(extent)
+    if core_strength > 0:
+        # Subcortical FLAIR hyperintensity as a bulk under the lesion (FCD IIb): a ball of
+        # the lesion's radius, centred half a radius deeper into the white matter. The
+        # grey/white junction it touches is blurred like the rest of the lesion.
+        inward = _into_white_matter(template, centre_vox)
+        core_distance = np.linalg.norm(rel - 0.5 * radius * inward, axis=1).reshape(g.shape)
+        core = _sigmoid((radius - core_distance) / 1.0).astype(np.float32)
+        core[core < 0.02] = 0
+
     # Cortical thickening: GM pushed ~2-3 mm into the underlying WM.
     thick = np.clip(1.9 * ndimage.gaussian_filter(g, 1.6 / res), 0, 1)
     moved = np.minimum(np.clip(amplitude * extent * (thick - g), 0, None), w)
     g, w = g + moved, w - moved
+    extent = np.maximum(extent, core)
     # Blurred grey-white junction.
     weight = 0.85 * amplitude * extent
     g = (1 - weight) * g + weight * ndimage.gaussian_filter(g, 2.0 / res)
@@ -116,17 +155,23 @@ def make_lesion(rng: np.random.Generator, template: Template, subtlety: float = 
     t1_add = -amplitude * rng.uniform(0.05, 0.10) * extent * w
     roi = extent * np.clip((g + w) / 0.5, 0, 1)
 
+    if core_strength > 0:
+        wm_part = np.clip(w / 0.4, 0, 1)
+        flair_add = flair_add + core_strength * core * wm_part
+        t1_add = t1_add - 0.05 * core_strength * core * wm_part
+        roi = np.maximum(roi, np.where(core > 0.25, wm_part, 0))
+
     if transmantle:
         axis = target - centre
         t = np.clip((rel @ axis) / max(float(axis @ axis), 1e-6), 0, 1)
         gap = np.linalg.norm(rel - t[:, None] * axis, axis=1)
         tube_radius = max(0.45 * radius, 1.5 * res) * (1 - 0.8 * t)
         tube = (_sigmoid((tube_radius - gap) / 0.6) * (1 - 0.5 * t)).reshape(g.shape)
-        tube[tube < 0.02] = 0
+        tube[tube < 0.1] = 0  # the band's thin tail near the ventricle stays inside the ROI
         band = tube * np.clip(w / 0.4, 0, 1)
         flair_add = flair_add + amplitude * 0.5 * band
         t1_add = t1_add - amplitude * 0.05 * band
-        roi = np.maximum(roi, np.where(tube > 0.25, np.clip(w / 0.4, 0, 1), 0))
+        roi = np.maximum(roi, np.where(tube > 0, np.clip(w / 0.4, 0, 1), 0))
 
     gm[box], wm[box] = g, w
     full_flair, full_t1, full_roi = (np.zeros(template.shape, np.float32) for _ in range(3))
