@@ -6,13 +6,16 @@ them onto the demo's model grid with the engine's preprocessing, then:
 - scores the trivial rule "brightest voxel" (ROC-AUC on all subjects): is the lesion in
   what the network sees?
 - trains a ResNet-18 (``medicalnet`` geometry) on the first 80% and reports, per epoch, the
-  training loss and the ROC-AUC on the other 20%.
+  training loss and the ROC-AUC on the other 20%; ``--flip`` and ``--shift`` add the
+  training augmentation of ``fcd train --flip --shift`` (``--rotation`` its rotations).
 
-Prints one JSON line per epoch and writes ``benchmarks/results-learnability.json``. This is
-how the README's statement about the demo's learning was checked.
+Prints one JSON line per epoch and records the run in ``benchmarks/results-learnability.json``
+under a key made of its options (earlier runs with other options are kept). This is how the
+README's statements about what the demo's network can learn were checked.
 
 Usage:
-    python benchmarks/probe_learnability.py --subjects 200 --width 0.25 --lr 1e-4 --epochs 10
+    python benchmarks/probe_learnability.py --subjects 200 --epochs 25 --flip --shift 4
+    python benchmarks/probe_learnability.py --subjects 200 --epochs 25        # no augmentation
 """
 
 from __future__ import annotations
@@ -44,16 +47,20 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--subjects", type=int, default=200)
     parser.add_argument("--subtlety", type=float, default=0.0)
     parser.add_argument("--width", type=float, default=0.25, help="widen factor of the ResNet-18")
-    parser.add_argument("--lr", type=float, default=1e-4)
+    parser.add_argument("--lr", type=float, default=3e-4)
     parser.add_argument("--epochs", type=int, default=10)
     parser.add_argument("--batch-size", type=int, default=8)
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--flip", action="store_true", help="mirror half of the training volumes left-right")
+    parser.add_argument("--shift", type=float, default=0.0, help="random shifts up to +/- this many voxels")
+    parser.add_argument("--rotation", type=float, default=0.0, help="random rotations up to +/- degrees")
     args = parser.parse_args(argv)
 
     import torch
     import torch.nn.functional as F
     from FCDDetectLib.models import build_resnet
+    from FCDTrainLib.augment import random_augment
     from sklearn.metrics import roc_auc_score
 
     torch.set_num_threads(args.threads)
@@ -78,7 +85,9 @@ def main(argv: list[str] | None = None) -> int:
         total = 0.0
         for start in range(0, n_train, args.batch_size):
             batch = order[start:start + args.batch_size]
-            loss = F.cross_entropy(model(x[batch]), y[batch])
+            inputs = random_augment(x[batch], generator, args.rotation, (args.shift,) * 3,
+                                    flip_axis=0 if args.flip else None)
+            loss = F.cross_entropy(model(inputs), y[batch])
             optimiser.zero_grad()
             loss.backward()
             optimiser.step()
@@ -94,7 +103,13 @@ def main(argv: list[str] | None = None) -> int:
     report = {"options": vars(args), "brightest_voxel_auc": brightest, "epochs": epochs,
               "model_grid": {"spacing": spacing, "shape": shape}}
     out = Path(__file__).with_name("results-learnability.json")
-    out.write_text(json.dumps(report, indent=2) + "\n")
+    runs = json.loads(out.read_text()) if out.is_file() else {}
+    if "options" in runs:  # the single-run layout of earlier versions
+        runs = {}
+    key = (f"subjects={args.subjects} subtlety={args.subtlety} width={args.width} lr={args.lr} "
+           f"flip={args.flip} shift={args.shift} rotation={args.rotation}")
+    runs[key] = report
+    out.write_text(json.dumps(runs, indent=2) + "\n")
     print(f"written to {out}", file=sys.stderr)
     return 0
 
