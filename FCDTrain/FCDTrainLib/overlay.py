@@ -108,8 +108,11 @@ def render_rows(
             if heat is not None:
                 hmin, hmax = float(np.nanmin(heat)), float(np.nanmax(heat))
                 h = (show(heat) - hmin) / max(hmax - hmin, 1e-12)
-                ax.imshow(np.ma.masked_less(h, HEAT_FLOOR), cmap="inferno", vmin=0, vmax=1, alpha=0.55,
-                          extent=extent, interpolation="bilinear")
+                # Opacity fades in from 0 to 0.55 over [0, HEAT_FLOOR]: a hard cut at the floor
+                # leaves untinted patches with sharp edges that read as image artefacts.
+                layer = plt.get_cmap("inferno")(np.clip(h, 0, 1))
+                layer[..., 3] = 0.55 * np.clip(h / HEAT_FLOOR, 0, 1)
+                ax.imshow(layer, extent=extent, interpolation="bilinear")
             if mask is not None and show(mask).any():
                 ax.contour(show(mask)[::-1], levels=[0.5], colors="cyan", linewidths=1.2, extent=extent)
             ax.set_facecolor("black")
