@@ -31,7 +31,7 @@ from FCDDetectLib.image_io import load_image, load_mask, write_json_atomic
 
 @dataclass
 class DemoOptions:
-    """Knobs of the demo; the defaults take about 7 minutes on 2 CPU cores (README, "The demo")."""
+    """Knobs of the demo; the defaults take about 6 minutes on 2 CPU cores (README, "The demo")."""
 
     subjects: int = 250
     seed: int = 0
