@@ -16,7 +16,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
     parser = subparsers.add_parser(
         "demo",
-        help="synthetic cohort, train a ResNet-18, detect on held-out subjects (about 10 min on CPU)",
+        help="synthetic cohort, train a ResNet-18, detect on held-out subjects (about 6 min on 2 CPU cores)",
         description="Writes OUT/cohort, OUT/run, OUT/model.fcdbundle, OUT/subjects/<id>/{heatmap.nii.gz,"
         "result.json,overlay.png} and OUT/summary.json. Resumes when run again.",
     )

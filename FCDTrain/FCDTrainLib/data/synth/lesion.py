@@ -78,7 +78,7 @@ def _into_white_matter(template: Template, centre_vox: np.ndarray) -> np.ndarray
     local = ndimage.gaussian_filter(template.wm[tuple(slice(a, b) for a, b in zip(lo, hi, strict=True))], 1.5)
     at = tuple(centre_vox - lo)
     gradient = np.array([np.gradient(local, axis=axis)[at] for axis in range(3)])
-    direction = template.affine[:3, :3] @ gradient
+    direction = np.linalg.solve(template.affine[:3, :3].T, gradient)  # gradients map by the inverse transpose
     norm = float(np.linalg.norm(direction))
     return direction / norm if norm > 1e-9 else np.zeros(3)
 
@@ -154,9 +154,9 @@ def make_lesion(rng: np.random.Generator, template: Template, subtlety: float = 
     flair_add = amplitude * rng.uniform(0.6, 0.9) * extent * (w * near_cortex + 0.35 * g)
     t1_add = -amplitude * rng.uniform(0.05, 0.10) * extent * w
     roi = extent * np.clip((g + w) / 0.5, 0, 1)
+    wm_part = np.clip(w / 0.4, 0, 1)
 
     if core_strength > 0:
-        wm_part = np.clip(w / 0.4, 0, 1)
         flair_add = flair_add + core_strength * core * wm_part
         t1_add = t1_add - 0.05 * core_strength * core * wm_part
         roi = np.maximum(roi, np.where(core > 0.25, wm_part, 0))
@@ -168,10 +168,10 @@ def make_lesion(rng: np.random.Generator, template: Template, subtlety: float = 
         tube_radius = max(0.45 * radius, 1.5 * res) * (1 - 0.8 * t)
         tube = (_sigmoid((tube_radius - gap) / 0.6) * (1 - 0.5 * t)).reshape(g.shape)
         tube[tube < 0.1] = 0  # the band's thin tail near the ventricle stays inside the ROI
-        band = tube * np.clip(w / 0.4, 0, 1)
+        band = tube * wm_part
         flair_add = flair_add + amplitude * 0.5 * band
         t1_add = t1_add - amplitude * 0.05 * band
-        roi = np.maximum(roi, np.where(tube > 0, np.clip(w / 0.4, 0, 1), 0))
+        roi = np.maximum(roi, np.where(tube > 0, wm_part, 0))
 
     gm[box], wm[box] = g, w
     full_flair, full_t1, full_roi = (np.zeros(template.shape, np.float32) for _ in range(3))
