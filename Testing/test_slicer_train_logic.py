@@ -229,3 +229,22 @@ def test_weights_cache_list_and_delete(tmp_path):
     with pytest.raises(FCDInputError, match="not in the cache"):
         weights_cache.delete_cached(tmp_path, "my_own.pth")
     assert json.loads(json.dumps(weights_cache.official_files()))  # names only, nothing downloaded
+
+
+def test_download_is_atomic_reports_progress_and_cancels_cleanly(tmp_path):
+    # a file:// URL exercises the real urllib path without any network
+    source = tmp_path / "remote" / "resnet_18.pth"
+    source.parent.mkdir()
+    payload = bytes(range(256)) * 9000  # 2.3 MB: several chunks
+    source.write_bytes(payload)
+    cache = tmp_path / "cache"
+    seen = []
+    path = weights_cache.download(source.as_uri(), cache, "resnet_18.pth", progress=lambda d, t: seen.append((d, t)))
+    assert path == cache / "resnet_18.pth" and path.read_bytes() == payload
+    assert seen[-1] == (len(payload), len(payload)) and len(seen) >= 3
+    assert sorted(p.name for p in cache.iterdir()) == ["resnet_18.pth"]  # no temporary file left
+    assert path.stat().st_mode & 0o044  # readable like any other cached file, not owner-only
+
+    with pytest.raises(InterruptedError):
+        weights_cache.download(source.as_uri(), cache, "resnet_34.pth", progress=lambda d, t: False)
+    assert sorted(p.name for p in cache.iterdir()) == ["resnet_18.pth"]  # nothing half-written

@@ -18,7 +18,6 @@ Example:
 from __future__ import annotations
 
 import os
-import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -134,12 +133,10 @@ def download(url: str, cache_dir: str | Path, name: str,
     """
     import urllib.request
 
-    folder = Path(cache_dir)
-    folder.mkdir(parents=True, exist_ok=True)
-    target = folder / name
-    handle, tmp_name = tempfile.mkstemp(prefix=f".{name}.", suffix=".part", dir=folder)
-    try:
-        with os.fdopen(handle, "wb") as out, urllib.request.urlopen(url, timeout=timeout) as response:  # noqa: S310
+    from FCDDetectLib.image_io import write_atomic
+
+    def fetch(tmp: str) -> None:
+        with open(tmp, "wb") as out, urllib.request.urlopen(url, timeout=timeout) as response:  # noqa: S310
             total_text = response.headers.get("Content-Length")
             total = int(total_text) if total_text and total_text.isdigit() else None
             done = 0
@@ -150,9 +147,5 @@ def download(url: str, cache_dir: str | Path, name: str,
                     raise InterruptedError("download cancelled")
             if total is not None and done != total:
                 raise OSError(f"{url}: received {done} of {total} bytes")
-        os.replace(tmp_name, target)
-    except BaseException:
-        if os.path.exists(tmp_name):
-            os.unlink(tmp_name)
-        raise
-    return target
+
+    return write_atomic(Path(cache_dir) / name, fetch)
