@@ -26,6 +26,7 @@ import torch.nn.functional as F
 from FCDDetectLib.defaults import DEFAULT_SHAPE, DEFAULT_SPACING
 from FCDDetectLib.models import build_resnet
 from FCDTrainLib.augment import random_rotate
+from FCDTrainLib.trainer import _autocast
 
 RESULTS = Path(__file__).with_name("results-train.json")
 PAPER_TRAIN, PAPER_VAL = 109, 27  # 170 subjects: 4/5 for training, of which 80 % train, 20 % validation
@@ -50,14 +51,10 @@ def bench(depth: int, device: str, batch_size: int, iters: int, warmup: int, sha
     x = torch.randn(batch_size, 1, *shape, device=device)
     y = torch.randint(0, 2, (batch_size,), device=device)
     generator = torch.Generator().manual_seed(0)
-    autocast = torch.autocast("cuda", dtype=torch.bfloat16) if device == "cuda" else None
 
     def step():
         xb = random_rotate(x, 15.0, generator)
-        if autocast is not None:
-            with autocast:
-                logits = model(xb)
-        else:
+        with _autocast(torch.device(device)):  # training's own policy: bf16 on CUDA, none on CPU
             logits = model(xb)
         loss = F.cross_entropy(logits.float(), y)
         optimizer.zero_grad(set_to_none=True)
@@ -74,20 +71,12 @@ def bench(depth: int, device: str, batch_size: int, iters: int, warmup: int, sha
     train_seconds = (time.perf_counter() - started) / iters
 
     model.eval()
-    with torch.no_grad():
-        if autocast is not None:
-            with autocast:
-                model(x)
-        else:
-            model(x)
+    with torch.no_grad(), _autocast(torch.device(device)):
+        model(x)
         _sync(device)
         started = time.perf_counter()
         for _ in range(iters):
-            if autocast is not None:
-                with autocast:
-                    model(x)
-            else:
-                model(x)
+            model(x)
         _sync(device)
     eval_seconds = (time.perf_counter() - started) / iters
     train_vps = batch_size / train_seconds
