@@ -1,16 +1,20 @@
-"""Shared pytest set-up: small thread count, deterministic torch, repo on sys.path."""
+"""Shared pytest set-up: small thread count, deterministic torch, shared fixtures.
+
+The packages under test come from the editable install (``pip install -e .``); a
+checkout that is not installed runs with ``PYTHONPATH=FCDDetect:FCDTrain``. Test
+builders live in ``Testing/builders`` and are imported as ``Testing.builders.*``
+(pytest puts the repository root on ``sys.path`` because ``Testing`` is a package).
+"""
 
 from __future__ import annotations
 
-import sys
-from pathlib import Path
-
 import pytest
 
-ROOT = Path(__file__).resolve().parents[1]
-for sub in ("FCDDetect", "FCDTrain"):
-    if str(ROOT / sub) not in sys.path:
-        sys.path.insert(0, str(ROOT / sub))
+from Testing.builders.slicer_fixtures import slicer_app  # noqa: F401  (fixture)
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "slow: trains a real network (seconds to a minute); `make test` runs it")
 
 
 @pytest.fixture(autouse=True, scope="session")
@@ -23,7 +27,3 @@ def _torch_settings():
     torch.set_num_threads(2)
     torch.manual_seed(0)
     yield
-
-
-# --- MRML scene fixture for the Slicer module logic tests (see slicer_fixtures.py) ---
-from slicer_fixtures import slicer_app  # noqa: E402,F401

@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 
 ROOT = Path(__file__).resolve().parents[2]
-sys.path[:0] = [str(ROOT / "Testing"), str(ROOT / "FCDDetect"), str(ROOT / "FCDTrain")]
+sys.path[:0] = [str(ROOT), str(ROOT / "FCDDetect"), str(ROOT / "FCDTrain")]
 
 
 def iron_colormap(display_node):
@@ -41,8 +41,9 @@ def main(out: Path) -> Path:
     import slicer
     import torch
     from FCDDetectLib.mrml.detection_logic import DetectionLogic
-    from planted_model import save_planted_bundle, train_planted_model
-    from slicer_fixtures import make_slicer_app
+
+    from Testing.builders.planted_model import save_planted_bundle, train_planted_model
+    from Testing.builders.slicer_fixtures import make_slicer_app
 
     torch.set_num_threads(1)
     planted = train_planted_model()

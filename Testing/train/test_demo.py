@@ -9,6 +9,8 @@ import numpy as np
 import pytest
 from FCDTrainLib.demo import DemoOptions, run_demo
 
+pytestmark = pytest.mark.slow  # trains a real network
+
 
 @pytest.fixture(scope="module")
 def demo_run(tmp_path_factory):

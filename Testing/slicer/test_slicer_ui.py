@@ -25,7 +25,7 @@ from FCDDetectLib.mrml.dependencies import (
     read_requirements,
 )
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 MODULES = ("FCDDetect", "FCDTrain")
 HEAVY = {"torch", "monai", "captum", "nibabel", "numpy", "scipy", "sklearn", "matplotlib", "FCDDetectLib.detect"}
 # Fields of slicer-extension-catalog-entry-schema v1.0.1 (Slicer/Slicer Schemas/), additionalProperties false.

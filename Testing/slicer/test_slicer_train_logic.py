@@ -21,7 +21,10 @@ from FCDTrainLib.mrml import weights_cache
 from FCDTrainLib.mrml.process import TreeProcess
 from FCDTrainLib.mrml.results_nodes import experiment_results_nodes, table_column_names
 from FCDTrainLib.mrml.train_logic import TrainLogic, TrainSettings, format_event, run_progress
-from train_fixtures import TEST_SHAPE, TEST_SPACING, write_cohort
+
+from Testing.builders.train_fixtures import TEST_SHAPE, TEST_SPACING, write_cohort
+
+pytestmark = pytest.mark.slow  # trains a real network
 
 
 def _column(table_node, name):

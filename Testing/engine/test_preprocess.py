@@ -12,7 +12,9 @@ import pytest
 from FCDDetectLib.errors import FCDInputError
 from FCDDetectLib.image_io import Image, load_image, save_image
 from FCDDetectLib.preprocess import head_mask, preprocess, to_input_grid
-from geometry_fixtures import (
+from scipy import ndimage
+
+from Testing.builders.geometry_fixtures import (
     centred_affine,
     ellipsoid_mask,
     gaussian_blob,
@@ -21,7 +23,6 @@ from geometry_fixtures import (
     world_coords,
     write_nifti,
 )
-from scipy import ndimage
 
 SPACING = (2.0, 2.0, 2.0)
 SHAPE = (22, 26, 20)  # non-cubic model grid, 44 x 52 x 40 mm

@@ -10,9 +10,10 @@ from pathlib import Path
 import nibabel as nib
 import numpy as np
 import pytest
-from ds004199_replica import DATA, build_replica
 from FCDDetectLib.errors import FCDInputError
 from FCDTrainLib.data import FLAG_2D_FLAIR, FLAG_ROI_ACQ_MISMATCH, load_bids, load_dataset
+
+from Testing.builders.ds004199_replica import DATA, build_replica
 
 
 @pytest.fixture(scope="module")

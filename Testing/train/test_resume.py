@@ -16,7 +16,10 @@ import time
 import pytest
 import torch
 from FCDTrainLib.events import read_events
-from train_fixtures import cli_command, cli_env, shared_run, shared_train_args
+
+from Testing.builders.train_fixtures import cli_command, cli_env, shared_run, shared_train_args
+
+pytestmark = pytest.mark.slow  # trains a real network
 
 HISTORY_KEYS = ("epoch", "train_loss", "val_loss", "val_accuracy", "lr", "best_epoch", "best_val_loss")
 

@@ -14,7 +14,8 @@ import torch
 from FCDDetectLib.errors import FCDInputError
 from FCDDetectLib.explain import METHODS, _upsample, explain
 from FCDDetectLib.models import build_resnet, set_trainable
-from planted_model import train_planted_model
+
+from Testing.builders.planted_model import train_planted_model
 
 # Blob centres on layer4 cell centres (cell k of the medicalnet geometry sees voxel 8k).
 CENTERS = [(8, 16, 24), (24, 8, 16), (16, 16, 16)]

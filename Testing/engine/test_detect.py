@@ -16,9 +16,10 @@ import pytest
 from FCDDetectLib.detect import detect, write_detection
 from FCDDetectLib.errors import FCDInputError
 from FCDDetectLib.image_io import Image
-from geometry_fixtures import oblique_affine
-from planted_model import save_planted_bundle, train_planted_model
 from scipy.ndimage import map_coordinates
+
+from Testing.builders.geometry_fixtures import oblique_affine
+from Testing.builders.planted_model import save_planted_bundle, train_planted_model
 
 MODEL_SPACING = 4.0
 # Blob centre on the planted model's 32^3 grid. Grad-CAM cells of layer4 are 8 voxels (32 mm)

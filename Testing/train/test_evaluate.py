@@ -10,7 +10,10 @@ import numpy as np
 import pytest
 from FCDDetectLib.cli import main
 from sklearn.metrics import accuracy_score, roc_auc_score
-from train_fixtures import shared_run, write_cohort
+
+from Testing.builders.train_fixtures import shared_run, write_cohort
+
+pytestmark = pytest.mark.slow  # trains a real network
 
 
 @pytest.fixture(scope="module")

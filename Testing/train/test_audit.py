@@ -6,10 +6,11 @@ import json
 from pathlib import Path
 
 import pytest
-from ds004199_replica import build_replica, small_cohort
 from FCDDetectLib.cli import main
 from FCDDetectLib.errors import FCDInputError
 from FCDTrainLib.data import Dataset, Subject, audit_dataset, load_dataset
+
+from Testing.builders.ds004199_replica import build_replica, small_cohort
 
 
 @pytest.fixture(scope="module")

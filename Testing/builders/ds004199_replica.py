@@ -25,7 +25,7 @@ from pathlib import Path
 
 import numpy as np
 
-DATA = Path(__file__).resolve().parent / "data" / "ds004199"
+DATA = Path(__file__).resolve().parents[1] / "data" / "ds004199"
 _SHAPE = (5, 6, 4)
 
 

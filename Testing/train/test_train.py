@@ -14,7 +14,8 @@ from FCDDetectLib.errors import FCDInputError
 from FCDTrainLib.events import progress_from_events, read_events
 from FCDTrainLib.run_config import RunConfig
 from sklearn.metrics import roc_auc_score
-from train_fixtures import (
+
+from Testing.builders.train_fixtures import (
     TEST_SHAPE,
     TEST_SPACING,
     shared_run,
@@ -23,6 +24,8 @@ from train_fixtures import (
     write_cohort,
     write_manifest,
 )
+
+pytestmark = pytest.mark.slow  # trains a real network
 
 
 @pytest.fixture(scope="module")

@@ -16,8 +16,9 @@ import slicer
 from FCDDetectLib.errors import FCDInputError
 from FCDDetectLib.mrml import detection_logic as detection_module
 from FCDDetectLib.mrml.detection_logic import DetectionLogic
-from geometry_fixtures import centred_affine, ellipsoid_mask, head_phantom, write_nifti
-from slicer_fixtures import node_matrix
+
+from Testing.builders.geometry_fixtures import centred_affine, ellipsoid_mask, head_phantom, write_nifti
+from Testing.builders.slicer_fixtures import node_matrix
 
 SHAPE = (22, 18, 10)
 SPACING = (1.2, 1.4, 3.2)

@@ -7,7 +7,8 @@ import pytest
 from FCDDetectLib.errors import FCDInputError
 from FCDDetectLib.heat_score import HeatScoreResult, heat_score, heat_score_images
 from FCDDetectLib.image_io import Image, load_image, load_mask
-from geometry_fixtures import oblique_affine, world_coords, write_nifti
+
+from Testing.builders.geometry_fixtures import oblique_affine, world_coords, write_nifti
 
 SHAPE = (6, 5, 4)  # 120 voxels: small enough that ddof=0 vs ddof=1 is a visible difference
 

@@ -19,7 +19,8 @@ from FCDDetectLib.image_io import (
     write_json_atomic,
     write_text_atomic,
 )
-from geometry_fixtures import oblique_affine, write_nifti
+
+from Testing.builders.geometry_fixtures import oblique_affine, write_nifti
 
 AFFINE = oblique_affine((0.9, 1.3, 3.5), (20, 20, 0), lps=True, origin=(12.0, -30.0, 5.0))
 

@@ -10,7 +10,6 @@ import matplotlib.image as mpimg
 import nibabel as nib
 import numpy as np
 import pytest
-from ds004199_replica import small_cohort
 from FCDDetectLib.cli import main
 from FCDDetectLib.errors import FCDInputError
 from FCDDetectLib.image_io import Image, load_image, load_mask
@@ -22,6 +21,8 @@ from FCDTrainLib.data.synth.lesion import core_gain, make_lesion
 from FCDTrainLib.data.synth.template import load_template
 from FCDTrainLib.overlay import _index_to_ras, _to_ras, default_center, render_overlay
 from scipy import ndimage
+
+from Testing.builders.ds004199_replica import small_cohort
 
 NAME = re.compile(r"^sub-\d{5}/anat/sub-\d{5}_acq-[A-Za-z0-9]+_(T1w|FLAIR)(_roi)?\.(nii\.gz|json)$")
 

@@ -20,8 +20,9 @@ from FCDDetectLib.mrml.conversion import (
     new_volume_node,
     volume_affine,
 )
-from geometry_fixtures import centred_affine, ellipsoid_mask, head_phantom, write_nifti
-from slicer_fixtures import node_matrix
+
+from Testing.builders.geometry_fixtures import centred_affine, ellipsoid_mask, head_phantom, write_nifti
+from Testing.builders.slicer_fixtures import node_matrix
 
 SHAPE = (20, 26, 12)  # non-cubic so that any axis mix-up changes the shape
 SPACING = (1.1, 0.9, 3.0)  # anisotropic, thick slices
