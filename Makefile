@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: test demo lint benchmark clean
+.PHONY: test demo docs lint benchmark clean
 
 $(STAMP): pyproject.toml requirements-dev.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -17,6 +17,12 @@ $(STAMP): pyproject.toml requirements-dev.txt
 test: $(STAMP)
 	$(VENV)/bin/ruff check .
 	$(PY) -m pytest -q Testing
+	$(MAKE) docs
+
+# The manual (docs/, MkDocs + Material, API pages from docstrings), offline and strict:
+# a broken link, a missing page or a bad docstring reference fails the build.
+docs: $(STAMP)
+	NO_MKDOCS_2_WARNING=1 $(VENV)/bin/mkdocs build --strict --quiet
 
 demo: $(STAMP)
 	$(VENV)/bin/fcd demo --out demo-output
@@ -29,4 +35,4 @@ lint: $(STAMP)
 	$(VENV)/bin/ruff check .
 
 clean:
-	rm -rf $(VENV) demo-output .pytest_cache .ruff_cache
+	rm -rf $(VENV) demo-output site .pytest_cache .ruff_cache
