@@ -1,9 +1,13 @@
 """The ``fcd`` command line: one sub-command per module, JSON on stdout.
 
-Each command module defines ``register(subparsers)`` (adds its parser and sets
-``func``) and keeps heavy imports (torch, monai) inside the function it runs, so
-``fcd --help`` is instant. Bad input (:class:`FCDInputError`) prints one line
-``error: ...`` on stderr and exits with code 2.
+The engine's own commands (``detect``, ``heat-score``) are listed in
+:data:`ENGINE_COMMANDS`. Other packages add theirs through the entry-point group
+``fcd.commands`` (see :mod:`FCDDetectLib.cli.registry`): the engine never imports them
+by name, so dependencies point one way. A command module defines
+``register(subparsers)`` (adds its parser and sets ``func``) and keeps heavy imports
+(torch, monai) inside the function it runs, so ``fcd --help`` is fast. Bad input
+(:class:`FCDInputError`) prints one line ``error: ...`` on stderr and exits with code 2;
+a command module that fails to import prints ``error:`` naming it and exits with code 1.
 
 Example:
     $ fcd detect --model model.fcdbundle --image sub-01_FLAIR.nii.gz --out result/
@@ -12,23 +16,11 @@ Example:
 from __future__ import annotations
 
 import argparse
-import importlib
-import importlib.util
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 
 from ..errors import FCDInputError
-
-COMMAND_MODULES = (
-    "FCDDetectLib.cli.detect_command",
-    "FCDDetectLib.cli.heat_score_command",
-    "FCDTrainLib.cli.synth_command",
-    "FCDTrainLib.cli.audit_command",
-    "FCDTrainLib.cli.demo_command",
-    "FCDTrainLib.cli.train_command",
-    "FCDTrainLib.cli.experiment_command",
-    "FCDTrainLib.cli.evaluate_command",
-)
+from .registry import ENGINE_COMMANDS, CommandLoadError, Register, register_commands
 
 
 class _Parser(argparse.ArgumentParser):
@@ -38,20 +30,27 @@ class _Parser(argparse.ArgumentParser):
         self.exit(2, f"error: {self.prog}: {message}\n")
 
 
-def build_parser() -> argparse.ArgumentParser:
-    """The full ``fcd`` parser with every sub-command registered."""
+def build_parser(extra: Iterable[Register] = ()) -> argparse.ArgumentParser:
+    """The full ``fcd`` parser: the engine's commands, every ``fcd.commands`` entry point
+    and the ``extra`` registrars (functions ``register(subparsers)``).
+
+    Raises :class:`~FCDDetectLib.cli.registry.CommandLoadError` naming a command module
+    that fails to import or register.
+    """
     parser = _Parser(prog="fcd", description="FCD-II detection, explanation and training.")
     subparsers = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
-    for module_name in COMMAND_MODULES:
-        if importlib.util.find_spec(module_name) is None:
-            continue
-        importlib.import_module(module_name).register(subparsers)
+    register_commands(subparsers, extra=extra)
     return parser
 
 
-def main(argv: Sequence[str] | None = None) -> int:
+def main(argv: Sequence[str] | None = None, extra: Iterable[Register] = ()) -> int:
     """Run ``fcd`` with ``argv`` (default: ``sys.argv[1:]``); returns the exit code."""
-    args = build_parser().parse_args(argv)
+    try:
+        parser = build_parser(extra)
+    except CommandLoadError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 1
+    args = parser.parse_args(argv)
     try:
         return int(args.func(args) or 0)
     except FCDInputError as error:
@@ -60,3 +59,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("error: interrupted; run the same command again to resume", file=sys.stderr)
         return 130
+
+
+__all__ = ["ENGINE_COMMANDS", "CommandLoadError", "build_parser", "main"]

@@ -33,7 +33,7 @@ from .process import TreeProcess
 
 EVENTS_NAME = "events.jsonl"
 # Runs `fcd` through its Python entry point, so no console script needs to be on PATH.
-_CLI_BOOTSTRAP = "import sys; from FCDDetectLib.cli import main; sys.exit(main())"
+_CLI_BOOTSTRAP = "import sys; from FCDTrainLib.cli import main; sys.exit(main())"
 
 
 @dataclass
