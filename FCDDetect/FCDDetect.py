@@ -47,7 +47,11 @@ def ensureDependencies(askConfirmation: bool = True) -> bool:
     torch comes through the PyTorch extension (right CUDA build), the rest through
     slicer.util.pip_install with the >= bounds of Resources/requirements.txt.
     """
-    from FCDDetectLib.mrml.dependencies import missing_requirements, needs_restart, read_requirements
+    from FCDDetectLib.slicer_support.dependencies import (
+        missing_requirements,
+        needs_restart,
+        read_requirements,
+    )
 
     missing = missing_requirements(read_requirements(requirementsPath()))
     if not missing:
@@ -221,7 +225,7 @@ class FCDDetectWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
     def refreshModels(self) -> None:
         """Fill the model list from the models folder and the folders FCDTrain trained into."""
         from FCDDetectLib.errors import FCDInputError
-        from FCDDetectLib.mrml.models_folder import list_bundles
+        from FCDDetectLib.models_folder import list_bundles
 
         combo = self.ui.modelComboBox
         wasBlocked = combo.blockSignals(True)

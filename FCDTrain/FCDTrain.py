@@ -22,7 +22,7 @@ from typing import Annotated
 import qt
 import slicer
 import vtk
-from FCDTrainLib.mrml.train_logic import TrainLogic, TrainSettings
+from FCDTrainLib.slicer_support.train_logic import TrainLogic, TrainSettings
 from slicer import vtkMRMLPlotChartNode, vtkMRMLTableNode
 from slicer.parameterNodeWrapper import Choice, WithinRange, parameterNodeWrapper
 from slicer.ScriptedLoadableModule import (
@@ -115,7 +115,7 @@ class FCDTrainWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         self.timer.connect("timeout()", self.onPoll)
         self.initializeParameterNode()
         if not _setPath(self._parameterNode.weightsCacheFolder):
-            from FCDTrainLib.mrml.weights_cache import default_cache_dir
+            from FCDTrainLib.medicalnet_weights import default_cache_dir
 
             self._parameterNode.weightsCacheFolder = default_cache_dir()
         self.refreshWeightsCache()
@@ -162,7 +162,7 @@ class FCDTrainWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
     # -- settings -------------------------------------------------------------------------------
     def settings(self) -> TrainSettings:
         """TrainSettings from the panel; MedicalNet files from the field or the cache."""
-        from FCDTrainLib.mrml.weights_cache import find_cached
+        from FCDTrainLib.medicalnet_weights import find_cached
 
         p = self._parameterNode
         depths = [d for d, on in ((18, p.depth18), (34, p.depth34), (50, p.depth50)) if on]
@@ -249,14 +249,14 @@ class FCDTrainWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
 
     # -- MedicalNet weights -----------------------------------------------------------------------
     def refreshWeightsCache(self) -> None:
-        from FCDTrainLib.mrml.weights_cache import cached_files
+        from FCDTrainLib.medicalnet_weights import cached_files
 
         self.ui.weightsCacheListWidget.clear()
         for entry in cached_files(str(self._parameterNode.weightsCacheFolder)):
             self.ui.weightsCacheListWidget.addItem(f"{entry.name}  ({entry.size_text})")
 
     def onDeleteWeights(self) -> None:
-        from FCDTrainLib.mrml.weights_cache import delete_cached
+        from FCDTrainLib.medicalnet_weights import delete_cached
 
         item = self.ui.weightsCacheListWidget.currentItem()
         if item is None:
@@ -268,7 +268,7 @@ class FCDTrainWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         self.refreshWeightsCache()
 
     def onDownloadWeights(self) -> None:
-        from FCDTrainLib.mrml import weights_cache
+        from FCDTrainLib import medicalnet_weights as weights_cache
 
         with slicer.util.tryWithErrorDisplay("Download failed."):
             settings, cache = self.settings(), str(self._parameterNode.weightsCacheFolder)
@@ -277,7 +277,7 @@ class FCDTrainWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
             if not wanted:
                 slicer.util.infoDisplay("Tick a MedicalNet strategy: the files it needs are already cached.")
             for family, depth in wanted:
-                name, url = weights_cache.file_name(family, depth), weights_cache.download_url(family, depth)
+                name, url = weights_cache.medicalnet_file_name(family, depth), weights_cache.download_url(family, depth)
                 size = weights_cache.human_size(weights_cache.remote_size(url))
                 if not slicer.util.confirmOkCancelDisplay(f"Download {name} ({size}) from\n{url}\ninto {cache}?"):
                     continue
@@ -296,7 +296,7 @@ class FCDTrainWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
 
 
 class FCDTrainLogic(ScriptedLoadableModuleLogic, TrainLogic):
-    """Training from Slicer and the console (FCDTrainLib.mrml.train_logic.TrainLogic inside)."""
+    """Training from Slicer and the console (FCDTrainLib.slicer_support.train_logic.TrainLogic inside)."""
 
     def __init__(self) -> None:
         ScriptedLoadableModuleLogic.__init__(self)
@@ -356,7 +356,7 @@ class FCDTrainTest(ScriptedLoadableModuleTest):
 
         from FCDTrainLib.events import EventLog
         from FCDTrainLib.mrml.results_nodes import experiment_results_nodes
-        from FCDTrainLib.mrml.train_logic import run_progress
+        from FCDTrainLib.slicer_support.train_logic import run_progress
 
         with tempfile.TemporaryDirectory() as folder:
             settings = TrainSettings(data=folder, out=os.path.join(folder, "run"), depths=[18], max_epochs=2, folds=2)

@@ -36,6 +36,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from .errors import FCDInputError
+from .files import json_text
 
 if TYPE_CHECKING:  # pragma: no cover - typing only; torch is imported lazily
     import torch
@@ -95,7 +96,7 @@ class BundleMetadata:
 
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON-ready dict (validated first)."""
-        data = json.loads(json.dumps(dataclasses.asdict(self), default=_json_default))
+        data = json.loads(json_text(dataclasses.asdict(self)))
         BundleMetadata.from_dict(data, source="bundle metadata")  # same checks both ways
         return data
 
@@ -132,15 +133,6 @@ class BundleMetadata:
         values["modalities"] = list(values["modalities"])
         values["class_names"] = list(values["class_names"])
         return cls(**values)
-
-
-def _json_default(value: Any) -> Any:
-    """JSON for numpy scalars/arrays, tuples and paths found in metadata (training provenance)."""
-    if hasattr(value, "tolist"):
-        return value.tolist()
-    if isinstance(value, os.PathLike):
-        return os.fspath(value)
-    raise TypeError(f"bundle metadata value {value!r} of type {type(value).__name__} is not JSON-serialisable")
 
 
 def _is_int(value: Any) -> bool:
@@ -307,7 +299,7 @@ def save_bundle(path: str | os.PathLike, model: torch.nn.Module, metadata: Bundl
     old = None
     try:
         torch.save(state, tmp / WEIGHTS_FILE)
-        (tmp / METADATA_FILE).write_text(json.dumps(meta_dict, indent=2) + "\n", encoding="utf-8")
+        (tmp / METADATA_FILE).write_text(json_text(meta_dict) + "\n", encoding="utf-8")
         if path.exists():
             old = Path(tempfile.mkdtemp(prefix=f".{path.name}.old-", dir=path.parent))
             os.replace(path, old / path.name)

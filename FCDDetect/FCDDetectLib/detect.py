@@ -26,8 +26,9 @@ import numpy as np
 
 from . import __version__
 from .errors import FCDInputError
+from .files import write_json_atomic
 from .heat_score import HeatScoreResult, heat_score_images
-from .image_io import Image, load_image, load_mask, save_image, validate_array, write_json_atomic
+from .image_io import Image, load_image, load_mask, save_image, validate_array
 
 ImageSource = str | Path | Image
 

@@ -31,11 +31,11 @@ from dataclasses import dataclass
 import numpy as np
 
 from .errors import FCDInputError
+from .geometry import mask_onto_grid, same_grid
 from .image_io import Image
 
 __all__ = ["HeatScoreResult", "heat_score", "heat_score_images"]
 
-_GRID_ATOL = 1e-4  # mm; affines that differ less than this are the same grid (float32 NIfTI headers)
 
 
 @dataclass
@@ -112,22 +112,6 @@ def heat_score(heatmap: np.ndarray, roi: np.ndarray, brain_mask: np.ndarray | No
     return _score(heatmap, roi, brain_mask, "ROI")[0]
 
 
-def _same_grid(a: Image, b: Image) -> bool:
-    return a.array.shape[:3] == b.array.shape[:3] and np.allclose(a.affine, b.affine, atol=_GRID_ATOL)
-
-
-def _onto(mask: Image, grid: Image) -> np.ndarray:
-    """Nearest-neighbour resampling of ``mask`` onto ``grid`` through the affines (0 outside)."""
-    import nibabel as nib
-    from nibabel.processing import resample_from_to
-
-    source = nib.Nifti1Image((np.asarray(mask.array) > 0.5).astype(np.uint8), np.asarray(mask.affine, float))
-    moved = resample_from_to(
-        source, (grid.array.shape[:3], np.asarray(grid.affine, float)), order=0, mode="constant", cval=0
-    )
-    return np.asarray(moved.dataobj) > 0.5
-
-
 def heat_score_images(
     heatmap: Image, roi: Image, brain_mask: Image | None = None, roi_name: str = "ROI",
     undefined_ok: bool = False,
@@ -152,8 +136,8 @@ def heat_score_images(
         raise FCDInputError(f"{roi_name}: ROI is empty (no voxel set)")
     resampled = False
     roi_array = np.asarray(roi.array)
-    if not _same_grid(roi, heatmap):
-        roi_array = _onto(roi, heatmap)
+    if not same_grid(roi, heatmap):
+        roi_array = mask_onto_grid(roi, heatmap)
         resampled = True
         if not roi_array.any():
             raise FCDInputError(
@@ -163,8 +147,8 @@ def heat_score_images(
     brain_array = None
     if brain_mask is not None:
         brain_array = np.asarray(brain_mask.array)
-        if not _same_grid(brain_mask, heatmap):
-            brain_array = _onto(brain_mask, heatmap)
+        if not same_grid(brain_mask, heatmap):
+            brain_array = mask_onto_grid(brain_mask, heatmap)
     try:
         score, n_roi, n_bkg = _score(heatmap.array, roi_array, brain_array, roi_name)
     except _UndefinedScore as error:

@@ -1,4 +1,4 @@
-"""Reading, checking and atomically writing images, JSON and text.
+"""Reading, checking and atomically writing images (JSON and text: :mod:`FCDDetectLib.files`).
 
 Every image in the engine travels as an :class:`Image`: a 3D float32 array in nibabel's
 (I, J, K) axis order and its 4x4 float64 voxel-to-RAS affine (mm). Reading checks what
@@ -19,11 +19,7 @@ Example:
 
 from __future__ import annotations
 
-import json
-import math
 import os
-import tempfile
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -31,12 +27,17 @@ import numpy as np
 
 from .errors import FCDInputError
 
+# Atomic writes live in FCDDetectLib.files; these names stay importable from here because
+# save_image and many callers use them together with the readers.
+from .files import write_atomic, write_json_atomic, write_text_atomic  # noqa: E402,F401
+
 __all__ = [
     "Image",
     "load_image",
     "load_mask",
     "save_image",
     "validate_array",
+    "write_atomic",
     "write_json_atomic",
     "write_text_atomic",
 ]
@@ -154,35 +155,6 @@ def load_mask(path: str | os.PathLike, name: str | None = None) -> Image:
     return Image(image.array > 0.5, image.affine)
 
 
-def write_atomic(path: str | os.PathLike, write: Callable[[str], Any]) -> Path:
-    """Call ``write(tmp)`` on a temporary file beside ``path``, then rename it over ``path``.
-
-    The temporary file keeps the target's extension (nibabel picks gzip from ".nii.gz",
-    matplotlib the format from ".png") and gets the umask's usual permissions; on any
-    failure it is removed and a previous ``path`` is left as it was. Returns ``path``.
-
-    Example:
-        >>> write_atomic("checkpoint.pt", lambda tmp: torch.save(state, tmp))  # doctest: +SKIP
-    """
-    target = Path(path)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    suffix = ".nii.gz" if target.name.endswith(".nii.gz") else target.suffix
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=f".tmp{suffix}", dir=target.parent)
-    os.close(fd)
-    try:
-        write(tmp)
-        # mkstemp creates owner-only files: give the result the umask's usual mode
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)
-        os.replace(tmp, target)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-    return target
-
-
 def save_image(
     path: str | os.PathLike, array: np.ndarray, affine: np.ndarray, dtype: Any = np.float32
 ) -> None:
@@ -205,48 +177,3 @@ def save_image(
     image.set_sform(aff, code=1)
     image.set_qform(aff, code=1)
     write_atomic(path, lambda tmp: nib.save(image, tmp))
-
-
-def write_text_atomic(path: str | os.PathLike, text: str) -> None:
-    """Write ``text`` (UTF-8) atomically.
-
-    Example:
-        >>> write_text_atomic("report.md", "# Report\\n")  # doctest: +SKIP
-    """
-    def write(tmp: str) -> None:
-        with open(tmp, "w", encoding="utf-8") as handle:
-            handle.write(text)
-            handle.flush()
-            os.fsync(handle.fileno())
-
-    write_atomic(path, write)
-
-
-def _jsonable(value: Any) -> Any:
-    """numpy scalars/arrays -> Python, paths -> str, NaN/Inf -> None (strict JSON has no NaN)."""
-    if isinstance(value, dict):
-        return {str(k) if not isinstance(k, str) else k: _jsonable(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_jsonable(v) for v in value]
-    if isinstance(value, np.ndarray):
-        return _jsonable(value.tolist())
-    if isinstance(value, np.generic):
-        return _jsonable(value.item())
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    if isinstance(value, os.PathLike):
-        return os.fspath(value)
-    return value
-
-
-def write_json_atomic(path: str | os.PathLike, obj: Any) -> None:
-    """Write ``obj`` as indented JSON, atomically.
-
-    numpy scalars and arrays become numbers and lists, paths become strings, and NaN/Inf
-    become ``null`` (strict JSON readers reject NaN). Other objects raise TypeError.
-
-    Example:
-        >>> write_json_atomic("result.json", {"probability": 0.91, "auc": float("nan")})  # doctest: +SKIP
-    """
-    text = json.dumps(_jsonable(obj), indent=2, allow_nan=False) + "\n"
-    write_text_atomic(path, text)

@@ -6,8 +6,8 @@ The released checkpoints are ``torch.save({"state_dict": ...})`` files whose key
 ``ResNet`` without ``fc``, so they load into both geometries of
 :func:`FCDDetectLib.models.build_resnet`.
 
-Two weight families exist per depth (nothing is downloaded here; see
-:data:`MEDICALNET_FILES` for the official file names, for a downloader to use):
+Two weight families exist per depth (nothing is downloaded here; their official file
+names and the download live on the training side, its ``medicalnet_weights`` module):
 
 - ``medicalnet8``: ``resnet_NN.pth``, pre-trained on 8 segmentation datasets ("3DSeg-8";
   the paper's "1 task" / "TL 1").
@@ -37,20 +37,7 @@ from pathlib import Path
 import torch
 
 from .errors import FCDInputError
-from .image_io import write_atomic
-
-WEIGHT_FAMILIES = ("medicalnet8", "medicalnet23")
-FAMILY_DESCRIPTIONS = {
-    "medicalnet8": "MedicalNet, pre-trained on 8 segmentation datasets (3DSeg-8; the paper's 1 task)",
-    "medicalnet23": "MedicalNet, pre-trained on 23 datasets",
-}
-# Official file names of the MedicalNet release (Tencent/MedicalNet "pretrain" folder and the
-# Hugging Face repositories MEDICALNET_HF_REPOS), per family and depth.
-MEDICALNET_FILES = {
-    "medicalnet8": {18: "resnet_18.pth", 34: "resnet_34.pth", 50: "resnet_50.pth"},
-    "medicalnet23": {18: "resnet_18_23dataset.pth", 34: "resnet_34_23dataset.pth", 50: "resnet_50_23dataset.pth"},
-}
-MEDICALNET_HF_REPOS = {depth: f"TencentMedicalNet/MedicalNet-Resnet{depth}" for depth in (18, 34, 50)}
+from .files import write_atomic
 
 # (bottleneck?, blocks per stage) -> depth, for every depth MedicalNet released.
 _KNOWN_LAYOUTS = {
@@ -82,20 +69,6 @@ class LoadReport:
     unexpected: list[str]
     source: str
     adapted: list[str] = field(default_factory=list)
-
-
-def medicalnet_file_name(family: str, depth: int) -> str:
-    """Official file name of a MedicalNet checkpoint.
-
-    Example:
-        >>> medicalnet_file_name("medicalnet23", 50)
-        'resnet_50_23dataset.pth'
-    """
-    if family not in MEDICALNET_FILES:
-        raise ValueError(f"unknown weight family {family!r}; choose one of {WEIGHT_FAMILIES}")
-    if depth not in MEDICALNET_FILES[family]:
-        raise ValueError(f"no {family} weights for ResNet-{depth}; depths: {sorted(MEDICALNET_FILES[family])}")
-    return MEDICALNET_FILES[family][depth]
 
 
 def detect_depth(keys: Iterable[str]) -> int | None:

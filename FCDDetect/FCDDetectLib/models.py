@@ -15,12 +15,12 @@ Shortcut type A (parameter-free zero-padding) for ResNet-18/34 and B (1x1x1 conv
 
 Example:
     >>> import torch
-    >>> from FCDDetectLib.models import build_resnet, set_trainable
+    >>> from FCDDetectLib.models import build_resnet
     >>> model = build_resnet(18, in_channels=1, geometry="medicalnet")
     >>> model(torch.zeros(1, 1, 32, 32, 32)).shape
     torch.Size([1, 2])
-    >>> set_trainable(model, "transfer")[:2]
-    ['layer4.0.conv1.weight', 'layer4.0.bn1.weight']
+
+Which layers train (transfer learning) is the trainer's business (its ``transfer`` module).
 """
 
 from __future__ import annotations
@@ -33,7 +33,6 @@ from monai.networks.nets.resnet import get_inplanes, get_medicalnet_pretrained_r
 
 DEPTHS = (18, 34, 50)
 GEOMETRIES = ("paper", "medicalnet")
-TRAINABLE_MODES = ("all", "transfer")
 
 # depth -> (block type, blocks per stage); the same table as MONAI's resnet_params.
 _LAYOUT = {
@@ -123,56 +122,6 @@ def _dilate_stage(model: ResNet, stage: torch.nn.Sequential, dilation: int) -> N
             stride=1,
             spatial_dims=3,
         )
-
-
-def set_trainable(model: torch.nn.Module, mode: str) -> list[str]:
-    """Choose which parameters train; returns the names of the trainable ones.
-
-    ``"all"``: every parameter. ``"transfer"``: only ``layer4.*`` and ``fc.*`` (the frozen
-    stages keep ``requires_grad=False``, their BatchNorm affine weights included).
-
-    Frozen BatchNorm *running statistics* still update whenever the module is in training
-    mode (``requires_grad`` does not govern them). Call :func:`freeze_batchnorm_stats`
-    after every ``model.train()`` to keep them fixed as well.
-
-    Example:
-        >>> model = build_resnet(18)
-        >>> names = set_trainable(model, "transfer")
-        >>> all(n.startswith(("layer4.", "fc.")) for n in names)
-        True
-    """
-    if mode not in TRAINABLE_MODES:
-        raise ValueError(f"trainable mode {mode!r} is not supported; choose one of {TRAINABLE_MODES}")
-    trainable = []
-    for name, parameter in model.named_parameters():
-        train = mode == "all" or name.startswith(("layer4.", "fc."))
-        parameter.requires_grad_(train)
-        if train:
-            trainable.append(name)
-    return trainable
-
-
-def freeze_batchnorm_stats(model: torch.nn.Module) -> list[str]:
-    """Put every BatchNorm whose parameters are all frozen in eval mode; returns their names.
-
-    Use after ``model.train()`` when fine-tuning with :func:`set_trainable` ``"transfer"``,
-    so that the pre-trained running mean/variance of the frozen stages stay as loaded.
-
-    Example:
-        >>> model = build_resnet(18)
-        >>> _ = set_trainable(model, "transfer")
-        >>> _ = model.train()
-        >>> "bn1" in freeze_batchnorm_stats(model)
-        True
-    """
-    frozen = []
-    for name, module in model.named_modules():
-        if isinstance(module, torch.nn.modules.batchnorm._BatchNorm):
-            params = list(module.parameters(recurse=False))
-            if params and not any(p.requires_grad for p in params):
-                module.eval()
-                frozen.append(name)
-    return frozen
 
 
 def feature_stride(model: torch.nn.Module) -> tuple[int, int, int]:

@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from FCDDetectLib.image_io import write_atomic
+from FCDDetectLib.files import write_atomic
 
 CACHE_FORMAT = 1
 

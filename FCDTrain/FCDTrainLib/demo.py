@@ -26,7 +26,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from FCDDetectLib.image_io import load_image, load_mask, write_json_atomic
+from FCDDetectLib.files import write_json_atomic
+from FCDDetectLib.image_io import load_image, load_mask
 
 
 @dataclass
@@ -89,10 +90,10 @@ def _train(cohort: Path, out: Path, options: DemoOptions) -> tuple[Path, list[st
 def _detect_held_out(cohort: Path, bundle: Path, held_out: list[str], out: Path,
                      options: DemoOptions) -> list[dict[str, Any]]:
     from FCDDetectLib.detect import detect, write_detection
+    from FCDDetectLib.overlay import render_detection
     from tqdm import tqdm
 
     from .data import load_dataset
-    from .overlay import render_overlay
 
     subjects = {s.subject_id: s for s in load_dataset(cohort).subjects}
     rows = []
@@ -105,13 +106,9 @@ def _detect_held_out(cohort: Path, bundle: Path, held_out: list[str], out: Path,
             result = detect(bundle, [subject.images["flair"]], roi=subject.roi, method=options.method,
                             device=options.device)
             write_detection(result, folder)
-            roi = load_mask(subject.roi).array if subject.roi else None
-            if roi is not None and roi.shape != result.heatmap.shape:
-                roi = None  # an ROI on another grid is scored, not drawn
-            render_overlay(load_image(subject.images["flair"]), folder / "overlay.png", heatmap=result.heatmap,
-                           roi=roi, title=f"{subject_id} ({'FCD' if subject.label else 'control'}): "
-                           f"p(FCD)={result.probability:.2f}"
-                           + (f", Heat-Score={result.heat_score:.2f}" if result.heat_score is not None else ""))
+            render_detection(result, load_image(subject.images["flair"]), folder / "overlay.png",
+                             roi=load_mask(subject.roi) if subject.roi else None,
+                             label=f"{subject_id} ({'FCD' if subject.label else 'control'})")
             result_json = result.to_json()
         rows.append({"subject": subject_id, "label": subject.label, **result_json})
     return rows

@@ -48,7 +48,7 @@ def evaluate_run(run_dir: str | Path, data: str | Path | None = None, out: str |
                  device: str = "auto", method: str | None = None) -> dict[str, Any]:
     """Evaluate every fold bundle of ``run_dir``; see the module docstring. Returns the report."""
     from FCDDetectLib.bundle import load_bundle
-    from FCDDetectLib.image_io import write_json_atomic, write_text_atomic
+    from FCDDetectLib.files import write_json_atomic, write_text_atomic
 
     from .cache import VolumeCache
     from .data import load_dataset

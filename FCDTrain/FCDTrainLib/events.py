@@ -23,6 +23,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from FCDDetectLib.files import json_text
+
 
 def read_events(path: str | Path) -> list[dict[str, Any]]:
     """All complete events of ``path`` in order; a missing file gives ``[]``.
@@ -63,7 +65,7 @@ class EventLog:
         tmp = self.path.with_name(self.path.name + ".tmp")
         with tmp.open("w", encoding="utf-8") as handle:
             for event in events:
-                handle.write(json.dumps(event) + "\n")
+                handle.write(json_text(event, indent=None) + "\n")
             handle.flush()
             os.fsync(handle.fileno())
         os.replace(tmp, self.path)
@@ -79,7 +81,7 @@ class EventLog:
     def emit(self, kind: str, **fields: Any) -> dict[str, Any]:
         """Append one event ``{"event": kind, "time": ..., **fields}`` and return it."""
         event = {"event": kind, "time": round(time.time(), 3), **fields}
-        line = json.dumps(event, default=_jsonable) + "\n"
+        line = json_text(event, indent=None) + "\n"
         with self.path.open("a", encoding="utf-8") as handle:
             handle.write(line)
             handle.flush()
@@ -111,14 +113,6 @@ class EventLog:
             e.get("event") == "epoch" and e.get("fold") == fold and e.get("epoch") == epoch
             for e in read_events(self.path)
         )
-
-
-def _jsonable(value: Any) -> Any:
-    if hasattr(value, "item"):
-        return value.item()
-    if isinstance(value, Path):
-        return str(value)
-    raise TypeError(f"not JSON serialisable: {type(value).__name__}")
 
 
 def progress_from_events(events: list[dict[str, Any]]) -> dict[str, Any]:

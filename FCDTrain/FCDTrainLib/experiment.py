@@ -40,7 +40,7 @@ def run_name(depth: int, pretrained: str, modality: str) -> str:
 
 def find_weights(weights_dir: str | Path | None, family: str, depth: int) -> Path:
     """The MedicalNet file of ``family`` and ``depth`` in ``weights_dir`` (official file names)."""
-    from FCDDetectLib.medicalnet import medicalnet_file_name
+    from .medicalnet_weights import medicalnet_file_name
 
     name = medicalnet_file_name(family, depth)
     if weights_dir is None:

@@ -19,7 +19,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from FCDDetectLib.image_io import write_atomic
+from FCDDetectLib.files import write_atomic
 
 from .stats import METRICS
 
@@ -100,7 +100,7 @@ def write_report(
     summary: Sequence[dict[str, Any]], fold_rows: Sequence[dict[str, Any]], out_dir: str | Path
 ) -> dict[str, Path]:
     """Write ``results.csv``, ``results_folds.csv``, ``results.md`` and ``results.png``."""
-    from FCDDetectLib.image_io import write_text_atomic
+    from FCDDetectLib.files import write_text_atomic
 
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)

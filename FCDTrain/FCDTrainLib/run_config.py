@@ -175,7 +175,7 @@ def check_same_run(run_dir: str | Path, config: RunConfig) -> bool:
 
 def write_config(run_dir: str | Path, config: RunConfig) -> Path:
     """Write ``RUN/config.json`` atomically."""
-    from FCDDetectLib.image_io import write_json_atomic
+    from FCDDetectLib.files import write_json_atomic
 
     path = Path(run_dir) / CONFIG_NAME
     Path(run_dir).mkdir(parents=True, exist_ok=True)

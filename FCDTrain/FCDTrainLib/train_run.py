@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from FCDDetectLib.errors import FCDInputError
-from FCDDetectLib.image_io import write_json_atomic, write_text_atomic
+from FCDDetectLib.files import write_json_atomic, write_text_atomic
 
 from .events import EventLog
 from .folds import FoldSplit, make_folds

@@ -29,7 +29,7 @@ from typing import Any
 import numpy as np
 import torch
 import torch.nn.functional as F
-from FCDDetectLib.image_io import write_atomic
+from FCDDetectLib.files import write_atomic
 
 from .augment import random_augment
 from .events import EventLog
@@ -70,7 +70,9 @@ def build_model(config: RunConfig, fold: int) -> tuple[torch.nn.Module, dict[str
 
     Returns the model and a provenance dict (weights load report, trainable parameters).
     """
-    from FCDDetectLib.models import build_resnet, set_trainable
+    from FCDDetectLib.models import build_resnet
+
+    from .transfer import set_trainable
 
     torch.manual_seed(int(config.seed) + int(fold))
     model = build_resnet(config.depth, in_channels=len(config.modalities), num_classes=2,
@@ -95,7 +97,7 @@ def _set_train_mode(model: torch.nn.Module) -> None:
     In transfer mode only layer4 and fc may change (paper 2.4); a BatchNorm whose affine
     parameters are frozen stays in eval mode so its running mean/var do not drift either.
     """
-    from FCDDetectLib.models import freeze_batchnorm_stats
+    from .transfer import freeze_batchnorm_stats
 
     model.train()
     freeze_batchnorm_stats(model)

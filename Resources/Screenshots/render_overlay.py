@@ -1,11 +1,12 @@
 """Render ``overlay.png``: FCD Detect's heatmap over its input, from the MRML scene's nodes.
 
 Runs headless on the ``slicer-core`` wheel: a synthetic head with a planted lesion (the
-test suite's planted-evidence model, trained in seconds) is loaded through Slicer's volumes
-logic, the lesion is imported as a segmentation, :class:`DetectionLogic` makes the heatmap
-volume and results table, and the figure is drawn from the nodes themselves: the input's
-and heatmap's voxel arrays (``arrayFromVolume``), the heatmap display node's Iron colour
-table, window and lower threshold, and the numbers of the table node.
+test suite's planted-evidence model, trained in seconds, is the only thing taken from
+``Testing/builders``) is loaded through Slicer's volumes logic, the lesion is imported as a
+segmentation, :class:`DetectionLogic` makes the heatmap volume and results table, and the
+figure is drawn from the nodes themselves (converted back through the MRML glue) by the
+engine's one renderer, :func:`FCDDetectLib.overlay.render_overlay`, the same that
+``fcd detect --png`` uses.
 
 Usage (from the repository root)::
 
@@ -24,23 +25,12 @@ ROOT = Path(__file__).resolve().parents[2]
 sys.path[:0] = [str(ROOT), str(ROOT / "FCDDetect"), str(ROOT / "FCDTrain")]
 
 
-def iron_colormap(display_node):
-    """The display node's colour table (Iron) as a matplotlib colormap."""
-    from matplotlib.colors import ListedColormap
-
-    table = display_node.GetColorNode().GetLookupTable()
-    return ListedColormap([table.GetTableValue(i)[:3] for i in range(table.GetNumberOfTableValues())])
-
-
 def main(out: Path) -> Path:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
     import nibabel as nib
-    import slicer
     import torch
+    from FCDDetectLib.mrml.conversion import image_from_volume_node, mask_from_segment
     from FCDDetectLib.mrml.detection_logic import DetectionLogic
+    from FCDDetectLib.overlay import detection_title, render_overlay
 
     from Testing.builders.planted_model import save_planted_bundle, train_planted_model
     from Testing.builders.slicer_fixtures import make_slicer_app
@@ -59,34 +49,14 @@ def main(out: Path) -> Path:
         flair = app.load_volume(f"{folder}/flair.nii.gz", "FLAIR")
         segmentation = app.segmentation_from_labelmap(app.load_volume(f"{folder}/lesion.nii.gz", "L", True), "Lesion")
         segment_id = segmentation.GetSegmentation().GetNthSegmentID(0)
-        result = DetectionLogic(lower_threshold=0.5).process([flair], bundle, method="gradcam", device="cpu",
-                                                             segmentation_node=segmentation, segment_id=segment_id)
+        nodes = DetectionLogic(lower_threshold=0.5).process([flair], bundle, method="gradcam", device="cpu",
+                                                            segmentation_node=segmentation, segment_id=segment_id)
 
-    background = slicer.util.arrayFromVolume(flair)  # (K, J, I)
-    heat = slicer.util.arrayFromVolume(result.heatmap_node)
-    display = result.heatmap_node.GetDisplayNode()
-    cmap = iron_colormap(display)
-    low, window = display.GetLowerThreshold(), (display.GetWindowLevelMin(), display.GetWindowLevelMax())
-    table = result.table_node.GetTable()
-    values = {table.GetColumn(i).GetName(): table.GetColumn(i).GetValue(0) for i in range(table.GetNumberOfColumns())}
-    k, j = centre[2], centre[1]
-    views = [("axial", background[k], heat[k], roi[:, :, k].T), ("coronal", background[:, j, :], heat[:, j, :],
-                                                                 roi[:, j, :].T)]
-    fig, axes = plt.subplots(1, 2, figsize=(8.4, 4.6), facecolor="black")
-    for ax, (title, grey, hot, lesion) in zip(axes, views, strict=True):
-        ax.imshow(grey, cmap="gray", origin="lower")
-        shown = np.ma.masked_less(hot, low)
-        ax.imshow(shown, cmap=cmap, vmin=window[0], vmax=window[1], alpha=0.6, origin="lower")
-        ax.contour(lesion, levels=[0.5], colors="#38d9ff", linewidths=1.2, origin="lower")
-        ax.set_title(title, color="white", fontsize=10)
-        ax.axis("off")
-    fig.suptitle(f"FCD Detect: {values['prediction'].upper()}  p(FCD) = {values['probability']:.2f}   "
-                 f"Heat-Score = {values['heat_score']:.2f}   ({values['method']}, Iron, lesion outline in cyan)",
-                 color="white", fontsize=10)
-    fig.tight_layout()
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(out, dpi=110, facecolor="black")
-    return out
+    image = image_from_volume_node(flair)
+    heatmap = image_from_volume_node(nodes.heatmap_node)
+    lesion = mask_from_segment(segmentation, segment_id, reference=image)
+    return render_overlay(image, out, heatmap=heatmap.array, roi=lesion.array,
+                          title=f"FCD Detect in Slicer: {detection_title(nodes.result)}")
 
 
 if __name__ == "__main__":

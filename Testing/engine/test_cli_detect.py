@@ -90,6 +90,19 @@ def test_detect_writes_heatmap_on_input_grid_and_result(bundle_path, scan, tmp_p
     assert scored["roi_resampled"] is False
 
 
+def test_detect_png_writes_the_overlay(bundle_path, scan, tmp_path, capsys):
+    """`fcd detect --png`: overlay.png beside the heatmap, drawn by the engine's renderer."""
+    import matplotlib.image as mpimg
+
+    image, roi = scan
+    out = tmp_path / "png"
+    assert main(["detect", "--model", str(bundle_path), "--image", str(image), "--roi", str(roi),
+                 "--device", "cpu", "--out", str(out), "--png"]) == 0
+    capsys.readouterr()
+    assert sorted(p.name for p in out.iterdir()) == ["heatmap.nii.gz", "overlay.png", "result.json"]
+    assert mpimg.imread(out / "overlay.png").shape[2] in (3, 4)
+
+
 def _bad_inputs(folder: Path, image: Path, roi: Path, bundle: Path) -> dict[str, tuple[list[str], str]]:
     """name -> (arguments, a word the error line must contain)."""
     text = folder / "notes.nii.gz"

@@ -6,14 +6,7 @@ import monai.networks.nets as monai_nets
 import pytest
 import torch
 from FCDDetectLib.errors import FCDInputError
-from FCDDetectLib.medicalnet import (
-    MEDICALNET_FILES,
-    WEIGHT_FAMILIES,
-    detect_depth,
-    load_medicalnet_weights,
-    medicalnet_file_name,
-    save_medicalnet_checkpoint,
-)
+from FCDDetectLib.medicalnet import detect_depth, load_medicalnet_weights, save_medicalnet_checkpoint
 from FCDDetectLib.models import build_resnet
 
 WIDTH = 0.25  # narrow networks: same key layout, small files
@@ -186,14 +179,7 @@ def test_truncated_corrupt_and_foreign_files(tmp_path):
         load_medicalnet_weights(model, empty, 18)
 
 
-def test_detect_depth_and_file_table():
+def test_detect_depth():
     assert detect_depth(medicalnet_source(50).state_dict()) == 50
     assert detect_depth({"module." + k: 0 for k in medicalnet_source(34).state_dict()}) == 34
     assert detect_depth({"conv1.weight": 0}) is None
-    assert set(MEDICALNET_FILES) == set(WEIGHT_FAMILIES)
-    assert medicalnet_file_name("medicalnet8", 18) == "resnet_18.pth"
-    assert medicalnet_file_name("medicalnet23", 34) == "resnet_34_23dataset.pth"
-    with pytest.raises(ValueError, match="family"):
-        medicalnet_file_name("imagenet", 18)
-    with pytest.raises(ValueError, match="ResNet-101"):
-        medicalnet_file_name("medicalnet23", 101)

@@ -1,18 +1,11 @@
-"""FCDDetectLib.models: geometry, shortcut types, feature-map sizes, transfer freezing."""
+"""FCDDetectLib.models: geometry, shortcut types, feature-map sizes."""
 
 from __future__ import annotations
 
 import pytest
 import torch
-from FCDDetectLib.models import (
-    DEPTHS,
-    GEOMETRIES,
-    build_resnet,
-    feature_stride,
-    freeze_batchnorm_stats,
-    layer4_shape,
-    set_trainable,
-)
+from FCDDetectLib.choices import DEPTHS, GEOMETRIES
+from FCDDetectLib.models import build_resnet, feature_stride, layer4_shape
 
 
 @pytest.fixture(scope="module")
@@ -87,49 +80,3 @@ def test_bad_arguments():
         build_resnet(101)
     with pytest.raises(ValueError, match="geometry"):
         build_resnet(18, geometry="wide")
-    with pytest.raises(ValueError, match="mode"):
-        set_trainable(build_resnet(18, widen_factor=0.125), "head")
-
-
-def test_set_trainable_transfer_freezes_all_but_layer4_and_fc():
-    model = build_resnet(18, geometry="medicalnet", widen_factor=0.25)
-    names = set_trainable(model, "transfer")
-    params = dict(model.named_parameters())
-    assert names == [n for n in params if n.startswith(("layer4.", "fc."))]
-    assert names and "fc.weight" in names and "layer4.1.bn2.bias" in names
-    for name, p in params.items():
-        assert p.requires_grad == name.startswith(("layer4.", "fc.")), name
-    # BatchNorm affine parameters of frozen stages are frozen too
-    assert not model.bn1.weight.requires_grad and not model.layer3[1].bn2.bias.requires_grad
-    # a backward pass gives gradients only to the trainable part
-    model.train()
-    model(torch.randn(2, 1, 32, 32, 32)).sum().backward()
-    assert model.conv1.weight.grad is None and model.layer3[0].conv1.weight.grad is None
-    assert model.layer4[0].conv1.weight.grad is not None and model.fc.weight.grad is not None
-    # back to everything trainable
-    assert set_trainable(model, "all") == list(params)
-    assert all(p.requires_grad for p in model.parameters())
-
-
-def test_frozen_batchnorm_running_stats_update_unless_frozen_explicitly():
-    model = build_resnet(18, widen_factor=0.125)
-    set_trainable(model, "transfer")
-    x = torch.randn(2, 1, 32, 32, 32) * 3 + 1
-    model.train()
-    before = model.bn1.running_mean.clone()
-    with torch.no_grad():
-        model(x)
-    # documented behaviour: requires_grad=False does not stop running-stat updates
-    assert not torch.equal(before, model.bn1.running_mean)
-
-    model.train()
-    frozen = freeze_batchnorm_stats(model)
-    assert "bn1" in frozen and "layer3.0.bn1" in frozen and not any(n.startswith("layer4") for n in frozen)
-    stats = {n: m.running_mean.clone() for n, m in model.named_modules() if n in frozen}
-    layer4_before = model.layer4[0].bn1.running_mean.clone()
-    with torch.no_grad():
-        model(x)
-    for name, module in model.named_modules():
-        if name in frozen:
-            assert torch.equal(stats[name], module.running_mean), name
-    assert not torch.equal(layer4_before, model.layer4[0].bn1.running_mean)  # trainable BN still learns

@@ -214,7 +214,7 @@ def test_failure_while_creating_nodes_removes_them(slicer_app, files, tiny_bundl
 def test_models_folder_lists_bundles_with_tooltips(tmp_path, tiny_bundle):
     import shutil
 
-    from FCDDetectLib.mrml.models_folder import list_bundles
+    from FCDDetectLib.models_folder import list_bundles
 
     for where in ("site-a", "site-b"):  # the same name twice: told apart by folder
         shutil.copytree(tiny_bundle, tmp_path / where / "fold-0" / "model.fcdbundle")

@@ -16,11 +16,11 @@ import time
 import numpy as np
 import pytest
 from FCDDetectLib.errors import FCDInputError
+from FCDTrainLib import medicalnet_weights as weights_cache
 from FCDTrainLib.events import EventLog, progress_from_events, read_events
-from FCDTrainLib.mrml import weights_cache
-from FCDTrainLib.mrml.process import TreeProcess
 from FCDTrainLib.mrml.results_nodes import experiment_results_nodes, table_column_names
-from FCDTrainLib.mrml.train_logic import TrainLogic, TrainSettings, format_event, run_progress
+from FCDTrainLib.process import TreeProcess
+from FCDTrainLib.slicer_support.train_logic import TrainLogic, TrainSettings, format_event, run_progress
 
 from Testing.builders.train_fixtures import TEST_SHAPE, TEST_SPACING, write_cohort
 

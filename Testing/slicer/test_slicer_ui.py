@@ -18,7 +18,7 @@ import xml.etree.ElementTree as ET
 from pathlib import Path
 
 import pytest
-from FCDDetectLib.mrml.dependencies import (
+from FCDDetectLib.slicer_support.dependencies import (
     missing_requirements,
     needs_restart,
     parse_requirement,

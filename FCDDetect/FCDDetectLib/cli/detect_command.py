@@ -1,4 +1,4 @@
-"""``fcd detect``: classify a scan, write its heatmap and result.json.
+"""``fcd detect``: classify a scan, write its heatmap and result.json (and overlay.png with ``--png``).
 
 Example:
     $ fcd detect --model model.fcdbundle --image sub-01_FLAIR.nii.gz \\
@@ -30,6 +30,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--target-class", default="fcd", help="class the heatmap explains (default: fcd)")
     parser.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
     parser.add_argument("--out", required=True, help="output folder")
+    parser.add_argument("--png", action="store_true",
+                        help="also write OUT/overlay.png: axial, coronal, sagittal slices through the heatmap peak "
+                        "with the heatmap over the first image and the ROI outline")
     parser.set_defaults(func=run)
 
 
@@ -47,5 +50,13 @@ def run(args: argparse.Namespace) -> int:
         target_class=args.target_class,
     )
     write_detection(result, args.out)
+    if args.png:
+        from pathlib import Path
+
+        from ..image_io import load_image, load_mask
+        from ..overlay import render_detection
+
+        render_detection(result, load_image(args.image[0]), Path(args.out) / "overlay.png",
+                         roi=load_mask(args.roi) if args.roi else None)
     print(json.dumps(result.to_json(), indent=2))
     return 0

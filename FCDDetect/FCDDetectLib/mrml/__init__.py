@@ -7,7 +7,6 @@ Slicer application and under the ``slicer-core`` wheel in the tests. Submodules:
   :class:`~FCDDetectLib.image_io.Image` (array (I, J, K), affine RAS).
 - :mod:`.detection_logic`: :class:`~.detection_logic.DetectionLogic`, runs the engine on nodes
   and builds the heatmap volume, its display and the results table.
-- :mod:`.models_folder`: bundles found in a models folder, for the module's model list.
 
 Example:
     >>> from FCDDetectLib.mrml.detection_logic import DetectionLogic  # doctest: +SKIP

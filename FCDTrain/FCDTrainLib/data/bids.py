@@ -18,8 +18,9 @@ import re
 from pathlib import Path
 
 from FCDDetectLib.errors import FCDInputError
+from FCDDetectLib.geometry import same_grid, voxel_sizes
 
-from .grids import is_thick_slice, read_grid, read_sidecar, same_grid, voxel_sizes
+from .grids import is_thick_slice, read_grid, read_sidecar
 from .labels import LabelNames, parse_label
 from .types import FLAG_2D_FLAIR, FLAG_ROI_ACQ_MISMATCH, Dataset, Subject
 

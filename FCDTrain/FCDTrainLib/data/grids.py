@@ -1,4 +1,6 @@
-"""Header-only facts about image files: grid (shape, affine), voxel sizes, thick-slice test.
+"""Header-only facts about image files: grid (shape, affine), thick-slice test, sidecars.
+
+Voxel sizes and the same-grid test are the engine's (:mod:`FCDDetectLib.geometry`).
 
 Reading a NIfTI header needs no voxel data, so a whole ds004199 tree is checked in a
 second or two.
@@ -38,20 +40,10 @@ def read_grid(path: Path, what: str = "image") -> tuple[tuple[int, ...], np.ndar
     return shape, affine
 
 
-def voxel_sizes(affine: np.ndarray) -> tuple[float, ...]:
-    """Voxel edge lengths (mm) of each array axis."""
-    return tuple(float(v) for v in np.sqrt((np.asarray(affine)[:3, :3] ** 2).sum(axis=0)))
-
-
 def is_thick_slice(zooms) -> bool:
     """True when one voxel edge is >= 3 mm and >= 1.8x the shortest (a 2D, thick-slice acquisition)."""
     z = sorted(float(v) for v in zooms)
     return z[-1] >= THICK_SLICE_MM and z[-1] >= THICK_SLICE_RATIO * z[0]
-
-
-def same_grid(a: tuple[tuple[int, ...], np.ndarray], b: tuple[tuple[int, ...], np.ndarray], atol_mm: float = 1e-3) -> bool:
-    """True when two ``(shape, affine)`` grids match (affines within ``atol_mm``)."""
-    return tuple(a[0]) == tuple(b[0]) and bool(np.allclose(a[1], b[1], atol=atol_mm))
 
 
 def read_sidecar(image_path: Path) -> dict:

@@ -24,8 +24,9 @@ import csv
 from pathlib import Path
 
 from FCDDetectLib.errors import FCDInputError
+from FCDDetectLib.geometry import same_grid, voxel_sizes
 
-from .grids import is_thick_slice, read_grid, same_grid, voxel_sizes
+from .grids import is_thick_slice, read_grid
 from .labels import LabelNames, parse_label
 from .types import FLAG_2D_FLAIR, MODALITIES, Dataset, Subject
 

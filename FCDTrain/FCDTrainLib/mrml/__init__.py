@@ -1,12 +1,11 @@
-"""MRML / process glue for FCDTrain (no Qt, no ``slicer.app``).
+"""MRML glue for FCDTrain: only code that touches MRML nodes (no Qt, no ``slicer.app``).
 
-- :mod:`.train_logic`: settings -> ``fcd train`` / ``fcd experiment`` command, run in a
-  separate process, progress from ``events.jsonl``, stop (process tree) and resume.
-- :mod:`.process`: the stoppable child process.
 - :mod:`.results_nodes`: results tables and plots as MRML table / plot nodes.
-- :mod:`.weights_cache`: MedicalNet weights cache folder (list, delete, download on request).
+
+The Slicer-facing code that touches no MRML lives elsewhere:
+:mod:`FCDTrainLib.slicer_support.train_logic` (settings -> ``fcd train`` command in a
+stoppable process), :mod:`FCDTrainLib.process` and :mod:`FCDTrainLib.medicalnet_weights`.
 
 Example:
-    >>> from FCDTrainLib.mrml.train_logic import TrainLogic, TrainSettings  # doctest: +SKIP
-    >>> TrainLogic().train(TrainSettings(data="cohort/", out="run/"), wait=True)  # doctest: +SKIP
+    >>> from FCDTrainLib.mrml.results_nodes import table_from_csv  # doctest: +SKIP
 """

@@ -19,7 +19,8 @@ from pathlib import Path
 
 import numpy as np
 from FCDDetectLib.errors import FCDInputError
-from FCDDetectLib.image_io import Image, save_image, write_json_atomic, write_text_atomic
+from FCDDetectLib.files import write_json_atomic, write_text_atomic
+from FCDDetectLib.image_io import Image, save_image
 
 from .protocols import OLD_CYCLE, PROTOCOLS, SIZES
 from .subject import SynthSubject, make_subject
@@ -208,7 +209,7 @@ def synth_cohort(
 
 
 def _overlay(root: Path, subject_id: str, data: SynthSubject) -> str:
-    from ...overlay import render_rows
+    from FCDDetectLib.overlay import render_rows
 
     roi_flair = data.roi.array if data.roi is not None else None
     roi_t1 = _roi_on(data.t1, data.roi) if data.roi is not None else None

@@ -83,8 +83,9 @@ def random_deformation(
 
 def _node_steps(affine: np.ndarray) -> tuple[int, int, int]:
     """Voxels between exactly-mapped nodes per axis: node spacing about ``_NODE_MM``."""
-    zooms = np.sqrt((np.asarray(affine)[:3, :3] ** 2).sum(axis=0))
-    return tuple(int(max(1, round(_NODE_MM / z))) for z in zooms)
+    from FCDDetectLib.geometry import voxel_sizes
+
+    return tuple(int(max(1, round(_NODE_MM / z))) for z in voxel_sizes(affine))
 
 
 def _spline_weights(n: int, step: int) -> tuple[np.ndarray, np.ndarray]:

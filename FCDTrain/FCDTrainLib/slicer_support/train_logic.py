@@ -10,7 +10,7 @@ No Qt and no ``slicer.app`` here: the Qt module polls :meth:`TrainLogic.poll` fr
 
 Example (Slicer Python console or any Python)::
 
-    from FCDTrainLib.mrml.train_logic import TrainLogic, TrainSettings
+    from FCDTrainLib.slicer_support.train_logic import TrainLogic, TrainSettings
     settings = TrainSettings(data="/data/ds004199", out="/runs/r18-flair", depths=[18],
                              pretrained=["none"], modalities=["flair"], folds=5, max_epochs=50)
     progress = TrainLogic().train(settings, wait=True, on_progress=lambda p: print(p["fraction"]))
@@ -29,7 +29,7 @@ from typing import Any
 from FCDDetectLib.errors import FCDInputError
 
 from ..events import progress_from_events, read_events
-from .process import TreeProcess
+from ..process import TreeProcess
 
 EVENTS_NAME = "events.jsonl"
 # Runs `fcd` through its Python entry point, so no console script needs to be on PATH.
@@ -293,7 +293,7 @@ class TrainLogic:
 
     def bundles(self, out: str | Path | None = None):
         """The model bundles a run or experiment folder holds (for FCDDetect's model list)."""
-        from FCDDetectLib.mrml.models_folder import list_bundles
+        from FCDDetectLib.models_folder import list_bundles
 
         folder = out if out is not None else (self.settings.out if self.settings else None)
         if folder is None or not Path(folder).is_dir():

@@ -1,16 +1,18 @@
-"""A cache folder for MedicalNet weight files: list, delete, and (only on request) download.
+"""MedicalNet weight files: the families, their official names, a cache folder (list,
+delete) and (only on request) download.
 
 The FCDTrain panel lets the user point to local files, or download the chosen file into
 this cache after confirming (the size is asked from the server first and shown). The
-official file names come from :data:`FCDDetectLib.medicalnet.MEDICALNET_FILES`; the files
-are fetched from the MedicalNet Hugging Face repositories (``MEDICALNET_HF_REPOS``).
+official file names are :data:`MEDICALNET_FILES`; the files are fetched from the
+MedicalNet Hugging Face repositories (:data:`MEDICALNET_HF_REPOS`). Loading a file into a
+network is the engine's :func:`FCDDetectLib.medicalnet.load_medicalnet_weights`.
 
 Listing and deleting are plain file operations (tested). :func:`remote_size` and
 :func:`download` reach the network: the Qt module calls them only after the user
 confirmed; tests never do.
 
 Example:
-    >>> from FCDTrainLib.mrml.weights_cache import cached_files, default_cache_dir
+    >>> from FCDTrainLib.medicalnet_weights import cached_files, default_cache_dir
     >>> [f.name for f in cached_files(default_cache_dir())]  # doctest: +SKIP
     ['resnet_18_23dataset.pth']
 """
@@ -22,8 +24,22 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from FCDDetectLib.choices import PRETRAINED_STRATEGIES
 from FCDDetectLib.errors import FCDInputError
 
+WEIGHT_FAMILIES = tuple(s for s in PRETRAINED_STRATEGIES if s != "none")
+"""Pretrained strategies that need a MedicalNet file: ``("medicalnet8", "medicalnet23")``."""
+FAMILY_DESCRIPTIONS = {
+    "medicalnet8": "MedicalNet, pre-trained on 8 segmentation datasets (3DSeg-8; the paper's 1 task)",
+    "medicalnet23": "MedicalNet, pre-trained on 23 datasets",
+}
+# Official file names of the MedicalNet release (Tencent/MedicalNet "pretrain" folder and the
+# Hugging Face repositories MEDICALNET_HF_REPOS), per family and depth.
+MEDICALNET_FILES = {
+    "medicalnet8": {18: "resnet_18.pth", 34: "resnet_34.pth", 50: "resnet_50.pth"},
+    "medicalnet23": {18: "resnet_18_23dataset.pth", 34: "resnet_34_23dataset.pth", 50: "resnet_50_23dataset.pth"},
+}
+MEDICALNET_HF_REPOS = {depth: f"TencentMedicalNet/MedicalNet-Resnet{depth}" for depth in (18, 34, 50)}
 HF_URL = "https://huggingface.co/{repo}/resolve/main/{name}"
 _CHUNK = 1 << 20
 
@@ -62,26 +78,29 @@ def default_cache_dir() -> Path:
 
 
 def official_files() -> dict[str, tuple[str, int]]:
-    """Official file name -> (family, depth), from FCDDetectLib.medicalnet."""
-    from FCDDetectLib.medicalnet import MEDICALNET_FILES
-
+    """Official file name -> (family, depth)."""
     return {name: (family, depth) for family, files in MEDICALNET_FILES.items() for depth, name in files.items()}
 
 
-def file_name(family: str, depth: int) -> str:
-    """Official name of the weights file of ``family`` and ``depth``."""
-    from FCDDetectLib.medicalnet import MEDICALNET_FILES
+def medicalnet_file_name(family: str, depth: int) -> str:
+    """Official name of the weights file of ``family`` and ``depth`` (FCDInputError if none).
 
+    Example:
+        >>> medicalnet_file_name("medicalnet23", 50)
+        'resnet_50_23dataset.pth'
+    """
+    if family not in MEDICALNET_FILES:
+        raise FCDInputError(f"unknown weight family {family!r}; choose one of {WEIGHT_FAMILIES}")
     try:
         return MEDICALNET_FILES[family][int(depth)]
     except (KeyError, ValueError) as error:
-        raise FCDInputError(f"no MedicalNet file for family {family!r} and depth {depth}") from error
+        raise FCDInputError(f"no {family} weights for ResNet-{depth}; depths: {sorted(MEDICALNET_FILES[family])}") \
+            from error
 
 
 def download_url(family: str, depth: int) -> str:
-    from FCDDetectLib.medicalnet import MEDICALNET_HF_REPOS
-
-    return HF_URL.format(repo=MEDICALNET_HF_REPOS[int(depth)], name=file_name(family, depth))
+    """Where the official file of ``family`` and ``depth`` is downloaded from."""
+    return HF_URL.format(repo=MEDICALNET_HF_REPOS[int(depth)], name=medicalnet_file_name(family, depth))
 
 
 def cached_files(cache_dir: str | Path) -> list[CachedFile]:
@@ -99,7 +118,7 @@ def cached_files(cache_dir: str | Path) -> list[CachedFile]:
 
 def find_cached(cache_dir: str | Path, family: str, depth: int) -> Path | None:
     """Path of the cached official file for ``family``/``depth``, or None."""
-    path = Path(cache_dir) / file_name(family, depth)
+    path = Path(cache_dir) / medicalnet_file_name(family, depth)
     return path if path.is_file() else None
 
 
@@ -133,7 +152,7 @@ def download(url: str, cache_dir: str | Path, name: str,
     """
     import urllib.request
 
-    from FCDDetectLib.image_io import write_atomic
+    from FCDDetectLib.files import write_atomic
 
     def fetch(tmp: str) -> None:
         with open(tmp, "wb") as out, urllib.request.urlopen(url, timeout=timeout) as response:  # noqa: S310

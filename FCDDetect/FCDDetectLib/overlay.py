@@ -1,5 +1,9 @@
 """PNG overlays: axial, coronal and sagittal slices with a heatmap and/or an ROI contour.
 
+The one renderer of the project: ``fcd detect --png``, ``fcd demo``, ``fcd synth``'s
+previews and the README screenshot (``Resources/Screenshots/render_overlay.py``) all draw
+through :func:`render_rows`.
+
 Arrays are on the image's grid (I, J, K). The volume is brought to the closest RAS voxel
 order (nibabel orientation codes, flips and axis swaps only) and shown in radiological
 convention like 3D Slicer's default (patient right on screen left), superior up, with
@@ -19,10 +23,17 @@ from __future__ import annotations
 import os
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
-from FCDDetectLib.errors import FCDInputError
-from FCDDetectLib.image_io import Image, write_atomic
+
+from .errors import FCDInputError
+from .files import write_atomic
+from .geometry import mask_onto_grid, same_grid, voxel_sizes
+from .image_io import Image
+
+if TYPE_CHECKING:
+    from .detect import DetectionResult
 
 HEAT_FLOOR = 0.2
 """Heatmap values below this fraction of the heatmap's range are not drawn."""
@@ -33,7 +44,7 @@ def _to_ras(array: np.ndarray, affine: np.ndarray) -> tuple[np.ndarray, np.ndarr
     import nibabel.orientations as ornt_lib
 
     ornt = ornt_lib.io_orientation(affine)
-    zooms = np.sqrt((affine[:3, :3] ** 2).sum(axis=0))
+    zooms = voxel_sizes(affine)
     ras_zooms = np.empty(3)
     for axis, (target, _flip) in enumerate(ornt):
         ras_zooms[int(target)] = zooms[axis]
@@ -148,3 +159,36 @@ def render_overlay(
         >>> render_overlay(flair, "out.png", heatmap=result.heatmap, roi=roi)  # doctest: +SKIP
     """
     return render_rows([(image, heatmap, roi, center_ijk, "")], out_png, title)
+
+
+def detection_title(result: DetectionResult, label: str | None = None) -> str:
+    """``"LABEL: FCD p(FCD)=0.91, Heat-Score=2.41 (gradcam)"`` for a detection result."""
+    text = f"{result.prediction.upper()} p({result.target_class})={result.probability:.2f}"
+    if result.heat_score is not None:
+        text += f", Heat-Score={result.heat_score:.2f}"
+    text += f" ({result.method})"
+    return f"{label}: {text}" if label else text
+
+
+def render_detection(
+    result: DetectionResult,
+    image: Image,
+    out_png: str | os.PathLike,
+    roi: Image | None = None,
+    label: str | None = None,
+) -> Path:
+    """Draw one detection: ``result.heatmap`` over ``image`` (the first input), the ROI as a contour.
+
+    ``image`` must be on the heatmap's grid (it is the image the heatmap was mapped back to);
+    an ROI on another grid is resampled onto it (nearest neighbour), like the Heat-Score does.
+
+    Example:
+        >>> result = detect("model.fcdbundle", ["flair.nii.gz"], roi="roi.nii.gz")  # doctest: +SKIP
+        >>> render_detection(result, load_image("flair.nii.gz"), "out/overlay.png", roi=load_mask("roi.nii.gz"))  # doctest: +SKIP
+    """
+    if not same_grid(image, (result.heatmap.shape, result.affine)):
+        raise FCDInputError("overlay: the image is not on the heatmap's grid; pass the first input image")
+    roi_array = None
+    if roi is not None:
+        roi_array = np.asarray(roi.array) > 0.5 if same_grid(roi, image) else mask_onto_grid(roi, image)
+    return render_overlay(image, out_png, heatmap=result.heatmap, roi=roi_array, title=detection_title(result, label))

@@ -8,7 +8,7 @@ the user when a restart is needed: a package that was already imported in this s
 and got upgraded.
 
 Example:
-    >>> from FCDDetectLib.mrml.dependencies import missing_requirements, parse_requirement
+    >>> from FCDDetectLib.slicer_support.dependencies import missing_requirements, parse_requirement
     >>> parse_requirement("monai>=1.4  # networks").name
     'monai'
     >>> missing_requirements(["pip>=1.0"])

@@ -6,7 +6,7 @@ is read (no torch), so the list fills instantly. A folder that is not a valid bu
 skipped and reported, never fatal: one broken bundle must not hide the others.
 
 Example:
-    >>> from FCDDetectLib.mrml.models_folder import list_bundles
+    >>> from FCDDetectLib.models_folder import list_bundles
     >>> for entry in list_bundles("~/FCDModels"):  # doctest: +SKIP
     ...     print(entry.name, entry.path)
 """
@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..errors import FCDInputError
+from .errors import FCDInputError
 
 BUNDLE_SUFFIX = ".fcdbundle"
 
@@ -77,7 +77,7 @@ def list_bundles(folder: str | Path, recursive: bool = True) -> BundleListing:
     Duplicate names get their folder (relative to ``folder``) appended so the list stays unambiguous.
     Raises :class:`FCDInputError` when ``folder`` does not exist.
     """
-    from ..bundle import read_bundle_metadata
+    from .bundle import read_bundle_metadata
 
     root = Path(folder).expanduser()
     if not root.is_dir():

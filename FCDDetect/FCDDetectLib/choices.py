@@ -1,0 +1,68 @@
+"""Every choice list of the project, declared once and imported everywhere.
+
+The CLI (``choices=``), the trainer's ``RunConfig`` validation, the bundle
+metadata checks, the Slicer modules' parameter nodes (``Choice(...)``) and the engine
+functions all read these tuples; ``Testing/engine/test_choices.py`` checks that no other
+module spells one out again. Only the standard library is imported here, so reading a
+list costs nothing (no torch).
+
+Example:
+    >>> from FCDDetectLib.choices import DEVICES, EXPLANATION_METHODS
+    >>> DEVICES
+    ('auto', 'cpu', 'cuda')
+    >>> "gradcam++" in EXPLANATION_METHODS
+    True
+"""
+
+from __future__ import annotations
+
+DEVICES: tuple[str, ...] = ("auto", "cpu", "cuda")
+"""Where a network runs; ``auto`` picks CUDA when available."""
+
+EXPLANATION_METHODS: tuple[str, ...] = ("gradcam", "gradcam++", "smoothgrad")
+"""Heatmap methods of :func:`FCDDetectLib.explain.explain`."""
+
+CAM_METHODS: tuple[str, ...] = ("gradcam", "gradcam++")
+"""The methods that read a stage's activations (one forward pass gives the probability too)."""
+
+DEPTHS: tuple[int, ...] = (18, 34, 50)
+"""ResNet depths of :func:`FCDDetectLib.models.build_resnet` (MedicalNet releases these)."""
+
+GEOMETRIES: tuple[str, ...] = ("paper", "medicalnet")
+"""Network geometries: ``paper`` (section 2.2, strided) or ``medicalnet`` (dilated layer3/4)."""
+
+PRETRAINED_STRATEGIES: tuple[str, ...] = ("none", "medicalnet8", "medicalnet23")
+"""Initialisation: random, or MedicalNet weights from 8 or 23 datasets (table order)."""
+
+TRAINABLE_MODES: tuple[str, ...] = ("all", "transfer")
+"""Which parameters train: every one, or only ``layer4`` and ``fc``."""
+
+MODALITIES: tuple[str, ...] = ("t1", "flair")
+"""Image modalities a subject can have."""
+
+INPUT_MODALITIES: tuple[str, ...] = ("flair", "t1", "t1+flair")
+"""What a model reads: one modality, or both as two channels (``t1+flair``)."""
+
+SUPERVISION: tuple[str, ...] = ("none", "lesion")
+"""Training signal beyond the label: none, or the lesion outline (ROI)."""
+
+OPTIMIZERS: tuple[str, ...] = ("adam", "adamw", "sgd")
+"""Optimisers of the trainer (``adam`` is the paper's)."""
+
+SCHEDULERS: tuple[str, ...] = ("plateau", "none")
+"""Learning-rate schedules: reduce on a validation-loss plateau, or a constant rate."""
+
+CHOICE_LISTS: dict[str, tuple] = {
+    "DEVICES": DEVICES,
+    "EXPLANATION_METHODS": EXPLANATION_METHODS,
+    "DEPTHS": DEPTHS,
+    "GEOMETRIES": GEOMETRIES,
+    "PRETRAINED_STRATEGIES": PRETRAINED_STRATEGIES,
+    "TRAINABLE_MODES": TRAINABLE_MODES,
+    "MODALITIES": MODALITIES,
+    "INPUT_MODALITIES": INPUT_MODALITIES,
+    "SUPERVISION": SUPERVISION,
+    "OPTIMIZERS": OPTIMIZERS,
+    "SCHEDULERS": SCHEDULERS,
+}
+"""Name -> list, for tests and docs (CAM_METHODS is a subset of EXPLANATION_METHODS)."""

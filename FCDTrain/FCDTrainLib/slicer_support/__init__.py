@@ -1,0 +1,9 @@
+"""Slicer-facing helpers of FCDTrain that touch neither MRML nor Qt (tested without Slicer).
+
+- :mod:`.train_logic`: settings -> ``fcd train`` / ``fcd experiment`` command, run in a
+  separate process, progress from ``events.jsonl``, stop (process tree) and resume.
+
+Example:
+    >>> from FCDTrainLib.slicer_support.train_logic import TrainLogic, TrainSettings  # doctest: +SKIP
+    >>> TrainLogic().train(TrainSettings(data="cohort/", out="run/"), wait=True)  # doctest: +SKIP
+"""
