@@ -1,7 +1,9 @@
 """Reading, checking and atomically writing images (JSON and text: :mod:`FCDDetectLib.files`).
 
 Every image in the engine travels as an :class:`Image`: a 3D float32 array in nibabel's
-(I, J, K) axis order and its 4x4 float64 voxel-to-RAS affine (mm). Reading checks what
+(I, J, K) axis order and its 4x4 float64 voxel-to-RAS affine (mm). The file formats (NIfTI,
+NRRD and Slicer .seg.nrrd, MetaImage, DICOM series folders) are read by
+:mod:`FCDDetectLib.readers`. Reading checks what
 a user can get wrong (missing file, not an image, 2D, 4D, NaN/Inf voxels, constant
 image) and raises :class:`~FCDDetectLib.errors.FCDInputError` with a one-line message
 naming the file. Writing goes to a temporary file in the target folder, then
@@ -105,44 +107,40 @@ def validate_array(array: Any, affine: Any, name: str, constant_ok: bool = False
     return Image(np.ascontiguousarray(data), aff)
 
 
-def _read(path: str | os.PathLike, label: str) -> tuple[np.ndarray, np.ndarray]:
-    import nibabel as nib
+def _read(
+    path: str | os.PathLike, label: str, series: str | None = None, segment: str | int | None = None
+) -> tuple[np.ndarray, np.ndarray]:
+    from .readers import read_volume
 
-    file = Path(path)
-    if not file.exists():
-        raise FCDInputError(f"{label}: file not found")
-    if file.is_dir():
-        raise FCDInputError(f"{label}: is a folder, expected a NIfTI file (.nii or .nii.gz)")
-    try:
-        image = nib.load(str(file))
-        if not hasattr(image, "affine") or image.affine is None:
-            raise ValueError("no spatial affine")
-        # float32 keeps memory at half of get_fdata's default float64; scaling slopes are applied.
-        data = image.get_fdata(dtype=np.float32)
-        affine = np.asarray(image.affine, dtype=np.float64)
-    except FCDInputError:
-        raise
-    except Exception as error:  # nibabel raises many types for a damaged or foreign file
-        reason = str(error).splitlines()[0] if str(error) else type(error).__name__
-        raise FCDInputError(f"{label}: not a readable NIfTI image ({reason})") from None
-    return data, affine
+    return read_volume(path, label, series=series, segment=segment)
 
 
-def load_image(path: str | os.PathLike, name: str | None = None) -> Image:
-    """Read a NIfTI volume (.nii/.nii.gz) as a checked float32 :class:`Image`.
+def load_image(path: str | os.PathLike, name: str | None = None, *, series: str | None = None) -> Image:
+    """Read a volume as a checked float32 :class:`Image`: NIfTI, NRRD/NHDR, MetaImage or a DICOM folder.
 
-    ``name`` (e.g. ``"FLAIR"``) is put before the path in error messages.
+    ``name`` (e.g. ``"FLAIR"``) is put before the path in error messages. ``series`` chooses
+    the series of a DICOM folder that holds several (SeriesInstanceUID or SeriesDescription).
+    Formats and refusals: :mod:`FCDDetectLib.readers`.
 
     Example:
         >>> image = load_image("sub-00001_acq-T2sel_FLAIR.nii.gz", name="FLAIR")  # doctest: +SKIP
     """
     label = _label(path, name)
-    data, affine = _read(path, label)
+    data, affine = _read(path, label, series=series)
     return validate_array(data, affine, label)
 
 
-def load_mask(path: str | os.PathLike, name: str | None = None) -> Image:
+def load_mask(
+    path: str | os.PathLike,
+    name: str | None = None,
+    *,
+    segment: str | int | None = None,
+    series: str | None = None,
+) -> Image:
     """Read a mask volume: same checks as :func:`load_image` except constancy; array is bool (``> 0.5``).
+
+    ``segment`` picks one segment of a Slicer ``.seg.nrrd`` (name, ID or label value; a
+    segmentation with one segment needs none) or one label value of a plain labelmap.
 
     Example:
         >>> roi = load_mask("sub-00001_acq-T2sel_FLAIR_roi.nii.gz")  # doctest: +SKIP
@@ -150,7 +148,7 @@ def load_mask(path: str | os.PathLike, name: str | None = None) -> Image:
         1523
     """
     label = _label(path, name)
-    data, affine = _read(path, label)
+    data, affine = _read(path, label, series=series, segment=segment)
     image = validate_array(data, affine, label, constant_ok=True)
     return Image(image.array > 0.5, image.affine)
 
