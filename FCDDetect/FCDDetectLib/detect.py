@@ -88,11 +88,13 @@ def resolve_device(device: str) -> str:
     return device
 
 
-def _as_image(source: ImageSource, name: str, mask: bool = False) -> Image:
+def _as_image(
+    source: ImageSource, name: str, mask: bool = False, series: str | None = None, segment: str | None = None
+) -> Image:
     if isinstance(source, Image):
         array = source.array.astype(bool) if mask else source.array
         return validate_array(array, source.affine, name, constant_ok=mask)
-    return load_mask(source) if mask else load_image(source)
+    return load_mask(source, segment=segment, series=series) if mask else load_image(source, series=series)
 
 
 def _source_name(source: ImageSource, fallback: str) -> str:
@@ -116,6 +118,8 @@ def detect(
     method: str = "gradcam",
     device: str = "auto",
     target_class: str = "fcd",
+    series: str | None = None,
+    roi_segment: str | None = None,
 ) -> DetectionResult:
     """Classify one scan, explain the decision and score the explanation against ``roi``.
 
@@ -125,6 +129,9 @@ def detect(
     another grid: they are resampled (nearest neighbour) and the result says so. A
     constant heatmap (no evidence for the target class) has no Heat-Score: ``heat_score``
     is None and ``heat_score_details.note`` says why.
+    Files may be NIfTI, NRRD, MetaImage or DICOM series folders (:mod:`FCDDetectLib.readers`);
+    ``series`` chooses the series of a DICOM folder holding several, ``roi_segment`` the
+    segment of a ``.seg.nrrd`` ROI (name or label value).
     Raises :class:`FCDInputError` for any bad input, before anything is computed.
     """
     import torch
@@ -147,8 +154,8 @@ def detect(
         )
     if target_class not in meta.class_names:
         raise FCDInputError(f"target class {target_class!r}: model classes are {', '.join(meta.class_names)}")
-    loaded = [_as_image(src, f"image {i + 1} ({meta.modalities[i]})") for i, src in enumerate(images)]
-    roi_image = _as_image(roi, "ROI", mask=True) if roi is not None else None
+    loaded = [_as_image(src, f"image {i + 1} ({meta.modalities[i]})", series=series) for i, src in enumerate(images)]
+    roi_image = _as_image(roi, "ROI", mask=True, segment=roi_segment) if roi is not None else None
     mask_image = _as_image(brain_mask, "brain mask", mask=True) if brain_mask is not None else None
 
     prep = preprocess(loaded, meta.target_spacing, meta.target_shape)

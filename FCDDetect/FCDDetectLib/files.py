@@ -18,11 +18,13 @@ Example:
 
 from __future__ import annotations
 
+import csv
+import io
 import json
 import math
 import os
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -117,3 +119,18 @@ def write_json_atomic(path: str | os.PathLike, obj: Any) -> None:
         >>> write_json_atomic("result.json", {"probability": 0.91, "auc": float("nan")})  # doctest: +SKIP
     """
     write_text_atomic(path, json_text(obj) + "\n")
+
+
+def csv_text(rows: Sequence[dict[str, Any]], columns: Sequence[str]) -> str:
+    """CSV text of ``rows`` restricted to ``columns``; None becomes an empty cell (one writer for every table).
+
+    Example:
+        >>> csv_text([{"a": 1, "b": None}], ["a", "b"])
+        'a,b\n1,\n'
+    """
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=list(columns), extrasaction="ignore", lineterminator="\n")
+    writer.writeheader()
+    for row in rows:
+        writer.writerow({k: ("" if row.get(k) is None else row.get(k)) for k in columns})
+    return buffer.getvalue()

@@ -16,14 +16,13 @@ Example:
 
 from __future__ import annotations
 
-import csv
-import io
 import math
 from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
 from FCDDetectLib.errors import FCDInputError
+from FCDDetectLib.files import csv_text  # noqa: F401  (re-exported: evaluate.py and report.py use it here)
 
 PREDICTION_COLUMNS = ["subject", "label", "probability", "prediction", "heat_score"]
 
@@ -123,21 +122,6 @@ def evaluate_subjects(bundle: Any, subjects: Sequence[Any], cache: Any, device: 
     metrics["heat_score_method"] = method
     metrics["warnings"] = warnings
     return rows, metrics
-
-
-def csv_text(rows: Sequence[dict[str, Any]], columns: Sequence[str]) -> str:
-    """CSV text of ``rows`` restricted to ``columns``; None becomes an empty cell.
-
-    Example:
-        >>> csv_text([{"a": 1, "b": None}], ["a", "b"])
-        'a,b\n1,\n'
-    """
-    buffer = io.StringIO()
-    writer = csv.DictWriter(buffer, fieldnames=list(columns), extrasaction="ignore", lineterminator="\n")
-    writer.writeheader()
-    for row in rows:
-        writer.writerow({k: ("" if row.get(k) is None else row.get(k)) for k in columns})
-    return buffer.getvalue()
 
 
 def predictions_csv(rows: Sequence[dict[str, Any]]) -> str:

@@ -1,30 +1,42 @@
-"""``fcd detect``: classify a scan, write its heatmap and result.json (and overlay.png with ``--png``).
+"""``fcd detect``: classify a scan (or a cohort), write its heatmap and result.json (and overlay.png with ``--png``).
 
 Example:
     $ fcd detect --model model.fcdbundle --image sub-01_FLAIR.nii.gz \\
           --roi sub-01_FLAIR_roi.nii.gz --method gradcam --out out/
     {"probability": 0.91, "prediction": "fcd", "heat_score": 2.4, ...}
+    $ fcd detect --model model.fcdbundle --image DICOM/ --series "FLAIR 3D" --out out/ --dicom-out pacs/
+    $ fcd detect --model model.fcdbundle --data ds004199/ --out results/ --workers 2
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import sys
+from pathlib import Path
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     """Add the ``detect`` sub-command."""
     parser = subparsers.add_parser(
         "detect",
-        help="classify a scan, explain it (heatmap) and score the explanation",
+        help="classify a scan or a cohort, explain it (heatmap) and score the explanation",
         description="Writes OUT/heatmap.nii.gz (on the first image's grid, float32 in [0, 1]) "
-        "and OUT/result.json, and prints the result as JSON.",
+        "and OUT/result.json, and prints the result as JSON. Images: NIfTI, NRRD/NHDR, MetaImage "
+        "(.mha/.mhd) or a DICOM series folder. With --data: one folder per subject under OUT and "
+        "OUT/summary.csv; exit 0 when every subject ran, 1 when some failed (listed in summary.csv).",
     )
     parser.add_argument("--model", required=True, help="model bundle folder (*.fcdbundle)")
-    parser.add_argument(
-        "--image", action="append", required=True, help="input image; repeat in the model's modality order"
+    source = parser.add_mutually_exclusive_group(required=True)
+    source.add_argument(
+        "--image", action="append", help="input image or DICOM series folder; repeat in the model's modality order"
     )
-    parser.add_argument("--roi", help="lesion outline (mask) for the Heat-Score; any grid")
+    source.add_argument(
+        "--data", help="cohort: a BIDS folder (ds004199 layout), a CSV manifest or a folder of images"
+    )
+    parser.add_argument("--series", help="DICOM folder with several series: SeriesInstanceUID or SeriesDescription")
+    parser.add_argument("--roi", help="lesion outline (mask, labelmap or Slicer .seg.nrrd) for the Heat-Score; any grid")
+    parser.add_argument("--roi-segment", help="segment of a .seg.nrrd ROI (name or label value), or a labelmap value")
     parser.add_argument("--brain-mask", help="brain mask restricting the Heat-Score background")
     parser.add_argument("--method", default="gradcam", choices=["gradcam", "gradcam++", "smoothgrad"])
     parser.add_argument("--target-class", default="fcd", help="class the heatmap explains (default: fcd)")
@@ -33,30 +45,102 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--png", action="store_true",
                         help="also write OUT/overlay.png: axial, coronal, sagittal slices through the heatmap peak "
                         "with the heatmap over the first image and the ROI outline")
+    parser.add_argument(
+        "--dicom-out", help="also write DICOM for PACS here (input must be a DICOM series): "
+        "RGB overlay series + Parametric Map of the heatmap"
+    )
+    parser.add_argument("--workers", type=int, default=1, help="cohort: threads reading/writing beside the network")
+    parser.add_argument("--no-resume", action="store_true", help="cohort: recompute subjects already finished")
     parser.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
     """Run detection; bad input raises FCDInputError before anything is written."""
+    if args.data:
+        return run_cohort_command(args)
     from ..detect import detect, write_detection
+    from ..errors import FCDInputError
 
+    images: list = list(args.image)
+    dicom = None
+    if args.dicom_out:
+        from ..dicom_series import find_series
+        from ..image_io import load_image
+
+        first = Path(images[0])
+        if not first.is_dir():
+            raise FCDInputError(
+                f"--dicom-out: {first} is not a DICOM series folder; DICOM outputs need the source series "
+                "(give the DICOM folder as --image)"
+            )
+        target = Path(args.dicom_out)
+        if target.exists() and not target.is_dir():
+            raise FCDInputError(f"--dicom-out: {target} exists and is not a folder")
+        series = find_series(first, args.series, str(first))
+        scan = load_image(first, series=series.series_uid)
+        images[0] = scan
+        dicom = (series, scan)
     result = detect(
         args.model,
-        args.image,
+        images,
         roi=args.roi,
         brain_mask=args.brain_mask,
         method=args.method,
         device=args.device,
         target_class=args.target_class,
+        series=args.series,
+        roi_segment=args.roi_segment,
     )
+    result.inputs = [str(p) for p in args.image]
     write_detection(result, args.out)
     if args.png:
-        from pathlib import Path
-
         from ..image_io import load_image, load_mask
         from ..overlay import render_detection
 
-        render_detection(result, load_image(args.image[0]), Path(args.out) / "overlay.png",
-                         roi=load_mask(args.roi) if args.roi else None)
+        first = dicom[1] if dicom is not None else load_image(args.image[0], series=args.series)
+        render_detection(result, first, Path(args.out) / "overlay.png",
+                         roi=load_mask(args.roi, segment=args.roi_segment) if args.roi else None)
+    if dicom is not None:
+        from ..dicom_out import write_dicom_outputs
+
+        series, scan = dicom
+        write_dicom_outputs(result.heatmap, scan, series, args.dicom_out,
+                            description=f"FCD {result.method} heatmap", model_name=result.model)
     print(json.dumps(result.to_json(), indent=2))
+    return 0
+
+
+def run_cohort_command(args: argparse.Namespace) -> int:
+    """``--data``: every subject with one loaded model; summary.csv; exit 1 when a subject failed."""
+    from ..bundle import read_bundle_metadata
+    from ..cohort import SUMMARY_NAME, check_out_dir, discover_subjects, failed, run_cohort
+    from ..errors import FCDInputError
+
+    for option in ("roi", "brain_mask", "dicom_out", "png"):
+        if getattr(args, option):
+            raise FCDInputError(
+                f"--{option.replace('_', '-')} is for one scan; with --data give ROIs and masks in the manifest "
+                "(roi, brain_mask columns) or the BIDS *_roi files"
+            )
+    metadata = read_bundle_metadata(args.model)
+    subjects = discover_subjects(args.data, metadata.modalities)
+    out = check_out_dir(args.out)
+    from tqdm import tqdm
+
+    with tqdm(total=len(subjects), desc="fcd detect", unit="subject", file=sys.stderr, disable=None) as bar:
+        def progress(done: int, total: int, row: dict) -> None:
+            bar.set_postfix_str(f"{row['subject']} {row['status']}")
+            bar.update(1)
+
+        rows = run_cohort(
+            args.model, subjects, out, method=args.method, workers=args.workers, progress=progress,
+            resume=not args.no_resume, device=args.device, target_class=args.target_class,
+        )
+    bad = failed(rows)
+    counts = {status: sum(r["status"] == status for r in rows) for status in ("done", "resumed", "error", "pending")}
+    print(json.dumps({"subjects": len(rows), **counts, "summary": str(out / SUMMARY_NAME)}, indent=2))
+    if bad:
+        print(f"warning: {len(bad)} of {len(rows)} subjects failed, each listed with its error in "
+              f"{out / SUMMARY_NAME} (first: {bad[0]['subject']}: {bad[0]['error']})", file=sys.stderr)
+        return 1
     return 0
