@@ -45,6 +45,7 @@ IMAGE_SUFFIXES = NIFTI_SUFFIXES + ITK_SUFFIXES
 """File endings read as images (a folder is read as a DICOM series)."""
 
 _FLOAT32_MAX = float(np.finfo(np.float32).max)
+_SPATIAL_KINDS = ("domain", "space")
 
 
 def is_image_file(path: str | os.PathLike) -> bool:
@@ -193,6 +194,18 @@ def _read_itk(file: Path, label: str, segment: str | int | None) -> tuple[np.nda
     import SimpleITK as sitk
 
     sitk.ProcessObject_SetGlobalWarningDisplay(False)  # ITK warnings would break the one-line stderr
+    is_seg = file.name.lower().endswith(".seg.nrrd")
+    nrrd = file.suffix.lower() in (".nrrd", ".nhdr")
+    if nrrd:
+        # checked before ITK, which fails on some non-spatial axes with an unhelpful message
+        kinds = _nrrd_kinds(file)
+        extra = [k for k in kinds if k.lower() not in _SPATIAL_KINDS]
+        layers_ok = is_seg and len(extra) == 1 and kinds[0].lower() in ("list", "vector")
+        if extra and not layers_ok:
+            raise FCDInputError(
+                f"{label}: image has a non-spatial axis ({', '.join(extra)}; kinds: {' '.join(kinds)}); "
+                "expected a single 3D scalar volume"
+            )
     reader = sitk.ImageFileReader()
     reader.SetFileName(str(file))
     try:
@@ -202,16 +215,11 @@ def _read_itk(file: Path, label: str, segment: str | int | None) -> tuple[np.nda
         raise FCDInputError(f"{label}: not a readable {file.suffix} image ({reason[:200]})") from None
     size = tuple(reader.GetSize())
     components = reader.GetNumberOfComponents()
-    is_seg = file.name.lower().endswith(".seg.nrrd")
-    nrrd = file.suffix.lower() in (".nrrd", ".nhdr")
     if reader.GetDimension() != 3 or (components > 1 and not is_seg):
-        kinds = _nrrd_kinds(file) if nrrd else []
-        spatial = ("domain", "space")
-        extra = [k for k in kinds if k.lower() not in spatial]
-        what = f"non-spatial axis ({', '.join(extra)}; kinds: {' '.join(kinds)})" if extra else (
-            f"{reader.GetDimension()} axes with {components} component(s) per voxel"
+        raise FCDInputError(
+            f"{label}: image has {reader.GetDimension()} axes with {components} component(s) per voxel; "
+            "expected a single 3D scalar volume"
         )
-        raise FCDInputError(f"{label}: image has a {what}; expected a single 3D scalar volume")
     check_voxel_count((*size, components), label)
     try:
         image = reader.Execute()
