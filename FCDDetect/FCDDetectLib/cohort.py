@@ -406,11 +406,11 @@ def run_cohort(
         >>> rows = run_cohort("model.fcdbundle", subjects, "out/", workers=2,
         ...                   progress=lambda done, total, row: print(done, total, row["status"]))  # doctest: +SKIP
     """
+    from .choices import EXPLANATION_METHODS
     from .detect import _load_model, resolve_device
-    from .explain import METHODS
 
-    if method not in METHODS:
-        raise FCDInputError(f"method {method!r}: expected one of {', '.join(METHODS)}")
+    if method not in EXPLANATION_METHODS:
+        raise FCDInputError(f"method {method!r}: expected one of {', '.join(EXPLANATION_METHODS)}")
     if workers < 1:
         raise FCDInputError(f"workers {workers}: expected 1 or more")
     out = check_out_dir(out_dir)

@@ -15,6 +15,8 @@ import json
 import sys
 from pathlib import Path
 
+from ..choices import DEVICES, EXPLANATION_METHODS
+
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     """Add the ``detect`` sub-command."""
@@ -38,9 +40,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--roi", help="lesion outline (mask, labelmap or Slicer .seg.nrrd) for the Heat-Score; any grid")
     parser.add_argument("--roi-segment", help="segment of a .seg.nrrd ROI (name or label value), or a labelmap value")
     parser.add_argument("--brain-mask", help="brain mask restricting the Heat-Score background")
-    parser.add_argument("--method", default="gradcam", choices=["gradcam", "gradcam++", "smoothgrad"])
+    parser.add_argument("--method", default="gradcam", choices=EXPLANATION_METHODS)
     parser.add_argument("--target-class", default="fcd", help="class the heatmap explains (default: fcd)")
-    parser.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
+    parser.add_argument("--device", default="auto", choices=DEVICES)
     parser.add_argument("--out", required=True, help="output folder")
     parser.add_argument("--png", action="store_true",
                         help="also write OUT/overlay.png: axial, coronal, sagittal slices through the heatmap peak "
