@@ -264,9 +264,18 @@ def load_subject(subject: CohortSubject, modalities: Sequence[str]) -> LoadedSub
     return LoadedSubject(subject, images, roi, mask, started=started)
 
 
-def _top_cluster(result: dict[str, Any]) -> str | None:
-    """The first (highest-ranked) cluster of a result, compact JSON; None when the result has none."""
+def _top_cluster(result: dict[str, Any], out: Path | None = None) -> str | None:
+    """The first (highest-ranked) cluster, compact JSON; None when there is none.
+
+    Read defensively: from ``result["clusters"]`` (a list, or a ``{"clusters": [...]}`` set), else
+    from a ``clusters.json`` beside ``result.json``.
+    """
     clusters = result.get("clusters")
+    if clusters is None and out is not None and (out / "clusters.json").is_file():
+        try:
+            clusters = json.loads((out / "clusters.json").read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            clusters = None
     if isinstance(clusters, dict):  # {"clusters": [...], ...} summaries
         clusters = clusters.get("clusters")
     if isinstance(clusters, list) and clusters:
@@ -284,7 +293,7 @@ def summary_row(subject_id: str, result: dict[str, Any] | None, out: Path | None
         "probability": result.get("probability"),
         "prediction": result.get("prediction"),
         "heat_score": result.get("heat_score"),
-        "top_cluster": _top_cluster(result),
+        "top_cluster": _top_cluster(result, out) if status in ("done", "resumed") else None,
         "error": error,
         "output": str(out) if out is not None and status in ("done", "resumed") else None,
         "seconds": round(seconds, 3) if seconds is not None else None,

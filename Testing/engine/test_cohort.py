@@ -9,7 +9,7 @@ import nibabel as nib
 import numpy as np
 import pytest
 from FCDDetectLib.cli import main
-from FCDDetectLib.cohort import SUMMARY_COLUMNS, discover_subjects, process_subject, run_cohort
+from FCDDetectLib.cohort import SUMMARY_COLUMNS, discover_subjects, process_subject, run_cohort, summary_row
 from FCDDetectLib.detect import detect
 from FCDDetectLib.errors import FCDInputError
 
@@ -194,3 +194,13 @@ def test_cli_dicom_in_dicom_out(bundle_path, tmp_path, capsys):
     assert len(list((tmp_path / "pacs" / "overlay").glob("*.dcm"))) == SHAPE[2]
     assert (tmp_path / "pacs" / "heatmap-pm.dcm").exists()
     assert json.loads((tmp_path / "out" / "result.json").read_text())["inputs"] == [str(tmp_path / "study")]
+
+
+def test_top_cluster_is_read_from_the_result_or_clusters_json(tmp_path):
+    cluster = {"id": 1, "peak": 0.93, "volume_mm3": 412.0, "peak_ras": [12.0, -30.5, 8.0]}
+    row = summary_row("s1", {"probability": 0.9, "clusters": [cluster, {"id": 2}]}, tmp_path, "done")
+    assert json.loads(row["top_cluster"]) == cluster
+    (tmp_path / "clusters.json").write_text(json.dumps({"threshold": 0.5, "clusters": [cluster]}))
+    assert json.loads(summary_row("s1", {"probability": 0.9}, tmp_path, "resumed")["top_cluster"]) == cluster
+    assert summary_row("s1", {"probability": 0.9, "clusters": []}, tmp_path, "done")["top_cluster"] is None
+    assert summary_row("s1", None, None, "error", "x")["top_cluster"] is None

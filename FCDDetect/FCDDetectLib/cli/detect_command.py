@@ -126,6 +126,9 @@ def run_cohort_command(args: argparse.Namespace) -> int:
             )
     metadata = read_bundle_metadata(args.model)
     subjects = discover_subjects(args.data, metadata.modalities)
+    for subject in subjects:  # --series / --roi-segment: the default for subjects the manifest leaves open
+        subject.series = subject.series or args.series
+        subject.roi_segment = subject.roi_segment or args.roi_segment
     out = check_out_dir(args.out)
     from tqdm import tqdm
 

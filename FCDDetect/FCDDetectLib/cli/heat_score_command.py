@@ -19,8 +19,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         description="HS = (mean H in ROI - mean H in background) / std H in background, "
         "H = heatmap min-max normalised over its grid. A ROI on another grid is resampled.",
     )
-    parser.add_argument("--heatmap", required=True, help="heatmap volume (NIfTI)")
-    parser.add_argument("--roi", required=True, help="lesion outline (mask, NIfTI)")
+    parser.add_argument("--heatmap", required=True, help="heatmap volume (NIfTI, NRRD, MHA or DICOM folder)")
+    parser.add_argument("--roi", required=True, help="lesion outline (mask, labelmap or .seg.nrrd with one segment)")
     parser.add_argument("--brain-mask", help="brain mask: background = inside mask and outside ROI")
     parser.set_defaults(func=run)
 
