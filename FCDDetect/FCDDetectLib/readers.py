@@ -144,6 +144,12 @@ def _read_nifti(file: Path, label: str) -> tuple[np.ndarray, np.ndarray]:
         magic = handle.read(2)
     if magic == b"\x1f\x8b" and not name.endswith(".gz"):
         raise FCDInputError(f"{label}: file is gzip-compressed but named {file.suffix}; rename it to {file.name}.gz")
+    if name.endswith(".nii.gz") and magic != b"\x1f\x8b" and file.stat().st_size >= 348:
+        with file.open("rb") as handle:
+            handle.seek(344)
+            nifti_magic = handle.read(4)
+        if nifti_magic in (b"n+1\0", b"n+2\0"):
+            raise FCDInputError(f"{label}: file is an uncompressed NIfTI named .nii.gz; rename it to {file.name[:-3]}")
     if not name.endswith(NIFTI_SUFFIXES + (".gz",)):
         raise FCDInputError(
             f"{label}: unknown image format (expected .nii, .nii.gz, .nrrd, .nhdr, .seg.nrrd, .mha, .mhd "

@@ -252,6 +252,10 @@ def test_gzip_named_nii_says_so(tmp_path, scan):
     (tmp_path / "scan.nii").write_bytes((tmp_path / "scan.nii.gz").read_bytes())
     with pytest.raises(FCDInputError, match=r"scan.nii: file is gzip-compressed but named .nii; rename it to scan.nii.gz"):
         load_image(tmp_path / "scan.nii")
+    write_nifti(tmp_path / "plain.nii", scan, AFFINE)
+    (tmp_path / "plain.nii.gz").write_bytes((tmp_path / "plain.nii").read_bytes())
+    with pytest.raises(FCDInputError, match=r"plain.nii.gz: file is an uncompressed NIfTI named .nii.gz; rename it to plain.nii"):
+        load_image(tmp_path / "plain.nii.gz")
 
 
 def test_unknown_format_is_named(tmp_path):
