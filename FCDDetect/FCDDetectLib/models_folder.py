@@ -18,8 +18,14 @@ from pathlib import Path
 from typing import Any
 
 from .errors import FCDInputError
+from .panel.paths import scan_refusal
 
 BUNDLE_SUFFIX = ".fcdbundle"
+# `fcd experiment` writes <out>/runs/<run>/fold-K/model.fcdbundle: depth 4 covers it (a models
+# folder holding experiment folders needs one more level: choose the experiment folder itself).
+MAX_SCAN_DEPTH = 4
+# Bound on the folders visited in one scan, so a large tree cannot freeze the panel.
+MAX_SCANNED_FOLDERS = 5000
 
 
 @dataclass
@@ -63,27 +69,58 @@ def bundle_tooltip(metadata: Any, path: Path) -> str:
     return "\n".join(lines)
 
 
-def _candidates(folder: Path, recursive: bool) -> list[Path]:
+def find_bundle_folders(folder: Path, max_depth: int = MAX_SCAN_DEPTH,
+                        max_folders: int = MAX_SCANNED_FOLDERS) -> tuple[list[Path], bool]:
+    """``*.fcdbundle`` folders at most ``max_depth`` levels below ``folder``, and whether
+    the walk stopped early (more than ``max_folders`` folders visited).
+
+    Hand-written rather than ``glob("**/...")``: glob has no depth limit and would walk
+    a whole disk. Hidden folders and the inside of bundles are not entered; symlinked
+    folders are not followed.
+    """
     if folder.name.endswith(BUNDLE_SUFFIX):
-        return [folder]
-    pattern = f"**/*{BUNDLE_SUFFIX}" if recursive else f"*{BUNDLE_SUFFIX}"
-    return sorted(p for p in folder.glob(pattern) if p.is_dir())
+        return [folder], False
+    found: list[Path] = []
+    visited = 0
+    level = [folder]
+    for _depth in range(max_depth):
+        below: list[Path] = []
+        for parent in level:
+            visited += 1
+            if visited > max_folders:
+                return sorted(found), True
+            try:
+                children = sorted(parent.iterdir())
+            except OSError:
+                continue
+            for child in children:
+                if child.name.startswith(".") or child.is_symlink() or not child.is_dir():
+                    continue
+                (found if child.name.endswith(BUNDLE_SUFFIX) else below).append(child)
+        level = below
+    return sorted(found), False
 
 
-def list_bundles(folder: str | Path, recursive: bool = True) -> BundleListing:
-    """Every valid ``*.fcdbundle`` under ``folder`` (itself one, or below it).
+def list_bundles(folder: str | Path, recursive: bool = True, max_depth: int = MAX_SCAN_DEPTH) -> BundleListing:
+    """Every valid ``*.fcdbundle`` in ``folder`` (itself one, or up to ``max_depth`` levels below).
 
-    ``recursive`` also finds the per-fold bundles a training run writes in its sub-folders.
-    Duplicate names get their folder (relative to ``folder``) appended so the list stays unambiguous.
-    Raises :class:`FCDInputError` when ``folder`` does not exist.
+    ``recursive`` also finds the per-fold bundles a training run writes in its sub-folders
+    (``recursive=False``: only direct children). Duplicate names get their folder
+    (relative to ``folder``) appended so the list stays unambiguous. Raises
+    :class:`FCDInputError` when ``folder`` is unset ("" or "."), a filesystem root, the
+    home folder, or does not exist: those are never searched.
     """
     from .bundle import read_bundle_metadata
 
+    refusal = scan_refusal(folder)
+    if refusal is not None:
+        raise FCDInputError(f"models folder: {refusal}")
     root = Path(folder).expanduser()
-    if not root.is_dir():
-        raise FCDInputError(f"models folder {root}: no such folder")
     listing = BundleListing()
-    for path in _candidates(root, recursive):
+    paths, truncated = find_bundle_folders(root, max_depth if recursive else 1)
+    if truncated:
+        listing.skipped.append(f"{root}: search stopped after {MAX_SCANNED_FOLDERS} folders; choose a smaller folder")
+    for path in paths:
         try:
             metadata = read_bundle_metadata(path)
         except FCDInputError as error:

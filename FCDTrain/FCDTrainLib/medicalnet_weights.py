@@ -40,6 +40,11 @@ MEDICALNET_FILES = {
     "medicalnet23": {18: "resnet_18_23dataset.pth", 34: "resnet_34_23dataset.pth", 50: "resnet_50_23dataset.pth"},
 }
 MEDICALNET_HF_REPOS = {depth: f"TencentMedicalNet/MedicalNet-Resnet{depth}" for depth in (18, 34, 50)}
+
+class DownloadCancelled(InterruptedError):
+    """The user cancelled a download (not a failure: nothing is written, the cache is unchanged)."""
+
+
 HF_URL = "https://huggingface.co/{repo}/resolve/main/{name}"
 _CHUNK = 1 << 20
 
@@ -148,7 +153,8 @@ def download(url: str, cache_dir: str | Path, name: str,
     """Download ``url`` into ``cache_dir/name`` atomically (temporary file, then rename).
 
     ``progress(done_bytes, total_bytes)`` is called per chunk; returning False cancels
-    (the partial file is removed). Only called after the user confirmed.
+    (the partial file is removed) and raises :class:`DownloadCancelled`. Only called
+    after the user confirmed.
     """
     import urllib.request
 
@@ -163,7 +169,7 @@ def download(url: str, cache_dir: str | Path, name: str,
                 out.write(chunk)
                 done += len(chunk)
                 if progress is not None and progress(done, total) is False:
-                    raise InterruptedError("download cancelled")
+                    raise DownloadCancelled(f"download of {name} cancelled")
             if total is not None and done != total:
                 raise OSError(f"{url}: received {done} of {total} bytes")
 

@@ -3,7 +3,9 @@
 Training runs in its own process (never in Slicer's GUI thread). On POSIX the child is
 started in a new session, so :meth:`TreeProcess.stop` can signal its whole process group
 (``os.killpg``): SIGTERM first, SIGKILL if it has not ended after a grace period. On
-Windows it is started in a new process group and stopped with ``taskkill /T /F``.
+Windows it is started in a new process group without a console window
+(``CREATE_NO_WINDOW``, as ``slicer.util.launchConsoleProcess`` does) and stopped with
+``taskkill /T /F``, itself without a window.
 The output (stdout and stderr merged) is collected line by line by a reader thread;
 :meth:`TreeProcess.read_lines` returns what arrived since the last call.
 
@@ -28,6 +30,25 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 _MAX_KEPT_LINES = 5000
+# Windows process-creation flags (the subprocess constants exist only on Windows).
+CREATE_NEW_PROCESS_GROUP = 0x00000200
+CREATE_NO_WINDOW = 0x08000000  # what slicer.util.launchConsoleProcess uses: no console window pops up
+
+
+def popen_options(platform: str = sys.platform) -> dict:
+    """Keyword arguments for ``Popen`` of the training child on ``platform``.
+
+    Windows: a new process group (so ``taskkill /T`` reaches the tree) and no console
+    window. POSIX: a new session (so ``os.killpg`` reaches the tree).
+    """
+    if platform == "win32":
+        return {"creationflags": CREATE_NEW_PROCESS_GROUP | CREATE_NO_WINDOW}
+    return {"start_new_session": True}
+
+
+def kill_tree_command(pid: int) -> tuple[list[str], dict]:
+    """``taskkill`` command line and Popen options (no console window) for Windows."""
+    return ["taskkill", "/F", "/T", "/PID", str(pid)], {"creationflags": CREATE_NO_WINDOW}
 
 
 class TreeProcess:
@@ -49,11 +70,7 @@ class TreeProcess:
         """Start the process; raises RuntimeError if this one is already running."""
         if self.running:
             raise RuntimeError("process already running")
-        kwargs: dict = {}
-        if sys.platform == "win32":
-            kwargs["creationflags"] = subprocess.CREATE_NEW_PROCESS_GROUP
-        else:
-            kwargs["start_new_session"] = True
+        kwargs = popen_options()
         self.stopped = False
         self.popen = subprocess.Popen(
             self.command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
@@ -115,8 +132,8 @@ class TreeProcess:
         if self.popen.poll() is not None:
             return self.wait()
         if sys.platform == "win32":
-            subprocess.run(["taskkill", "/F", "/T", "/PID", str(self.popen.pid)],
-                           capture_output=True, check=False)
+            command, options = kill_tree_command(self.popen.pid)
+            subprocess.run(command, capture_output=True, check=False, **options)
             return self.wait(timeout=grace_seconds)
         group = os.getpgid(self.popen.pid)
         _signal_group(group, signal.SIGTERM)

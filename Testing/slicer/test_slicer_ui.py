@@ -19,10 +19,12 @@ from pathlib import Path
 
 import pytest
 from FCDDetectLib.slicer_support.dependencies import (
+    install_decision,
+    install_plan,
     missing_requirements,
-    needs_restart,
     parse_requirement,
     read_requirements,
+    restart_needed,
 )
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -41,6 +43,12 @@ def _source(module: str) -> str:
     return (ROOT / module / f"{module}.py").read_text(encoding="utf-8")
 
 
+def _widget_sources(module: str) -> str:
+    """The module file and its Qt package (FCDDetectWidgets / FCDTrainWidgets)."""
+    files = [ROOT / module / f"{module}.py", *sorted((ROOT / module / f"{module}Widgets").glob("*.py"))]
+    return "\n".join(f.read_text(encoding="utf-8") for f in files)
+
+
 @pytest.mark.parametrize("module", MODULES)
 def test_ui_parses_and_has_every_widget_the_code_uses(module):
     root = _ui(module)
@@ -48,7 +56,9 @@ def test_ui_parses_and_has_every_widget_the_code_uses(module):
     top = root.find("widget")
     assert top.get("class") == "qMRMLWidget" and top.get("name") == module
     names = {w.get("name") for w in root.iter("widget")}
-    used = set(re.findall(r"self\.ui\.(\w+)", _source(module)))
+    source = _widget_sources(module)
+    used = set(re.findall(r"self\.ui\.(\w+)", source))
+    used |= set(re.findall(r'"(\w+(?:LineEdit))"', source))  # path fields named in PATH_FIELDS
     assert used, "the module uses no widget?"
     assert used <= names, f"widgets used by {module}.py but missing from the .ui: {sorted(used - names)}"
     declared = {c.findtext("class") for c in root.iter("customwidget")}
@@ -61,13 +71,13 @@ def test_ui_parses_and_has_every_widget_the_code_uses(module):
 
 
 def _parameter_fields(module: str) -> set[str]:
-    tree = ast.parse(_source(module))
+    tree = ast.parse((ROOT / module / f"{module}Widgets" / "parameters.py").read_text(encoding="utf-8"))
     for node in tree.body:
         if isinstance(node, ast.ClassDef) and any(
             getattr(d, "id", None) == "parameterNodeWrapper" for d in node.decorator_list
         ):
             return {s.target.id for s in node.body if isinstance(s, ast.AnnAssign)}
-    raise AssertionError(f"{module}.py has no @parameterNodeWrapper class")
+    raise AssertionError(f"{module}Widgets/parameters.py has no @parameterNodeWrapper class")
 
 
 @pytest.mark.parametrize("module", MODULES)
@@ -161,19 +171,138 @@ def test_requirements_have_lower_bounds_for_the_checked_packages():
     requirements = {r.name: r for r in read_requirements(path)}
     for name in ("torch", "monai", "captum", "nibabel"):
         assert requirements[name].minimum, f"{name} needs a >= bound"
-    assert "requirements.txt" in _source("FCDDetect")
+    assert "requirements.txt" in _widget_sources("FCDDetect")
+
+
+def _version_tuple(text: str) -> tuple[int, ...]:
+    parts = [int(p) for p in re.findall(r"\d+", text.split("+")[0])[:3]]
+    return tuple(parts + [0] * (3 - len(parts)))
+
+
+def test_torch_bound_covers_what_monai_and_captum_need():
+    """pip installs the newest MONAI: its torch bound must not be above ours, or pip would
+    replace the torch build PyTorchUtils chose (issue 14, item 8). Read from the installed
+    MONAI / captum metadata (the versions requirements-dev.txt pins)."""
+    import importlib.metadata
+
+    ours = {r.name: r for r in read_requirements(ROOT / "FCDDetect" / "Resources" / "requirements.txt")}
+    for package in ("monai", "captum"):
+        needs = [r for r in importlib.metadata.requires(package) or [] if re.match(r"torch\s*>=", r)
+                 and "extra" not in r]
+        assert needs, f"{package} declares no torch bound?"
+        needed = _version_tuple(needs[0].split(">=")[1])
+        assert _version_tuple(ours["torch"].minimum) >= needed, f"{package} needs {needs[0]}"
+    pyproject = (ROOT / "pyproject.toml").read_text(encoding="utf-8")
+    for name in ("torch", "monai", "captum"):
+        assert f'"{name}>={ours[name].minimum}"' in pyproject, f"pyproject and requirements.txt disagree on {name}"
 
 
 def test_dependency_check_logic():
-    import numpy  # noqa: F401  (imported: an upgrade would need a restart)
-
     assert parse_requirement("monai>=1.4  # networks").minimum == "1.4"
     with pytest.raises(ValueError, match="unsupported"):
         parse_requirement("torch==2.1")
     assert missing_requirements(["numpy>=1.0", "pytest"]) == []
     missing = missing_requirements(["numpy>=999.0", "fcd-surely-absent-package>=1.0"])
     assert [r.name for r in missing] == ["numpy", "fcd-surely-absent-package"]
-    assert needs_restart(missing) == ["numpy"]  # numpy is imported here already; the absent one is not
+
+
+def test_install_order_torch_first_then_pip_pinned_to_the_installed_torch():
+    missing = [parse_requirement(t) for t in ("monai>=1.4", "torch>=2.8", "captum>=0.7")]
+    plan = install_plan(missing)
+    assert str(plan.torch) == "torch>=2.8"
+    assert [r.name for r in plan.pip_requirements] == ["monai", "captum"]
+    assert plan.pip_arguments("2.9.1+cu128", "/tmp/c.txt") == ["monai>=1.4", "captum>=0.7", "-c", "/tmp/c.txt"]
+    assert plan.pip_arguments(None, "/tmp/c.txt") == ["monai>=1.4", "captum>=0.7"]  # no torch: nothing to pin
+    assert install_plan([parse_requirement("torch>=2.8")]).pip_arguments("2.9", "c.txt") == []
+
+
+def test_restart_is_decided_from_versions_seen_after_installing():
+    reqs = [parse_requirement(t) for t in ("numpy>=1.0", "monai>=1.4", "fcd-absent>=1.0")]
+    imported = {"numpy", "monai"}
+    before = {"numpy": "1.26.0", "monai": "1.4.0", "fcd-absent": None}
+    # pip left monai alone and upgraded numpy: only numpy's old code is in memory.
+    after = {"numpy": "2.0.0", "monai": "1.4.0", "fcd-absent": "1.0"}
+    assert restart_needed(reqs, before, after, imported) == ["numpy"]
+    assert restart_needed(reqs, before, before, imported) == []  # nothing changed: no restart
+    assert restart_needed(reqs, before, after, set()) == []  # nothing imported yet: no restart
+
+
+def test_nothing_is_installed_while_slicer_runs_its_tests():
+    missing = [parse_requirement("fcd-absent>=1.0")]
+    assert install_decision([], testing=True) == "ready"
+    assert install_decision(missing, testing=True) == "skip"
+    assert install_decision(missing, testing=False) == "ask"
+    self_test = (ROOT / "FCDDetect" / "FCDDetectWidgets" / "self_test.py").read_text(encoding="utf-8")
+    assert "if not ensureDependencies(askConfirmation=False)" in self_test  # skipped, not failed
+
+
+@pytest.mark.parametrize("module", MODULES)
+def test_no_path_field_is_bound_to_a_path_parameter(module):
+    """A ctkPathLineEdit bound by connectGui needs a pathlib.Path parameter, whose unset
+    value shows and reads as "." (issue 14, items 2 and 10): they are bound by hand to str."""
+    for widget in _ui(module).iter("widget"):
+        if widget.get("class") == "ctkPathLineEdit":
+            bound = [p for p in widget.findall("property") if p.get("name") == "SlicerParameterName"]
+            assert not bound, f"{widget.get('name')} is bound by connectGui"
+    tree = ast.parse((ROOT / module / f"{module}Widgets" / "parameters.py").read_text(encoding="utf-8"))
+    annotations = [ast.unparse(n.annotation) for n in ast.walk(tree) if isinstance(n, ast.AnnAssign)]
+    assert "Path" not in annotations
+
+
+def test_dataset_browse_picks_a_folder():
+    """With the Files flag ctkPathLineEdit opens a file dialog: a BIDS folder could not be picked."""
+    for widget in _ui("FCDTrain").iter("widget"):
+        if widget.get("name") == "dataPathLineEdit":
+            filters = next(p.findtext("set") for p in widget.findall("property") if p.get("name") == "filters")
+            assert "Dirs" in filters and "Files" not in filters
+    assert "dataManifestButton" in {w.get("name") for w in _ui("FCDTrain").iter("widget")}
+
+
+def _python_files(*folders: str) -> list[Path]:
+    return [p for f in folders for p in (ROOT / f).rglob("*.py") if "__pycache__" not in p.parts]
+
+
+def test_engine_and_panels_import_no_qt():
+    """The engine packages stay Qt-free: only FCDDetectWidgets / FCDTrainWidgets (and the
+    module files) import qt, ctk or slicer.app-dependent code."""
+    for path in _python_files("FCDDetect/FCDDetectLib", "FCDTrain/FCDTrainLib"):
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+        for node in ast.walk(tree):
+            names = [a.name for a in node.names] if isinstance(node, ast.Import) else (
+                [node.module or ""] if isinstance(node, ast.ImportFrom) else [])
+            for name in names:
+                top = name.split(".")[0]
+                assert top not in {"qt", "ctk", "FCDDetectWidgets", "FCDTrainWidgets"}, f"{path} imports {name}"
+        uses_app = [n for n in ast.walk(tree) if isinstance(n, ast.Attribute) and n.attr == "app"
+                    and isinstance(n.value, ast.Name) and n.value.id == "slicer"]
+        assert not uses_app, f"{path} uses slicer.app"
+
+
+def test_module_files_and_widgets_parse_on_older_python():
+    """An older Slicer (Python 3.9) must reach the version message, not a SyntaxError: the
+    files it imports before the check parse as Python 3.9. The engine targets 3.10+
+    (``zip(strict=True)`` is fine there) and is not imported before the check."""
+    files = _python_files("FCDDetect/FCDDetectWidgets", "FCDTrain/FCDTrainWidgets", "FCDDetect/FCDDetectLib/panel")
+    files += [ROOT / m / f"{m}.py" for m in MODULES]
+    for path in files:
+        ast.parse(path.read_text(encoding="utf-8"), filename=str(path), feature_version=(3, 9))
+    for path in _python_files("FCDDetect/FCDDetectLib", "FCDTrain/FCDTrainLib"):
+        ast.parse(path.read_text(encoding="utf-8"), filename=str(path), feature_version=(3, 10))
+
+
+def test_slicer_version_gate():
+    from FCDDetectLib.panel.compat import slicer_version_problem
+
+    assert slicer_version_problem(5, 10, python=(3, 12)) is None
+    assert slicer_version_problem(6, 0, python=(3, 12)) is None
+    for major, minor, python in ((5, 8, (3, 9)), (5, 6, (3, 9)), (5, 10, (3, 9))):
+        message = slicer_version_problem(major, minor, python=python)
+        assert message and "5.10 or newer" in message and f"{major}.{minor}" in message
+    text = (ROOT / "CMakeLists.txt").read_text(encoding="utf-8")
+    assert "5.10 or newer" in _cmake_value(text, "EXTENSION_DESCRIPTION")
+    assert "Slicer 5.10 or newer" in (ROOT / "README.md").read_text(encoding="utf-8")
+    for module in MODULES:
+        assert "versionProblem()" in _widget_sources(module)
 
 
 def update_module_cmakelists(module: str) -> bool:

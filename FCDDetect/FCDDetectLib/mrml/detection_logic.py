@@ -40,8 +40,8 @@ from .conversion import (
     new_volume_node,
     node_label,
 )
+from .result_nodes import IRON_COLOR_NODE_ID, map_display
 
-IRON_COLOR_NODE_ID = "vtkMRMLColorTableNodeIron"
 DEFAULT_LOWER_THRESHOLD = 0.2
 DEFAULT_OPACITY = 0.5
 
@@ -53,6 +53,10 @@ class DetectionNodes:
     result: Any  # FCDDetectLib.detect.DetectionResult
     heatmap_node: Any  # vtkMRMLScalarVolumeNode
     table_node: Any  # vtkMRMLTableNode
+    lesion_map_node: Any = None  # vtkMRMLScalarVolumeNode, when the bundle has a lesion head
+    clusters_table_node: Any = None  # vtkMRMLTableNode, one row per cluster
+    clusters_markups_node: Any = None  # vtkMRMLMarkupsFiducialNode, one point per cluster
+    contributions_chart_node: Any = None  # vtkMRMLPlotChartNode (per modality, positive / negative)
 
     @property
     def probability(self) -> float:
@@ -172,32 +176,52 @@ class DetectionLogic:
             created.extend(self._display(heat_node))
             table_node = self._table(scene, result, f"{base} results", input_node)
             created.append(table_node)
-            place_beside(input_node, [heat_node, table_node])
+            lesion_outputs = self._lesion_outputs(input_node, result, base, created)
+            place_beside(input_node, [heat_node, table_node] + [n for n in lesion_outputs.values() if n is not None])
         except Exception:
             for node in reversed(created):
                 if node.GetScene() is scene:
                     scene.RemoveNode(node)
             raise
-        return DetectionNodes(result=result, heatmap_node=heat_node, table_node=table_node)
+        return DetectionNodes(result=result, heatmap_node=heat_node, table_node=table_node, **lesion_outputs)
+
+    def _lesion_outputs(self, input_node: Any, result: Any, base: str, created: list[Any]) -> dict[str, Any]:
+        """Lesion map, clusters (table + markups) and modality contributions, when the result has them."""
+        from .result_nodes import (
+            LESION_MAP_COLOR_NODE_ID,
+            clusters_markups_node,
+            clusters_table_node,
+            contributions_plot_nodes,
+            link_cluster_points,
+            map_volume_node,
+        )
+
+        scene = input_node.GetScene()
+        out: dict[str, Any] = {}
+        lesion_map = getattr(result, "lesion_map", None)
+        if lesion_map is not None:
+            made = map_volume_node(input_node, lesion_map, f"{base} lesion map", LESION_MAP_COLOR_NODE_ID,
+                                   self.lower_threshold)
+            created.extend(made)
+            out["lesion_map_node"] = made[0]
+        clusters = list(getattr(result, "clusters", None) or [])
+        if clusters:
+            table = clusters_table_node(scene, clusters, f"{base} clusters")
+            created.append(table)
+            markups = clusters_markups_node(scene, clusters, f"{base} cluster peaks")
+            created.append(markups)
+            link_cluster_points(table, markups)
+            out["clusters_table_node"], out["clusters_markups_node"] = table, markups
+        plot = contributions_plot_nodes(scene, getattr(result, "modality_contributions", None),
+                                        f"{base} modality contributions")
+        created.extend(plot)
+        if plot:
+            out["contributions_chart_node"] = plot[1]
+        return out
 
     def _display(self, heat_node: Any) -> list[Any]:
         """Iron colour map, window 0..1, values below the lower threshold hidden."""
-        scene = heat_node.GetScene()
-        display = scene.AddNewNodeByClass("vtkMRMLScalarVolumeDisplayNode")
-        made = [display]
-        color = scene.GetNodeByID(IRON_COLOR_NODE_ID)
-        if color is None:  # a bare scene without the default colour nodes
-            color = scene.AddNewNodeByClass("vtkMRMLColorTableNode", "Iron")
-            color.SetTypeToIron()
-            made.append(color)
-        display.SetAndObserveColorNodeID(color.GetID())
-        display.AutoWindowLevelOff()
-        display.SetWindowLevelMinMax(0.0, 1.0)
-        display.AutoThresholdOff()
-        display.SetThreshold(self.lower_threshold, 1.0)
-        display.ApplyThresholdOn()
-        heat_node.SetAndObserveDisplayNodeID(display.GetID())
-        return made
+        return map_display(heat_node, IRON_COLOR_NODE_ID, self.lower_threshold)
 
     def _table(self, scene: Any, result: Any, name: str, input_node: Any) -> Any:
         """A one-row table: the numbers the panel shows, saved with the scene."""

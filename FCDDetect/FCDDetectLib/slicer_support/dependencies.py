@@ -3,16 +3,20 @@
 Reads the module's ``Resources/requirements.txt`` (``name>=version`` lines) and compares
 with what is installed, using only the standard library (``importlib.metadata``), so it
 runs before torch, MONAI or nibabel exist. The Qt module asks the user, installs torch
-through the PyTorch extension and the rest with ``slicer.util.pip_install``, and tells
-the user when a restart is needed: a package that was already imported in this session
-and got upgraded.
+through the PyTorch extension *first* and the rest with ``slicer.util.pip_install`` under
+a ``torch==<installed>`` constraint (:func:`install_plan`), and tells the user when a
+restart is needed: a package already imported in this session whose version the install
+changed (:func:`restart_needed`, computed after installing).
 
 Example:
-    >>> from FCDDetectLib.slicer_support.dependencies import missing_requirements, parse_requirement
+    >>> from FCDDetectLib.slicer_support.dependencies import install_plan, missing_requirements, parse_requirement
     >>> parse_requirement("monai>=1.4  # networks").name
     'monai'
     >>> missing_requirements(["pip>=1.0"])
     []
+    >>> plan = install_plan([parse_requirement("monai>=1.4"), parse_requirement("torch>=2.8")])
+    >>> str(plan.torch), plan.pip_arguments("2.8.0", "torch-constraint.txt")
+    ('torch>=2.8', ['monai>=1.4', '-c', 'torch-constraint.txt'])
 """
 
 from __future__ import annotations
@@ -91,6 +95,62 @@ def missing_requirements(requirements: list[Requirement | str]) -> list[Requirem
     return [r for r in reqs if not is_satisfied(r)]
 
 
-def needs_restart(installed: list[Requirement]) -> list[str]:
-    """Packages installed or upgraded now that this Python had already imported."""
-    return [r.name for r in installed if r.import_name in sys.modules]
+@dataclass(frozen=True)
+class InstallPlan:
+    """What the first-use installer does, in order.
+
+    1. ``torch``: the torch requirement for the PyTorch extension (``PyTorchUtils``), which
+       picks the CUDA build matching the driver; None when torch is already fine.
+    2. ``pip_requirements``: the rest, installed with pip *after* torch, with
+       ``constraints`` (``torch==<installed>``) so pip can never replace the torch build
+       PyTorchUtils chose while resolving MONAI or captum.
+    """
+
+    torch: Requirement | None
+    pip_requirements: list[Requirement]
+
+    def pip_arguments(self, torch_version: str | None, constraints_file: str | Path | None) -> list[str]:
+        """Arguments for ``slicer.util.pip_install`` (``-c FILE`` pins torch when it is installed)."""
+        args = [str(r) for r in self.pip_requirements]
+        if args and torch_version and constraints_file is not None:
+            args += ["-c", str(constraints_file)]
+        return args
+
+
+def install_plan(missing: list[Requirement]) -> InstallPlan:
+    """Split the missing requirements: torch first (PyTorch extension), then pip."""
+    torch = next((r for r in missing if r.name.lower() == "torch"), None)
+    return InstallPlan(torch, [r for r in missing if r.name.lower() != "torch"])
+
+
+def torch_constraint(torch_version: str) -> str:
+    """The constraints-file line that keeps pip from touching the installed torch build."""
+    return f"torch=={torch_version}\n"
+
+
+def installed_versions(requirements: list[Requirement]) -> dict[str, str | None]:
+    """Installed version of each requirement's distribution (None: not installed)."""
+    return {r.name: installed_version(r.name) for r in requirements}
+
+
+def restart_needed(requirements: list[Requirement], before: dict[str, str | None],
+                   after: dict[str, str | None], imported: set[str] | None = None) -> list[str]:
+    """Packages whose installed version changed *during* this install and that this
+    Python had already imported: the old code is still in memory, so Slicer must restart.
+
+    Computed after installing, from the versions seen before and after (a package pip
+    left alone, or one never imported, needs no restart).
+    """
+    imported = set(sys.modules) if imported is None else imported
+    return [r.name for r in requirements
+            if before.get(r.name) is not None and before.get(r.name) != after.get(r.name)
+            and r.import_name in imported]
+
+
+def install_decision(missing: list[Requirement], testing: bool) -> str:
+    """``"ready"`` (nothing missing), ``"skip"`` (missing, but Slicer runs its tests: never
+    install over the network inside ctest, as ``slicer.packaging.pip_ensure`` does) or
+    ``"ask"`` (ask the user, then install)."""
+    if not missing:
+        return "ready"
+    return "skip" if testing else "ask"

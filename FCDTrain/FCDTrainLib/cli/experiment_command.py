@@ -39,10 +39,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     """Run the grid; prints the report paths and the summary table as JSON."""
     from ..experiment import run_experiment
+    from ..run_lock import RunLock
 
     base = config_from_args(args)
-    result = run_experiment(base, args.out, depths=args.depths, pretrained=args.pretrained,
-                            modalities=args.modalities, weights_dir=args.weights_dir,
-                            progress=not args.no_progress)
+    with RunLock(args.out):  # one writer per experiment folder
+        result = run_experiment(base, args.out, depths=args.depths, pretrained=args.pretrained,
+                                modalities=args.modalities, weights_dir=args.weights_dir,
+                                progress=not args.no_progress)
     print(json.dumps(result, indent=2))
     return 0

@@ -102,11 +102,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Train (or resume) the run; prints the summary as JSON."""
+    from ..run_lock import RunLock
     from ..train_run import train_run
 
     config = config_from_args(args, depth=args.depth, pretrained=args.pretrained, weights=args.weights,
                               modality=args.modality)
-    summary = train_run(config, args.out, only_fold=args.fold, progress=not args.no_progress)
+    with RunLock(args.out, fold=args.fold):  # one writer per run folder (or per fold)
+        summary = train_run(config, args.out, only_fold=args.fold, progress=not args.no_progress)
     printable = {k: v for k, v in summary.items() if k != "folds"}
     printable["folds"] = [{k: f.get(k) for k in ("fold", "accuracy", "roc_auc", "heat_score", "best_epoch")}
                           for f in summary.get("folds", [])]

@@ -30,6 +30,7 @@ from FCDDetectLib.errors import FCDInputError
 
 from ..events import progress_from_events, read_events
 from ..process import TreeProcess
+from ..run_lock import describe, holder
 
 EVENTS_NAME = "events.jsonl"
 # Runs `fcd` through its Python entry point, so no console script needs to be on PATH.
@@ -210,6 +211,10 @@ class TrainLogic:
         if self.running:
             raise FCDInputError("a training process is already running; stop it first")
         settings.check()
+        busy = holder(settings.out, None if settings.is_experiment else settings.fold)
+        if busy is not None:  # the child takes the lock itself; this gives the panel a clear message first
+            raise FCDInputError(f"{settings.out}: this run folder is being written by {describe(busy)}; "
+                                "stop that process first")
         Path(settings.out).mkdir(parents=True, exist_ok=True)
         self.settings = settings
         self._seen = {str(p): len(read_events(p)) for p in event_files(settings.out)}

@@ -1,0 +1,232 @@
+"""FCDDetect's panel decisions, Qt-free: what to enable, what to show, which error.
+
+:class:`DetectPresenter` is given a logic through the :class:`DetectPanelLogic` Protocol
+(in Slicer: ``FCDDetectWidgets.detect_logic.FCDDetectLogic``; in the tests: a fake) and the
+shared :class:`~.models_registry.ModelsFolderRegistry`. The Qt widget reads its widgets,
+calls the presenter, and applies the returned values; it decides nothing itself.
+
+Example:
+    >>> from FCDDetectLib.panel.models_registry import DictSettings, ModelsFolderRegistry
+    >>> presenter = DetectPresenter(logic=None, registry=ModelsFolderRegistry(DictSettings()))
+    >>> presenter.apply_state(has_input=True, model_path="").enabled
+    False
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+from ..errors import FCDInputError
+from .models_registry import ModelsFolderRegistry
+from .paths import path_or_none, scan_refusal
+
+HEATMAP_OVERLAY = "Heatmap"
+LESION_MAP_OVERLAY = "Lesion map"
+REPORT_MISSING = ("Saving a report needs FCDDetectLib.report, which this version of the extension "
+                  "does not have; update the extension.")
+
+
+class DetectPanelLogic(Protocol):
+    """What the FCDDetect panel needs from its logic (the Slicer logic, or a test fake)."""
+
+    def listBundles(self, folder: str) -> Any:
+        """A ``BundleListing`` of ``folder`` (raises FCDInputError when it cannot be listed)."""
+
+    def process(self, inputVolumes: Sequence[Any], model: Any, **options: Any) -> Any:
+        """Run detection; returns ``DetectionNodes``."""
+
+    def clusterJumpPoint(self, clustersTable: Any, row: int) -> list[float] | None:
+        """RAS of the cluster in ``row`` of the clusters table (None: no such row)."""
+
+    def checkInstallation(self, folders: Sequence[str]) -> Any:
+        """An ``InstallationReport`` of this Slicer and the given models folders."""
+
+    def reportWriter(self) -> Any:
+        """``FCDDetectLib.report.write_report`` or None when that module is absent."""
+
+
+@dataclass
+class ApplyState:
+    """The Apply button: enabled or not, and why (tooltip)."""
+
+    enabled: bool
+    tooltip: str
+
+
+@dataclass
+class ModelChoice:
+    """One entry of the model combo box."""
+
+    name: str
+    path: str
+    tooltip: str
+
+
+@dataclass
+class ModelList:
+    """Model combo box content and the line under it."""
+
+    choices: list[ModelChoice] = field(default_factory=list)
+    info: str = ""
+
+
+@dataclass
+class Message:
+    """A message for the user: ``kind`` is "info", "warning" or "error"."""
+
+    kind: str
+    text: str
+
+
+class DetectPresenter:
+    """Decisions of the FCDDetect panel (see the module docstring)."""
+
+    def __init__(self, logic: DetectPanelLogic | None, registry: ModelsFolderRegistry,
+                 version_problem: str | None = None) -> None:
+        self.logic = logic
+        self.registry = registry
+        self.version_problem = version_problem
+        self._restoring_segment = 0
+
+    # -- Apply -----------------------------------------------------------------------------
+    def apply_state(self, has_input: bool, model_path: str | None) -> ApplyState:
+        if self.version_problem:
+            return ApplyState(False, self.version_problem)
+        if not has_input:
+            return ApplyState(False, "Select an input volume.")
+        if not path_or_none(model_path):
+            return ApplyState(False, "Select a model (choose a models folder that holds .fcdbundle folders).")
+        return ApplyState(True, "Run the detection.")
+
+    # -- models folder ---------------------------------------------------------------------
+    def models_folder_edited(self, text: str | None) -> bool:
+        """The user changed the models-folder field: remember it; True when a rescan is due.
+
+        An unset field ("" or ".") is not stored and not scanned, so "." never replaces the
+        saved folder. The Qt widget calls this after a pause in typing (debounced), never
+        per keystroke.
+        """
+        value = path_or_none(text)
+        if value is None:
+            return False
+        if value == self.registry.current:
+            return False
+        self.registry.set_current(value)
+        return scan_refusal(value) is None
+
+    def initial_models_folder(self, parameter_value: str | None) -> str | None:
+        """The folder to show on start or after a scene close: the scene's, else the saved one."""
+        return path_or_none(parameter_value) or self.registry.current
+
+    def model_list(self) -> ModelList:
+        """The bundles of the models folder and of every registered run folder."""
+        listing = ModelList()
+        notes: list[str] = []
+        current = self.registry.current
+        if current is not None and scan_refusal(current) is not None:
+            notes.append(f"models folder: {scan_refusal(current)}")
+        for folder in self.registry.folders():
+            try:
+                found = self.logic.listBundles(folder)
+            except FCDInputError as error:
+                notes.append(str(error))
+                continue
+            notes += list(found.skipped)
+            listing.choices += [ModelChoice(e.name, str(e.path), e.tooltip) for e in found.bundles]
+        if notes:
+            listing.info = "\n".join(notes[:3])
+        elif not listing.choices:
+            listing.info = "No model found: choose the folder that holds your .fcdbundle models."
+        else:
+            listing.info = f"{len(listing.choices)} model(s) found."
+        return listing
+
+    # -- segment selector (not bound by connectGui) -----------------------------------------
+    @contextlib.contextmanager
+    def restoring_segment(self) -> Iterator[None]:
+        """While the widget restores the saved segment, selector signals must not overwrite it."""
+        self._restoring_segment += 1
+        try:
+            yield
+        finally:
+            self._restoring_segment -= 1
+
+    def segment_changed(self, node: Any, segment_id: str | None) -> tuple[Any, str] | None:
+        """New (segmentation node, segment id) to store, or None to ignore the signal.
+
+        Signals fired while restoring (``setCurrentNode`` clears the segment first) are
+        ignored, so a loaded scene keeps its saved segment id.
+        """
+        if self._restoring_segment:
+            return None
+        return node, segment_id or ""
+
+    # -- results ---------------------------------------------------------------------------
+    def result_text(self, nodes: Any) -> str:
+        """The result panel's text: summary, model, time, out-of-distribution and warnings."""
+        result = nodes.result
+        details = getattr(result, "heat_score_details", None)
+        extra = " (segment resampled onto the volume grid)" if details and details.roi_resampled else ""
+        lines = [f"{nodes.summary()}{extra}", f"Model: {result.model}, {result.seconds:.1f} s"]
+        clusters = list(getattr(result, "clusters", None) or [])
+        if clusters:
+            top = clusters[0]
+            lines.append(f"{len(clusters)} cluster(s); top: {float(top.get('volume_mm3', math.nan)):.0f} mm3, "
+                         f"peak {float(top.get('peak', math.nan)):.2f}, {top.get('hemisphere', '?')} hemisphere")
+        if getattr(result, "out_of_distribution", False):
+            reasons = list(getattr(result, "ood_reasons", None) or [])
+            lines.append("OUT OF DISTRIBUTION: this scan is unlike the model's training data; do not trust "
+                         "the result" + (": " + "; ".join(reasons) if reasons else "."))
+        lines += [f"Warning: {w}" for w in (getattr(result, "warnings", None) or [])]
+        return "\n".join(lines)
+
+    def result_message_kind(self, nodes: Any) -> str:
+        """"warning" when the result must be read with care (out of distribution, warnings)."""
+        result = nodes.result
+        return "warning" if getattr(result, "out_of_distribution", False) or getattr(result, "warnings", None) \
+            else "info"
+
+    @staticmethod
+    def overlay_choices(nodes: Any) -> list[str]:
+        """Which maps the overlay selector offers: the heatmap, and the lesion map when there is one."""
+        choices = [HEATMAP_OVERLAY]
+        if getattr(nodes, "lesion_map_node", None) is not None:
+            choices.append(LESION_MAP_OVERLAY)
+        return choices
+
+    @staticmethod
+    def overlay_node(nodes: Any, choice: str) -> Any:
+        """The volume node shown as the slice views' foreground for ``choice``."""
+        if choice == LESION_MAP_OVERLAY and getattr(nodes, "lesion_map_node", None) is not None:
+            return nodes.lesion_map_node
+        return nodes.heatmap_node
+
+    def cluster_selected(self, clusters_table: Any, row: int) -> list[float] | None:
+        """RAS to centre the slice views on when a row of the clusters table is selected."""
+        if clusters_table is None or row is None or row < 0:
+            return None
+        return self.logic.clusterJumpPoint(clusters_table, row)
+
+    # -- report, installation ------------------------------------------------------------------
+    def save_report(self, nodes: Any, folder: str | None) -> Message:
+        """Write the report of the last result into ``folder``; a message either way."""
+        if nodes is None:
+            return Message("error", "Run a detection first.")
+        out = path_or_none(folder)
+        if out is None:
+            return Message("error", "Choose a folder for the report.")
+        writer = self.logic.reportWriter()
+        if writer is None:
+            return Message("warning", REPORT_MISSING)
+        written = writer(nodes.result, Path(out))
+        return Message("info", f"Report written: {written}")
+
+    def installation_text(self) -> Message:
+        """The "Check installation" report for the registered models folders."""
+        report = self.logic.checkInstallation(self.registry.folders())
+        return Message("warning" if report.problems else "info", report.text())

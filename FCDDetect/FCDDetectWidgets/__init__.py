@@ -1,0 +1,6 @@
+"""The Qt side of FCDDetect: widget, Slicer logic and first-use installer.
+
+Imported only by ``FCDDetect.py`` (and ``FCDTrain``'s widgets) inside Slicer: these
+modules import ``qt`` and ``slicer``. Their decisions live in the Qt-free
+:mod:`FCDDetectLib.panel`, so tests drive them without Qt.
+"""

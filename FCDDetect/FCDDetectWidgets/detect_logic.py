@@ -1,0 +1,104 @@
+"""FCDDetect's Slicer logic: detection on nodes of ``slicer.mrmlScene``, for the panel and the console.
+
+It satisfies :class:`FCDDetectLib.panel.detect_presenter.DetectPanelLogic`; the MRML work
+is :class:`FCDDetectLib.mrml.detection_logic.DetectionLogic` (tested on slicer-core).
+
+Example (Slicer Python console)::
+
+    import FCDDetect
+    logic = FCDDetect.FCDDetectLogic()
+    print(logic.checkInstallation(["/models"]).text())
+    out = logic.process([getNode("FLAIR")], "/models/flair.fcdbundle")
+"""
+
+import inspect
+import logging
+from pathlib import Path
+
+import slicer
+from slicer.ScriptedLoadableModule import ScriptedLoadableModuleLogic
+
+from .installer import ensureDependencies, versionProblem
+
+
+class FCDDetectLogic(ScriptedLoadableModuleLogic):
+    """Detection from Slicer and the console; delegates to FCDDetectLib.mrml.detection_logic."""
+
+    def __init__(self) -> None:
+        ScriptedLoadableModuleLogic.__init__(self)
+
+    def getParameterNode(self):
+        from .parameters import FCDDetectParameterNode
+
+        return FCDDetectParameterNode(super().getParameterNode())
+
+    # -- DetectPanelLogic ---------------------------------------------------------------------
+    def listBundles(self, folder: str):
+        from FCDDetectLib.models_folder import list_bundles
+
+        return list_bundles(folder)
+
+    def process(self, inputVolumes, model, method="gradcam", device="auto", segmentationNode=None,
+                segmentId=None, brainMaskNode=None, lowerThreshold=0.2, opacity=0.5, showResult=True):
+        """Run detection on ``inputVolumes`` (model modality order); returns DetectionNodes.
+
+        ``model``: a .fcdbundle path or a loaded ModelBundle. The result has ``probability``,
+        ``prediction``, ``heat_score``, ``heatmap_node``, ``table_node``, the lesion-level
+        nodes when the model gives them (``lesion_map_node``, ``clusters_table_node``,
+        ``clusters_markups_node``, ``contributions_chart_node``) and ``result`` (the engine's
+        DetectionResult). With ``showResult`` the heatmap becomes the slice views'
+        foreground over the first input.
+        """
+        if not ensureDependencies():
+            raise RuntimeError("The Python packages are not usable yet: restart Slicer (or install them).")
+        from FCDDetectLib.mrml.detection_logic import DetectionLogic
+
+        logic = DetectionLogic(lower_threshold=lowerThreshold, opacity=opacity)
+        out = logic.process(inputVolumes, model, method=method, device=device, segmentation_node=segmentationNode,
+                            segment_id=segmentId, brain_mask_node=brainMaskNode)
+        if showResult:
+            first = inputVolumes[0] if isinstance(inputVolumes, (list, tuple)) else inputVolumes
+            slicer.util.setSliceViewerLayers(background=first, foreground=out.heatmap_node,
+                                             foregroundOpacity=opacity)
+        logging.info(f"FCDDetect: {out.summary()}")
+        return out
+
+    def clusterJumpPoint(self, clustersTable, row: int):
+        from FCDDetectLib.mrml.result_nodes import cluster_jump_point
+
+        return cluster_jump_point(clustersTable, row)
+
+    def jumpToCluster(self, clustersTable, row: int):
+        """Centre the slice views on the cluster of ``row``; returns its RAS (None: no such row)."""
+        from FCDDetectLib.mrml.result_nodes import jump_slices_to
+
+        ras = self.clusterJumpPoint(clustersTable, row)
+        if ras is not None:
+            jump_slices_to(clustersTable.GetScene(), ras)
+        return ras
+
+    def checkInstallation(self, folders=()):
+        """Slicer, Python, torch / CUDA / device, MONAI, captum, and whether each bundle loads."""
+        from FCDDetectLib.panel.install_check import check_installation
+
+        report = check_installation(list(folders), slicer_version=slicer.app.applicationVersion)
+        problem = versionProblem()
+        if problem:
+            report.problems.insert(0, problem)
+        return report
+
+    def reportWriter(self):
+        """A ``(result, folder) -> path`` writer built on FCDDetectLib.report.write_report, or None."""
+        try:
+            from FCDDetectLib.report import write_report
+        except ImportError:
+            return None
+        accepted = set(inspect.signature(write_report).parameters)
+
+        def write(result, folder: Path):
+            # Coded before FCDDetectLib.report landed: pass the folder under the name it takes.
+            name = next((n for n in ("out_dir", "folder", "out", "path", "output") if n in accepted), None)
+            return write_report(result, **{name: folder}) if name else write_report(result, folder)
+
+        return write
+

@@ -1,0 +1,257 @@
+"""FCDDetect's panel (Qt). It reads widgets, asks :class:`DetectPresenter`, applies the answer.
+
+Fixes that need Qt and how this code avoids them:
+
+- the models-folder field is connected only *after* the parameter node is set, it is
+  bound by hand to a ``str`` parameter ("" when unset, never "."), and an unset field is
+  never stored or scanned;
+- typing in it restarts a 0.6 s single-shot timer: the folder is scanned once typing
+  pauses, with a depth limit, never "." nor a filesystem root nor the home folder;
+- restoring the saved segment runs inside ``presenter.restoring_segment()``, so the
+  selector's own signals (``setCurrentNode`` clears the segment) do not erase it;
+- the panel re-reads the shared models-folder registry on ``enter``: FCDTrain registers a
+  finished run there and never touches this widget.
+"""
+
+import qt
+import slicer
+import vtk
+from FCDDetectLib.panel.detect_presenter import DetectPresenter
+from FCDDetectLib.panel.models_registry import ModelsFolderRegistry
+from FCDDetectLib.panel.paths import path_or_none
+from slicer.ScriptedLoadableModule import ScriptedLoadableModuleWidget
+from slicer.util import VTKObservationMixin
+
+from .installer import versionProblem
+
+SCAN_DELAY_MS = 600
+
+
+class FCDDetectWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
+    def __init__(self, parent=None, logic=None) -> None:
+        ScriptedLoadableModuleWidget.__init__(self, parent)
+        VTKObservationMixin.__init__(self)
+        self.logic = logic
+        self.presenter = None
+        self.lastResult = None
+        self._parameterNode = None
+        self._parameterNodeGuiTag = None
+
+    def setup(self) -> None:
+        ScriptedLoadableModuleWidget.setup(self)
+        problem = versionProblem()
+        if problem:  # an older Slicer: say so instead of failing later
+            label = qt.QLabel(problem)
+            label.wordWrap = True
+            self.layout.addWidget(label)
+            self.layout.addStretch(1)
+            return
+        if self.logic is None:
+            from .detect_logic import FCDDetectLogic
+
+            self.logic = FCDDetectLogic()
+        self.presenter = DetectPresenter(self.logic, ModelsFolderRegistry(qt.QSettings()))
+        uiWidget = slicer.util.loadUI(self.resourcePath("UI/FCDDetect.ui"))
+        self.layout.addWidget(uiWidget)
+        self.ui = slicer.util.childWidgetVariables(uiWidget)
+        uiWidget.setMRMLScene(slicer.mrmlScene)
+
+        self.scanTimer = qt.QTimer()
+        self.scanTimer.setSingleShot(True)
+        self.scanTimer.setInterval(SCAN_DELAY_MS)
+        self.scanTimer.connect("timeout()", self.refreshModels)
+
+        self.addObserver(slicer.mrmlScene, slicer.mrmlScene.StartCloseEvent, self.onSceneStartClose)
+        self.addObserver(slicer.mrmlScene, slicer.mrmlScene.EndCloseEvent, self.onSceneEndClose)
+        self.addObserver(slicer.mrmlScene, slicer.mrmlScene.EndImportEvent, self.onSceneEndImport)
+        self.ui.applyButton.connect("clicked(bool)", self.onApplyButton)
+        self.ui.refreshModelsButton.connect("clicked(bool)", self.refreshModels)
+        self.ui.modelComboBox.connect("currentIndexChanged(int)", self.onModelSelected)
+        self.ui.segmentSelector.connect("currentNodeChanged(vtkMRMLNode*)", self.onSegmentChanged)
+        self.ui.segmentSelector.connect("currentSegmentChanged(QString)", self.onSegmentChanged)
+        self.ui.opacitySliderWidget.connect("valueChanged(double)", self.onDisplayChanged)
+        self.ui.thresholdSliderWidget.connect("valueChanged(double)", self.onDisplayChanged)
+        self.ui.overlayComboBox.connect("currentIndexChanged(int)", self.onDisplayChanged)
+        self.ui.clustersTableView.connect("selectionChanged()", self.onClusterSelected)
+        self.ui.saveReportButton.connect("clicked(bool)", self.onSaveReport)
+        self.ui.checkInstallationButton.connect("clicked(bool)", self.onCheckInstallation)
+        self.initializeParameterNode()
+        # Connected only now: an earlier connection would store the field's initial value.
+        self.ui.modelsPathLineEdit.connect("currentPathChanged(QString)", self.onModelsPathEdited)
+        self.refreshModels()
+
+    def cleanup(self) -> None:
+        if self.presenter is not None:
+            self.scanTimer.stop()
+        self.removeObservers()
+
+    def enter(self) -> None:
+        if self.presenter is None:
+            return
+        self.initializeParameterNode()
+        self.refreshModels()  # FCDTrain may have registered a run folder meanwhile
+
+    def exit(self) -> None:
+        if self._parameterNode:
+            self._parameterNode.disconnectGui(self._parameterNodeGuiTag)
+            self._parameterNodeGuiTag = None
+            self.removeObserver(self._parameterNode, vtk.vtkCommand.ModifiedEvent, self.updateApplyButton)
+
+    def onSceneStartClose(self, caller, event) -> None:
+        self.setParameterNode(None)
+        self.lastResult = None
+
+    def onSceneEndClose(self, caller, event) -> None:
+        if self.parent.isEntered:
+            self.initializeParameterNode()
+
+    def onSceneEndImport(self, caller, event) -> None:
+        if self.parent.isEntered:  # a loaded scene brings its own parameter node values
+            self.setParameterNode(None)
+            self.initializeParameterNode()
+
+    def initializeParameterNode(self) -> None:
+        self.setParameterNode(self.logic.getParameterNode())
+        if not self._parameterNode.inputVolume:
+            first = slicer.mrmlScene.GetFirstNodeByClass("vtkMRMLScalarVolumeNode")
+            if first and not first.IsA("vtkMRMLLabelMapVolumeNode"):
+                self._parameterNode.inputVolume = first
+
+    def setParameterNode(self, inputParameterNode) -> None:
+        if self._parameterNode:
+            self._parameterNode.disconnectGui(self._parameterNodeGuiTag)
+            self.removeObserver(self._parameterNode, vtk.vtkCommand.ModifiedEvent, self.updateApplyButton)
+        self._parameterNode = inputParameterNode
+        if not self._parameterNode:
+            return
+        self._parameterNodeGuiTag = self._parameterNode.connectGui(self.ui)
+        self.addObserver(self._parameterNode, vtk.vtkCommand.ModifiedEvent, self.updateApplyButton)
+        folder = self.presenter.initial_models_folder(self._parameterNode.modelsPath) or ""
+        wasBlocked = self.ui.modelsPathLineEdit.blockSignals(True)
+        self.ui.modelsPathLineEdit.currentPath = folder
+        self.ui.modelsPathLineEdit.blockSignals(wasBlocked)
+        self._parameterNode.modelsPath = folder
+        with self.presenter.restoring_segment():  # the selector's signals must not clear the saved id
+            self.ui.segmentSelector.setCurrentNode(self._parameterNode.segmentationNode)
+            if self._parameterNode.segmentId:
+                self.ui.segmentSelector.setCurrentSegmentID(self._parameterNode.segmentId)
+        self.ui.clustersTableView.setMRMLTableNode(self._parameterNode.clustersTable)
+        self.updateApplyButton()
+
+    def updateApplyButton(self, caller=None, event=None) -> None:
+        p = self._parameterNode
+        state = self.presenter.apply_state(bool(p and p.inputVolume), p.modelPath if p else "")
+        self.ui.applyButton.enabled = state.enabled
+        self.ui.applyButton.toolTip = state.tooltip
+
+    # -- models -------------------------------------------------------------------------------
+    def onModelsPathEdited(self, path: str) -> None:
+        if self._parameterNode is not None:
+            self._parameterNode.modelsPath = path_or_none(path) or ""
+        if self.presenter.models_folder_edited(path):
+            self.scanTimer.start()  # restarts while the user types
+
+    def refreshModels(self) -> None:
+        """Fill the model list from the models folder and the folders FCDTrain trained into."""
+        listing = self.presenter.model_list()
+        combo = self.ui.modelComboBox
+        wasBlocked = combo.blockSignals(True)
+        combo.clear()
+        for choice in listing.choices:
+            combo.addItem(choice.name, choice.path)
+            combo.setItemData(combo.count - 1, choice.tooltip, qt.Qt.ToolTipRole)
+        combo.blockSignals(wasBlocked)
+        self.ui.modelInfoLabel.text = listing.info
+        self.onModelSelected(combo.currentIndex)
+
+    def onModelSelected(self, index: int) -> None:
+        if self._parameterNode is None:
+            return
+        path = self.ui.modelComboBox.itemData(index) if index >= 0 else ""
+        self._parameterNode.modelPath = path or ""
+        self.ui.modelComboBox.toolTip = self.ui.modelComboBox.itemData(index, qt.Qt.ToolTipRole) or ""
+
+    def onSegmentChanged(self, *_args) -> None:
+        if self._parameterNode is None:
+            return
+        update = self.presenter.segment_changed(self.ui.segmentSelector.currentNode(),
+                                                self.ui.segmentSelector.currentSegmentID())
+        if update is not None:
+            self._parameterNode.segmentationNode, self._parameterNode.segmentId = update
+
+    # -- display ------------------------------------------------------------------------------
+    def onDisplayChanged(self, *_args) -> None:
+        if self.lastResult is None:
+            return
+        node = self.presenter.overlay_node(self.lastResult, self.ui.overlayComboBox.currentText)
+        if node is None or node.GetDisplayNode() is None:
+            return
+        # Read the sliders (this slot may run before connectGui has updated the parameter node).
+        node.GetDisplayNode().SetThreshold(self.ui.thresholdSliderWidget.value, 1.0)
+        slicer.util.setSliceViewerLayers(foreground=node, foregroundOpacity=self.ui.opacitySliderWidget.value)
+
+    def onClusterSelected(self) -> None:
+        view = self.ui.clustersTableView
+        table = view.mrmlTableNode()
+        index = view.currentIndex()
+        if table is None or not index.isValid():
+            return
+        row = index.row()  # sorting off, not transposed, column names as header: model row == table row
+        ras = self.presenter.cluster_selected(table, row)
+        if ras is not None:
+            self.logic.jumpToCluster(table, row)
+
+    # -- run ----------------------------------------------------------------------------------
+    def onApplyButton(self) -> None:
+        p = self._parameterNode
+        with slicer.util.tryWithErrorDisplay("FCD detection failed.", waitCursor=True):
+            inputs = [node for node in (p.inputVolume, p.secondVolume) if node]
+            out = self.logic.process(
+                inputs, p.modelPath, method=p.method, device=p.device,
+                segmentationNode=p.segmentationNode if p.segmentId else None, segmentId=p.segmentId or None,
+                brainMaskNode=p.brainMask, lowerThreshold=p.lowerThreshold, opacity=p.opacity,
+            )
+            self.showResult(out)
+
+    def showResult(self, out) -> None:
+        p = self._parameterNode
+        self.lastResult = out
+        p.heatmapVolume = out.heatmap_node
+        p.lesionMapVolume = out.lesion_map_node
+        p.resultTable = out.table_node
+        p.clustersTable = out.clusters_table_node
+        self.ui.clustersTableView.setMRMLTableNode(out.clusters_table_node)
+        combo = self.ui.overlayComboBox
+        wasBlocked = combo.blockSignals(True)
+        combo.clear()
+        for choice in self.presenter.overlay_choices(out):
+            combo.addItem(choice)
+        combo.blockSignals(wasBlocked)
+        text = self.presenter.result_text(out)
+        self.ui.resultLabel.text = text
+        self.ui.resultLabel.setStyleSheet(
+            "color: #b35900" if self.presenter.result_message_kind(out) == "warning" else "")
+        if out.contributions_chart_node is not None:
+            slicer.modules.plots.logic().ShowChartInLayout(out.contributions_chart_node)
+
+    def onSaveReport(self) -> None:
+        folder = qt.QFileDialog.getExistingDirectory(slicer.util.mainWindow(), "Folder for the report")
+        if not folder:
+            return
+        with slicer.util.tryWithErrorDisplay("Could not write the report.", waitCursor=True):
+            self.showMessage(self.presenter.save_report(self.lastResult, folder))
+
+    def onCheckInstallation(self) -> None:
+        with slicer.util.tryWithErrorDisplay("Installation check failed.", waitCursor=True):
+            message = self.presenter.installation_text()
+            self.ui.installationTextEdit.setPlainText(message.text)
+            self.ui.installationTextEdit.visible = True
+
+    @staticmethod
+    def showMessage(message) -> None:
+        if message.kind == "error":
+            slicer.util.errorDisplay(message.text)
+        elif message.kind == "warning":
+            slicer.util.warningDisplay(message.text)
+        else:
+            slicer.util.infoDisplay(message.text)

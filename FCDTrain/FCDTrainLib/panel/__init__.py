@@ -1,0 +1,1 @@
+"""Qt-free decisions of the FCDTrain panel (see :mod:`.train_presenter`)."""

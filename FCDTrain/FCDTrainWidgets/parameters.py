@@ -1,0 +1,32 @@
+"""FCDTrain's parameter node. Paths are plain strings ("" when unset, never "."), bound by
+hand in :mod:`.train_widget` (connectGui binds ctkPathLineEdit only to Path parameters,
+whose unset value reads as ".")."""
+
+from typing import Annotated
+
+from slicer import vtkMRMLPlotChartNode, vtkMRMLTableNode
+from slicer.parameterNodeWrapper import Choice, WithinRange, parameterNodeWrapper
+
+
+@parameterNodeWrapper
+class FCDTrainParameterNode:
+    dataPath: str = ""
+    outputPath: str = ""
+    depth18: bool = True
+    depth34: bool = False
+    depth50: bool = False
+    pretrainedNone: bool = True
+    pretrainedMedicalNet8: bool = False
+    pretrainedMedicalNet23: bool = False
+    modalityFlair: bool = True
+    modalityT1: bool = False
+    modalityT1Flair: bool = False
+    geometry: Annotated[str, Choice(["paper", "medicalnet"])] = "paper"
+    weightsPath: str = ""
+    weightsCacheFolder: str = ""
+    folds: Annotated[int, WithinRange(2, 20)] = 5
+    maxEpochs: Annotated[int, WithinRange(1, 1000)] = 100
+    seed: Annotated[int, WithinRange(0, 2147483647)] = 0
+    device: Annotated[str, Choice(["auto", "cpu", "cuda"])] = "auto"
+    resultsTable: vtkMRMLTableNode
+    resultsChart: vtkMRMLPlotChartNode

@@ -1,0 +1,291 @@
+"""FCDTrain's panel (Qt). It reads widgets, asks :class:`TrainPresenter`, applies the answer.
+
+Fixes that need Qt and how this code avoids them:
+
+- path fields are bound by hand to ``str`` parameters ("" when unset), so none shows "."
+  and none is read as Slicer's working directory; the dataset's browse button picks a
+  folder (BIDS) and the "CSV..." button a manifest file;
+- ``cleanup`` (Slicer closing) stops a running training child, which would otherwise
+  outlive Slicer in its own session; the run folder's lock file refuses a second writer;
+- the end-of-run results load reads the folder of the run that ended from the logic, not
+  the parameter node (which a Close Scene replaces); the weights cache folder gets its
+  default again after a scene close;
+- a cancelled weights download is an information, not a failure, and the cache list is
+  refreshed either way;
+- a finished run is registered in the shared models-folder registry; FCD Detect reads it
+  when shown, so this module never reaches into FCD Detect's widget.
+"""
+
+import qt
+import slicer
+import vtk
+from FCDDetectLib.panel.models_registry import ModelsFolderRegistry
+from FCDDetectLib.panel.paths import path_or_none
+from FCDDetectWidgets.installer import versionProblem
+from FCDTrainLib.panel.train_presenter import PanelValues, TrainPresenter
+from slicer.ScriptedLoadableModule import ScriptedLoadableModuleWidget
+from slicer.util import VTKObservationMixin
+
+# Path field -> parameter name (bound by hand, see the module docstring).
+PATH_FIELDS = {"dataPathLineEdit": "dataPath", "outputPathLineEdit": "outputPath",
+               "weightsPathLineEdit": "weightsPath", "weightsCachePathLineEdit": "weightsCacheFolder"}
+
+
+class FCDTrainWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
+    def __init__(self, parent=None, logic=None) -> None:
+        ScriptedLoadableModuleWidget.__init__(self, parent)
+        VTKObservationMixin.__init__(self)
+        self.logic = logic
+        self.presenter = None
+        self._parameterNode = None
+        self._parameterNodeGuiTag = None
+        self.timer = qt.QTimer()
+        self.timer.setInterval(1000)
+
+    def setup(self) -> None:
+        ScriptedLoadableModuleWidget.setup(self)
+        problem = versionProblem()
+        if problem:
+            label = qt.QLabel(problem)
+            label.wordWrap = True
+            self.layout.addWidget(label)
+            self.layout.addStretch(1)
+            return
+        if self.logic is None:
+            from .train_logic import FCDTrainLogic
+
+            self.logic = FCDTrainLogic()
+        self.presenter = TrainPresenter(self.logic, ModelsFolderRegistry(qt.QSettings()))
+        uiWidget = slicer.util.loadUI(self.resourcePath("UI/FCDTrain.ui"))
+        self.layout.addWidget(uiWidget)
+        self.ui = slicer.util.childWidgetVariables(uiWidget)
+        uiWidget.setMRMLScene(slicer.mrmlScene)
+        self.addObserver(slicer.mrmlScene, slicer.mrmlScene.StartCloseEvent, self.onSceneStartClose)
+        self.addObserver(slicer.mrmlScene, slicer.mrmlScene.EndCloseEvent, self.onSceneEndClose)
+        self.ui.auditButton.connect("clicked(bool)", self.onAudit)
+        self.ui.startButton.connect("clicked(bool)", self.onStart)
+        self.ui.stopButton.connect("clicked(bool)", self.onStop)
+        self.ui.loadResultsButton.connect("clicked(bool)", self.onLoadResults)
+        self.ui.downloadWeightsButton.connect("clicked(bool)", self.onDownloadWeights)
+        self.ui.deleteWeightsButton.connect("clicked(bool)", self.onDeleteWeights)
+        self.ui.refreshWeightsButton.connect("clicked(bool)", self.refreshWeightsCache)
+        self.ui.dataManifestButton.connect("clicked(bool)", self.onPickManifest)
+        self.timer.connect("timeout()", self.onPoll)
+        self.initializeParameterNode()
+        for fieldName in PATH_FIELDS:  # connected after the parameter node is set
+            getattr(self.ui, fieldName).connect("currentPathChanged(QString)",
+                                                lambda text, f=fieldName: self.onPathEdited(f, text))
+        self.refreshWeightsCache()
+
+    def cleanup(self) -> None:
+        """Slicer closes: stop the training child (Start resumes it later)."""
+        self.timer.stop()
+        if self.presenter is not None:
+            self.presenter.on_close()
+        self.removeObservers()
+
+    def enter(self) -> None:
+        if self.presenter is not None:
+            self.initializeParameterNode()
+
+    def exit(self) -> None:
+        if self._parameterNode:
+            self._parameterNode.disconnectGui(self._parameterNodeGuiTag)
+            self._parameterNodeGuiTag = None
+            self.removeObserver(self._parameterNode, vtk.vtkCommand.ModifiedEvent, self.updateButtons)
+
+    def onSceneStartClose(self, caller, event) -> None:
+        self.setParameterNode(None)
+
+    def onSceneEndClose(self, caller, event) -> None:
+        if self.parent.isEntered:
+            self.initializeParameterNode()
+
+    def initializeParameterNode(self) -> None:
+        from FCDTrainLib.medicalnet_weights import default_cache_dir
+
+        self.setParameterNode(self.logic.getParameterNode())
+        p = self._parameterNode
+        p.weightsCacheFolder = self.presenter.weights_cache_folder(p.weightsCacheFolder, default_cache_dir)
+        self.writePathFields()
+
+    def setParameterNode(self, inputParameterNode) -> None:
+        if self._parameterNode:
+            self._parameterNode.disconnectGui(self._parameterNodeGuiTag)
+            self.removeObserver(self._parameterNode, vtk.vtkCommand.ModifiedEvent, self.updateButtons)
+        self._parameterNode = inputParameterNode
+        if self._parameterNode:
+            self._parameterNodeGuiTag = self._parameterNode.connectGui(self.ui)
+            self.addObserver(self._parameterNode, vtk.vtkCommand.ModifiedEvent, self.updateButtons)
+            self.writePathFields()
+            self.updateButtons()
+
+    def writePathFields(self) -> None:
+        for fieldName, parameter in PATH_FIELDS.items():
+            widget = getattr(self.ui, fieldName)
+            wasBlocked = widget.blockSignals(True)
+            widget.currentPath = getattr(self._parameterNode, parameter) or ""
+            widget.blockSignals(wasBlocked)
+
+    def onPathEdited(self, fieldName: str, text: str) -> None:
+        if self._parameterNode is not None:
+            setattr(self._parameterNode, PATH_FIELDS[fieldName], path_or_none(text) or "")
+        if fieldName == "weightsCachePathLineEdit":
+            self.refreshWeightsCache()
+
+    def onPickManifest(self) -> None:
+        path = qt.QFileDialog.getOpenFileName(slicer.util.mainWindow(), "CSV manifest", "", "CSV files (*.csv)")
+        if path:
+            self.ui.dataPathLineEdit.currentPath = path  # fires onPathEdited
+
+    def panelValues(self) -> PanelValues:
+        p = self._parameterNode
+        return PanelValues(
+            data_path=p.dataPath, output_path=p.outputPath,
+            depths=[d for d, on in ((18, p.depth18), (34, p.depth34), (50, p.depth50)) if on],
+            pretrained=[n for n, on in (("none", p.pretrainedNone), ("medicalnet8", p.pretrainedMedicalNet8),
+                                        ("medicalnet23", p.pretrainedMedicalNet23)) if on],
+            modalities=[n for n, on in (("flair", p.modalityFlair), ("t1", p.modalityT1),
+                                        ("t1+flair", p.modalityT1Flair)) if on],
+            geometry=p.geometry, weights_path=p.weightsPath, weights_cache_folder=p.weightsCacheFolder,
+            folds=p.folds, max_epochs=p.maxEpochs, seed=p.seed, device=p.device)
+
+    def updateButtons(self, caller=None, event=None) -> None:
+        if self._parameterNode is None:
+            return
+        state = self.presenter.buttons(self.panelValues(), self.logic.running)
+        self.ui.startButton.enabled = state.start
+        self.ui.startButton.toolTip = state.start_tooltip
+        self.ui.stopButton.enabled = state.stop
+
+    def settings(self):
+        from FCDTrainLib.medicalnet_weights import find_cached
+
+        return self.presenter.settings(self.panelValues(), find_cached)
+
+    # -- actions --------------------------------------------------------------------------------
+    def onAudit(self) -> None:
+        with slicer.util.tryWithErrorDisplay("Dataset audit failed.", waitCursor=True):
+            if not self.logic.ensureDependencies():
+                return
+            from FCDTrainLib.data import audit_dataset, load_dataset
+
+            dataset = load_dataset(self.settings().data)
+            audit = audit_dataset(dataset)
+            text = [f"{len(dataset.subjects)} subjects in {dataset.root}", audit.format_table()]
+            text += [f"WARNING: {w}" for w in dataset.warnings]
+            self.ui.auditTextEdit.setPlainText("\n".join(text))
+
+    def onStart(self) -> None:
+        with slicer.util.tryWithErrorDisplay("Could not start training.", waitCursor=True):
+            if not self.logic.ensureDependencies():
+                return
+            settings = self.settings()
+            self.logic.start(settings)
+            self.ui.logTextEdit.appendPlainText("$ fcd " + " ".join(settings.arguments()))
+            self.ui.statusLabel.text = "Running..."
+            self.timer.start()
+        self.updateButtons()
+
+    def onStop(self) -> None:
+        self.logic.stop()
+        self.onPoll()
+        self.ui.statusLabel.text = "Stopped. Start again with the same settings to resume."
+
+    def onPoll(self) -> None:
+        result = self.logic.poll()
+        for line in result.lines:
+            self.ui.logTextEdit.appendPlainText(line)
+        progress = result.progress
+        self.ui.progressBar.value = int(round(100 * progress.get("fraction", 0.0)))
+        if result.running:
+            eta = progress.get("eta_seconds")
+            where = f"fold {progress.get('fold')}, epoch {progress.get('epoch')}/{progress.get('max_epochs')}"
+            self.ui.statusLabel.text = where + (f", about {eta / 60:.0f} min left" if eta else "")
+            return
+        self.timer.stop()
+        self.updateButtons()
+        if self.logic.process is not None and self.logic.process.stopped:
+            return
+        try:
+            self.logic.check_finished()
+        except Exception as error:
+            self.ui.statusLabel.text = f"Failed: {error}"
+            slicer.util.errorDisplay(f"Training failed: {error}")
+            return
+        self.ui.statusLabel.text = "Done."
+        self.loadResults(self.presenter.finished_run_folder())
+
+    def onLoadResults(self) -> None:
+        self.loadResults(self._parameterNode.outputPath if self._parameterNode else "")
+
+    def loadResults(self, folder) -> None:
+        with slicer.util.tryWithErrorDisplay("Could not load the results.", waitCursor=True):
+            out = self.presenter.results_folder(folder)
+            nodes = self.logic.loadResults(out)
+            table = nodes.get("results_table") or nodes.get("folds_table")
+            chart = nodes.get("chart") or nodes.get("curves_chart")
+            if self._parameterNode is not None:
+                self._parameterNode.resultsTable = table
+                self._parameterNode.resultsChart = chart
+            if chart is not None:
+                slicer.modules.plots.logic().ShowChartInLayout(chart)
+            message = self.presenter.register_models(out)
+            self.ui.statusLabel.text = f"{self.ui.statusLabel.text} {message.text}"
+
+    # -- MedicalNet weights -----------------------------------------------------------------------
+    def refreshWeightsCache(self) -> None:
+        from FCDTrainLib.medicalnet_weights import cached_files
+
+        self.ui.weightsCacheListWidget.clear()
+        folder = path_or_none(self._parameterNode.weightsCacheFolder) if self._parameterNode else None
+        for entry in cached_files(folder) if folder else []:
+            self.ui.weightsCacheListWidget.addItem(f"{entry.name}  ({entry.size_text})")
+
+    def onDeleteWeights(self) -> None:
+        from FCDTrainLib.medicalnet_weights import delete_cached
+
+        item = self.ui.weightsCacheListWidget.currentItem()
+        if item is None:
+            return
+        name = item.text().split("  (")[0]
+        if slicer.util.confirmOkCancelDisplay(f"Delete {name} from the weights cache?"):
+            with slicer.util.tryWithErrorDisplay("Could not delete the file."):
+                delete_cached(self._parameterNode.weightsCacheFolder, name)
+        self.refreshWeightsCache()
+
+    def onDownloadWeights(self) -> None:
+        from FCDTrainLib import medicalnet_weights as weights_cache
+
+        try:
+            with slicer.util.tryWithErrorDisplay("Download failed."):
+                settings, cache = self.settings(), self._parameterNode.weightsCacheFolder
+                wanted = [(f, d) for f in settings.pretrained if f != "none" for d in settings.depths
+                          if not weights_cache.find_cached(cache, f, d)]
+                if not wanted:
+                    slicer.util.infoDisplay("Tick a MedicalNet strategy: the files it needs are already cached.")
+                for family, depth in wanted:
+                    self.downloadOne(weights_cache, cache, family, depth)
+        finally:
+            self.refreshWeightsCache()
+
+    def downloadOne(self, weights_cache, cache, family, depth) -> None:
+        name, url = weights_cache.medicalnet_file_name(family, depth), weights_cache.download_url(family, depth)
+        size = weights_cache.human_size(weights_cache.remote_size(url))
+        if not slicer.util.confirmOkCancelDisplay(f"Download {name} ({size}) from\n{url}\ninto {cache}?"):
+            return
+        dialog = slicer.util.createProgressDialog(labelText=f"Downloading {name}...", maximum=100)
+
+        def progress(done, total):
+            dialog.value = int(100 * done / total) if total else 0
+            slicer.app.processEvents()
+            return not dialog.wasCanceled
+
+        error = None
+        try:
+            weights_cache.download(url, cache, name, progress=progress)
+        except weights_cache.DownloadCancelled as cancelled:
+            error = cancelled
+        finally:
+            dialog.close()
+        self.ui.statusLabel.text = self.presenter.download_outcome(error, name).text
