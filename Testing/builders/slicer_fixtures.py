@@ -2,7 +2,7 @@
 
 The set-up follows trame-slicer's ``SlicerApp``: an application logic owning the scene,
 its colour logic's default colour nodes (so ``vtkMRMLColorTableNodeIron`` exists), and the
-Colors, Volumes, Segmentations and Subject Hierarchy module logics registered with it.
+Colors, Volumes, Segmentations, Subject Hierarchy and Markups module logics registered with it.
 No Qt and no ``slicer.app``.
 
 The ``slicer_app`` fixture is made available to every test by ``Testing/conftest.py``.
@@ -33,6 +33,7 @@ class SlicerTestApp:
     volumes_logic: Any
     segmentations_logic: Any
     subject_hierarchy_logic: Any
+    markups_logic: Any = None  # registers the markups storage nodes (saving markups with the scene)
 
     def load_volume(self, path: str | Path, name: str = "volume", labelmap: bool = False) -> Any:
         """Load a NIfTI file with Slicer's volumes logic (ITK reader), like File > Add Data."""
@@ -87,7 +88,11 @@ def make_slicer_app() -> SlicerTestApp:
     sh_logic = slicer.vtkSlicerSubjectHierarchyModuleLogic()
     sh_logic.SetMRMLScene(scene)
     sh_logic.SetMRMLApplicationLogic(app_logic)
-    return SlicerTestApp(scene, app_logic, color_logic, volumes_logic, segmentations_logic, sh_logic)
+    markups_logic = slicer.vtkSlicerMarkupsLogic()
+    markups_logic.SetMRMLScene(scene)
+    markups_logic.SetMRMLApplicationLogic(app_logic)
+    app_logic.SetModuleLogic("Markups", markups_logic)
+    return SlicerTestApp(scene, app_logic, color_logic, volumes_logic, segmentations_logic, sh_logic, markups_logic)
 
 
 @pytest.fixture

@@ -248,6 +248,11 @@ def test_download_is_atomic_reports_progress_and_cancels_cleanly(tmp_path):
     assert sorted(p.name for p in cache.iterdir()) == ["resnet_18.pth"]  # no temporary file left
     assert path.stat().st_mode & 0o044  # readable like any other cached file, not owner-only
 
-    with pytest.raises(InterruptedError):
+    with pytest.raises(weights_cache.DownloadCancelled) as cancelled:  # not a failure (issue 14, item 11)
         weights_cache.download(source.as_uri(), cache, "resnet_34.pth", progress=lambda d, t: False)
     assert sorted(p.name for p in cache.iterdir()) == ["resnet_18.pth"]  # nothing half-written
+    from FCDTrainLib.panel.train_presenter import TrainPresenter
+
+    outcome = TrainPresenter.download_outcome(cancelled.value, "resnet_34.pth")
+    assert outcome.kind == "info" and "cancelled" in outcome.text
+    assert [f.name for f in weights_cache.cached_files(cache)] == ["resnet_18.pth"]  # the refresh still lists

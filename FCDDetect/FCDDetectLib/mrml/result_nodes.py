@@ -120,7 +120,7 @@ def clusters_table_node(scene: Any, clusters: Sequence[Mapping[str, Any]], name:
             columns[column].InsertNextValue(value)
     for column in CLUSTER_COLUMNS:
         table_node.AddColumn(columns[column])
-    table_node.SetUseColumnNameAsColumnHeader(True)  # model row == table row
+    table_node.SetUseColumnTitleAsColumnHeader(True)  # model row == table row
     return table_node
 
 
