@@ -159,7 +159,9 @@ def check_same_run(run_dir: str | Path, config: RunConfig) -> bool:
     path = Path(run_dir) / CONFIG_NAME
     if not path.exists():
         run = Path(run_dir)
-        if run.exists() and any(p.name != "events.jsonl" for p in run.iterdir()):
+        from .run_lock import LOCK_DIR  # the writer's lock, like events.jsonl, may come before the config
+
+        if run.exists() and any(p.name not in ("events.jsonl", LOCK_DIR) for p in run.iterdir()):
             raise FCDInputError(f"{run}: folder is not empty and holds no {CONFIG_NAME}; choose a new --out")
         return False
     old = load_config(run_dir).identity()
