@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from .errors import FCDInputError
-from .panel.paths import scan_refusal
+from .slicer_support.paths import scan_refusal
 
 BUNDLE_SUFFIX = ".fcdbundle"
 # `fcd experiment` writes <out>/runs/<run>/fold-K/model.fcdbundle: depth 4 covers it (a models

@@ -2,5 +2,5 @@
 
 Imported only by ``FCDDetect.py`` (and ``FCDTrain``'s widgets) inside Slicer: these
 modules import ``qt`` and ``slicer``. Their decisions live in the Qt-free
-:mod:`FCDDetectLib.panel`, so tests drive them without Qt.
+:mod:`FCDDetectLib.slicer_support`, so tests drive them without Qt.
 """

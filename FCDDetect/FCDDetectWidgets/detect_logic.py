@@ -1,6 +1,6 @@
 """FCDDetect's Slicer logic: detection on nodes of ``slicer.mrmlScene``, for the panel and the console.
 
-It satisfies :class:`FCDDetectLib.panel.detect_presenter.DetectPanelLogic`; the MRML work
+It satisfies :class:`FCDDetectLib.slicer_support.detect_presenter.DetectPanelLogic`; the MRML work
 is :class:`FCDDetectLib.mrml.detection_logic.DetectionLogic` (tested on slicer-core).
 
 Example (Slicer Python console)::
@@ -79,7 +79,7 @@ class FCDDetectLogic(ScriptedLoadableModuleLogic):
 
     def checkInstallation(self, folders=()):
         """Slicer, Python, torch / CUDA / device, MONAI, captum, and whether each bundle loads."""
-        from FCDDetectLib.panel.install_check import check_installation
+        from FCDDetectLib.slicer_support.install_check import check_installation
 
         report = check_installation(list(folders), slicer_version=slicer.app.applicationVersion)
         problem = versionProblem()

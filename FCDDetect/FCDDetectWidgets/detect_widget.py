@@ -16,9 +16,9 @@ Fixes that need Qt and how this code avoids them:
 import qt
 import slicer
 import vtk
-from FCDDetectLib.panel.detect_presenter import DetectPresenter
-from FCDDetectLib.panel.models_registry import ModelsFolderRegistry
-from FCDDetectLib.panel.paths import path_or_none
+from FCDDetectLib.slicer_support.detect_presenter import DetectPresenter
+from FCDDetectLib.slicer_support.models_registry import ModelsFolderRegistry
+from FCDDetectLib.slicer_support.paths import path_or_none
 from slicer.ScriptedLoadableModule import ScriptedLoadableModuleWidget
 from slicer.util import VTKObservationMixin
 

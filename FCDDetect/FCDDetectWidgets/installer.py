@@ -17,7 +17,6 @@ import os
 import tempfile
 
 import slicer
-from FCDDetectLib.panel.compat import slicer_version_problem
 from FCDDetectLib.slicer_support.dependencies import (
     install_decision,
     install_plan,
@@ -28,6 +27,8 @@ from FCDDetectLib.slicer_support.dependencies import (
     restart_needed,
     torch_constraint,
 )
+
+from .compat import slicer_version_problem
 
 
 def requirementsPath() -> str:

@@ -7,11 +7,13 @@ hand in :mod:`.detect_widget` (connectGui binds ctkPathLineEdit only to Path par
 
 from typing import Annotated
 
+from FCDDetectLib.choices import DEVICES as DEVICE_CHOICES
+from FCDDetectLib.choices import EXPLANATION_METHODS
 from slicer import vtkMRMLScalarVolumeNode, vtkMRMLSegmentationNode, vtkMRMLTableNode
 from slicer.parameterNodeWrapper import Choice, WithinRange, parameterNodeWrapper
 
-METHODS = ["gradcam", "gradcam++", "smoothgrad"]
-DEVICES = ["auto", "cpu", "cuda"]
+METHODS = list(EXPLANATION_METHODS)
+DEVICES = list(DEVICE_CHOICES)
 
 
 @parameterNodeWrapper

@@ -1,4 +1,4 @@
 """The Qt side of FCDTrain: widget and Slicer logic (imported only by ``FCDTrain.py``).
 
-Decisions live in the Qt-free :mod:`FCDTrainLib.panel.train_presenter`.
+Decisions live in the Qt-free :mod:`FCDTrainLib.slicer_support.train_presenter`.
 """

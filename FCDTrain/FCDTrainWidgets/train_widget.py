@@ -19,10 +19,10 @@ Fixes that need Qt and how this code avoids them:
 import qt
 import slicer
 import vtk
-from FCDDetectLib.panel.models_registry import ModelsFolderRegistry
-from FCDDetectLib.panel.paths import path_or_none
+from FCDDetectLib.slicer_support.models_registry import ModelsFolderRegistry
+from FCDDetectLib.slicer_support.paths import path_or_none
 from FCDDetectWidgets.installer import versionProblem
-from FCDTrainLib.panel.train_presenter import PanelValues, TrainPresenter
+from FCDTrainLib.slicer_support.train_presenter import PanelValues, TrainPresenter
 from slicer.ScriptedLoadableModule import ScriptedLoadableModuleWidget
 from slicer.util import VTKObservationMixin
 

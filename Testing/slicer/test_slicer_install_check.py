@@ -9,7 +9,7 @@ from __future__ import annotations
 import importlib.metadata
 
 import pytest
-from FCDDetectLib.panel.install_check import check_installation
+from FCDDetectLib.slicer_support.install_check import check_installation
 
 
 @pytest.fixture(scope="module")

@@ -16,18 +16,18 @@ from types import SimpleNamespace
 
 import pytest
 from FCDDetectLib.errors import FCDInputError
-from FCDDetectLib.mrml.models_folder import BundleListing, find_bundle_folders, list_bundles
-from FCDDetectLib.panel.detect_presenter import LESION_MAP_OVERLAY, REPORT_MISSING, DetectPresenter
-from FCDDetectLib.panel.models_registry import (
+from FCDDetectLib.models_folder import BundleListing, find_bundle_folders, list_bundles
+from FCDDetectLib.slicer_support.detect_presenter import LESION_MAP_OVERLAY, REPORT_MISSING, DetectPresenter
+from FCDDetectLib.slicer_support.models_registry import (
     EXTRA_MODEL_FOLDERS_KEY,
     MODELS_FOLDER_KEY,
     DictSettings,
     ModelsFolderRegistry,
 )
-from FCDDetectLib.panel.paths import is_set, path_or_none, scan_refusal
-from FCDTrainLib.mrml.train_logic import TrainLogic, TrainSettings
-from FCDTrainLib.mrml.weights_cache import DownloadCancelled
-from FCDTrainLib.panel.train_presenter import PanelValues, TrainPresenter
+from FCDDetectLib.slicer_support.paths import is_set, path_or_none, scan_refusal
+from FCDTrainLib.slicer_support.train_logic import TrainLogic, TrainSettings
+from FCDTrainLib.medicalnet_weights import DownloadCancelled
+from FCDTrainLib.slicer_support.train_presenter import PanelValues, TrainPresenter
 
 
 def _write_bundle(folder: Path, name: str = "m") -> Path:
@@ -295,7 +295,7 @@ def test_cancelled_download_is_not_a_failure():
 
 def test_closing_slicer_stops_the_training_child(tmp_path):
     """cleanup() -> presenter.on_close(): the child (own session) must not outlive Slicer (item 6)."""
-    from FCDTrainLib.mrml.process import TreeProcess
+    from FCDTrainLib.process import TreeProcess
 
     logic = TrainLogic()
     logic.process = TreeProcess([sys.executable, "-c", "import time; time.sleep(60)"])
@@ -307,7 +307,7 @@ def test_closing_slicer_stops_the_training_child(tmp_path):
 
 
 def test_windows_child_and_taskkill_get_no_console_window():
-    from FCDTrainLib.mrml.process import CREATE_NO_WINDOW, kill_tree_command, popen_options
+    from FCDTrainLib.process import CREATE_NO_WINDOW, kill_tree_command, popen_options
 
     flags = popen_options("win32")["creationflags"]
     assert flags & CREATE_NO_WINDOW and flags & 0x00000200  # and a new process group for taskkill /T

@@ -251,7 +251,7 @@ def test_download_is_atomic_reports_progress_and_cancels_cleanly(tmp_path):
     with pytest.raises(weights_cache.DownloadCancelled) as cancelled:  # not a failure (issue 14, item 11)
         weights_cache.download(source.as_uri(), cache, "resnet_34.pth", progress=lambda d, t: False)
     assert sorted(p.name for p in cache.iterdir()) == ["resnet_18.pth"]  # nothing half-written
-    from FCDTrainLib.panel.train_presenter import TrainPresenter
+    from FCDTrainLib.slicer_support.train_presenter import TrainPresenter
 
     outcome = TrainPresenter.download_outcome(cancelled.value, "resnet_34.pth")
     assert outcome.kind == "info" and "cancelled" in outcome.text

@@ -280,18 +280,25 @@ def test_engine_and_panels_import_no_qt():
 
 def test_module_files_and_widgets_parse_on_older_python():
     """An older Slicer (Python 3.9) must reach the version message, not a SyntaxError: the
-    files it imports before the check parse as Python 3.9. The engine targets 3.10+
-    (``zip(strict=True)`` is fine there) and is not imported before the check."""
-    files = _python_files("FCDDetect/FCDDetectWidgets", "FCDTrain/FCDTrainWidgets", "FCDDetect/FCDDetectLib/panel")
-    files += [ROOT / m / f"{m}.py" for m in MODULES]
+    module files check the version first and import only these files then (no engine). The
+    engine targets 3.10+ (``zip(strict=True)`` is fine there)."""
+    files = [ROOT / m / f"{m}.py" for m in MODULES]
+    files += [ROOT / "FCDDetect" / "FCDDetectWidgets" / f for f in ("__init__.py", "compat.py", "unsupported.py")]
     for path in files:
-        ast.parse(path.read_text(encoding="utf-8"), filename=str(path), feature_version=(3, 9))
+        tree = ast.parse(path.read_text(encoding="utf-8"), filename=str(path), feature_version=(3, 9))
+        if path.parent.name == "FCDDetectWidgets":  # before the check: no engine import
+            modules = {a.name for n in tree.body if isinstance(n, ast.Import) for a in n.names}
+            modules |= {n.module or "" for n in tree.body if isinstance(n, ast.ImportFrom)}
+            assert not {m for m in modules if m.startswith(("FCDDetectLib", "FCDTrainLib"))}, path
+    for module in MODULES:  # the version is checked before any engine import
+        source = _source(module)
+        assert source.index("if slicer_version_problem(") < source.index(f"    from {module}Widgets.")
     for path in _python_files("FCDDetect/FCDDetectLib", "FCDTrain/FCDTrainLib"):
         ast.parse(path.read_text(encoding="utf-8"), filename=str(path), feature_version=(3, 10))
 
 
 def test_slicer_version_gate():
-    from FCDDetectLib.panel.compat import slicer_version_problem
+    from FCDDetectWidgets.compat import slicer_version_problem  # plain Python: importable without Qt
 
     assert slicer_version_problem(5, 10, python=(3, 12)) is None
     assert slicer_version_problem(6, 0, python=(3, 12)) is None

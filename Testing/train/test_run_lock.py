@@ -13,7 +13,7 @@ import time
 
 import pytest
 from FCDDetectLib.errors import FCDInputError
-from FCDTrainLib.mrml.train_logic import TrainLogic, TrainSettings
+from FCDTrainLib.slicer_support.train_logic import TrainLogic, TrainSettings
 from FCDTrainLib.run_lock import LOCK_DIR, RunLock, holder, pid_alive
 
 HOLD = ("import sys, time\n"

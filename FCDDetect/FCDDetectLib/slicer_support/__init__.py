@@ -1,7 +1,15 @@
 """Slicer-facing helpers that touch neither MRML nor Qt (tested without Slicer).
 
-- :mod:`.dependencies`: which Python requirements of the module are missing, and whether
-  installing them needs a restart (the Qt module asks the user, then installs).
+- :mod:`.dependencies`: which Python requirements of the module are missing, the install
+  order (torch first, pip under a torch constraint) and whether a restart is needed.
+- :mod:`.paths`: path fields ("" and "." mean *unset*), folders that are safe to scan.
+- :mod:`.models_registry`: the models folders both modules share (one settings key each).
+- :mod:`.compat`: the supported Slicer versions and the message for an older one.
+- :mod:`.detect_presenter`: FCDDetect's panel decisions ("presenter"), against a logic Protocol.
+- :mod:`.install_check`: the first-run "Check installation" report.
+
+The Qt widgets (``FCDDetectWidgets``, ``FCDTrainWidgets``) only read widgets, call these
+and apply what they return. Nothing here imports ``qt``, ``ctk`` or ``slicer``.
 
 Example:
     >>> from FCDDetectLib.slicer_support.dependencies import parse_requirement  # doctest: +SKIP

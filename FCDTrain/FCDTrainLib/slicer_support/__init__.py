@@ -2,6 +2,7 @@
 
 - :mod:`.train_logic`: settings -> ``fcd train`` / ``fcd experiment`` command, run in a
   separate process, progress from ``events.jsonl``, stop (process tree) and resume.
+- :mod:`.train_presenter`: FCDTrain's panel decisions, against a logic Protocol.
 
 Example:
     >>> from FCDTrainLib.slicer_support.train_logic import TrainLogic, TrainSettings  # doctest: +SKIP

@@ -3,8 +3,11 @@
 Slicer 5.10 or newer (Python 3.12) is supported. The engine targets Python 3.10+,
 so ``zip(strict=True)`` and ``X | Y`` annotations are fine; Slicer 5.6/5.8 ship Python 3.9
 and their ``parameterNodeWrapper.connectGui`` returns no tag (``disconnectGui`` then does
-nothing). The modules check the version first and show this message instead of failing
-later with a syntax or type error.
+nothing). The module files check the version *before* importing the engine and, on an
+older Slicer, load :mod:`.unsupported` instead, which shows this message.
+
+Plain Python that parses on 3.9 and imports nothing (not even the engine), so the check runs
+first; importable without Qt for the tests.
 
 Example:
     >>> slicer_version_problem(5, 10) is None

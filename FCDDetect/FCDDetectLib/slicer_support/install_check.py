@@ -105,14 +105,9 @@ def bundle_lines(folders: Sequence[str]) -> tuple[list[str], list[str], dict[str
 
 def check_installation(folders: Sequence[str] = (), slicer_version: str | None = None) -> InstallationReport:
     """The first-run report (see the module docstring)."""
-    from .compat import MINIMUM_PYTHON
-
     report = InstallationReport()
     report.lines.append(f"Slicer: {slicer_version or 'not running in Slicer'}")
     report.lines.append(f"Python: {platform.python_version()} ({sys.executable})")
-    if sys.version_info[:2] < MINIMUM_PYTHON:
-        report.problems.append(f"Python {platform.python_version()} is older than "
-                               f"{MINIMUM_PYTHON[0]}.{MINIMUM_PYTHON[1]}: update Slicer to 5.10 or newer")
     lines, problems = torch_lines()
     report.lines += lines
     report.problems += problems

@@ -6,7 +6,7 @@ shared :class:`~.models_registry.ModelsFolderRegistry`. The Qt widget reads its 
 calls the presenter, and applies the returned values; it decides nothing itself.
 
 Example:
-    >>> from FCDDetectLib.panel.models_registry import DictSettings, ModelsFolderRegistry
+    >>> from FCDDetectLib.slicer_support.models_registry import DictSettings, ModelsFolderRegistry
     >>> presenter = DetectPresenter(logic=None, registry=ModelsFolderRegistry(DictSettings()))
     >>> presenter.apply_state(has_input=True, model_path="").enabled
     False

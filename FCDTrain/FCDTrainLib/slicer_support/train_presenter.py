@@ -5,7 +5,7 @@
 :class:`~FCDTrainLib.slicer_support.train_logic.TrainLogic`) and the shared models-folder registry.
 
 Example:
-    >>> from FCDDetectLib.panel.models_registry import DictSettings, ModelsFolderRegistry
+    >>> from FCDDetectLib.slicer_support.models_registry import DictSettings, ModelsFolderRegistry
     >>> presenter = TrainPresenter(logic=None, registry=ModelsFolderRegistry(DictSettings()))
     >>> presenter.buttons(PanelValues(data_path=".", output_path="/runs/a"), running=False).start
     False
@@ -19,9 +19,9 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from FCDDetectLib.errors import FCDInputError
-from FCDDetectLib.panel.detect_presenter import Message
-from FCDDetectLib.panel.models_registry import ModelsFolderRegistry
-from FCDDetectLib.panel.paths import is_set, path_or_none
+from FCDDetectLib.slicer_support.detect_presenter import Message
+from FCDDetectLib.slicer_support.models_registry import ModelsFolderRegistry
+from FCDDetectLib.slicer_support.paths import is_set, path_or_none
 
 from ..medicalnet_weights import DownloadCancelled
 from ..slicer_support.train_logic import TrainSettings

@@ -1,1 +1,0 @@
-"""Qt-free decisions of the FCDTrain panel (see :mod:`.train_presenter`)."""
