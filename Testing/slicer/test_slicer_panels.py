@@ -25,8 +25,8 @@ from FCDDetectLib.slicer_support.models_registry import (
     ModelsFolderRegistry,
 )
 from FCDDetectLib.slicer_support.paths import is_set, path_or_none, scan_refusal
-from FCDTrainLib.slicer_support.train_logic import TrainLogic, TrainSettings
 from FCDTrainLib.medicalnet_weights import DownloadCancelled
+from FCDTrainLib.slicer_support.train_logic import TrainLogic, TrainSettings
 from FCDTrainLib.slicer_support.train_presenter import PanelValues, TrainPresenter
 
 

@@ -13,8 +13,8 @@ import time
 
 import pytest
 from FCDDetectLib.errors import FCDInputError
-from FCDTrainLib.slicer_support.train_logic import TrainLogic, TrainSettings
 from FCDTrainLib.run_lock import LOCK_DIR, RunLock, holder, pid_alive
+from FCDTrainLib.slicer_support.train_logic import TrainLogic, TrainSettings
 
 HOLD = ("import sys, time\n"
         "from FCDTrainLib.run_lock import RunLock\n"
