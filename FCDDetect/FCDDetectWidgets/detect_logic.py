@@ -102,3 +102,40 @@ class FCDDetectLogic(ScriptedLoadableModuleLogic):
 
         return write
 
+    # -- batch --------------------------------------------------------------------------------
+    def processFolder(self, data, model, outDir, modalities=None, method="gradcam", device="auto", workers=1,
+                      progress=None, shouldStop=None, showProgress=True):
+        """Detect every subject of a folder or BIDS dataset (the CLI's outputs per subject in
+        ``outDir``) and add a summary table node; returns ``BatchNodes`` (``rows``, ``table_node``).
+
+        ``progress(done, total, row)`` and ``shouldStop()`` as in FCDDetectLib.cohort.run_cohort;
+        with ``showProgress`` a progress dialog shows the subjects done and its Cancel stops
+        the batch after the current subject (run again to resume).
+        """
+        if not ensureDependencies():
+            raise RuntimeError("The Python packages are not usable yet: restart Slicer (or install them).")
+        from FCDDetectLib.mrml.batch_logic import process_folder
+
+        dialog = slicer.util.createProgressDialog(labelText="FCD batch detection...", maximum=100) \
+            if showProgress else None
+
+        def report(done, total, row):
+            if dialog is not None:
+                dialog.value = int(100 * done / total) if total else 100
+                dialog.labelText = f"{done} of {total} subjects ({row.get('subject')}: {row.get('status')})"
+            slicer.app.processEvents()
+            if progress is not None:
+                progress(done, total, row)
+
+        def stop():
+            slicer.app.processEvents()
+            return bool((dialog is not None and dialog.wasCanceled) or (shouldStop is not None and shouldStop()))
+
+        try:
+            out = process_folder(slicer.mrmlScene, data, model, outDir, modalities=modalities, method=method,
+                                 device=device, workers=workers, progress=report, should_stop=stop)
+        finally:
+            if dialog is not None:
+                dialog.close()
+        logging.info(f"FCDDetect batch: {len(out.rows)} subjects, summary in {outDir}")
+        return out

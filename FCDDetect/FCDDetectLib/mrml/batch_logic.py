@@ -1,0 +1,101 @@
+"""Batch detection from Slicer: every subject of a folder or BIDS dataset, plus a summary table node.
+
+:func:`process_folder` finds the subjects with :func:`FCDDetectLib.cohort.discover_subjects`,
+runs :func:`FCDDetectLib.cohort.run_cohort` (the same code as ``fcd detect --data``, so each
+subject gets the CLI's outputs in ``out_dir/<subject>/`` and ``out_dir/summary.csv``), and
+adds the summary rows to the scene as a table node. Progress and stop are the cohort
+runner's: ``progress(done, total, row)`` after each subject, ``should_stop()`` before each;
+a stopped batch leaves the rest ``pending`` and resumes when run again.
+
+Example (Slicer Python console)::
+
+    import FCDDetect
+    out = FCDDetect.FCDDetectLogic().processFolder("/data/ds004199", "/models/flair.fcdbundle", "/out/batch")
+    out.table_node, out.rows[0]["probability"]
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import vtk
+
+from ..errors import FCDInputError
+
+
+@dataclass
+class BatchNodes:
+    """Summary rows (one per subject) and the table node holding them."""
+
+    rows: list[dict[str, Any]]
+    table_node: Any
+
+    @property
+    def stopped(self) -> bool:
+        return any(row.get("status") == "pending" for row in self.rows)
+
+
+def _number(value: Any) -> float | None:
+    if value is None or value == "":
+        return math.nan
+    if isinstance(value, bool):
+        return None
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        return None
+
+
+def summary_table_node(scene: Any, rows: Sequence[dict[str, Any]], name: str) -> Any:
+    """A table node from the summary rows: numeric columns as numbers, the rest as text."""
+    columns: list[str] = []
+    for row in rows:
+        columns += [key for key in row if key not in columns]
+    table_node = scene.AddNewNodeByClass("vtkMRMLTableNode", name)
+    for column in columns:
+        values = [row.get(column) for row in rows]
+        numbers = [_number(v) for v in values]
+        numeric = all(n is not None for n in numbers) and any(v not in (None, "") for v in values)
+        array = vtk.vtkDoubleArray() if numeric else vtk.vtkStringArray()
+        array.SetName(column)
+        for value, number in zip(values, numbers, strict=True):
+            array.InsertNextValue(number if numeric else ("" if value is None else str(value)))
+        table_node.AddColumn(array)
+    return table_node
+
+
+def _model_modalities(model: Any) -> list[str]:
+    metadata = getattr(model, "metadata", None)
+    if metadata is None:
+        from ..bundle import read_bundle_metadata
+
+        metadata = read_bundle_metadata(model)
+    return list(metadata.modalities)
+
+
+def process_folder(scene: Any, data: str | Path, model: Any, out_dir: str | Path, *,
+                   modalities: Sequence[str] | None = None, method: str = "gradcam", workers: int = 1,
+                   progress: Callable[[int, int, dict[str, Any]], None] | None = None,
+                   should_stop: Callable[[], bool] | None = None, name: str | None = None,
+                   **detect_options: Any) -> BatchNodes:
+    """Detect every subject of ``data`` with ``model`` into ``out_dir``; summary table in ``scene``.
+
+    ``modalities`` default to the model's. Bad input (no subjects, unreadable folder, a
+    model that does not load) raises :class:`FCDInputError` before any subject runs; a
+    subject that fails is a row with status ``error``, not an exception.
+    """
+    try:
+        from ..cohort import discover_subjects, run_cohort
+    except ImportError as error:  # an engine without the cohort runner
+        raise FCDInputError("batch detection needs FCDDetectLib.cohort, which this engine does not have") from error
+
+    wanted = list(modalities) if modalities else _model_modalities(model)
+    subjects = discover_subjects(data, modalities=wanted)  # FCDInputError when there is none
+    rows = run_cohort(model, subjects, out_dir, method=method, workers=workers, progress=progress,
+                      should_stop=should_stop, **detect_options)
+    table = summary_table_node(scene, rows, name or f"FCD batch {Path(str(data)).name}")
+    return BatchNodes(rows=list(rows), table_node=table)
