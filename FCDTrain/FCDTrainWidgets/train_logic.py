@@ -1,4 +1,6 @@
-"""FCDTrain's Slicer logic: :class:`FCDTrainLib.slicer_support.train_logic.TrainLogic` with Slicer's Python.
+"""FCDTrain's Slicer logic: runs :class:`FCDTrainLib.slicer_support.train_logic.TrainLogic` with
+Slicer's Python. One naming style (Slicer's camelCase): the Qt-free runner is held, not
+inherited, so its snake_case methods do not mix into this class.
 
 Example (Slicer Python console)::
 
@@ -14,18 +16,12 @@ from FCDTrainLib.slicer_support.train_logic import TrainLogic, TrainSettings
 from slicer.ScriptedLoadableModule import ScriptedLoadableModuleLogic
 
 
-def _ensureDependencies(askConfirmation: bool = True) -> bool:
-    from FCDDetectWidgets.installer import ensureDependencies  # one installer for both modules
-
-    return ensureDependencies(askConfirmation)
-
-
-class FCDTrainLogic(ScriptedLoadableModuleLogic, TrainLogic):
-    """Training from Slicer and the console (FCDTrainLib.slicer_support.train_logic.TrainLogic inside)."""
+class FCDTrainLogic(ScriptedLoadableModuleLogic):
+    """Training from Slicer and the console; satisfies ``TrainPanelLogic``."""
 
     def __init__(self) -> None:
         ScriptedLoadableModuleLogic.__init__(self)
-        TrainLogic.__init__(self, shutil.which("PythonSlicer") or sys.executable)
+        self.runner = TrainLogic(shutil.which("PythonSlicer") or sys.executable)
 
     def getParameterNode(self):
         from .parameters import FCDTrainParameterNode
@@ -33,24 +29,55 @@ class FCDTrainLogic(ScriptedLoadableModuleLogic, TrainLogic):
         return FCDTrainParameterNode(super().getParameterNode())
 
     def ensureDependencies(self, askConfirmation: bool = True) -> bool:
-        return _ensureDependencies(askConfirmation)
+        from FCDDetectWidgets.installer import ensureDependencies  # one installer for both modules
 
-    def train(self, settings=None, wait=True, on_progress=None, on_line=print, **kwargs):
+        return ensureDependencies(askConfirmation)
+
+    # -- the running process (TrainPanelLogic) --------------------------------------------------
+    @property
+    def settings(self):
+        return self.runner.settings
+
+    @property
+    def process(self):
+        return self.runner.process
+
+    @property
+    def running(self) -> bool:
+        return self.runner.running
+
+    def start(self, settings):
+        return self.runner.start(settings)
+
+    def stop(self):
+        return self.runner.stop()
+
+    def poll(self):
+        return self.runner.poll()
+
+    def checkFinished(self):
+        return self.runner.check_finished()
+
+    def bundles(self, out=None):
+        return self.runner.bundles(out)
+
+    # -- console ------------------------------------------------------------------------------
+    def train(self, settings=None, wait=True, onProgress=None, onLine=print, **kwargs):
         """Run ``fcd train``/``fcd experiment``; ``TrainSettings`` or its fields as keywords.
 
         ``wait=True`` blocks (the GUI keeps repainting) and returns the final progress;
         ``wait=False`` returns the running process (poll with ``poll()``, stop with ``stop()``).
         """
-        if not _ensureDependencies():
+        if not self.ensureDependencies():
             raise RuntimeError("The Python packages are not usable yet: restart Slicer (or install them).")
         settings = settings if settings is not None else TrainSettings(**kwargs)
 
         def report(progress):
             slicer.app.processEvents()
-            if on_progress is not None:
-                on_progress(progress)
+            if onProgress is not None:
+                onProgress(progress)
 
-        return TrainLogic.train(self, settings, wait=wait, on_progress=report, on_line=on_line)
+        return self.runner.train(settings, wait=wait, on_progress=report, on_line=onLine)
 
     def loadResults(self, out) -> dict:
         """Results table and plot nodes of a finished run or experiment folder."""

@@ -208,7 +208,7 @@ class FCDTrainWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         if self.logic.process is not None and self.logic.process.stopped:
             return
         try:
-            self.logic.check_finished()
+            self.logic.checkFinished()
         except Exception as error:
             self.ui.statusLabel.text = f"Failed: {error}"
             slicer.util.errorDisplay(f"Training failed: {error}")
