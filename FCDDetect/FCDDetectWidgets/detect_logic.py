@@ -11,9 +11,7 @@ Example (Slicer Python console)::
     out = logic.process([getNode("FLAIR")], "/models/flair.fcdbundle")
 """
 
-import inspect
 import logging
-from pathlib import Path
 
 import slicer
 from slicer.ScriptedLoadableModule import ScriptedLoadableModuleLogic
@@ -89,18 +87,9 @@ class FCDDetectLogic(ScriptedLoadableModuleLogic):
 
     def reportWriter(self):
         """A ``(result, folder) -> path`` writer built on FCDDetectLib.report.write_report, or None."""
-        try:
-            from FCDDetectLib.report import write_report
-        except ImportError:
-            return None
-        accepted = set(inspect.signature(write_report).parameters)
+        from FCDDetectLib.slicer_support.detect_presenter import report_writer
 
-        def write(result, folder: Path):
-            # Coded before FCDDetectLib.report landed: pass the folder under the name it takes.
-            name = next((n for n in ("out_dir", "folder", "out", "path", "output") if n in accepted), None)
-            return write_report(result, **{name: folder}) if name else write_report(result, folder)
-
-        return write
+        return report_writer()
 
     # -- batch --------------------------------------------------------------------------------
     def processFolder(self, data, model, outDir, modalities=None, method="gradcam", device="auto", workers=1,

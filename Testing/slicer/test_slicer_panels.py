@@ -319,3 +319,29 @@ def test_windows_child_and_taskkill_get_no_console_window():
 
         assert CREATE_NO_WINDOW == subprocess.CREATE_NO_WINDOW
     assert os.name  # the POSIX path is the one the other tests run
+
+
+def test_report_writer_is_guarded_and_adapts_to_the_signature(monkeypatch, tmp_path):
+    import importlib
+    import types
+
+    from FCDDetectLib.slicer_support.detect_presenter import report_writer
+
+    try:
+        importlib.import_module("FCDDetectLib.report")
+    except ImportError:
+        assert report_writer() is None  # the engine has no report module yet: no crash, a message
+    calls = []
+    fake = types.ModuleType("FCDDetectLib.report")  # stands for the report module's entry point only
+
+    def write_report(result, out_dir, pages=True):
+        calls.append((result, out_dir))
+        return out_dir / "report.pdf"
+
+    fake.write_report = write_report
+    monkeypatch.setitem(sys.modules, "FCDDetectLib.report", fake)
+    import FCDDetectLib
+
+    monkeypatch.setattr(FCDDetectLib, "report", fake, raising=False)
+    assert report_writer()("result", tmp_path) == tmp_path / "report.pdf"
+    assert calls == [("result", tmp_path)]

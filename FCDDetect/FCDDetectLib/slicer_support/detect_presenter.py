@@ -31,6 +31,28 @@ REPORT_MISSING = ("Saving a report needs FCDDetectLib.report, which this version
                   "does not have; update the extension.")
 
 
+def report_writer() -> Any:
+    """A ``(result, folder) -> path`` writer over ``FCDDetectLib.report.write_report``, or None
+    when this engine has no report module (the panel then says so instead of failing).
+
+    Coded before the report module landed: the folder is passed under the name its
+    signature uses (``out_dir``, ``folder``, ``out``, ``path`` or ``output``), else second.
+    """
+    import inspect
+
+    try:
+        from ..report import write_report
+    except ImportError:
+        return None
+    accepted = set(inspect.signature(write_report).parameters)
+    name = next((n for n in ("out_dir", "folder", "out", "path", "output") if n in accepted), None)
+
+    def write(result: Any, folder: Path) -> Any:
+        return write_report(result, **{name: folder}) if name else write_report(result, folder)
+
+    return write
+
+
 class DetectPanelLogic(Protocol):
     """What the FCDDetect panel needs from its logic (the Slicer logic, or a test fake)."""
 
