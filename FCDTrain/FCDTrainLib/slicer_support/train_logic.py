@@ -29,6 +29,7 @@ from typing import Any
 from FCDDetectLib.errors import FCDInputError
 
 from ..events import progress_from_events, read_events
+from ..experiment_progress import experiment_progress
 from ..process import TreeProcess
 
 EVENTS_NAME = "events.jsonl"
@@ -128,12 +129,20 @@ def event_files(out: str | Path) -> list[Path]:
 def run_progress(out: str | Path, n_runs: int = 1) -> dict[str, Any]:
     """Progress of a run or experiment folder from its event files.
 
-    One run: :func:`FCDTrainLib.events.progress_from_events`. Several: the mean fraction
-    over the ``n_runs`` expected runs (runs not started count 0), with ``runs`` listing
-    each run's own progress.
+    One run: :func:`FCDTrainLib.events.progress_from_events`. An experiment (``fcd
+    experiment``, local or Ray executor): :func:`FCDTrainLib.experiment_progress.experiment_progress`
+    (folds done of its fold tasks, running folds' epochs, ETA), over the latest run's
+    fields. Otherwise the mean fraction over the ``n_runs`` expected runs (runs not
+    started count 0). ``runs`` lists each run's own progress.
     """
     files = event_files(out)
     runs = {str(path.parent): progress_from_events(read_events(path)) for path in files}
+    experiment = experiment_progress(out) if Path(out).is_dir() else None
+    if experiment is not None:  # an experiment folder: figures over its fold tasks, either executor
+        runs.pop(str(Path(out)), None)
+        latest = max(runs.values(), key=lambda p: (p["last"] or {}).get("time", 0),
+                     default=progress_from_events([]))
+        return {**latest, **experiment, "runs": runs}
     if len(files) <= 1 and n_runs <= 1:
         progress = next(iter(runs.values()), progress_from_events([]))
         return {**progress, "runs": runs}
