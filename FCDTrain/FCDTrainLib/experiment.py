@@ -2,12 +2,15 @@
 
 Each grid point is an ordinary training run in ``OUT/runs/resnet<D>-<strategy>-<modality>/``
 (same seed, hence the same folds for every point, so folds pair up for the t-tests).
-A run whose ``summary.json`` exists with the same configuration is skipped; an
-unfinished one resumes. At the end (and whenever called again) the per-fold metrics of
-every finished run are collected into ``OUT/results.csv``, ``results_folds.csv``,
-``results.md`` and ``results.png`` (see :mod:`FCDTrainLib.report`). ``OUT/events.jsonl``
-logs ``run_start`` / ``run_done`` / ``run_skipped`` per grid point; each run keeps its own
-event log.
+Its folds are tasks (:class:`FCDTrainLib.executors.FoldTask`) handed to an executor: in
+this process one after another (default), or on a Ray cluster, one task per fold. A run
+whose ``summary.json`` exists with the same configuration is skipped, and so is every
+finished fold; an unfinished fold resumes. At the end (and whenever called again) the
+per-fold metrics of every finished run are collected into ``OUT/results.csv``,
+``results_folds.csv``, ``results.md`` and ``results.png`` (see :mod:`FCDTrainLib.report`).
+``OUT/events.jsonl`` logs ``start`` (the fold tasks), ``run_skipped``, ``fold_done``,
+``run_done``, ``progress`` and ``done`` (see :mod:`FCDTrainLib.experiment_progress`); each
+run keeps its own event log.
 
 MedicalNet weights are found in ``--weights-dir`` by their official names
 (``resnet_18.pth`` for medicalnet8, ``resnet_18_23dataset.pth`` for medicalnet23, ...).
