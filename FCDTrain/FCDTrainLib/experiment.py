@@ -156,7 +156,7 @@ def _claim_runs(runs: Sequence[tuple[str, RunConfig]], tasks: Sequence[FoldTask]
 
 def _on_fold_done(out: Path, log: EventLog, runs: dict[str, RunConfig], tasks: Sequence[FoldTask]):
     """The executor's callback: experiment events per finished fold and per finished run."""
-    from FCDDetectLib.image_io import write_json_atomic
+    from FCDDetectLib.files import write_json_atomic
 
     from .experiment_progress import experiment_progress
     from .train_run import summarise_run

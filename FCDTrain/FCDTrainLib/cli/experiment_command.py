@@ -8,7 +8,7 @@ Example:
 Finished folds are skipped and unfinished ones resume, so the same command continues an
 interrupted experiment. ``--executor ray`` runs each fold as a Ray task (docs/cluster.md):
 
-    $ fcd experiment --data /shared/ds004199 --out /shared/exp --executor ray \
+    $ fcd experiment --data /shared/ds004199 --out /shared/exp --executor ray \\
           --ray-address 10.0.0.5:6379 --gpus-per-run 1 --cpus-per-run 4
 """
 
