@@ -22,7 +22,7 @@ from pathlib import Path
 import pytest
 from FCDDetectLib.cli import main
 from FCDTrainLib.events import read_events
-from FCDTrainLib.slicer_support.train_logic import run_progress
+from FCDTrainLib.slicer_support.train_logic import TrainSettings, run_progress
 
 from Testing.builders.train_fixtures import TEST_SHAPE, TEST_SPACING, cli_env, write_cohort
 
@@ -224,3 +224,18 @@ def test_every_node_must_see_the_folder(tmp_path, ray_cluster):
         from FCDDetectLib.ray_cluster import probe_port
 
         probe_port(f"127.0.0.1:{_closed_port()}")
+
+
+def test_the_panel_settings_pass_the_executor_to_fcd_experiment(tmp_path):
+    grid = TrainSettings(data=tmp_path, out=tmp_path / "exp", depths=[18, 50], executor="ray",
+                         ray_address="10.0.0.5:6379", gpus_per_run=1)
+    args = grid.arguments()
+    assert args[0] == "experiment"
+    assert args[args.index("--executor") + 1] == "ray"
+    assert args[args.index("--ray-address") + 1] == "10.0.0.5:6379"
+    assert args[args.index("--gpus-per-run") + 1] == "1"
+    assert "--executor" not in TrainSettings(data=tmp_path, out=tmp_path / "exp", depths=[18, 50]).arguments()
+    from FCDDetectLib.errors import FCDInputError
+
+    with pytest.raises(FCDInputError, match="only for an experiment"):
+        TrainSettings(data=tmp_path, out=tmp_path / "run", executor="ray").check()

@@ -45,6 +45,8 @@ class TrainSettings:
     command is ``fcd train`` (``weights`` is the MedicalNet file); with more it is
     ``fcd experiment`` (``weights_dir`` holds the MedicalNet files by their official names).
     ``extra_args`` are appended unchanged (e.g. ``["--shape", "32", "32", "32"]``).
+    An experiment may run on a Ray cluster: ``executor="ray"`` with ``ray_address`` and
+    ``gpus_per_run`` (see docs/cluster.md); its progress reads the same either way.
     """
 
     data: str | Path
@@ -60,6 +62,9 @@ class TrainSettings:
     max_epochs: int | None = None
     device: str = "auto"
     seed: int = 0
+    executor: str = "local"
+    ray_address: str | None = None
+    gpus_per_run: float | None = None
     extra_args: list[str] = field(default_factory=list)
 
     @property
@@ -80,6 +85,8 @@ class TrainSettings:
             raise FCDInputError("choose at least one depth, one transfer strategy and one modality")
         if self.folds < 2:
             raise FCDInputError(f"folds {self.folds}: need at least 2")
+        if self.executor != "local" and not self.is_experiment:
+            raise FCDInputError(f"executor {self.executor}: only for an experiment (several grid points)")
         for path, what in ((self.weights, "weights file"), (self.weights_dir, "weights folder")):
             if path and not Path(path).exists():
                 raise FCDInputError(f"{what} {path}: not found")
@@ -92,6 +99,10 @@ class TrainSettings:
                     "--modalities", *self.modalities]
             if self.weights_dir:
                 args += ["--weights-dir", str(self.weights_dir)]
+            if self.executor != "local":
+                args += ["--executor", self.executor]
+                args += ["--ray-address", self.ray_address] if self.ray_address else []
+                args += ["--gpus-per-run", f"{self.gpus_per_run:g}"] if self.gpus_per_run else []
         else:
             args = ["train", "--data", str(self.data), "--out", str(self.out),
                     "--depth", str(self.depths[0]), "--pretrained", self.pretrained[0],
