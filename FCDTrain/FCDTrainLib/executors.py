@@ -235,7 +235,8 @@ class RayExecutor:
 
 
 def make_executor(name: str, address: str | None = None, gpus_per_run: float | None = None,
-                  cpus_per_run: float | None = None, max_retries: int = 3) -> LocalExecutor | RayExecutor:
+                  cpus_per_run: float | None = None, max_retries: int = 3,
+                  device: str = "auto") -> LocalExecutor | RayExecutor:
     """The executor the CLI options ask for (FCDInputError for options that do not fit)."""
     if name == "local":
         if address:
@@ -244,6 +245,9 @@ def make_executor(name: str, address: str | None = None, gpus_per_run: float | N
             raise FCDInputError("--gpus-per-run: only with --executor ray (the local executor uses --device)")
         return LocalExecutor(threads=max(1, math.floor(cpus_per_run)) if cpus_per_run else None)
     if name == "ray":
+        if device == "cuda" and not gpus_per_run:
+            raise FCDInputError("--device cuda with --executor ray needs --gpus-per-run 1 (or more): "
+                                "Ray shows no GPU to a task that reserves none")
         return RayExecutor(address=address, gpus_per_run=gpus_per_run or 0.0,
                            cpus_per_run=cpus_per_run or 1.0, max_retries=max_retries)
     raise FCDInputError(f"--executor {name}: expected one of {', '.join(EXECUTORS)}")

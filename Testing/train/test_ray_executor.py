@@ -239,3 +239,10 @@ def test_the_panel_settings_pass_the_executor_to_fcd_experiment(tmp_path):
 
     with pytest.raises(FCDInputError, match="only for an experiment"):
         TrainSettings(data=tmp_path, out=tmp_path / "run", executor="ray").check()
+
+
+def test_cuda_on_ray_needs_a_gpu_per_run(tmp_path, capsys):
+    assert main(["experiment", "--data", str(tmp_path), "--out", str(tmp_path / "exp"), "--depths", "18",
+                 "--pretrained", "none", "--modalities", "flair", "--device", "cuda", "--executor", "ray"]) == 2
+    assert "needs --gpus-per-run 1" in capsys.readouterr().err
+    assert not (tmp_path / "exp").exists()

@@ -51,7 +51,7 @@ def run(args: argparse.Namespace) -> int:
     base = config_from_args(args)
     executor = make_executor(args.executor, address=args.ray_address or (
         os.environ.get("RAY_ADDRESS") if args.executor == "ray" else None), gpus_per_run=args.gpus_per_task,
-        cpus_per_run=args.cpus_per_task, max_retries=args.max_retries)
+        cpus_per_run=args.cpus_per_task, max_retries=args.max_retries, device=args.device)
     result = run_experiment(base, args.out, depths=args.depths, pretrained=args.pretrained,
                             modalities=args.modalities, weights_dir=args.weights_dir,
                             progress=not args.no_progress, executor=executor)
