@@ -20,10 +20,17 @@ from __future__ import annotations
 import json
 import os
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 from FCDDetectLib.files import json_text
+
+try:  # POSIX; on Windows only one process writes a run's log (the local executor)
+    import fcntl
+except ImportError:  # pragma: no cover - Windows
+    fcntl = None
 
 
 def read_events(path: str | Path) -> list[dict[str, Any]]:
@@ -48,11 +55,39 @@ def read_events(path: str | Path) -> list[dict[str, Any]]:
     return events
 
 
+@contextmanager
+def _locked(path: Path) -> Iterator[None]:
+    """Hold an exclusive ``flock`` on ``path`` (created if missing) for the block.
+
+    Several processes (the parallel folds of one run on a Ray cluster) append to one
+    log, and a resumed fold rewrites it: every append and rewrite happens under this
+    lock. A rewrite replaces the file (new inode), so the lock is taken again when the
+    path no longer names the file that was locked. flock reaches NFS as a POSIX lock.
+    """
+    if fcntl is None:
+        yield
+        return
+    while True:
+        handle = path.open("a", encoding="utf-8")
+        try:
+            fcntl.flock(handle.fileno(), fcntl.LOCK_EX)
+            try:
+                same = os.fstat(handle.fileno()).st_ino == os.stat(path).st_ino
+            except FileNotFoundError:
+                same = False
+            if same:
+                yield
+                return
+        finally:
+            handle.close()  # also releases the lock
+
+
 class EventLog:
     """Append-only writer of ``events.jsonl`` that repairs the file when opened.
 
     Opening drops a half-written last line (left by a kill during a write). Each event is
-    written with one ``write`` call, flushed and fsynced, so a reader sees whole lines.
+    written with one ``write`` call, flushed and fsynced, so a reader sees whole lines;
+    writers in several processes take turns (see :func:`_locked`).
     """
 
     def __init__(self, path: str | Path, echo: bool = False) -> None:
@@ -73,16 +108,17 @@ class EventLog:
     def _repair(self) -> None:
         if not self.path.exists():
             return
-        raw = self.path.read_text(encoding="utf-8")
-        events = read_events(self.path)
-        if raw and (not raw.endswith("\n") or raw.count("\n") != len(events)):
-            self._rewrite(events)
+        with _locked(self.path):
+            raw = self.path.read_text(encoding="utf-8")
+            events = read_events(self.path)
+            if raw and (not raw.endswith("\n") or raw.count("\n") != len(events)):
+                self._rewrite(events)
 
     def emit(self, kind: str, **fields: Any) -> dict[str, Any]:
         """Append one event ``{"event": kind, "time": ..., **fields}`` and return it."""
         event = {"event": kind, "time": round(time.time(), 3), **fields}
         line = json_text(event, indent=None) + "\n"
-        with self.path.open("a", encoding="utf-8") as handle:
+        with _locked(self.path), self.path.open("a", encoding="utf-8") as handle:
             handle.write(line)
             handle.flush()
             os.fsync(handle.fileno())
@@ -93,18 +129,19 @@ class EventLog:
 
         Used on resume so that the log holds each epoch once. Returns the number removed.
         """
-        events = read_events(self.path)
-        kept: list[dict[str, Any]] = []
-        seen: set[int] = set()
-        for event in events:
-            if event.get("event") == "epoch" and event.get("fold") == fold:
-                number = int(event.get("epoch", 0))
-                if number > epoch or number in seen:
-                    continue
-                seen.add(number)
-            kept.append(event)
-        if len(kept) != len(events):
-            self._rewrite(kept)
+        with _locked(self.path):
+            events = read_events(self.path)
+            kept: list[dict[str, Any]] = []
+            seen: set[int] = set()
+            for event in events:
+                if event.get("event") == "epoch" and event.get("fold") == fold:
+                    number = int(event.get("epoch", 0))
+                    if number > epoch or number in seen:
+                        continue
+                    seen.add(number)
+                kept.append(event)
+            if len(kept) != len(events):
+                self._rewrite(kept)
         return len(events) - len(kept)
 
     def has_epoch(self, fold: int, epoch: int) -> bool:
@@ -133,13 +170,16 @@ def progress_from_events(events: list[dict[str, Any]]) -> dict[str, Any]:
     last_epoch: dict[str, Any] | None = None
     message = None
     epoch_seconds: list[float] = []
+    partial_done = False
     for event in events:
         kind = event.get("event")
         if kind == "start":
             status = "running"
-            folds = [int(f) for f in event.get("folds", folds)]
+            # several starts: an experiment's folds run as separate `--fold K` tasks
+            folds = sorted(set(folds) | {int(f) for f in event.get("folds", [])})
             max_epochs = max(1, int(event.get("max_epochs", max_epochs)))
             message = None
+            partial_done = False
         elif kind == "epoch":
             status = "running"
             fold = int(event.get("fold", 0))
@@ -150,10 +190,14 @@ def progress_from_events(events: list[dict[str, Any]]) -> dict[str, Any]:
         elif kind == "fold_done":
             done_folds[int(event.get("fold", 0))] = dict(event.get("metrics", {}))
         elif kind == "done":
+            # a `--fold K` task that did not complete the run ends only its own folds
             status = "done"
+            partial_done = event.get("complete") is False
         elif kind == "error":
             status = "error"
             message = event.get("message")
+    if status == "done" and partial_done and any(f not in done_folds for f in folds):
+        status = "running"  # other folds of the run are still being trained elsewhere
     total = max(1, len(folds) or len(set(current) | set(done_folds)))
     units = 0.0
     for fold in set(folds) | set(current) | set(done_folds):

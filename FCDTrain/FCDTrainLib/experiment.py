@@ -2,12 +2,15 @@
 
 Each grid point is an ordinary training run in ``OUT/runs/resnet<D>-<strategy>-<modality>/``
 (same seed, hence the same folds for every point, so folds pair up for the t-tests).
-A run whose ``summary.json`` exists with the same configuration is skipped; an
-unfinished one resumes. At the end (and whenever called again) the per-fold metrics of
-every finished run are collected into ``OUT/results.csv``, ``results_folds.csv``,
-``results.md`` and ``results.png`` (see :mod:`FCDTrainLib.report`). ``OUT/events.jsonl``
-logs ``run_start`` / ``run_done`` / ``run_skipped`` per grid point; each run keeps its own
-event log.
+Its folds are tasks (:class:`FCDTrainLib.executors.FoldTask`) handed to an executor: in
+this process one after another (default), or on a Ray cluster, one task per fold. A run
+whose ``summary.json`` exists with the same configuration is skipped, and so is every
+finished fold; an unfinished fold resumes. At the end (and whenever called again) the
+per-fold metrics of every finished run are collected into ``OUT/results.csv``,
+``results_folds.csv``, ``results.md`` and ``results.png`` (see :mod:`FCDTrainLib.report`).
+``OUT/events.jsonl`` logs ``start`` (the fold tasks), ``run_skipped``, ``fold_done``,
+``run_done``, ``progress`` and ``done`` (see :mod:`FCDTrainLib.experiment_progress`); each
+run keeps its own event log.
 
 MedicalNet weights are found in ``--weights-dir`` by their official names
 (``resnet_18.pth`` for medicalnet8, ``resnet_18_23dataset.pth`` for medicalnet23, ...).
@@ -30,6 +33,8 @@ from typing import Any
 from FCDDetectLib.errors import FCDInputError
 
 from .events import EventLog
+from .executors import Executor, FoldTask, task_dicts
+from .fold_tasks import claim_runs, make_run_folders, on_fold_done, plan_tasks
 from .run_config import CONFIG_NAME, RunConfig, file_sha256, load_config
 
 
@@ -101,30 +106,59 @@ def collect_results(out_dir: str | Path) -> tuple[list[dict[str, Any]], list[dic
 def run_experiment(base: RunConfig, out_dir: str | Path, depths: Sequence[int] = (18, 34, 50),
                    pretrained: Sequence[str] = ("none", "medicalnet8", "medicalnet23"),
                    modalities: Sequence[str] = ("t1", "flair"), weights_dir: str | Path | None = None,
-                   progress: bool = True) -> dict[str, Any]:
-    """Run (or resume) the grid and write the reports; returns paths and the summary table."""
+                   progress: bool = True, executor: Executor | None = None) -> dict[str, Any]:
+    """Run (or resume) the grid on ``executor`` (default: local) and write the reports.
+
+    Every check (options, weights, data, cluster, writable run folders) happens before
+    the first fold starts; finished folds are never run again. Returns the report paths
+    and the summary table.
+    """
+    import sys
+
+    from .executors import LocalExecutor
+    from .experiment_progress import ProgressPrinter
     from .report import write_report
-    from .train_run import train_run
 
     out = Path(out_dir)
+    executor = executor or LocalExecutor()
     configs = plan_grid(base, depths, pretrained, modalities, weights_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    log = EventLog(out / "events.jsonl")
-    log.emit("start", runs=[run_name(c.depth, c.pretrained, c.modality) for c in configs])
-    for index, config in enumerate(configs):
-        name = run_name(config.depth, config.pretrained, config.modality)
-        run_dir = out / "runs" / name
-        if is_finished(run_dir, config):
-            log.emit("run_skipped", run=name, index=index, total=len(configs))
-            continue
-        log.emit("run_start", run=name, index=index, total=len(configs))
-        try:
-            summary = train_run(config, run_dir, progress=progress)
-        except Exception as error:
-            log.emit("error", run=name, message=str(error))
-            raise
-        log.emit("run_done", run=name, index=index, total=len(configs),
-                 summary={k: summary.get(k) for k in ("accuracy", "roc_auc", "heat_score")})
+    runs = [(run_name(c.depth, c.pretrained, c.modality), c) for c in configs]
+    finished = {name for name, config in runs if is_finished(out / "runs" / name, config)}
+    todo = [(name, config) for name, config in runs if name not in finished]
+    tasks: list[FoldTask] = []
+    try:
+        if todo:
+            executor.open()
+            folders = [out / "runs" / name for name, _ in todo]
+            created = make_run_folders(folders)
+            try:
+                tasks = plan_tasks(todo, out, executor.threads)
+                executor.check_writable(folders)
+            except BaseException:
+                for made in reversed(created):
+                    if not any(made.iterdir()):
+                        made.rmdir()
+                raise
+            claim_runs(todo, tasks, out)
+        out.mkdir(parents=True, exist_ok=True)
+        log = EventLog(out / "events.jsonl")
+        skipped_folds = sum(c.folds for _, c in runs) - len(tasks)
+        log.emit("start", runs=[name for name, _ in runs], tasks=task_dicts(tasks), executor=executor.name,
+                 slots=executor.slots() if tasks else 1, max_epochs=base.max_epochs, folds_skipped=skipped_folds)
+        for index, (name, _) in enumerate(runs):
+            if name in finished:
+                log.emit("run_skipped", run=name, index=index, total=len(runs))
+        if tasks:
+            with ProgressPrinter(out, sys.stderr if progress else None) as printer:
+                try:
+                    executor.run(tasks, on_fold_done(out, log, dict(todo), tasks))
+                except BaseException as error:
+                    log.emit("error", message=f"{type(error).__name__}: {error}" if not isinstance(
+                        error, FCDInputError) else str(error))
+                    raise
+                printer.print_now()
+    finally:
+        executor.close()
     summary_rows, fold_rows = collect_results(out)
     paths = write_report(summary_rows, fold_rows, out)
     log.emit("done", results=str(paths["csv"]))

@@ -12,10 +12,12 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from pathlib import Path
 
 from ..choices import DEVICES, EXPLANATION_METHODS
+from .executor_options import add_executor_options
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -51,17 +53,23 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--dicom-out", help="also write DICOM for PACS here (input must be a DICOM series): "
         "RGB overlay series + Parametric Map of the heatmap"
     )
-    parser.add_argument("--workers", type=int, default=1, help="cohort: threads reading/writing beside the network")
+    parser.add_argument("--workers", type=int, default=None,
+                        help="cohort: local: threads reading/writing beside the network (default 1); "
+                        "ray: workers, each loading the model once (default: as many as the cluster holds)")
     parser.add_argument("--no-resume", action="store_true", help="cohort: recompute subjects already finished")
+    add_executor_options(parser, unit="worker")
     parser.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
     """Run detection; bad input raises FCDInputError before anything is written."""
+    from ..errors import FCDInputError
+
     if args.data:
         return run_cohort_command(args)
+    if args.executor != "local":
+        raise FCDInputError(f"--executor {args.executor}: only for a cohort (--data)")
     from ..detect import detect, write_detection
-    from ..errors import FCDInputError
 
     images: list = list(args.image)
     dicom = None
@@ -129,7 +137,7 @@ def run_cohort_command(args: argparse.Namespace) -> int:
     for subject in subjects:  # --series / --roi-segment: the default for subjects the manifest leaves open
         subject.series = subject.series or args.series
         subject.roi_segment = subject.roi_segment or args.roi_segment
-    out = check_out_dir(args.out)
+    out = check_out_dir(args.out) if args.executor == "local" else Path(args.out)  # ray: checked after connecting
     from tqdm import tqdm
 
     with tqdm(total=len(subjects), desc="fcd detect", unit="subject", file=sys.stderr, disable=None) as bar:
@@ -137,10 +145,22 @@ def run_cohort_command(args: argparse.Namespace) -> int:
             bar.set_postfix_str(f"{row['subject']} {row['status']}")
             bar.update(1)
 
-        rows = run_cohort(
-            args.model, subjects, out, method=args.method, workers=args.workers, progress=progress,
-            resume=not args.no_resume, device=args.device, target_class=args.target_class,
-        )
+        if args.executor == "ray":
+            from ..ray_cohort import run_cohort_ray
+
+            rows = run_cohort_ray(
+                args.model, subjects, out, method=args.method, workers=args.workers,
+                gpus_per_worker=args.gpus_per_task or 0.0, cpus_per_worker=args.cpus_per_task or 1.0,
+                address=args.ray_address or os.environ.get("RAY_ADDRESS"), max_retries=args.max_retries,
+                progress=progress, resume=not args.no_resume, device=args.device, target_class=args.target_class,
+            )
+        else:
+            if args.ray_address or args.gpus_per_task:
+                raise FCDInputError("--ray-address and --gpus-per-worker: only with --executor ray")
+            rows = run_cohort(
+                args.model, subjects, out, method=args.method, workers=args.workers or 1, progress=progress,
+                resume=not args.no_resume, device=args.device, target_class=args.target_class,
+            )
     bad = failed(rows)
     counts = {status: sum(r["status"] == status for r in rows) for status in ("done", "resumed", "error", "pending")}
     print(json.dumps({"subjects": len(rows), **counts, "summary": str(out / SUMMARY_NAME)}, indent=2))

@@ -5,14 +5,20 @@ Example:
           --modalities flair --weights-dir medicalnet/
     {"paths": {"csv": "exp/results.csv", "markdown": "exp/results.md", ...}, ...}
 
-Finished runs are skipped and unfinished ones resume, so the same command continues an
-interrupted experiment.
+Finished folds are skipped and unfinished ones resume, so the same command continues an
+interrupted experiment. ``--executor ray`` runs each fold as a Ray task (docs/cluster.md):
+
+    $ fcd experiment --data /shared/ds004199 --out /shared/exp --executor ray \\
+          --ray-address 10.0.0.5:6379 --gpus-per-run 1 --cpus-per-run 4
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
+
+from FCDDetectLib.cli.executor_options import add_executor_options
 
 from .train_command import PRETRAINED_CHOICES, add_training_options, config_from_args
 
@@ -33,18 +39,23 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--weights-dir", help="folder with MedicalNet files under their official names "
                         "(resnet_18.pth, resnet_18_23dataset.pth, ...)")
     add_training_options(parser)
+    add_executor_options(parser, unit="run")
     parser.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
     """Run the grid; prints the report paths and the summary table as JSON."""
+    from ..executors import make_executor
     from ..experiment import run_experiment
     from ..run_lock import RunLock
 
     base = config_from_args(args)
+    executor = make_executor(args.executor, address=args.ray_address or (
+        os.environ.get("RAY_ADDRESS") if args.executor == "ray" else None), gpus_per_run=args.gpus_per_task,
+        cpus_per_run=args.cpus_per_task, max_retries=args.max_retries, device=args.device)
     with RunLock(args.out):  # one writer per experiment folder
         result = run_experiment(base, args.out, depths=args.depths, pretrained=args.pretrained,
                                 modalities=args.modalities, weights_dir=args.weights_dir,
-                                progress=not args.no_progress)
+                                progress=not args.no_progress, executor=executor)
     print(json.dumps(result, indent=2))
     return 0

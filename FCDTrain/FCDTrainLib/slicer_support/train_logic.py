@@ -29,6 +29,7 @@ from typing import Any
 from FCDDetectLib.errors import FCDInputError
 
 from ..events import progress_from_events, read_events
+from ..experiment_progress import experiment_progress
 from ..process import TreeProcess
 from ..run_lock import describe, holder
 
@@ -45,6 +46,8 @@ class TrainSettings:
     command is ``fcd train`` (``weights`` is the MedicalNet file); with more it is
     ``fcd experiment`` (``weights_dir`` holds the MedicalNet files by their official names).
     ``extra_args`` are appended unchanged (e.g. ``["--shape", "32", "32", "32"]``).
+    An experiment may run on a Ray cluster: ``executor="ray"`` with ``ray_address`` and
+    ``gpus_per_run`` (see docs/cluster.md); its progress reads the same either way.
     """
 
     data: str | Path
@@ -60,6 +63,9 @@ class TrainSettings:
     max_epochs: int | None = None
     device: str = "auto"
     seed: int = 0
+    executor: str = "local"
+    ray_address: str | None = None
+    gpus_per_run: float | None = None
     extra_args: list[str] = field(default_factory=list)
 
     @property
@@ -80,6 +86,8 @@ class TrainSettings:
             raise FCDInputError("choose at least one depth, one transfer strategy and one modality")
         if self.folds < 2:
             raise FCDInputError(f"folds {self.folds}: need at least 2")
+        if self.executor != "local" and not self.is_experiment:
+            raise FCDInputError(f"executor {self.executor}: only for an experiment (several grid points)")
         for path, what in ((self.weights, "weights file"), (self.weights_dir, "weights folder")):
             if path and not Path(path).exists():
                 raise FCDInputError(f"{what} {path}: not found")
@@ -92,6 +100,10 @@ class TrainSettings:
                     "--modalities", *self.modalities]
             if self.weights_dir:
                 args += ["--weights-dir", str(self.weights_dir)]
+            if self.executor != "local":
+                args += ["--executor", self.executor]
+                args += ["--ray-address", self.ray_address] if self.ray_address else []
+                args += ["--gpus-per-run", f"{self.gpus_per_run:g}"] if self.gpus_per_run else []
         else:
             args = ["train", "--data", str(self.data), "--out", str(self.out),
                     "--depth", str(self.depths[0]), "--pretrained", self.pretrained[0],
@@ -129,12 +141,20 @@ def event_files(out: str | Path) -> list[Path]:
 def run_progress(out: str | Path, n_runs: int = 1) -> dict[str, Any]:
     """Progress of a run or experiment folder from its event files.
 
-    One run: :func:`FCDTrainLib.events.progress_from_events`. Several: the mean fraction
-    over the ``n_runs`` expected runs (runs not started count 0), with ``runs`` listing
-    each run's own progress.
+    One run: :func:`FCDTrainLib.events.progress_from_events`. An experiment (``fcd
+    experiment``, local or Ray executor): :func:`FCDTrainLib.experiment_progress.experiment_progress`
+    (folds done of its fold tasks, running folds' epochs, ETA), over the latest run's
+    fields. Otherwise the mean fraction over the ``n_runs`` expected runs (runs not
+    started count 0). ``runs`` lists each run's own progress.
     """
     files = event_files(out)
     runs = {str(path.parent): progress_from_events(read_events(path)) for path in files}
+    experiment = experiment_progress(out) if Path(out).is_dir() else None
+    if experiment is not None:  # an experiment folder: figures over its fold tasks, either executor
+        runs.pop(str(Path(out)), None)
+        latest = max(runs.values(), key=lambda p: (p["last"] or {}).get("time", 0),
+                     default=progress_from_events([]))
+        return {**latest, **experiment, "runs": runs}
     if len(files) <= 1 and n_runs <= 1:
         progress = next(iter(runs.values()), progress_from_events([]))
         return {**progress, "runs": runs}
