@@ -2,7 +2,7 @@
 
 Ray is an optional extra (``pip install "fcd-detect[ray]"``): this module imports it
 only inside its functions, so the engine and the local executor never need it. Both
-Ray executors (the experiment grid in ``FCDTrainLib.executors`` and cohort detection)
+Ray executors (the trainer's experiment grid and cohort detection)
 go through these checks, so that bad input is one ``error:`` line before anything runs:
 
 - :func:`connect`: ``--ray-address`` must answer within seconds. Ray itself retries an
@@ -55,7 +55,7 @@ def _host_port(address: str) -> tuple[str, int] | None:
     try:
         return host.strip("[]"), int(port)
     except ValueError as error:
-        raise FCDInputError(f"--ray-address {address}: expected HOST:PORT (e.g. 10.0.0.5:6379)") from error
+        raise FCDInputError(f"--ray-address {address}: expected HOST:PORT (e.g. head-node:6379)") from error
 
 
 def probe_port(address: str, timeout: float = PORT_PROBE_TIMEOUT_S) -> None:

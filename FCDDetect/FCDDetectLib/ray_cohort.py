@@ -13,7 +13,7 @@ shared file system); :func:`FCDDetectLib.ray_cluster.check_shared_folders` prove
 
 Example:
     >>> rows = run_cohort_ray("model.fcdbundle", subjects, "/shared/results", workers=8,
-    ...                       gpus_per_worker=1, address="10.0.0.5:6379")  # doctest: +SKIP
+    ...                       gpus_per_worker=1, address="head-node:6379")  # doctest: +SKIP
 """
 
 from __future__ import annotations

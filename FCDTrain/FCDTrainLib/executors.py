@@ -16,7 +16,7 @@ so :func:`FCDTrainLib.experiment.run_experiment` does not know which one it driv
 imported only here, and only when a :class:`RayExecutor` is opened.
 
 Example:
-    >>> executor = RayExecutor(address="10.0.0.5:6379", gpus_per_run=1, cpus_per_run=4)  # doctest: +SKIP
+    >>> executor = RayExecutor(address="head-node:6379", gpus_per_run=1, cpus_per_run=4)  # doctest: +SKIP
     >>> run_experiment(base, "exp/", depths=[18, 34], executor=executor)  # doctest: +SKIP
 """
 

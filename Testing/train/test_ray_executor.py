@@ -228,11 +228,11 @@ def test_every_node_must_see_the_folder(tmp_path, ray_cluster):
 
 def test_the_panel_settings_pass_the_executor_to_fcd_experiment(tmp_path):
     grid = TrainSettings(data=tmp_path, out=tmp_path / "exp", depths=[18, 50], executor="ray",
-                         ray_address="10.0.0.5:6379", gpus_per_run=1)
+                         ray_address="head-node:6379", gpus_per_run=1)
     args = grid.arguments()
     assert args[0] == "experiment"
     assert args[args.index("--executor") + 1] == "ray"
-    assert args[args.index("--ray-address") + 1] == "10.0.0.5:6379"
+    assert args[args.index("--ray-address") + 1] == "head-node:6379"
     assert args[args.index("--gpus-per-run") + 1] == "1"
     assert "--executor" not in TrainSettings(data=tmp_path, out=tmp_path / "exp", depths=[18, 50]).arguments()
     from FCDDetectLib.errors import FCDInputError

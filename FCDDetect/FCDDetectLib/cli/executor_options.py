@@ -4,7 +4,7 @@
 imported only once ``--executor ray`` runs (see :mod:`FCDDetectLib.ray_cluster`).
 
 Example:
-    $ fcd experiment --data ds004199/ --out exp/ --executor ray --ray-address 10.0.0.5:6379 \\
+    $ fcd experiment --data ds004199/ --out exp/ --executor ray --ray-address head-node:6379 \\
           --gpus-per-run 1 --cpus-per-run 4
 """
 

@@ -9,7 +9,7 @@ Finished folds are skipped and unfinished ones resume, so the same command conti
 interrupted experiment. ``--executor ray`` runs each fold as a Ray task (docs/cluster.md):
 
     $ fcd experiment --data /shared/ds004199 --out /shared/exp --executor ray \\
-          --ray-address 10.0.0.5:6379 --gpus-per-run 1 --cpus-per-run 4
+          --ray-address head-node:6379 --gpus-per-run 1 --cpus-per-run 4
 """
 
 from __future__ import annotations
