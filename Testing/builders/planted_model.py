@@ -73,10 +73,15 @@ def make_volume(
     head = head_mask(shape)
     volume = np.where(head, HEAD_VALUE + texture, 0.0) + rng.normal(0.0, 1.0, shape)
     if center is not None:
-        grid = np.meshgrid(*[np.arange(n, dtype=np.float32) for n in shape], indexing="ij")
-        dist = np.sqrt(sum((g - c) ** 2 for g, c in zip(grid, center, strict=True)))
-        volume += BLOB_CONTRAST / (1.0 + np.exp((dist - radius) / 0.7))  # soft sphere
+        volume += BLOB_CONTRAST * soft_blob(shape, center, radius)
     return volume.astype(np.float32)
+
+
+def soft_blob(shape: tuple[int, int, int], center: tuple[int, int, int], radius: float) -> np.ndarray:
+    """Soft sphere profile (float64, (X, Y, Z)): 1 at ``center``, 0.5 at ``radius``, edge width 0.7 voxel."""
+    grid = np.meshgrid(*[np.arange(n, dtype=np.float32) for n in shape], indexing="ij")
+    dist = np.sqrt(sum((g - c) ** 2 for g, c in zip(grid, center, strict=True)))
+    return 1.0 / (1.0 + np.exp((dist - radius) / 0.7))
 
 
 def normalise(volume: np.ndarray) -> np.ndarray:
