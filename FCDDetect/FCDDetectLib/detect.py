@@ -51,6 +51,8 @@ class DetectionResult:
     modalities: list[str] = field(default_factory=list)
     inputs: list[str] = field(default_factory=list)
     device: str = "cpu"
+    saliency: Any = None  # localized_saliency.LocalizedSaliency when asked for (--localized-smoothgrad)
+    model_metadata: dict[str, Any] = field(default_factory=dict)  # the bundle's metadata (for the report)
 
     def to_json(self) -> dict[str, Any]:
         """The JSON-ready summary written to ``result.json`` (no arrays)."""
@@ -72,6 +74,7 @@ class DetectionResult:
             "device": self.device,
             "seconds": round(self.seconds, 3),
             "engine_version": __version__,
+            **({"modality_contributions": self.saliency.to_json()} if self.saliency is not None else {}),
         }
 
 
@@ -120,6 +123,9 @@ def detect(
     target_class: str = "fcd",
     series: str | None = None,
     roi_segment: str | None = None,
+    localized_smoothgrad: bool = False,
+    nt_samples: int = 50,
+    noise_sd: float = 0.05,
 ) -> DetectionResult:
     """Classify one scan, explain the decision and score the explanation against ``roi``.
 
@@ -132,6 +138,9 @@ def detect(
     Files may be NIfTI, NRRD, MetaImage or DICOM series folders (:mod:`FCDDetectLib.readers`);
     ``series`` chooses the series of a DICOM folder holding several, ``roi_segment`` the
     segment of a ``.seg.nrrd`` ROI (name or label value).
+    With ``localized_smoothgrad`` the result also carries signed SmoothGrad maps per modality
+    and their contributions per region (:mod:`FCDDetectLib.localized_saliency`; ``nt_samples``
+    noisy copies, noise sd ``noise_sd`` x the input's range).
     Raises :class:`FCDInputError` for any bad input, before anything is computed.
     """
     import torch
@@ -140,6 +149,10 @@ def detect(
     from .preprocess import preprocess, to_input_grid
 
     started = time.perf_counter()
+    if localized_smoothgrad:
+        from .localized_saliency import check_options
+
+        check_options(nt_samples, noise_sd)
     if method not in METHODS:
         raise FCDInputError(f"method {method!r}: expected one of {', '.join(METHODS)}")
     if isinstance(images, (str, Path, Image)):
@@ -177,6 +190,12 @@ def detect(
             undefined_ok=True,
         )
         heat = details.heat_score
+    saliency = None
+    if localized_smoothgrad:
+        from .localized_saliency import localize_detection
+
+        saliency = localize_detection(net, prep, list(meta.modalities), fcd_index, roi=roi_image, heatmap=heatmap,
+                                      roi_name=_source_name(roi, "ROI"), nt_samples=nt_samples, noise_sd=noise_sd)
     positive = meta.class_names[fcd_index]
     negative = next(name for name in meta.class_names if name != positive)
     return DetectionResult(
@@ -194,6 +213,8 @@ def detect(
         modalities=list(meta.modalities),
         inputs=[_source_name(src, f"image {i + 1}") for i, src in enumerate(images)],
         device=device,
+        saliency=saliency,
+        model_metadata=meta.to_dict(),
     )
 
 
@@ -227,5 +248,8 @@ def write_detection(result: DetectionResult, out_dir: str | Path) -> Path:
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     save_image(out / "heatmap.nii.gz", result.heatmap, result.affine)
+    if result.saliency is not None:
+        for modality, signed in result.saliency.maps.items():
+            save_image(out / f"smoothgrad_{modality}.nii.gz", signed, result.saliency.affine)
     write_json_atomic(out / "result.json", result.to_json())
     return out

@@ -463,3 +463,57 @@ def localized_smoothgrad(
     return LocalizedSaliency(maps=maps, affine=affine, regions=results, target=target_name, nt_samples=int(nt_samples),
                              noise_sd=float(noise_sd), noise_stdev=float(noise_stdev), band_mm=float(band_mm),
                              seed=int(seed), notes=notes)
+
+
+def detection_regions(prep: Any, roi: Image | None = None, clusters: Any = None, heatmap: np.ndarray | None = None,
+                      roi_name: str = "ROI") -> tuple[list[Region], list[str]]:
+    """The regions of one detection and notes: the ROI's components when an ROI is given, else the
+    clusters of the map (``clusters``, a :class:`~FCDDetectLib.clusters.ClusterSet` on the input
+    grid, or found in ``heatmap`` with the cluster defaults), else (no cluster) the whole head.
+
+    Example:
+        >>> regions, notes = detection_regions(prep, roi=roi_image)  # doctest: +SKIP
+    """
+    reference = prep.reference
+    if roi is not None:
+        return roi_regions(roi, reference, name=roi_name), []
+    if clusters is None and heatmap is not None:
+        from .clusters import find_clusters
+
+        clusters = find_clusters(heatmap, reference.affine, image=np.asarray(reference.array, np.float32))
+    if clusters is not None and clusters.clusters:
+        return cluster_regions(clusters.labels, [c.id for c in clusters.clusters]), []
+    return [brain_region(reference)], ["no ROI and no cluster: the region is the whole head"]
+
+
+def localize_detection(model: Any, prep: Any, modalities: Sequence[str], class_index: int, *,
+                       roi: Image | None = None, clusters: Any = None, heatmap: np.ndarray | None = None,
+                       roi_name: str = "ROI", target: str | Target | None = None,
+                       nt_samples: int = DEFAULT_NT_SAMPLES, noise_sd: float = DEFAULT_NOISE_SD,
+                       band_mm: float = DEFAULT_BAND_MM, seed: int = DEFAULT_SEED) -> LocalizedSaliency:
+    """:func:`localized_smoothgrad` over :func:`detection_regions`, as ``fcd detect`` runs it.
+
+    ``target`` None: ``"lesion-logits"`` when the model's output carries a lesion map (a
+    lesion-supervised bundle), else ``"fcd-logit"``.
+
+    Example:
+        >>> sal = localize_detection(net, prep, ["flair"], 1, roi=roi_image)  # doctest: +SKIP
+    """
+    import torch
+
+    check_options(nt_samples, noise_sd, band_mm)
+    regions, notes = detection_regions(prep, roi=roi, clusters=clusters, heatmap=heatmap, roi_name=roi_name)
+    if target is None:
+        parameter = next(model.parameters())
+        with torch.no_grad():
+            probe = model(prep.tensor[None].to(device=parameter.device, dtype=parameter.dtype))
+        target = "fcd-logit"
+        try:
+            _lesion_logits(probe)
+            target = "lesion-logits"
+        except FCDInputError:
+            pass
+    result = localized_smoothgrad(model, prep, modalities, regions, target=target, class_index=class_index,
+                                  nt_samples=nt_samples, noise_sd=noise_sd, band_mm=band_mm, seed=seed)
+    result.notes[:0] = notes
+    return result

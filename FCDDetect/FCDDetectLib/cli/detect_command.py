@@ -58,6 +58,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         "ray: workers, each loading the model once (default: as many as the cluster holds)")
     parser.add_argument("--no-resume", action="store_true", help="cohort: recompute subjects already finished")
     add_executor_options(parser, unit="worker")
+    parser.add_argument("--localized-smoothgrad", action="store_true",
+                        help="also write signed SmoothGrad maps per modality (smoothgrad_<modality>.nii.gz) and "
+                        "their contributions per ROI component or cluster (result.json: modality_contributions)")
+    parser.add_argument("--nt-samples", type=int, default=50, help="SmoothGrad noisy copies (default 50)")
+    parser.add_argument("--noise-sd", type=float, default=0.05,
+                        help="SmoothGrad noise sd as a fraction of the input's value range (default 0.05)")
+    parser.add_argument("--report", action="store_true",
+                        help="also write OUT/report.pdf and each page as OUT/report-page-N.png")
     parser.set_defaults(func=run)
 
 
@@ -70,6 +78,11 @@ def run(args: argparse.Namespace) -> int:
     if args.executor != "local":
         raise FCDInputError(f"--executor {args.executor}: only for a cohort (--data)")
     from ..detect import detect, write_detection
+
+    if args.report:
+        from ..report import check_writable
+
+        check_writable(args.out)
 
     images: list = list(args.image)
     dicom = None
@@ -100,6 +113,9 @@ def run(args: argparse.Namespace) -> int:
         target_class=args.target_class,
         series=args.series,
         roi_segment=args.roi_segment,
+        localized_smoothgrad=args.localized_smoothgrad,
+        nt_samples=args.nt_samples,
+        noise_sd=args.noise_sd,
     )
     result.inputs = [str(p) for p in args.image]
     write_detection(result, args.out)
@@ -116,6 +132,13 @@ def run(args: argparse.Namespace) -> int:
         series, scan = dicom
         write_dicom_outputs(result.heatmap, scan, series, args.dicom_out,
                             description=f"FCD {result.method} heatmap", model_name=result.model)
+    if args.report:
+        from ..image_io import load_image, load_mask
+        from ..report import write_report
+
+        first = dicom[1] if dicom is not None else load_image(args.image[0], series=args.series)
+        write_report(result, [first], args.out,
+                     roi=load_mask(args.roi, segment=args.roi_segment) if args.roi else None)
     print(json.dumps(result.to_json(), indent=2))
     return 0
 
@@ -126,7 +149,7 @@ def run_cohort_command(args: argparse.Namespace) -> int:
     from ..cohort import SUMMARY_NAME, check_out_dir, discover_subjects, failed, run_cohort
     from ..errors import FCDInputError
 
-    for option in ("roi", "brain_mask", "dicom_out", "png"):
+    for option in ("roi", "brain_mask", "dicom_out", "png", "report", "localized_smoothgrad"):
         if getattr(args, option):
             raise FCDInputError(
                 f"--{option.replace('_', '-')} is for one scan; with --data give ROIs and masks in the manifest "
