@@ -11,8 +11,8 @@ After Spagnolo et al. (FLAIR vs MPRAGE, localized saliency; ``docs/saliency.md``
   (:func:`lesion_logits_in_region`; one SmoothGrad pass per region); any callable
   ``target(output, region_weights) -> (N,)`` can be passed;
 - per region and per modality: the sum of the positive and of the negative values inside
-  the region divided by its voxel count, the same in a band of ``band_mm`` (default 3 mm)
-  around it, and the modality's share of the total ``|positive| + |negative|`` inside.
+  the region divided by its voxel count, the same in a band of ``band_mm`` (default 3 mm,
+  at least one voxel) around it, and the modality's share of the total ``|positive| + |negative|`` inside.
 
 Regions live on the reference input's grid: the connected components of an ROI
 (26-connectivity), the clusters of a map, or the whole head (:func:`brain_region`).
@@ -93,11 +93,13 @@ class RegionContributions:
     band_voxels: int
     volume_mm3: float
     modalities: list[ModalityContribution]
+    band_mm: float = DEFAULT_BAND_MM
 
     def to_json(self) -> dict[str, Any]:
         return {
             "name": self.name, "kind": self.kind, "voxels": self.voxels, "band_voxels": self.band_voxels,
-            "volume_mm3": round(self.volume_mm3, 3), "modalities": [m.to_json() for m in self.modalities],
+            "band_mm": self.band_mm, "volume_mm3": round(self.volume_mm3, 3),
+            "modalities": [m.to_json() for m in self.modalities],
         }
 
 
@@ -348,6 +350,9 @@ def region_contributions(
 ) -> RegionContributions:
     """Per-modality positive and negative sums / voxel count inside ``region`` and in its band.
 
+    The band is :func:`band_around` with ``max(band_mm, largest voxel size)`` (so it always
+    holds at least the face neighbours; ``band_mm`` of the result is the width used).
+
     ``share`` = (positive - negative) of the modality / the same summed over modalities
     (None when every gradient inside is 0). Raises FCDInputError for a region without voxels.
 
@@ -363,6 +368,8 @@ def region_contributions(
     n = int(inside.sum())
     if n == 0:
         raise FCDInputError(f"region {region.name}: has no voxels")
+    if band_mm > 0:
+        band_mm = max(float(band_mm), float(_voxel_sizes(affine).max()))
     band = band_around(inside, affine, band_mm)
     n_band = int(band.sum())
     rows = []
@@ -381,7 +388,7 @@ def region_contributions(
         for m, pos, neg, bpos, bneg in rows
     ]
     volume = float(n * abs(np.linalg.det(np.asarray(affine, float)[:3, :3])))
-    return RegionContributions(region.name, region.kind, n, n_band, volume, contributions)
+    return RegionContributions(region.name, region.kind, n, n_band, volume, contributions, float(band_mm))
 
 
 # ---------------------------------------------------------------- the whole computation

@@ -279,15 +279,15 @@ def _summary_lines(result: Any, subject: str, clusters: Any, model_info: dict[st
     return lines
 
 
-def _contribution_bars(ax: Any, region: Any, saliency: Any) -> None:
+def _contribution_bars(ax: Any, region: Any) -> None:
     names = [m.modality for m in region.modalities]
     x = np.arange(len(names))
     ax.bar(x - 0.2, [m.positive for m in region.modalities], 0.38, color="#c0392b", label="inside +")
     ax.bar(x - 0.2, [m.negative for m in region.modalities], 0.38, color="#2e6da4", label="inside -")
     ax.bar(x + 0.2, [m.band_positive or 0 for m in region.modalities], 0.38, color="#e6a19a",
-           label=f"band {saliency.band_mm:g} mm +")
+           label=f"band {region.band_mm:g} mm +")
     ax.bar(x + 0.2, [m.band_negative or 0 for m in region.modalities], 0.38, color="#9dbbd9",
-           label=f"band {saliency.band_mm:g} mm -")
+           label=f"band {region.band_mm:g} mm -")
     ax.axhline(0, color="black", linewidth=0.8)
     ax.set_xticks(x, [f"{n}\nshare {_fmt(m.share, 2)}" for n, m in zip(names, region.modalities, strict=True)],
                   fontsize=9)
@@ -338,7 +338,7 @@ def _cluster_page(figure: Any, result: Any, cluster: Any, rank_of: int, mask: np
     if saliency is not None:
         region = region_contributions(saliency.maps, Region(f"cluster-{cluster.id}", "cluster", mask), result.affine,
                                       saliency.band_mm)
-        _contribution_bars(figure.add_axes((0.14, 0.1, 0.75, 0.22)), region, saliency)
+        _contribution_bars(figure.add_axes((0.14, 0.1, 0.75, 0.22)), region)
     else:
         figure.text(0.07, 0.3, "Modality contributions: not computed (run fcd detect with --localized-smoothgrad).",
                     fontsize=9.5, va="top")

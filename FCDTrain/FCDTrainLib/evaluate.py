@@ -44,6 +44,37 @@ def _summary(per_fold: dict[int, dict[str, Any]]) -> dict[str, Any]:
     return out
 
 
+def _test_ids(run_dir: Path, config: Any, by_id: dict[str, Any]) -> dict[int, list[str]]:
+    """Each fold's test subject ids (``RUN/folds.json``), checked against the dataset."""
+    folds_path = run_dir / "folds.json"
+    if not folds_path.is_file():
+        raise FCDInputError(f"{folds_path}: not found; is {run_dir} a training run folder?")
+    test_sets = {f["fold"]: f["test"] for f in json.loads(folds_path.read_text(encoding="utf-8"))}
+    missing = sorted({i for ids in test_sets.values() for i in ids} - set(by_id))
+    if missing:
+        raise FCDInputError(f"{config.data}: test subjects of the run are gone: {', '.join(missing[:5])}")
+    return test_sets
+
+
+def run_test_sets(run_dir: str | Path) -> tuple[Any, dict[int, Path], dict[int, list[Any]]]:
+    """A run's config, its fold bundles and each fold's test subjects (fold -> [Subject]).
+
+    Example:
+        >>> config, bundles, tests = run_test_sets("runs/r18-flair")  # doctest: +SKIP
+    """
+    from .data import load_dataset
+    from .run_config import load_config
+    from .train_run import select_subjects
+
+    run_dir = Path(run_dir)
+    config = load_config(run_dir)
+    bundles = _bundles(run_dir, config.folds)
+    subjects, _ = select_subjects(load_dataset(config.data), config)
+    by_id = {s.subject_id: s for s in subjects}
+    test_ids = _test_ids(run_dir, config, by_id)
+    return config, bundles, {fold: [by_id[i] for i in test_ids.get(fold, [])] for fold in bundles}
+
+
 def evaluate_run(run_dir: str | Path, data: str | Path | None = None, out: str | Path | None = None,
                  device: str = "auto", method: str | None = None) -> dict[str, Any]:
     """Evaluate every fold bundle of ``run_dir``; see the module docstring. Returns the report."""
@@ -65,13 +96,7 @@ def evaluate_run(run_dir: str | Path, data: str | Path | None = None, out: str |
     subjects, skipped = select_subjects(dataset, config)
     by_id = {s.subject_id: s for s in subjects}
     if data is None:
-        folds_path = run_dir / "folds.json"
-        if not folds_path.is_file():
-            raise FCDInputError(f"{folds_path}: not found; is {run_dir} a training run folder?")
-        test_sets = {f["fold"]: f["test"] for f in json.loads(folds_path.read_text(encoding="utf-8"))}
-        missing = sorted({i for ids in test_sets.values() for i in ids} - set(by_id))
-        if missing:
-            raise FCDInputError(f"{config.data}: test subjects of the run are gone: {', '.join(missing[:5])}")
+        test_sets = _test_ids(run_dir, config, by_id)
     elif not subjects:
         raise FCDInputError(f"{data}: no subject has the run's modalities ({config.modality})")
     cache = VolumeCache(run_dir / "cache", config.spacing, config.shape, config.modalities)

@@ -26,11 +26,31 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
     parser.add_argument("--method", choices=["gradcam", "gradcam++", "smoothgrad"],
                         help="explanation method for the Heat-Score (default: the run's)")
+    parser.add_argument("--modality-contributions", action="store_true",
+                        help="localized signed SmoothGrad over the run's test patients (ROI components), TP vs FN: "
+                        "OUT/modality-contributions/{contributions.csv,.png,.json} with a FLAIR vs T1 Wilcoxon test")
+    parser.add_argument("--reports", action="store_true",
+                        help="write the PDF report of every test subject into OUT/reports/<subject>/")
+    parser.add_argument("--nt-samples", type=int, default=50, help="SmoothGrad noisy copies (default 50)")
+    parser.add_argument("--noise-sd", type=float, default=0.05,
+                        help="SmoothGrad noise sd as a fraction of the input's value range (default 0.05)")
     parser.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
     """Evaluate; prints the report as JSON."""
+    if args.modality_contributions or args.reports:
+        from FCDDetectLib.errors import FCDInputError
+
+        from ..cohort_saliency import cohort_saliency
+
+        if args.data is not None:
+            raise FCDInputError("--modality-contributions / --reports work on the run's own test folds, not --data")
+        summary = cohort_saliency(args.run, contributions=args.modality_contributions, reports=args.reports,
+                                  out=args.out, device=args.device, method=args.method,
+                                  nt_samples=args.nt_samples, noise_sd=args.noise_sd)
+        print(json.dumps(summary, indent=2))
+        return 0
     from ..evaluate import evaluate_run
 
     report = evaluate_run(args.run, data=args.data, out=args.out, device=args.device, method=args.method)
