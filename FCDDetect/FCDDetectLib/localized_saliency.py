@@ -43,6 +43,7 @@ from typing import Any
 import numpy as np
 
 from .errors import FCDInputError
+from .geometry import voxel_sizes
 from .image_io import Image
 
 DEFAULT_NT_SAMPLES = 50
@@ -284,13 +285,13 @@ def roi_regions(roi: Image, grid: Image, name: str = "ROI") -> list[Region]:
     """
     from scipy import ndimage
 
-    from .heat_score import _onto, _same_grid  # the Heat-Score's ROI resampling, reused
+    from .geometry import mask_onto_grid, same_grid
 
     array = np.asarray(roi.array) > 0.5
     if not array.any():
         raise FCDInputError(f"{name}: ROI is empty (no voxel set)")
-    if not _same_grid(roi, grid):
-        array = _onto(roi, grid)
+    if not same_grid(roi, grid):
+        array = mask_onto_grid(roi, grid)
         if not array.any():
             raise FCDInputError(
                 f"{name}: ROI does not overlap the image's grid after resampling "
@@ -314,10 +315,6 @@ def cluster_regions(labels: np.ndarray, ids: Sequence[int]) -> list[Region]:
     return [Region(f"cluster-{int(k)}", "cluster", np.asarray(labels) == int(k)) for k in ids]
 
 
-def _voxel_sizes(affine: np.ndarray) -> np.ndarray:
-    return np.sqrt((np.asarray(affine, float)[:3, :3] ** 2).sum(axis=0))
-
-
 def band_around(mask: np.ndarray, affine: np.ndarray, band_mm: float) -> np.ndarray:
     """Voxels outside ``mask`` within ``band_mm`` of it (Euclidean distance in mm between voxel
     centres, voxel sizes from the affine's columns).
@@ -333,7 +330,7 @@ def band_around(mask: np.ndarray, affine: np.ndarray, band_mm: float) -> np.ndar
     mask = np.asarray(mask, bool)
     if band_mm <= 0 or not mask.any():
         return np.zeros_like(mask)
-    sizes = _voxel_sizes(affine)
+    sizes = np.asarray(voxel_sizes(affine))
     reach = np.ceil(band_mm / sizes).astype(int) + 1
     idx = np.argwhere(mask)
     lo = np.maximum(idx.min(0) - reach, 0)
@@ -369,7 +366,7 @@ def region_contributions(
     if n == 0:
         raise FCDInputError(f"region {region.name}: has no voxels")
     if band_mm > 0:
-        band_mm = max(float(band_mm), float(_voxel_sizes(affine).max()))
+        band_mm = max(float(band_mm), max(voxel_sizes(affine)))
     band = band_around(inside, affine, band_mm)
     n_band = int(band.sum())
     rows = []

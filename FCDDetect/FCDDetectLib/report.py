@@ -54,7 +54,10 @@ import numpy as np
 
 from . import __version__
 from .errors import FCDInputError
-from .image_io import Image, load_image, load_mask, validate_array, write_atomic
+from .files import write_atomic
+from .geometry import mask_onto_grid, same_grid
+from .image_io import Image, load_image, load_mask, validate_array
+from .overlay import HEAT_FLOOR, _index_to_ras, _to_ras  # the overlay PNGs' RAS reordering and fade
 
 __all__ = ["DISCLAIMER", "PageInfo", "ReportFiles", "check_writable", "write_report"]
 
@@ -66,7 +69,6 @@ DISCLAIMER = (
     "Every finding must be reviewed by a qualified clinician on the original images."
 )
 CONVENTION = "Radiological convention: the patient's right is on the left of each image (R/L labels); superior up."
-HEAT_FLOOR = 0.2  # map values below this fade to transparent, as in the overlay PNGs
 
 
 @dataclass
@@ -127,24 +129,11 @@ def _as_image(source: Any, name: str, mask: bool = False) -> Image:
 # ---------------------------------------------------------------- slices
 
 
-def _ras_orientation(affine: np.ndarray) -> np.ndarray:
-    import nibabel.orientations as ornt_lib
-
-    return ornt_lib.io_orientation(np.asarray(affine, float))
+# The RAS reordering (nibabel orientation codes) is the overlay's: overlay._to_ras / _index_to_ras.
 
 
-def _to_ras(array: np.ndarray, ornt: np.ndarray) -> np.ndarray:
-    import nibabel.orientations as ornt_lib
-
-    return ornt_lib.apply_orientation(np.asarray(array), ornt)
-
-
-def _ras_index(index: Sequence[int], shape: Sequence[int], ornt: np.ndarray) -> list[int]:
-    """A voxel index of the input grid in the RAS-ordered array."""
-    out = [0, 0, 0]
-    for axis, (target, flip) in enumerate(ornt):
-        out[int(target)] = shape[axis] - 1 - int(index[axis]) if flip < 0 else int(index[axis])
-    return out
+def _ras(array: np.ndarray, affine: np.ndarray) -> np.ndarray:
+    return _to_ras(np.asarray(array), affine)[0]
 
 
 def _input_axis(ras_axis: int, ornt: np.ndarray) -> int:
@@ -306,14 +295,14 @@ def _cluster_page(figure: Any, result: Any, cluster: Any, rank_of: int, mask: np
     if not mask[tuple(centre_in)]:  # a curved cluster: take its voxel nearest to the centroid
         idx = np.argwhere(mask)
         centre_in = [int(v) for v in idx[np.argmin(((idx - np.array(centre_in)) ** 2).sum(1))]]
-    centre = _ras_index(centre_in, shape, ornt)
+    centre = _index_to_ras(centre_in, shape, ornt)
     figure.text(0.07, 0.965, f"Cluster {cluster.id} of {rank_of}  (rank {cluster.id}: highest confidence first)",
                 fontsize=14, fontweight="bold", va="top")
     figure.text(0.07, 0.937, f"Subject {subject}   |   {result.method} map   |   p(FCD) {result.probability:.3f}",
                 fontsize=9.5, va="top")
     boxes = [(0.05, 0.62, 0.29, 0.29), (0.355, 0.62, 0.29, 0.29), (0.66, 0.62, 0.29, 0.29)]
-    axes, image = _draw_slices(figure, boxes, data["image"], data["heat"], _to_ras(mask, ornt), data["roi"], centre,
-                               data["zooms"])
+    axes, image = _draw_slices(figure, boxes, data["image"], data["heat"], _ras(mask, data["affine"]), data["roi"],
+                               centre, data["zooms"])
     bar_ax = figure.add_axes((0.2, 0.595, 0.6, 0.012))
     colour_bar = figure.colorbar(image, cax=bar_ax, orientation="horizontal")
     colour_bar.set_label(f"map value ({result.method}, min-max normalised over the head, 0-1, unitless); "
@@ -388,7 +377,6 @@ def write_report(result: Any, images: Sequence[Any], out_dir: str | os.PathLike,
     from matplotlib.backends.backend_pdf import PdfPages
 
     from .clusters import find_clusters
-    from .heat_score import _onto, _same_grid
 
     out = check_writable(out_dir)
     if not images:
@@ -401,7 +389,7 @@ def write_report(result: Any, images: Sequence[Any], out_dir: str | os.PathLike,
     roi_mask = None
     if roi is not None:
         roi_image = _as_image(roi, "ROI", mask=True)
-        roi_mask = np.asarray(roi_image.array) if _same_grid(roi_image, reference) else _onto(roi_image, reference)
+        roi_mask = np.asarray(roi_image.array) if same_grid(roi_image, reference) else mask_onto_grid(roi_image, reference)
     ref_data = np.asarray(reference.array, np.float32)
     clusters = getattr(result, "clusters", None)
     if clusters is None:
@@ -415,14 +403,11 @@ def write_report(result: Any, images: Sequence[Any], out_dir: str | os.PathLike,
     below += [(f"weak {n}", c) for n, c in enumerate(untouched, start=1)]
     paged = clusters.clusters[:max_cluster_pages]
 
-    ornt = _ras_orientation(reference.affine)
-    zooms_in = np.sqrt((np.asarray(reference.affine, float)[:3, :3] ** 2).sum(axis=0))
-    zooms = np.empty(3)
-    for axis, (target, _) in enumerate(ornt):
-        zooms[int(target)] = zooms_in[axis]
-    data = {"ornt": ornt, "shape": shape, "zooms": zooms, "image": _to_ras(ref_data, ornt),
-            "heat": _to_ras(np.asarray(result.heatmap, np.float32), ornt),
-            "roi": _to_ras(roi_mask.astype(np.float32), ornt) if roi_mask is not None else None}
+    affine = np.asarray(reference.affine, float)
+    image_ras, ornt, zooms = _to_ras(ref_data, affine)
+    data = {"ornt": ornt, "shape": shape, "zooms": zooms, "affine": affine, "image": image_ras,
+            "heat": _ras(np.asarray(result.heatmap, np.float32), affine),
+            "roi": _ras(roi_mask.astype(np.float32), affine) if roi_mask is not None else None}
     subject = subject or _subject_name(result)
     info = model_info or getattr(result, "model_metadata", None) or {}
 

@@ -92,7 +92,7 @@ def box_plots(rows: list[dict[str, Any]], modalities: list[str], path: Path) -> 
 
     matplotlib.use("Agg", force=False)
     import matplotlib.pyplot as plt
-    from FCDDetectLib.image_io import write_atomic
+    from FCDDetectLib.files import write_atomic
 
     figure, axes = plt.subplots(1, len(GROUPS), figsize=(11, 4.8), sharey=True, squeeze=False)
     for ax, group in zip(axes[0], GROUPS, strict=True):
@@ -130,7 +130,7 @@ def cohort_saliency(run_dir: str | Path, *, contributions: bool = True, reports:
     from FCDDetectLib.bundle import load_bundle
     from FCDDetectLib.detect import detect, write_detection
     from FCDDetectLib.errors import FCDInputError
-    from FCDDetectLib.image_io import write_json_atomic, write_text_atomic
+    from FCDDetectLib.files import write_json_atomic, write_text_atomic
     from FCDDetectLib.localized_saliency import check_options
     from FCDDetectLib.report import check_writable, write_report
 
