@@ -29,6 +29,7 @@ from .errors import FCDInputError
 from .files import write_json_atomic
 from .heat_score import HeatScoreResult, heat_score_images
 from .image_io import Image, load_image, load_mask, save_image, validate_array
+from .localized_saliency import DEFAULT_NOISE_SD, DEFAULT_NT_SAMPLES
 
 ImageSource = str | Path | Image
 
@@ -124,8 +125,8 @@ def detect(
     series: str | None = None,
     roi_segment: str | None = None,
     localized_smoothgrad: bool = False,
-    nt_samples: int = 50,
-    noise_sd: float = 0.05,
+    nt_samples: int = DEFAULT_NT_SAMPLES,
+    noise_sd: float = DEFAULT_NOISE_SD,
 ) -> DetectionResult:
     """Classify one scan, explain the decision and score the explanation against ``roi``.
 

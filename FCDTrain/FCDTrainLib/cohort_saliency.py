@@ -122,7 +122,7 @@ def box_plots(rows: list[dict[str, Any]], modalities: list[str], path: Path) -> 
 
 def cohort_saliency(run_dir: str | Path, *, contributions: bool = True, reports: bool = False,
                     out: str | Path | None = None, device: str = "auto", method: str | None = None,
-                    nt_samples: int = 50, noise_sd: float = 0.05) -> dict[str, Any]:
+                    nt_samples: int | None = None, noise_sd: float | None = None) -> dict[str, Any]:
     """Modality contributions over a run's test patients and/or every test subject's report.
 
     See the module docstring. Returns the summary (also ``contributions.json``).
@@ -140,6 +140,10 @@ def cohort_saliency(run_dir: str | Path, *, contributions: bool = True, reports:
 
     if not contributions and not reports:
         raise FCDInputError("cohort: ask for --modality-contributions and/or --reports")
+    from FCDDetectLib.localized_saliency import DEFAULT_NOISE_SD, DEFAULT_NT_SAMPLES
+
+    nt_samples = DEFAULT_NT_SAMPLES if nt_samples is None else nt_samples
+    noise_sd = DEFAULT_NOISE_SD if noise_sd is None else noise_sd
     check_options(nt_samples, noise_sd)
     run_dir = Path(run_dir)
     config, bundles, test_sets = run_test_sets(run_dir)

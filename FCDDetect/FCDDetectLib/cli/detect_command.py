@@ -22,6 +22,7 @@ from .executor_options import add_executor_options
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     """Add the ``detect`` sub-command."""
+    from ..localized_saliency import DEFAULT_NOISE_SD, DEFAULT_NT_SAMPLES
     parser = subparsers.add_parser(
         "detect",
         help="classify a scan or a cohort, explain it (heatmap) and score the explanation",
@@ -61,9 +62,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--localized-smoothgrad", action="store_true",
                         help="also write signed SmoothGrad maps per modality (smoothgrad_<modality>.nii.gz) and "
                         "their contributions per ROI component or cluster (result.json: modality_contributions)")
-    parser.add_argument("--nt-samples", type=int, default=50, help="SmoothGrad noisy copies (default 50)")
-    parser.add_argument("--noise-sd", type=float, default=0.05,
-                        help="SmoothGrad noise sd as a fraction of the input's value range (default 0.05)")
+    parser.add_argument("--nt-samples", type=int, default=DEFAULT_NT_SAMPLES,
+                        help=f"SmoothGrad noisy copies (default {DEFAULT_NT_SAMPLES})")
+    parser.add_argument("--noise-sd", type=float, default=DEFAULT_NOISE_SD,
+                        help=f"SmoothGrad noise sd as a fraction of the input's value range (default {DEFAULT_NOISE_SD})")
     parser.add_argument("--report", action="store_true",
                         help="also write OUT/report.pdf and each page as OUT/report-page-N.png")
     parser.set_defaults(func=run)

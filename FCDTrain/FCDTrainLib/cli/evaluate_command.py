@@ -13,6 +13,7 @@ import json
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     """Add the ``evaluate`` sub-command."""
+    from FCDDetectLib.localized_saliency import DEFAULT_NOISE_SD, DEFAULT_NT_SAMPLES
     parser = subparsers.add_parser(
         "evaluate",
         help="recompute a run's test metrics, or evaluate its fold models on an external dataset",
@@ -31,9 +32,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         "OUT/modality-contributions/{contributions.csv,.png,.json} with a FLAIR vs T1 Wilcoxon test")
     parser.add_argument("--reports", action="store_true",
                         help="write the PDF report of every test subject into OUT/reports/<subject>/")
-    parser.add_argument("--nt-samples", type=int, default=50, help="SmoothGrad noisy copies (default 50)")
-    parser.add_argument("--noise-sd", type=float, default=0.05,
-                        help="SmoothGrad noise sd as a fraction of the input's value range (default 0.05)")
+    parser.add_argument("--nt-samples", type=int, default=DEFAULT_NT_SAMPLES,
+                        help=f"SmoothGrad noisy copies (default {DEFAULT_NT_SAMPLES})")
+    parser.add_argument("--noise-sd", type=float, default=DEFAULT_NOISE_SD,
+                        help=f"SmoothGrad noise sd as a fraction of the input's value range (default {DEFAULT_NOISE_SD})")
     parser.set_defaults(func=run)
 
 
