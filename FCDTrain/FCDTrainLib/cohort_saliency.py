@@ -111,6 +111,8 @@ def box_plots(rows: list[dict[str, Any]], modalities: list[str], path: Path) -> 
             patch.set_alpha(0.6)
         ax.axhline(0, color="black", linewidth=0.7)
         ax.set_title(f"{'true positives' if group == 'TP' else 'false negatives'} ({n} regions)")
+        if n == 0:
+            ax.text(0.5, 0.5, "no regions in this group", ha="center", va="center", transform=ax.transAxes)
     axes[0][0].set_ylabel("sum of gradients / region voxels\n(logit per z-scored unit)")
     figure.suptitle("Localized signed SmoothGrad inside the ROI components, per modality and sign")
     figure.tight_layout()
