@@ -1,8 +1,7 @@
 """The per-subject PDF report of one detection (like MELD's): a summary page, one page per cluster.
 
 :func:`write_report` writes ``report.pdf`` and every page as ``report-page-N.png`` (N from
-1). The engine's own report; the training report is ``FCDTrainLib.report`` (a different
-package and job).
+1). The engine's own report; the training report lives in the trainer package (another job).
 
 Pages (A4 portrait, 8.27 x 11.69 in; text 9-14 pt, fit for print on A4 or Letter):
 
