@@ -90,6 +90,12 @@ class ReportFiles:
     pdf: Path
     pages: list[PageInfo]
 
+    def __str__(self) -> str:
+        return str(self.pdf)
+
+    def __fspath__(self) -> str:
+        return str(self.pdf)
+
 
 def check_writable(out_dir: str | os.PathLike) -> Path:
     """FCDInputError unless ``out_dir`` is, or can be created as, a writable folder (nothing is created).
@@ -351,14 +357,15 @@ def _below_lines(below: Sequence[tuple[str, Any]], threshold: float, low: float)
     return lines
 
 
-def write_report(result: Any, images: Sequence[Any], out_dir: str | os.PathLike, roi: Any = None, *,
+def write_report(result: Any, images: Sequence[Any] | None = None, out_dir: str | os.PathLike | None = None,
+                 roi: Any = None, *,
                  subject: str | None = None, model_info: dict[str, Any] | None = None,
                  max_cluster_pages: int = MAX_CLUSTER_PAGES) -> ReportFiles:
     """Write ``report.pdf`` and ``report-page-N.png`` of a detection into ``out_dir``.
 
     ``result`` is a :class:`~FCDDetectLib.detect.DetectionResult`; ``images`` the input scans
-    (paths or :class:`~FCDDetectLib.image_io.Image`, first = the map's grid); ``roi`` the lesion
-    outline, if any (any grid). The clusters are ``result.clusters`` when the detection found
+    (paths or :class:`~FCDDetectLib.image_io.Image`, first = the map's grid; None: the file that
+    ``result.inputs`` names first); ``roi`` the lesion outline, if any (any grid). The clusters are ``result.clusters`` when the detection found
     them, else those of :func:`FCDDetectLib.clusters.find_clusters` with its defaults. The
     model's depth, provenance and metrics come from ``model_info`` (bundle metadata as a dict)
     or ``result.model_metadata``. Raises FCDInputError (nothing written) when ``out_dir`` is
@@ -377,9 +384,14 @@ def write_report(result: Any, images: Sequence[Any], out_dir: str | os.PathLike,
 
     from .clusters import find_clusters
 
+    if out_dir is None:
+        raise FCDInputError("report: no output folder given")
     out = check_writable(out_dir)
     if not images:
-        raise FCDInputError("report: no input image given")
+        first = Path(str(result.inputs[0])) if getattr(result, "inputs", None) else None
+        if first is None or not first.exists():
+            raise FCDInputError("report: no input image given, and the detection result names no readable file")
+        images = [first]
     reference = _as_image(images[0], "image 1")
     shape = tuple(reference.array.shape[:3])
     if tuple(np.asarray(result.heatmap).shape) != shape or not np.allclose(reference.affine, result.affine, atol=1e-4):

@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 from FCDDetectLib.detect import DetectionResult
 from FCDDetectLib.errors import FCDInputError
-from FCDDetectLib.image_io import Image
+from FCDDetectLib.image_io import Image, save_image
 from FCDDetectLib.localized_saliency import Region, localized_smoothgrad
 from FCDDetectLib.preprocess import Preprocessed
 from FCDDetectLib.report import write_report
@@ -97,6 +97,10 @@ def test_report_pages_and_the_centroid_slice_drawn(tmp_path):
         assert gray[_panel_pixel(box, off_slice)] > 180  # the one 2 slices away is not (bright head there)
     assert sorted(os.listdir(tmp_path / "report")) == ["report-page-1.png", "report-page-2.png",
                                                         "report-page-3.png", "report-page-4.png", "report.pdf"]
+    # the Slicer panel's call: result and folder only, the scan read from result.inputs
+    save_image(tmp_path / "flair.nii.gz", image.array, image.affine)
+    result.inputs = [str(tmp_path / "flair.nii.gz")]
+    assert str(write_report(result, out_dir=tmp_path / "panel")) == str(tmp_path / "panel" / "report.pdf")
 
 
 def test_report_into_an_unwritable_folder_writes_nothing(tmp_path):
@@ -106,6 +110,8 @@ def test_report_into_an_unwritable_folder_writes_nothing(tmp_path):
     with pytest.raises(FCDInputError, match="cannot write the report"):
         write_report(result, [image], blocker / "out")
     assert not (blocker.parent / "out").exists()
+    with pytest.raises(FCDInputError, match="names no readable file"):  # the Slicer panel's call
+        write_report(result, out_dir=tmp_path / "r")
     with pytest.raises(FCDInputError, match="not on the map's grid"):
         write_report(result, [Image(image.array[:-1], image.affine)], tmp_path / "r")
     assert not (tmp_path / "r").exists()
