@@ -423,6 +423,9 @@ def write_report(result: Any, images: Sequence[Any] | None = None, out_dir: str 
     info = model_info or getattr(result, "model_metadata", None) or {}
 
     figures: list[tuple[Any, PageInfo]] = []
+    # every page stays open until the PDF is written (all or nothing): silence the >20 figures warning
+    limit = plt.rcParams["figure.max_open_warning"]
+    plt.rcParams["figure.max_open_warning"] = max(limit, max_cluster_pages + 3)
     try:
         figure = plt.figure(figsize=PAGE_SIZE)
         _text_page(figure, _summary_lines(result, subject, clusters, info, _name(roi) if roi is not None else None))
@@ -451,6 +454,7 @@ def write_report(result: Any, images: Sequence[Any] | None = None, out_dir: str 
     finally:
         for fig, _page in figures:
             plt.close(fig)
+        plt.rcParams["figure.max_open_warning"] = limit
     return ReportFiles(pdf=pdf_path, pages=[page for _, page in figures])
 
 
