@@ -21,6 +21,8 @@ from typing import Annotated
 import qt
 import slicer
 import vtk
+from FCDDetectLib.choices import DEVICES  # stdlib only: nothing heavy at module scope
+from FCDDetectLib.choices import EXPLANATION_METHODS as METHODS
 from slicer import vtkMRMLScalarVolumeNode, vtkMRMLSegmentationNode, vtkMRMLTableNode
 from slicer.parameterNodeWrapper import Choice, WithinRange, parameterNodeWrapper
 from slicer.ScriptedLoadableModule import (
@@ -31,8 +33,6 @@ from slicer.ScriptedLoadableModule import (
 )
 from slicer.util import VTKObservationMixin
 
-METHODS = ["gradcam", "gradcam++", "smoothgrad"]
-DEVICES = ["auto", "cpu", "cuda"]
 EXTRA_MODEL_FOLDERS_KEY = "FCDDetect/ExtraModelFolders"
 MODELS_FOLDER_KEY = "FCDDetect/ModelsFolder"
 

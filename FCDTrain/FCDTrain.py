@@ -22,6 +22,7 @@ from typing import Annotated
 import qt
 import slicer
 import vtk
+from FCDDetectLib.choices import DEVICES, GEOMETRIES
 from FCDTrainLib.slicer_support.train_logic import TrainLogic, TrainSettings
 from slicer import vtkMRMLPlotChartNode, vtkMRMLTableNode
 from slicer.parameterNodeWrapper import Choice, WithinRange, parameterNodeWrapper
@@ -75,13 +76,13 @@ class FCDTrainParameterNode:
     modalityFlair: bool = True
     modalityT1: bool = False
     modalityT1Flair: bool = False
-    geometry: Annotated[str, Choice(["paper", "medicalnet"])] = "paper"
+    geometry: Annotated[str, Choice(list(GEOMETRIES))] = "paper"
     weightsPath: Path
     weightsCacheFolder: Path
     folds: Annotated[int, WithinRange(2, 20)] = 5
     maxEpochs: Annotated[int, WithinRange(1, 1000)] = 100
     seed: Annotated[int, WithinRange(0, 2147483647)] = 0
-    device: Annotated[str, Choice(["auto", "cpu", "cuda"])] = "auto"
+    device: Annotated[str, Choice(list(DEVICES))] = "auto"
     resultsTable: vtkMRMLTableNode
     resultsChart: vtkMRMLPlotChartNode
 

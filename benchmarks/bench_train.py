@@ -23,6 +23,7 @@ from pathlib import Path
 
 import torch
 import torch.nn.functional as F
+from FCDDetectLib.choices import DEVICES, GEOMETRIES
 from FCDDetectLib.defaults import DEFAULT_SHAPE, DEFAULT_SPACING
 from FCDDetectLib.models import build_resnet
 from FCDTrainLib.augment import random_rotate
@@ -93,13 +94,13 @@ def bench(depth: int, device: str, batch_size: int, iters: int, warmup: int, sha
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--device", choices=["auto", "cpu", "cuda", "all"], default="all")
+    parser.add_argument("--device", choices=[*DEVICES, "all"], default="all")
     parser.add_argument("--depths", type=int, nargs="+", default=[18, 50])
     parser.add_argument("--batch-size", type=int, default=None, help="default: 2 on CPU, 8 on CUDA")
     parser.add_argument("--iters", type=int, default=None, help="timed steps (default: 2 on CPU, 20 on CUDA)")
     parser.add_argument("--warmup", type=int, default=1)
     parser.add_argument("--shape", type=int, nargs=3, default=list(DEFAULT_SHAPE))
-    parser.add_argument("--geometry", default="paper", choices=["paper", "medicalnet"])
+    parser.add_argument("--geometry", default="paper", choices=GEOMETRIES)
     parser.add_argument("--threads", type=int, default=None, help="CPU threads (default: torch's)")
     parser.add_argument("--out", type=Path, default=RESULTS)
     args = parser.parse_args()

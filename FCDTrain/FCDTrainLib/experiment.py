@@ -27,6 +27,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from FCDDetectLib.choices import DEPTHS, MODALITIES, PRETRAINED_STRATEGIES
 from FCDDetectLib.errors import FCDInputError
 
 from .events import EventLog
@@ -98,9 +99,9 @@ def collect_results(out_dir: str | Path) -> tuple[list[dict[str, Any]], list[dic
     return summarise(fold_rows), fold_rows
 
 
-def run_experiment(base: RunConfig, out_dir: str | Path, depths: Sequence[int] = (18, 34, 50),
-                   pretrained: Sequence[str] = ("none", "medicalnet8", "medicalnet23"),
-                   modalities: Sequence[str] = ("t1", "flair"), weights_dir: str | Path | None = None,
+def run_experiment(base: RunConfig, out_dir: str | Path, depths: Sequence[int] = DEPTHS,
+                   pretrained: Sequence[str] = PRETRAINED_STRATEGIES,
+                   modalities: Sequence[str] = MODALITIES, weights_dir: str | Path | None = None,
                    progress: bool = True) -> dict[str, Any]:
     """Run (or resume) the grid and write the reports; returns paths and the summary table."""
     from .report import write_report

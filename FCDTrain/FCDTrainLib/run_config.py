@@ -20,10 +20,9 @@ from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
+from FCDDetectLib.choices import DEPTHS, GEOMETRIES, INPUT_MODALITIES, PRETRAINED_STRATEGIES
 from FCDDetectLib.errors import FCDInputError
 
-PRETRAINED = ("none", "medicalnet8", "medicalnet23")
-MODALITY_CHOICES = ("flair", "t1", "t1+flair")
 CONFIG_NAME = "config.json"
 # Fields that do not change the numbers a run produces.
 NOT_IDENTITY = ("device", "weights", "workers")
@@ -92,16 +91,14 @@ class RunConfig:
 
     def validate(self) -> None:
         """Check the options against each other (no file access beyond the weights file)."""
-        from FCDDetectLib.models import DEPTHS, GEOMETRIES
-
         if self.depth not in DEPTHS:
             raise FCDInputError(f"--depth {self.depth}: expected one of {', '.join(map(str, DEPTHS))}")
         if self.geometry not in GEOMETRIES:
             raise FCDInputError(f"--geometry {self.geometry}: expected one of {', '.join(GEOMETRIES)}")
-        if self.pretrained not in PRETRAINED:
-            raise FCDInputError(f"--pretrained {self.pretrained}: expected one of {', '.join(PRETRAINED)}")
-        if self.modality not in MODALITY_CHOICES:
-            raise FCDInputError(f"--modality {self.modality}: expected one of {', '.join(MODALITY_CHOICES)}")
+        if self.pretrained not in PRETRAINED_STRATEGIES:
+            raise FCDInputError(f"--pretrained {self.pretrained}: expected one of {', '.join(PRETRAINED_STRATEGIES)}")
+        if self.modality not in INPUT_MODALITIES:
+            raise FCDInputError(f"--modality {self.modality}: expected one of {', '.join(INPUT_MODALITIES)}")
         if self.pretrained == "none" and self.weights:
             raise FCDInputError(
                 f"{self.weights}: a weights file was given with --pretrained none; "

@@ -25,9 +25,10 @@ from collections.abc import Iterable
 from typing import Any
 
 import numpy as np
+from FCDDetectLib.choices import PRETRAINED_STRATEGIES
 
 METRICS = ("accuracy", "roc_auc", "heat_score")
-STRATEGY_ORDER = ("none", "medicalnet8", "medicalnet23")
+STRATEGY_ORDER = PRETRAINED_STRATEGIES  # table order
 KEY = ("depth", "pretrained", "modality")
 
 

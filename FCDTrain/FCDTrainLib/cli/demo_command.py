@@ -9,6 +9,8 @@ from __future__ import annotations
 import argparse
 import json
 
+from FCDDetectLib.choices import DEVICES
+
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     """Add the ``demo`` sub-command."""
@@ -26,7 +28,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--max-epochs", type=int, default=DemoOptions.max_epochs,
                         help=f"training epochs at most (default {DemoOptions.max_epochs})")
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
+    parser.add_argument("--device", default="auto", choices=DEVICES)
     parser.set_defaults(func=run)
 
 

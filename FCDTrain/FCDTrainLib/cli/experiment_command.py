@@ -14,7 +14,9 @@ from __future__ import annotations
 import argparse
 import json
 
-from .train_command import PRETRAINED_CHOICES, add_training_options, config_from_args
+from FCDDetectLib.choices import DEPTHS, INPUT_MODALITIES, MODALITIES, PRETRAINED_STRATEGIES
+
+from .train_command import add_training_options, config_from_args
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -27,9 +29,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     parser.add_argument("--data", required=True, help="dataset folder (ds004199 layout) or CSV manifest")
     parser.add_argument("--out", required=True, help="experiment folder (created; reused to resume)")
-    parser.add_argument("--depths", type=int, nargs="+", default=[18, 34, 50], choices=[18, 34, 50])
-    parser.add_argument("--pretrained", nargs="+", default=PRETRAINED_CHOICES, choices=PRETRAINED_CHOICES)
-    parser.add_argument("--modalities", nargs="+", default=["t1", "flair"], choices=["t1", "flair", "t1+flair"])
+    parser.add_argument("--depths", type=int, nargs="+", default=list(DEPTHS), choices=DEPTHS)
+    parser.add_argument("--pretrained", nargs="+", default=list(PRETRAINED_STRATEGIES),
+                        choices=PRETRAINED_STRATEGIES)
+    parser.add_argument("--modalities", nargs="+", default=list(MODALITIES), choices=INPUT_MODALITIES)
     parser.add_argument("--weights-dir", help="folder with MedicalNet files under their official names "
                         "(resnet_18.pth, resnet_18_23dataset.pth, ...)")
     add_training_options(parser)

@@ -14,7 +14,14 @@ from __future__ import annotations
 import argparse
 import json
 
-PRETRAINED_CHOICES = ["none", "medicalnet8", "medicalnet23"]
+from FCDDetectLib.choices import (
+    DEPTHS,
+    DEVICES,
+    EXPLANATION_METHODS,
+    GEOMETRIES,
+    INPUT_MODALITIES,
+    PRETRAINED_STRATEGIES,
+)
 
 
 def add_training_options(parser: argparse.ArgumentParser) -> None:
@@ -22,13 +29,13 @@ def add_training_options(parser: argparse.ArgumentParser) -> None:
     from ..run_config import RunConfig
 
     d = RunConfig(data="")
-    parser.add_argument("--geometry", default=d.geometry, choices=["paper", "medicalnet"],
+    parser.add_argument("--geometry", default=d.geometry, choices=GEOMETRIES,
                         help="network geometry (default: paper, section 2.2)")
     parser.add_argument("--widen-factor", type=float, default=d.widen_factor,
                         help="scale of the stage widths (64..512); 1.0 = standard ResNet, <1 for quick CPU runs")
     parser.add_argument("--folds", type=int, default=d.folds, help="number of folds (default: 5)")
     parser.add_argument("--max-epochs", type=int, default=d.max_epochs, help="epoch limit per fold (default: 100)")
-    parser.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
+    parser.add_argument("--device", default="auto", choices=DEVICES)
     parser.add_argument("--seed", type=int, default=d.seed, help="seed of folds, initialisation, order, augmentation")
     parser.add_argument("--lr", type=float, default=d.lr, help="Adam learning rate (default: 1e-3)")
     parser.add_argument("--batch-size", type=int, default=d.batch_size, help="default: 4")
@@ -56,7 +63,7 @@ def add_training_options(parser: argparse.ArgumentParser) -> None:
                         help="honour the dataset's split column: 'test' subjects form a fixed test set")
     parser.add_argument("--finetune-all", action="store_true",
                         help="with MedicalNet weights, train every layer (default: only layer4 and fc)")
-    parser.add_argument("--method", default=d.explain_method, choices=["gradcam", "gradcam++", "smoothgrad"],
+    parser.add_argument("--method", default=d.explain_method, choices=EXPLANATION_METHODS,
                         help="explanation method of the Heat-Score (default: gradcam)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
 
@@ -90,11 +97,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     parser.add_argument("--data", required=True, help="dataset folder (ds004199 layout) or CSV manifest")
     parser.add_argument("--out", required=True, help="run folder (created; reused to resume)")
-    parser.add_argument("--depth", type=int, default=18, choices=[18, 34, 50])
-    parser.add_argument("--pretrained", default="none", choices=PRETRAINED_CHOICES,
+    parser.add_argument("--depth", type=int, default=18, choices=DEPTHS)
+    parser.add_argument("--pretrained", default="none", choices=PRETRAINED_STRATEGIES,
                         help="initialisation: none (random), medicalnet8 or medicalnet23 (needs --weights)")
     parser.add_argument("--weights", help="MedicalNet checkpoint (.pth) matching --depth and --pretrained")
-    parser.add_argument("--modality", default="flair", choices=["flair", "t1", "t1+flair"])
+    parser.add_argument("--modality", default="flair", choices=INPUT_MODALITIES)
     parser.add_argument("--fold", type=int, help="run only fold K (0-based)")
     add_training_options(parser)
     parser.set_defaults(func=run)
