@@ -23,6 +23,7 @@ import qt
 import slicer
 import vtk
 from FCDDetectLib.choices import DEVICES, GEOMETRIES
+from FCDTrainLib.run_config import RunConfig
 from FCDTrainLib.slicer_support.train_logic import TrainLogic, TrainSettings
 from slicer import vtkMRMLPlotChartNode, vtkMRMLTableNode
 from slicer.parameterNodeWrapper import Choice, WithinRange, parameterNodeWrapper
@@ -63,6 +64,9 @@ class FCDTrain(ScriptedLoadableModule):
         self.parent.acknowledgementText = "Protocol after Lasagni et al. (5-fold, ResNet-18/34/50, MedicalNet)."
 
 
+# The panel starts from RunConfig's defaults (the single source of the training defaults).
+RUN_DEFAULTS = RunConfig.defaults()
+
 @parameterNodeWrapper
 class FCDTrainParameterNode:
     dataPath: Path
@@ -76,13 +80,13 @@ class FCDTrainParameterNode:
     modalityFlair: bool = True
     modalityT1: bool = False
     modalityT1Flair: bool = False
-    geometry: Annotated[str, Choice(list(GEOMETRIES))] = "paper"
+    geometry: Annotated[str, Choice(list(GEOMETRIES))] = RUN_DEFAULTS["geometry"]
     weightsPath: Path
     weightsCacheFolder: Path
-    folds: Annotated[int, WithinRange(2, 20)] = 5
-    maxEpochs: Annotated[int, WithinRange(1, 1000)] = 100
-    seed: Annotated[int, WithinRange(0, 2147483647)] = 0
-    device: Annotated[str, Choice(list(DEVICES))] = "auto"
+    folds: Annotated[int, WithinRange(2, 20)] = RUN_DEFAULTS["folds"]
+    maxEpochs: Annotated[int, WithinRange(1, 1000)] = RUN_DEFAULTS["max_epochs"]
+    seed: Annotated[int, WithinRange(0, 2147483647)] = RUN_DEFAULTS["seed"]
+    device: Annotated[str, Choice(list(DEVICES))] = RUN_DEFAULTS["device"]
     resultsTable: vtkMRMLTableNode
     resultsChart: vtkMRMLPlotChartNode
 

@@ -22,36 +22,32 @@ from __future__ import annotations
 import json
 import shutil
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from FCDDetectLib.files import write_json_atomic
 from FCDDetectLib.image_io import load_image, load_mask
 
+from .run_config import RunConfig
+
 
 @dataclass
 class DemoOptions:
-    """Knobs of the demo; the defaults take about 6 minutes on 2 CPU cores (README, "The demo")."""
+    """The demo's cohort and where it runs. Training is RunConfig's preset ``"demo"``
+    (:data:`FCDTrainLib.run_config.PRESETS`; about 6 minutes on 2 CPU cores, docs/demo.md),
+    with ``training`` overrides of RunConfig fields on top (e.g. ``{"max_epochs": 1}``).
+    """
 
     subjects: int = 250
-    seed: int = 0
     subtlety: float = 0.0
-    folds: int = 5
-    max_epochs: int = 30
-    depth: int = 18
-    geometry: str = "medicalnet"
-    widen_factor: float = 0.25
-    spacing: tuple[float, float, float] = (4.0, 4.0, 4.0)
-    shape: tuple[int, int, int] = (48, 56, 48)
-    batch_size: int = 8
-    lr: float = 3e-4
-    shift_mm: float = 16.0
-    flip: bool = True
-    patience: int = 8
-    early_stop_patience: int = 15
+    seed: int = 0
     device: str = "auto"
-    method: str = "gradcam"
+    training: dict[str, Any] = field(default_factory=dict)
+
+    def run_config(self, data: str | Path) -> RunConfig:
+        """The demo's RunConfig for the cohort at ``data``."""
+        return RunConfig.preset("demo", data=str(data), seed=self.seed, device=self.device, **self.training)
 
 
 def _cohort(out: Path, options: DemoOptions) -> Path:
@@ -70,17 +66,9 @@ def _cohort(out: Path, options: DemoOptions) -> Path:
 
 
 def _train(cohort: Path, out: Path, options: DemoOptions) -> tuple[Path, list[str]]:
-    from .run_config import RunConfig
     from .train_run import fold_dir, train_run
 
-    config = RunConfig(
-        data=str(cohort), depth=options.depth, geometry=options.geometry, widen_factor=options.widen_factor,
-        modality="flair",
-        folds=options.folds, seed=options.seed, max_epochs=options.max_epochs, lr=options.lr,
-        batch_size=options.batch_size, spacing=list(options.spacing), shape=list(options.shape),
-        shift_mm=options.shift_mm, flip=options.flip, patience=options.patience,
-        early_stop_patience=options.early_stop_patience, device=options.device,
-    )
+    config = options.run_config(cohort)
     run = out / "run"
     train_run(config, run, only_fold=0)
     folds = json.loads((run / "folds.json").read_text())
@@ -103,8 +91,8 @@ def _detect_held_out(cohort: Path, bundle: Path, held_out: list[str], out: Path,
         if (folder / "result.json").is_file() and (folder / "overlay.png").is_file():
             result_json = json.loads((folder / "result.json").read_text())
         else:
-            result = detect(bundle, [subject.images["flair"]], roi=subject.roi, method=options.method,
-                            device=options.device)
+            result = detect(bundle, [subject.images["flair"]], roi=subject.roi,
+                            method=options.run_config(cohort).explain_method, device=options.device)
             write_detection(result, folder)
             render_detection(result, load_image(subject.images["flair"]), folder / "overlay.png",
                              roi=load_mask(subject.roi) if subject.roi else None,
@@ -137,6 +125,8 @@ def summarise(rows: list[dict[str, Any]]) -> dict[str, Any]:
 
 def run_demo(out: str | Path = "demo-output", options: DemoOptions | None = None) -> dict[str, Any]:
     """Run (or resume) the demo into ``out``; returns and writes ``summary.json``."""
+    from .environment import software_environment
+
     options = options or DemoOptions()
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
@@ -154,7 +144,11 @@ def run_demo(out: str | Path = "demo-output", options: DemoOptions | None = None
         "held_out": summarise(rows),
         "per_subject": rows,
         "training": json.loads((out / "run" / "fold-0" / "metrics.json").read_text()),
-        "options": {k: list(v) if isinstance(v, tuple) else v for k, v in vars(options).items()},
+        "seed": options.seed,
+        "options": {"subjects": options.subjects, "subtlety": options.subtlety, "seed": options.seed,
+                    "device": options.device, "preset": "demo", "training": options.training},
+        "config": options.run_config(cohort).to_dict(),
+        "environment": software_environment(),
         "seconds": round(time.perf_counter() - started, 1),
         "note": "synthetic data: figures show the pipeline learns planted FCD-like lesions, "
         "not clinical performance",

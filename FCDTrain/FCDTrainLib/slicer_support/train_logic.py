@@ -28,8 +28,10 @@ from typing import Any
 
 from FCDDetectLib.errors import FCDInputError
 
+from ..cli.config_options import config_arguments
 from ..events import progress_from_events, read_events
 from ..process import TreeProcess
+from ..run_config import check_overrides
 
 EVENTS_NAME = "events.jsonl"
 # Runs `fcd` through its Python entry point, so no console script needs to be on PATH.
@@ -43,7 +45,9 @@ class TrainSettings:
     With exactly one value in each of ``depths``, ``pretrained`` and ``modalities`` the
     command is ``fcd train`` (``weights`` is the MedicalNet file); with more it is
     ``fcd experiment`` (``weights_dir`` holds the MedicalNet files by their official names).
-    ``extra_args`` are appended unchanged (e.g. ``["--shape", "32", "32", "32"]``).
+    ``geometry``, ``folds``, ``max_epochs``, ``device``, ``seed`` and ``config`` are overrides
+    of :class:`~FCDTrainLib.run_config.RunConfig` fields (None: RunConfig's default, which
+    is not repeated here); ``extra_args`` are appended unchanged.
     """
 
     data: str | Path
@@ -53,13 +57,20 @@ class TrainSettings:
     modalities: list[str] = field(default_factory=lambda: ["flair"])
     weights: str | Path | None = None
     weights_dir: str | Path | None = None
-    geometry: str = "paper"
-    folds: int = 5
     fold: int | None = None
+    geometry: str | None = None
+    folds: int | None = None
     max_epochs: int | None = None
-    device: str = "auto"
-    seed: int = 0
+    device: str | None = None
+    seed: int | None = None
+    config: dict[str, Any] = field(default_factory=dict)
     extra_args: list[str] = field(default_factory=list)
+
+    def overrides(self) -> dict[str, Any]:
+        """The RunConfig fields these settings set (the named ones, then ``config``)."""
+        named = {"geometry": self.geometry, "folds": self.folds, "max_epochs": self.max_epochs,
+                 "device": self.device, "seed": self.seed}
+        return {**{k: v for k, v in named.items() if v is not None}, **self.config}
 
     @property
     def is_experiment(self) -> bool:
@@ -77,8 +88,7 @@ class TrainSettings:
             raise FCDInputError("no output folder chosen")
         if not (self.depths and self.pretrained and self.modalities):
             raise FCDInputError("choose at least one depth, one transfer strategy and one modality")
-        if self.folds < 2:
-            raise FCDInputError(f"folds {self.folds}: need at least 2")
+        check_overrides(self.overrides())
         for path, what in ((self.weights, "weights file"), (self.weights_dir, "weights folder")):
             if path and not Path(path).exists():
                 raise FCDInputError(f"{what} {path}: not found")
@@ -99,10 +109,7 @@ class TrainSettings:
                 args += ["--weights", str(self.weights)]
             if self.fold is not None:
                 args += ["--fold", str(self.fold)]
-        args += ["--geometry", self.geometry, "--folds", str(self.folds),
-                 "--device", self.device, "--seed", str(self.seed), "--no-progress"]
-        if self.max_epochs is not None:
-            args += ["--max-epochs", str(self.max_epochs)]
+        args += [*config_arguments(self.overrides()), "--no-progress"]
         return args + [str(a) for a in self.extra_args]
 
 
