@@ -29,6 +29,7 @@ from typing import Any
 from FCDDetectLib.files import write_json_atomic
 from FCDDetectLib.image_io import load_image, load_mask
 
+from .layout import BUNDLE_NAME, RunLayout
 from .run_config import RunConfig
 
 
@@ -66,13 +67,13 @@ def _cohort(out: Path, options: DemoOptions) -> Path:
 
 
 def _train(cohort: Path, out: Path, options: DemoOptions) -> tuple[Path, list[str]]:
-    from .train_run import fold_dir, train_run
+    from .train_run import train_run
 
     config = options.run_config(cohort)
     run = out / "run"
     train_run(config, run, only_fold=0)
-    folds = json.loads((run / "folds.json").read_text())
-    return fold_dir(run, 0) / "model.fcdbundle", list(folds[0]["test"])
+    folds = json.loads(RunLayout(run).folds.read_text())
+    return RunLayout(run).bundle(0), list(folds[0]["test"])
 
 
 def _detect_held_out(cohort: Path, bundle: Path, held_out: list[str], out: Path,
@@ -103,23 +104,22 @@ def _detect_held_out(cohort: Path, bundle: Path, held_out: list[str], out: Path,
 
 
 def summarise(rows: list[dict[str, Any]]) -> dict[str, Any]:
-    """Held-out accuracy, ROC-AUC (scikit-learn) and mean Heat-Score of the patients."""
-    import numpy as np
-    from sklearn.metrics import accuracy_score, roc_auc_score
+    """Held-out accuracy, sensitivity, specificity, ROC-AUC and the patients' Heat-Scores.
 
-    labels = [r["label"] for r in rows]
-    probabilities = [r["probability"] for r in rows]
-    predictions = [int(r["prediction"] == "fcd") for r in rows]
-    scores = [r["heat_score"] for r in rows if r["label"] == 1 and r["heat_score"] is not None]
+    The same functions as a fold's test metrics (:mod:`FCDTrainLib.metrics`: the bundle's
+    threshold, sample sd).
+    """
+    from .metrics import classification_metrics, summarise_heat
+
+    threshold = float(rows[0]["threshold"]) if rows else 0.5
+    metrics = classification_metrics([r["label"] for r in rows], [r["probability"] for r in rows], threshold)
+    heat = summarise_heat({r["subject"]: r["heat_score"] for r in rows if r["label"] == 1})
     return {
-        "subjects": len(rows),
-        "patients": int(sum(labels)),
-        "controls": int(len(labels) - sum(labels)),
-        "accuracy": float(accuracy_score(labels, predictions)),
-        "roc_auc": float(roc_auc_score(labels, probabilities)) if len(set(labels)) == 2 else None,
-        "heat_score_mean": float(np.mean(scores)) if scores else None,
-        "heat_score_std": float(np.std(scores)) if scores else None,
-        "heat_score_above_1": int(sum(s > 1 for s in scores)),
+        "subjects": metrics["n"], "patients": metrics["n_fcd"], "controls": metrics["n_control"],
+        "accuracy": metrics["accuracy"], "sensitivity": metrics["sensitivity"],
+        "specificity": metrics["specificity"], "roc_auc": metrics["roc_auc"], "threshold": threshold,
+        "heat_score_mean": heat["heat_score"], "heat_score_std": heat["heat_score_std"],
+        "heat_score_above_1": heat["heat_score_above_1"],
     }
 
 
@@ -133,9 +133,9 @@ def run_demo(out: str | Path = "demo-output", options: DemoOptions | None = None
     started = time.perf_counter()
     cohort = _cohort(out, options)
     trained_bundle, held_out = _train(cohort, out, options)
-    bundle = out / "model.fcdbundle"
+    bundle = out / BUNDLE_NAME
     if not bundle.exists():
-        tmp = out / ".model.fcdbundle.tmp"
+        tmp = out / f".{BUNDLE_NAME}.tmp"
         shutil.rmtree(tmp, ignore_errors=True)
         shutil.copytree(trained_bundle, tmp)
         tmp.rename(bundle)
@@ -143,7 +143,7 @@ def run_demo(out: str | Path = "demo-output", options: DemoOptions | None = None
     summary = {
         "held_out": summarise(rows),
         "per_subject": rows,
-        "training": json.loads((out / "run" / "fold-0" / "metrics.json").read_text()),
+        "training": json.loads(RunLayout(out / "run").metrics(0).read_text()),
         "seed": options.seed,
         "options": {"subjects": options.subjects, "subtlety": options.subtlety, "seed": options.seed,
                     "device": options.device, "preset": "demo", "training": options.training},

@@ -31,7 +31,8 @@ from FCDDetectLib.choices import DEPTHS, MODALITIES, PRETRAINED_STRATEGIES
 from FCDDetectLib.errors import FCDInputError
 
 from .events import EventLog
-from .run_config import CONFIG_NAME, RunConfig, file_sha256, load_config
+from .layout import ExperimentLayout, RunLayout
+from .run_config import RunConfig, file_sha256, load_config
 
 
 def run_name(depth: int, pretrained: str, modality: str) -> str:
@@ -69,7 +70,8 @@ def plan_grid(base: RunConfig, depths: Sequence[int], pretrained: Sequence[str],
 
 def is_finished(run_dir: Path, config: RunConfig) -> bool:
     """True when ``run_dir`` holds a complete run of exactly ``config``."""
-    if not (run_dir / "summary.json").is_file() or not (run_dir / CONFIG_NAME).is_file():
+    layout = RunLayout(run_dir)
+    if not layout.summary.is_file() or not layout.config.is_file():
         return False
     probe = dataclasses.replace(config)
     if probe.weights:
@@ -82,12 +84,13 @@ def collect_results(out_dir: str | Path) -> tuple[list[dict[str, Any]], list[dic
     from .stats import summarise
 
     fold_rows = []
-    for run_dir in sorted((Path(out_dir) / "runs").glob("*")):
-        if not (run_dir / CONFIG_NAME).is_file():
+    for run_dir in sorted(ExperimentLayout(out_dir).runs.glob("*")):
+        layout = RunLayout(run_dir)
+        if not layout.config.is_file():
             continue
         config = load_config(run_dir)
         for fold in range(config.folds):
-            path = run_dir / f"fold-{fold}" / "metrics.json"
+            path = layout.metrics(fold)
             if not path.is_file():
                 continue
             metrics = json.loads(path.read_text(encoding="utf-8"))
@@ -110,11 +113,12 @@ def run_experiment(base: RunConfig, out_dir: str | Path, depths: Sequence[int] =
     out = Path(out_dir)
     configs = plan_grid(base, depths, pretrained, modalities, weights_dir)
     out.mkdir(parents=True, exist_ok=True)
-    log = EventLog(out / "events.jsonl")
+    layout = ExperimentLayout(out)
+    log = EventLog(layout.events)
     log.emit("start", runs=[run_name(c.depth, c.pretrained, c.modality) for c in configs])
     for index, config in enumerate(configs):
         name = run_name(config.depth, config.pretrained, config.modality)
-        run_dir = out / "runs" / name
+        run_dir = layout.run(name).root
         if is_finished(run_dir, config):
             log.emit("run_skipped", run=name, index=index, total=len(configs))
             continue

@@ -4,6 +4,7 @@ A run folder (``fcd train --out RUN``)::
 
     RUN/config.json             RunConfig (refuse-to-mix check)
     RUN/folds.json              subject ids of each fold's train / val / test parts
+    RUN/skipped.json            subjects left out (missing modality, other protocol) and why
     RUN/events.jsonl            progress, one JSON object per line
     RUN/cache/                  preprocessed volumes on the model grid
     RUN/fold-K/checkpoint.pt    last committed epoch (deleted when the fold is done)
@@ -31,6 +32,7 @@ from pathlib import Path
 
 CONFIG_NAME = "config.json"
 FOLDS_NAME = "folds.json"
+SKIPPED_NAME = "skipped.json"
 EVENTS_NAME = "events.jsonl"
 SUMMARY_NAME = "summary.json"
 CACHE_NAME = "cache"
@@ -62,6 +64,10 @@ class RunLayout:
     @property
     def folds(self) -> Path:
         return self.root / FOLDS_NAME
+
+    @property
+    def skipped(self) -> Path:
+        return self.root / SKIPPED_NAME
 
     @property
     def events(self) -> Path:

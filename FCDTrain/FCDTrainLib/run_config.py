@@ -30,7 +30,8 @@ from FCDDetectLib.choices import (
 )
 from FCDDetectLib.errors import FCDInputError
 
-CONFIG_NAME = "config.json"
+from .layout import CONFIG_NAME, EVENTS_NAME
+
 # Fields that do not change the numbers a run produces.
 NOT_IDENTITY = ("device", "weights", "workers")
 # Fields older versions wrote into config.json and nothing ever read (Adam, cross-entropy,
@@ -246,7 +247,7 @@ def check_same_run(run_dir: str | Path, config: RunConfig) -> bool:
     path = Path(run_dir) / CONFIG_NAME
     if not path.exists():
         run = Path(run_dir)
-        if run.exists() and any(p.name != "events.jsonl" for p in run.iterdir()):
+        if run.exists() and any(p.name != EVENTS_NAME for p in run.iterdir()):
             raise FCDInputError(f"{run}: folder is not empty and holds no {CONFIG_NAME}; choose a new --out")
         return False
     old = load_config(run_dir).identity()

@@ -7,7 +7,7 @@ map the heatmap back. The heatmap must come back on exactly that grid for every
 explanation method, and peak on the blob with a Heat-Score above 1 against its outline for
 Grad-CAM++ and SmoothGrad (plain Grad-CAM's localisation depends on the training run: see
 Testing/engine/test_explain.py). An oblique, anisotropic LPS grid checks that the heatmap
-lands on the input's own grid. Margins: measured over seeds 0-4 x torch threads 1 and 2
+lands on the input's own grid. Margins: measured over seeds 0-4 (1 torch thread) and 0-1 (2 threads)
 (benchmarks/numerics_spread.py); ``make test-repeat`` reruns these tests under 5 seeds.
 """
 
@@ -109,7 +109,7 @@ def test_planted_evidence_end_to_end(bundle, lps_case, planted, method):
     assert result.heat_score_details.roi_resampled is False
     if method == "gradcam":
         return  # its localisation depends on the training run (seed 4: HS -0.37), see the docstring
-    # Measured worst over seeds 0-4 x threads 1, 2 (Grad-CAM++ / SmoothGrad): max inside the blob
+    # Measured worst over seeds 0-4 (1 thread) and 0-1 (2 threads) (Grad-CAM++ / SmoothGrad): max inside the blob
     # 1.0 / 1.0, top-1% centroid 12.8 / 11.6 mm from the blob centre, Heat-Score 2.51 / 5.05.
     # The peak value is reached inside the blob (CAM maps are flat beyond the last layer4
     # cell centre, so the maximum can be a plateau reaching past the blob).

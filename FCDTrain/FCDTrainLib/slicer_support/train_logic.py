@@ -30,10 +30,10 @@ from FCDDetectLib.errors import FCDInputError
 
 from ..cli.config_options import config_arguments
 from ..events import progress_from_events, read_events
+from ..layout import EVENTS_NAME
 from ..process import TreeProcess
 from ..run_config import check_overrides
 
-EVENTS_NAME = "events.jsonl"
 # Runs `fcd` through its Python entry point, so no console script needs to be on PATH.
 _CLI_BOOTSTRAP = "import sys; from FCDTrainLib.cli import main; sys.exit(main())"
 
