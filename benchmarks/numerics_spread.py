@@ -22,6 +22,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from FCDDetectLib.choices import EXPLANATION_METHODS
 
 RESULTS = Path(__file__).with_name("results-numerics.json")
 
@@ -65,7 +66,7 @@ def detect_figures(planted, folder: Path) -> dict:
     image, roi, control, blob_world = _grid_case(planted, _model_affine(planted.shape) @ index_map, (2 * n - 1, n, n))
     bundle = save_planted_bundle(planted, folder / f"p{id(planted)}.fcdbundle", target_spacing=(MODEL_SPACING,) * 3)
     out = {"p_control": detect(bundle, [control], device="cpu").probability}
-    for method in ("gradcam", "gradcam++", "smoothgrad"):
+    for method in EXPLANATION_METHODS:
         result = detect(bundle, [image], roi=roi, method=method, device="cpu")
         top = result.heatmap >= np.quantile(result.heatmap, 0.99)
         centroid = image.affine[:3, :3] @ np.argwhere(top).mean(0) + image.affine[:3, 3]
@@ -98,7 +99,7 @@ def main() -> None:
                        "seconds": round(time.perf_counter() - started, 1)}
                 runs.append(row)
                 print(json.dumps(row), flush=True)
-    methods = ("gradcam", "gradcam++", "smoothgrad")
+    methods = EXPLANATION_METHODS
     worst = {
         "explain_accuracy_min": min(r["explain"]["accuracy"] for r in runs),
         "explain_p_blob_min": min(r["explain"]["p_blob_min"] for r in runs),

@@ -17,8 +17,6 @@ from pathlib import Path
 
 from ..choices import DEVICES, EXPLANATION_METHODS
 
-from ..choices import DEVICES, EXPLANATION_METHODS
-
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     """Add the ``detect`` sub-command."""
