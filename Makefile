@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: test demo docs lint benchmark clean
+.PHONY: test test-repeat demo docs lint benchmark clean
 
 $(STAMP): pyproject.toml requirements-dev.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -23,6 +23,16 @@ test: $(STAMP)
 # a broken link, a missing page or a bad docstring reference fails the build.
 docs: $(STAMP)
 	NO_MKDOCS_2_WARNING=1 $(VENV)/bin/mkdocs build --strict --quiet
+
+# The tests whose verdict depends on a trained model's floats, under 5 training seeds of the
+# planted model (Testing/builders/planted_model.py reads FCD_TEST_SEED): a margin that holds
+# for one seed only fails here.
+REPEAT_SEEDS ?= 0 1 2 3 4
+test-repeat: $(STAMP)
+	for seed in $(REPEAT_SEEDS); do \
+		echo "FCD_TEST_SEED=$$seed"; \
+		FCD_TEST_SEED=$$seed $(PY) -m pytest -q -m numerics -p no:cacheprovider Testing || exit 1; \
+	done
 
 demo: $(STAMP)
 	$(VENV)/bin/fcd demo --out demo-output

@@ -15,6 +15,11 @@ from Testing.builders.slicer_fixtures import slicer_app  # noqa: F401  (fixture)
 
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "slow: trains a real network (seconds to a minute); `make test` runs it")
+    config.addinivalue_line(
+        "markers",
+        "numerics: verdict depends on a trained model's floats; `make test-repeat` runs these under "
+        "FCD_TEST_SEED=0..4 (the planted model's training seed)",
+    )
 
 
 @pytest.fixture(autouse=True, scope="session")

@@ -49,7 +49,9 @@ def bench_depth(depth: int, device: str, repeats: int, image: Path, folder: Path
     import torch
     from FCDDetectLib.bundle import BundleMetadata, load_bundle, save_bundle
     from FCDDetectLib.cli import main as fcd_main
-    from FCDDetectLib.defaults import DEFAULT_SHAPE, DEFAULT_SPACING
+    from FCDTrainLib.run_config import RunConfig
+
+    DEFAULT_SPACING, DEFAULT_SHAPE = RunConfig.defaults()["spacing"], RunConfig.defaults()["shape"]
     from FCDDetectLib.image_io import load_image
     from FCDDetectLib.models import build_resnet
     from FCDDetectLib.preprocess import preprocess
@@ -102,7 +104,9 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     import torch
-    from FCDDetectLib.defaults import DEFAULT_SHAPE, DEFAULT_SPACING
+    from FCDTrainLib.run_config import RunConfig
+
+    DEFAULT_SPACING, DEFAULT_SHAPE = RunConfig.defaults()["spacing"], RunConfig.defaults()["shape"]
 
     torch.set_num_threads(args.threads)
     with tempfile.TemporaryDirectory() as tmp:

@@ -2,7 +2,7 @@
 
 One step is what ``fcd train`` does per batch: random rotation (on the training device),
 forward, cross-entropy, backward and an Adam update; bf16 autocast on CUDA. Inputs are
-random tensors on the default model grid (FCDDetectLib.defaults: 2 mm, 96 x 112 x 96).
+random tensors on the default model grid (RunConfig's defaults: 2 mm, 96 x 112 x 96).
 Figures go to ``benchmarks/results-train.json`` (merged per device) and are printed.
 An estimated epoch time at the paper's scale (170 subjects, 5 folds: 109 training and
 27 validation volumes per fold) is derived from the measured throughput.
@@ -23,10 +23,13 @@ from pathlib import Path
 
 import torch
 import torch.nn.functional as F
-from FCDDetectLib.defaults import DEFAULT_SHAPE, DEFAULT_SPACING
+from FCDDetectLib.choices import DEVICES, GEOMETRIES
 from FCDDetectLib.models import build_resnet
 from FCDTrainLib.augment import random_rotate
+from FCDTrainLib.run_config import RunConfig
 from FCDTrainLib.trainer import _autocast
+
+DEFAULT_SPACING, DEFAULT_SHAPE = RunConfig.defaults()["spacing"], RunConfig.defaults()["shape"]
 
 RESULTS = Path(__file__).with_name("results-train.json")
 PAPER_TRAIN, PAPER_VAL = 109, 27  # 170 subjects: 4/5 for training, of which 80 % train, 20 % validation
@@ -93,13 +96,13 @@ def bench(depth: int, device: str, batch_size: int, iters: int, warmup: int, sha
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--device", choices=["auto", "cpu", "cuda", "all"], default="all")
+    parser.add_argument("--device", choices=[*DEVICES, "all"], default="all")
     parser.add_argument("--depths", type=int, nargs="+", default=[18, 50])
     parser.add_argument("--batch-size", type=int, default=None, help="default: 2 on CPU, 8 on CUDA")
     parser.add_argument("--iters", type=int, default=None, help="timed steps (default: 2 on CPU, 20 on CUDA)")
     parser.add_argument("--warmup", type=int, default=1)
     parser.add_argument("--shape", type=int, nargs=3, default=list(DEFAULT_SHAPE))
-    parser.add_argument("--geometry", default="paper", choices=["paper", "medicalnet"])
+    parser.add_argument("--geometry", default="paper", choices=GEOMETRIES)
     parser.add_argument("--threads", type=int, default=None, help="CPU threads (default: torch's)")
     parser.add_argument("--out", type=Path, default=RESULTS)
     args = parser.parse_args()

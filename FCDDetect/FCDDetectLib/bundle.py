@@ -35,6 +35,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from .choices import DEPTHS, GEOMETRIES
 from .errors import FCDInputError
 from .files import json_text
 
@@ -46,8 +47,6 @@ BUNDLE_SUFFIX = ".fcdbundle"
 METADATA_FILE = "bundle.json"
 WEIGHTS_FILE = "weights.pt"
 NORMALISATIONS = ("zscore-head",)
-_DEPTHS = (18, 34, 50)  # = models.DEPTHS, repeated so that this module needs no torch
-_GEOMETRIES = ("paper", "medicalnet")  # = models.GEOMETRIES
 _OPTIONAL = ("name", "engine_version", "training", "metrics")
 
 
@@ -149,10 +148,10 @@ def _check_fields(v: dict[str, Any], source: str) -> None:
 
     if v["architecture"] != "resnet":
         raise bad("architecture", "'resnet'")
-    if not _is_int(v["depth"]) or v["depth"] not in _DEPTHS:
-        raise bad("depth", f"one of {_DEPTHS}")
-    if v["geometry"] not in _GEOMETRIES:
-        raise bad("geometry", f"one of {_GEOMETRIES}")
+    if not _is_int(v["depth"]) or v["depth"] not in DEPTHS:
+        raise bad("depth", f"one of {DEPTHS}")
+    if v["geometry"] not in GEOMETRIES:
+        raise bad("geometry", f"one of {GEOMETRIES}")
     modalities = v["modalities"]
     if (
         not isinstance(modalities, list)

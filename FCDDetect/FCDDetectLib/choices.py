@@ -46,12 +46,6 @@ INPUT_MODALITIES: tuple[str, ...] = ("flair", "t1", "t1+flair")
 SUPERVISION: tuple[str, ...] = ("none", "lesion")
 """Training signal beyond the label: none, or the lesion outline (ROI)."""
 
-OPTIMIZERS: tuple[str, ...] = ("adam", "adamw", "sgd")
-"""Optimisers of the trainer (``adam`` is the paper's)."""
-
-SCHEDULERS: tuple[str, ...] = ("plateau", "none")
-"""Learning-rate schedules: reduce on a validation-loss plateau, or a constant rate."""
-
 CHOICE_LISTS: dict[str, tuple] = {
     "DEVICES": DEVICES,
     "EXPLANATION_METHODS": EXPLANATION_METHODS,
@@ -62,7 +56,5 @@ CHOICE_LISTS: dict[str, tuple] = {
     "MODALITIES": MODALITIES,
     "INPUT_MODALITIES": INPUT_MODALITIES,
     "SUPERVISION": SUPERVISION,
-    "OPTIMIZERS": OPTIMIZERS,
-    "SCHEDULERS": SCHEDULERS,
 }
 """Name -> list, for tests and docs (CAM_METHODS is a subset of EXPLANATION_METHODS)."""

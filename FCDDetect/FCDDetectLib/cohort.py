@@ -12,7 +12,7 @@ Three kinds of cohort are discovered by :func:`discover_subjects`:
   :mod:`FCDDetectLib.readers`) or DICOM series sub-folder is one subject.
 
 This discovery only needs the image paths, so the engine does it itself (the trainer's
-data package also reads labels, protocols and grids, and the engine never imports it).
+dataset loaders also read labels, protocols and grids, and the engine never imports the trainer).
 
 :func:`run_cohort` loads the bundle once and runs :func:`process_subject` over the
 subjects. ``workers > 1`` reads the next subjects' images and writes the finished ones in

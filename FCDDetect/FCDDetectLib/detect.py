@@ -25,6 +25,7 @@ from typing import Any
 import numpy as np
 
 from . import __version__
+from .choices import CAM_METHODS, DEVICES
 from .errors import FCDInputError
 from .files import write_json_atomic
 from .heat_score import HeatScoreResult, heat_score_images
@@ -83,8 +84,8 @@ def resolve_device(device: str) -> str:
     """``auto`` -> ``cuda`` when a GPU is usable, else ``cpu``; ``cuda`` without one is an error."""
     import torch
 
-    if device not in ("auto", "cpu", "cuda"):
-        raise FCDInputError(f"device {device!r}: expected auto, cpu or cuda")
+    if device not in DEVICES:
+        raise FCDInputError(f"device {device!r}: expected one of {', '.join(DEVICES)}")
     if device == "auto":
         return "cuda" if torch.cuda.is_available() else "cpu"
     if device == "cuda" and not torch.cuda.is_available():
@@ -234,7 +235,7 @@ def _explain_and_classify(net: Any, x: Any, method: str, target_index: int, expl
         heat = explain(net, x, method=method, target_class=target_index)
     finally:
         handle.remove()
-    if method in ("gradcam", "gradcam++") and outputs:
+    if method in CAM_METHODS and outputs:
         return heat, outputs[0]
     with torch.no_grad():
         return heat, net(x)

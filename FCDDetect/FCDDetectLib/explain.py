@@ -43,9 +43,9 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from .choices import EXPLANATION_METHODS as METHODS  # the one list; re-exported as explain.METHODS
 from .errors import FCDInputError
 
-METHODS = ("gradcam", "gradcam++", "smoothgrad")
 UPSAMPLING = ("aligned", "captum")
 DEFAULT_UPSAMPLING = "aligned"  # "captum" reproduces the paper's interpolation (half a cell off)
 _HOOK_DICTS = (

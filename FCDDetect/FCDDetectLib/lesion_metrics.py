@@ -69,7 +69,7 @@ def roi_on_grid(
         >>> int(roi_on_grid(np.ones((2, 2, 2)), (2, 2, 2), np.eye(4)).sum())
         8
     """
-    from .heat_score import _onto, _same_grid  # the Heat-Score's nearest resampling, one copy
+    from .geometry import mask_onto_grid, same_grid  # the Heat-Score's nearest resampling, one copy
 
     if isinstance(roi, Image):
         roi, roi_affine = roi.array, roi.affine
@@ -86,9 +86,9 @@ def roi_on_grid(
             )
         return mask
     source = Image(mask, np.asarray(roi_affine, np.float64))
-    if _same_grid(source, grid):
+    if same_grid(source, grid):
         return mask
-    moved = _onto(source, grid)
+    moved = mask_onto_grid(source, grid)
     if not moved.any():
         raise FCDInputError(
             f"{roi_name}: ROI does not overlap the image's grid after resampling "

@@ -31,8 +31,7 @@ import torch
 from monai.networks.nets import ResNet
 from monai.networks.nets.resnet import get_inplanes, get_medicalnet_pretrained_resnet_args
 
-DEPTHS = (18, 34, 50)
-GEOMETRIES = ("paper", "medicalnet")
+from .choices import DEPTHS, GEOMETRIES  # noqa: F401 (also read as models.DEPTHS)
 
 # depth -> (block type, blocks per stage); the same table as MONAI's resnet_params.
 _LAYOUT = {

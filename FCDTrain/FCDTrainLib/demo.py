@@ -22,36 +22,33 @@ from __future__ import annotations
 import json
 import shutil
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from FCDDetectLib.files import write_json_atomic
 from FCDDetectLib.image_io import load_image, load_mask
 
+from .layout import BUNDLE_NAME, RunLayout
+from .run_config import RunConfig
+
 
 @dataclass
 class DemoOptions:
-    """Knobs of the demo; the defaults take about 6 minutes on 2 CPU cores (README, "The demo")."""
+    """The demo's cohort and where it runs. Training is RunConfig's preset ``"demo"``
+    (:data:`FCDTrainLib.run_config.PRESETS`; about 6 minutes on 2 CPU cores, docs/demo.md),
+    with ``training`` overrides of RunConfig fields on top (e.g. ``{"max_epochs": 1}``).
+    """
 
     subjects: int = 250
-    seed: int = 0
     subtlety: float = 0.0
-    folds: int = 5
-    max_epochs: int = 30
-    depth: int = 18
-    geometry: str = "medicalnet"
-    widen_factor: float = 0.25
-    spacing: tuple[float, float, float] = (4.0, 4.0, 4.0)
-    shape: tuple[int, int, int] = (48, 56, 48)
-    batch_size: int = 8
-    lr: float = 3e-4
-    shift_mm: float = 16.0
-    flip: bool = True
-    patience: int = 8
-    early_stop_patience: int = 15
+    seed: int = 0
     device: str = "auto"
-    method: str = "gradcam"
+    training: dict[str, Any] = field(default_factory=dict)
+
+    def run_config(self, data: str | Path) -> RunConfig:
+        """The demo's RunConfig for the cohort at ``data``."""
+        return RunConfig.preset("demo", data=str(data), seed=self.seed, device=self.device, **self.training)
 
 
 def _cohort(out: Path, options: DemoOptions) -> Path:
@@ -70,21 +67,13 @@ def _cohort(out: Path, options: DemoOptions) -> Path:
 
 
 def _train(cohort: Path, out: Path, options: DemoOptions) -> tuple[Path, list[str]]:
-    from .run_config import RunConfig
-    from .train_run import fold_dir, train_run
+    from .train_run import train_run
 
-    config = RunConfig(
-        data=str(cohort), depth=options.depth, geometry=options.geometry, widen_factor=options.widen_factor,
-        modality="flair",
-        folds=options.folds, seed=options.seed, max_epochs=options.max_epochs, lr=options.lr,
-        batch_size=options.batch_size, spacing=list(options.spacing), shape=list(options.shape),
-        shift_mm=options.shift_mm, flip=options.flip, patience=options.patience,
-        early_stop_patience=options.early_stop_patience, device=options.device,
-    )
+    config = options.run_config(cohort)
     run = out / "run"
     train_run(config, run, only_fold=0)
-    folds = json.loads((run / "folds.json").read_text())
-    return fold_dir(run, 0) / "model.fcdbundle", list(folds[0]["test"])
+    folds = json.loads(RunLayout(run).folds.read_text())
+    return RunLayout(run).bundle(0), list(folds[0]["test"])
 
 
 def _detect_held_out(cohort: Path, bundle: Path, held_out: list[str], out: Path,
@@ -103,8 +92,8 @@ def _detect_held_out(cohort: Path, bundle: Path, held_out: list[str], out: Path,
         if (folder / "result.json").is_file() and (folder / "overlay.png").is_file():
             result_json = json.loads((folder / "result.json").read_text())
         else:
-            result = detect(bundle, [subject.images["flair"]], roi=subject.roi, method=options.method,
-                            device=options.device)
+            result = detect(bundle, [subject.images["flair"]], roi=subject.roi,
+                            method=options.run_config(cohort).explain_method, device=options.device)
             write_detection(result, folder)
             render_detection(result, load_image(subject.images["flair"]), folder / "overlay.png",
                              roi=load_mask(subject.roi) if subject.roi else None,
@@ -115,37 +104,38 @@ def _detect_held_out(cohort: Path, bundle: Path, held_out: list[str], out: Path,
 
 
 def summarise(rows: list[dict[str, Any]]) -> dict[str, Any]:
-    """Held-out accuracy, ROC-AUC (scikit-learn) and mean Heat-Score of the patients."""
-    import numpy as np
-    from sklearn.metrics import accuracy_score, roc_auc_score
+    """Held-out accuracy, sensitivity, specificity, ROC-AUC and the patients' Heat-Scores.
 
-    labels = [r["label"] for r in rows]
-    probabilities = [r["probability"] for r in rows]
-    predictions = [int(r["prediction"] == "fcd") for r in rows]
-    scores = [r["heat_score"] for r in rows if r["label"] == 1 and r["heat_score"] is not None]
+    The same functions as a fold's test metrics (:mod:`FCDTrainLib.metrics`: the bundle's
+    threshold, sample sd).
+    """
+    from .metrics import classification_metrics, summarise_heat
+
+    threshold = float(rows[0]["threshold"]) if rows else 0.5
+    metrics = classification_metrics([r["label"] for r in rows], [r["probability"] for r in rows], threshold)
+    heat = summarise_heat({r["subject"]: r["heat_score"] for r in rows if r["label"] == 1})
     return {
-        "subjects": len(rows),
-        "patients": int(sum(labels)),
-        "controls": int(len(labels) - sum(labels)),
-        "accuracy": float(accuracy_score(labels, predictions)),
-        "roc_auc": float(roc_auc_score(labels, probabilities)) if len(set(labels)) == 2 else None,
-        "heat_score_mean": float(np.mean(scores)) if scores else None,
-        "heat_score_std": float(np.std(scores)) if scores else None,
-        "heat_score_above_1": int(sum(s > 1 for s in scores)),
+        "subjects": metrics["n"], "patients": metrics["n_fcd"], "controls": metrics["n_control"],
+        "accuracy": metrics["accuracy"], "sensitivity": metrics["sensitivity"],
+        "specificity": metrics["specificity"], "roc_auc": metrics["roc_auc"], "threshold": threshold,
+        "heat_score_mean": heat["heat_score"], "heat_score_std": heat["heat_score_std"],
+        "heat_score_above_1": heat["heat_score_above_1"],
     }
 
 
 def run_demo(out: str | Path = "demo-output", options: DemoOptions | None = None) -> dict[str, Any]:
     """Run (or resume) the demo into ``out``; returns and writes ``summary.json``."""
+    from .environment import software_environment
+
     options = options or DemoOptions()
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()
     cohort = _cohort(out, options)
     trained_bundle, held_out = _train(cohort, out, options)
-    bundle = out / "model.fcdbundle"
+    bundle = out / BUNDLE_NAME
     if not bundle.exists():
-        tmp = out / ".model.fcdbundle.tmp"
+        tmp = out / f".{BUNDLE_NAME}.tmp"
         shutil.rmtree(tmp, ignore_errors=True)
         shutil.copytree(trained_bundle, tmp)
         tmp.rename(bundle)
@@ -153,8 +143,12 @@ def run_demo(out: str | Path = "demo-output", options: DemoOptions | None = None
     summary = {
         "held_out": summarise(rows),
         "per_subject": rows,
-        "training": json.loads((out / "run" / "fold-0" / "metrics.json").read_text()),
-        "options": {k: list(v) if isinstance(v, tuple) else v for k, v in vars(options).items()},
+        "training": json.loads(RunLayout(out / "run").metrics(0).read_text()),
+        "seed": options.seed,
+        "options": {"subjects": options.subjects, "subtlety": options.subtlety, "seed": options.seed,
+                    "device": options.device, "preset": "demo", "training": options.training},
+        "config": options.run_config(cohort).to_dict(),
+        "environment": software_environment(),
         "seconds": round(time.perf_counter() - started, 1),
         "note": "synthetic data: figures show the pipeline learns planted FCD-like lesions, "
         "not clinical performance",

@@ -6,7 +6,9 @@ Without ``data``: each fold's bundle is tested again on that fold's test subject
 With ``data`` (an external dataset, folder or CSV manifest): every subject goes through
 every fold's model. Reported per fold (accuracy, ROC-AUC, Heat-Score) with mean +/- std
 over folds, and for the ensemble: the mean of the folds' FCD probabilities (thresholded
-at 0.5) and, per patient, the mean of the folds' Heat-Scores.
+at the bundles' threshold) and, per patient, the mean of the folds' Heat-Scores. The
+model grid, the input modalities and the threshold are read from the fold bundles (what
+``fcd detect`` uses), not from ``config.json``; bundles that disagree are an error.
 
 Results go to ``OUT`` (default ``RUN/evaluation`` or ``RUN/evaluation-<data name>``):
 ``predictions.csv`` and ``metrics.json``.
@@ -25,28 +27,31 @@ from typing import Any
 import numpy as np
 from FCDDetectLib.errors import FCDInputError
 
+from .layout import METRICS_NAME, PREDICTIONS_NAME, RunLayout
 
-def _bundles(run_dir: Path, n_folds: int) -> dict[int, Path]:
-    found = {k: run_dir / f"fold-{k}" / "model.fcdbundle" for k in range(n_folds)}
-    found = {k: p for k, p in found.items() if (p / "bundle.json").is_file()}
+
+def _bundles(layout: RunLayout, n_folds: int) -> dict[int, Path]:
+    from FCDDetectLib.bundle import METADATA_FILE
+
+    found = {k: layout.bundle(k) for k in range(n_folds)}
+    found = {k: p for k, p in found.items() if (p / METADATA_FILE).is_file()}
     if not found:
-        raise FCDInputError(f"{run_dir}: no fold has a model bundle yet (fold-K/model.fcdbundle); train first")
+        raise FCDInputError(f"{layout.root}: no fold has a model bundle yet ({layout.bundle(0).relative_to(layout.root)}"
+                            " for fold 0); train first")
     return found
 
 
-def _summary(per_fold: dict[int, dict[str, Any]]) -> dict[str, Any]:
-    from .stats import mean_std
-
-    out = {}
-    for metric in ("accuracy", "roc_auc", "heat_score"):
-        mean, std, n = mean_std(m.get(metric) for m in per_fold.values())
-        out[metric] = {"mean": mean, "std": std, "n": n}
-    return out
+def _shared(values: dict[int, Any], what: str, run_dir: Path) -> Any:
+    """The one value every fold bundle has for ``what`` (grid, modalities, threshold)."""
+    distinct = {json.dumps(v) for v in values.values()}
+    if len(distinct) != 1:
+        raise FCDInputError(f"{run_dir}: the fold bundles differ in {what} ({'; '.join(sorted(distinct))})")
+    return next(iter(values.values()))
 
 
 def _test_ids(run_dir: Path, config: Any, by_id: dict[str, Any]) -> dict[int, list[str]]:
     """Each fold's test subject ids (``RUN/folds.json``), checked against the dataset."""
-    folds_path = run_dir / "folds.json"
+    folds_path = RunLayout(run_dir).folds
     if not folds_path.is_file():
         raise FCDInputError(f"{folds_path}: not found; is {run_dir} a training run folder?")
     test_sets = {f["fold"]: f["test"] for f in json.loads(folds_path.read_text(encoding="utf-8"))}
@@ -68,7 +73,7 @@ def run_test_sets(run_dir: str | Path) -> tuple[Any, dict[int, Path], dict[int, 
 
     run_dir = Path(run_dir)
     config = load_config(run_dir)
-    bundles = _bundles(run_dir, config.folds)
+    bundles = _bundles(RunLayout(run_dir), config.folds)
     subjects, _ = select_subjects(load_dataset(config.data), config)
     by_id = {s.subject_id: s for s in subjects}
     test_ids = _test_ids(run_dir, config, by_id)
@@ -78,28 +83,36 @@ def run_test_sets(run_dir: str | Path) -> tuple[Any, dict[int, Path], dict[int, 
 def evaluate_run(run_dir: str | Path, data: str | Path | None = None, out: str | Path | None = None,
                  device: str = "auto", method: str | None = None) -> dict[str, Any]:
     """Evaluate every fold bundle of ``run_dir``; see the module docstring. Returns the report."""
-    from FCDDetectLib.bundle import load_bundle
+    from FCDDetectLib.bundle import load_bundle, read_bundle_metadata
     from FCDDetectLib.files import write_json_atomic, write_text_atomic
 
     from .cache import VolumeCache
     from .data import load_dataset
-    from .fold_eval import classification_metrics, csv_text, evaluate_subjects, summarise_heat
+    from .fold_eval import csv_text, evaluate_subjects
+    from .metrics import classification_metrics, summarise_folds, summarise_heat
     from .run_config import load_config
     from .train_run import resolve_device, select_subjects
 
     run_dir = Path(run_dir)
+    layout = RunLayout(run_dir)
     config = load_config(run_dir)
     method = method or config.explain_method
     device = resolve_device(device)
-    bundles = _bundles(run_dir, config.folds)
+    bundles = _bundles(layout, config.folds)
+    # The grid, the inputs and the threshold are the bundles' (what detection uses), not config.json's.
+    metadata = {k: read_bundle_metadata(p) for k, p in bundles.items()}
+    spacing = _shared({k: list(m.target_spacing) for k, m in metadata.items()}, "grid spacing", run_dir)
+    shape = _shared({k: list(m.target_shape) for k, m in metadata.items()}, "grid shape", run_dir)
+    modalities = _shared({k: list(m.modalities) for k, m in metadata.items()}, "modalities", run_dir)
+    threshold = float(_shared({k: m.threshold for k, m in metadata.items()}, "threshold", run_dir))
     dataset = load_dataset(data if data is not None else config.data)
     subjects, skipped = select_subjects(dataset, config)
     by_id = {s.subject_id: s for s in subjects}
     if data is None:
         test_sets = _test_ids(run_dir, config, by_id)
     elif not subjects:
-        raise FCDInputError(f"{data}: no subject has the run's modalities ({config.modality})")
-    cache = VolumeCache(run_dir / "cache", config.spacing, config.shape, config.modalities)
+        raise FCDInputError(f"{data}: no subject has the run's modalities ({'+'.join(modalities)})")
+    cache = VolumeCache(layout.cache, spacing, shape, modalities)
 
     per_fold: dict[int, dict[str, Any]] = {}
     rows: list[dict[str, Any]] = []
@@ -120,7 +133,8 @@ def evaluate_run(run_dir: str | Path, data: str | Path | None = None, out: str |
     report: dict[str, Any] = {
         "run": str(run_dir), "data": str(data if data is not None else config.data),
         "external": data is not None, "method": method, "skipped": skipped,
-        "folds": {str(k): v for k, v in per_fold.items()}, "folds_summary": _summary(per_fold),
+        "folds": {str(k): v for k, v in per_fold.items()}, "folds_summary": summarise_folds(per_fold),
+        "threshold": threshold,
     }
     columns = ["fold", "subject", "label", "probability", "prediction", "heat_score"]
     if data is not None:
@@ -128,17 +142,17 @@ def evaluate_run(run_dir: str | Path, data: str | Path | None = None, out: str |
         for entry in by_subject.values():
             prob = float(np.mean(entry["probs"]))
             ensemble_rows.append({"fold": "ensemble", "subject": entry["subject"], "label": entry["label"],
-                                  "probability": prob, "prediction": int(prob >= 0.5),
+                                  "probability": prob, "prediction": int(prob >= threshold),
                                   "heat_score": float(np.mean(entry["heats"])) if entry["heats"] else None})
         ensemble = classification_metrics([r["label"] for r in ensemble_rows],
-                                          [r["probability"] for r in ensemble_rows])
+                                          [r["probability"] for r in ensemble_rows], threshold)
         ensemble.update(summarise_heat({r["subject"]: r["heat_score"] for r in ensemble_rows}))
         report["ensemble"] = ensemble
         rows.extend(ensemble_rows)
-    name = "evaluation" if data is None else f"evaluation-{Path(str(data)).stem or 'external'}"
-    out_dir = Path(out) if out is not None else run_dir / name
+    name = None if data is None else (Path(str(data)).stem or "external")
+    out_dir = Path(out) if out is not None else layout.evaluation(name)
     out_dir.mkdir(parents=True, exist_ok=True)
-    write_text_atomic(out_dir / "predictions.csv", csv_text(rows, columns))
-    write_json_atomic(out_dir / "metrics.json", report)
+    write_text_atomic(out_dir / PREDICTIONS_NAME, csv_text(rows, columns))
+    write_json_atomic(out_dir / METRICS_NAME, report)
     report["out"] = str(out_dir)
     return report

@@ -30,12 +30,14 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from FCDDetectLib.choices import DEPTHS, MODALITIES, PRETRAINED_STRATEGIES
 from FCDDetectLib.errors import FCDInputError
 
 from .events import EventLog
 from .executors import Executor, FoldTask, task_dicts
 from .fold_tasks import claim_runs, make_run_folders, on_fold_done, plan_tasks
-from .run_config import CONFIG_NAME, RunConfig, file_sha256, load_config
+from .layout import ExperimentLayout, RunLayout
+from .run_config import RunConfig, file_sha256, load_config
 
 
 def run_name(depth: int, pretrained: str, modality: str) -> str:
@@ -73,7 +75,8 @@ def plan_grid(base: RunConfig, depths: Sequence[int], pretrained: Sequence[str],
 
 def is_finished(run_dir: Path, config: RunConfig) -> bool:
     """True when ``run_dir`` holds a complete run of exactly ``config``."""
-    if not (run_dir / "summary.json").is_file() or not (run_dir / CONFIG_NAME).is_file():
+    layout = RunLayout(run_dir)
+    if not layout.summary.is_file() or not layout.config.is_file():
         return False
     probe = dataclasses.replace(config)
     if probe.weights:
@@ -86,12 +89,13 @@ def collect_results(out_dir: str | Path) -> tuple[list[dict[str, Any]], list[dic
     from .stats import summarise
 
     fold_rows = []
-    for run_dir in sorted((Path(out_dir) / "runs").glob("*")):
-        if not (run_dir / CONFIG_NAME).is_file():
+    for run_dir in sorted(ExperimentLayout(out_dir).runs.glob("*")):
+        layout = RunLayout(run_dir)
+        if not layout.config.is_file():
             continue
         config = load_config(run_dir)
         for fold in range(config.folds):
-            path = run_dir / f"fold-{fold}" / "metrics.json"
+            path = layout.metrics(fold)
             if not path.is_file():
                 continue
             metrics = json.loads(path.read_text(encoding="utf-8"))
@@ -103,9 +107,9 @@ def collect_results(out_dir: str | Path) -> tuple[list[dict[str, Any]], list[dic
     return summarise(fold_rows), fold_rows
 
 
-def run_experiment(base: RunConfig, out_dir: str | Path, depths: Sequence[int] = (18, 34, 50),
-                   pretrained: Sequence[str] = ("none", "medicalnet8", "medicalnet23"),
-                   modalities: Sequence[str] = ("t1", "flair"), weights_dir: str | Path | None = None,
+def run_experiment(base: RunConfig, out_dir: str | Path, depths: Sequence[int] = DEPTHS,
+                   pretrained: Sequence[str] = PRETRAINED_STRATEGIES,
+                   modalities: Sequence[str] = MODALITIES, weights_dir: str | Path | None = None,
                    progress: bool = True, executor: Executor | None = None) -> dict[str, Any]:
     """Run (or resume) the grid on ``executor`` (default: local) and write the reports.
 

@@ -16,13 +16,14 @@ Example:
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
 from FCDDetectLib.errors import FCDInputError
 from FCDDetectLib.files import csv_text  # noqa: F401  (re-exported: evaluate.py and report.py use it here)
+
+from .metrics import classification_metrics, summarise_heat
 
 PREDICTION_COLUMNS = ["subject", "label", "probability", "prediction", "heat_score"]
 
@@ -37,26 +38,6 @@ def predict_arrays(model: Any, arrays: np.ndarray, batch_size: int, device: str)
     y = torch.zeros(x.shape[0], dtype=torch.long)
     _, probs = evaluate_loss(model, x, y, batch_size, torch.device(device))
     return probs.astype(np.float64)
-
-
-def classification_metrics(labels: Sequence[int], probs: Sequence[float], threshold: float = 0.5) -> dict[str, Any]:
-    """Accuracy, ROC-AUC (None with one class only), sensitivity and specificity (scikit-learn)."""
-    from sklearn.metrics import accuracy_score, confusion_matrix, roc_auc_score
-
-    labels = np.asarray(labels, dtype=int)
-    probs = np.asarray(probs, dtype=np.float64)
-    predictions = (probs >= threshold).astype(int)
-    tn, fp, fn, tp = confusion_matrix(labels, predictions, labels=[0, 1]).ravel()
-    return {
-        "n": int(labels.size),
-        "n_fcd": int(labels.sum()),
-        "n_control": int((labels == 0).sum()),
-        "accuracy": float(accuracy_score(labels, predictions)) if labels.size else None,
-        "roc_auc": float(roc_auc_score(labels, probs)) if len(set(labels.tolist())) == 2 else None,
-        "sensitivity": float(tp / (tp + fn)) if tp + fn else None,
-        "specificity": float(tn / (tn + fp)) if tn + fp else None,
-        "threshold": float(threshold),
-    }
 
 
 def heat_scores(bundle: Any, subjects: Sequence[Any], method: str = "gradcam",
@@ -86,16 +67,6 @@ def heat_scores(bundle: Any, subjects: Sequence[Any], method: str = "gradcam",
             scores[subject.subject_id] = None
             warnings.append(f"{subject.subject_id}: no Heat-Score ({error})")
     return scores, warnings
-
-
-def summarise_heat(scores: dict[str, float | None]) -> dict[str, Any]:
-    """Mean, sample std and count of the finite Heat-Scores."""
-    values = [v for v in scores.values() if v is not None and math.isfinite(v)]
-    return {
-        "heat_score": float(np.mean(values)) if values else None,
-        "heat_score_std": float(np.std(values, ddof=1)) if len(values) > 1 else None,
-        "heat_score_n": len(values),
-    }
 
 
 def evaluate_subjects(bundle: Any, subjects: Sequence[Any], cache: Any, device: str = "cpu",

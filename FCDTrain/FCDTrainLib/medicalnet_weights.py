@@ -24,7 +24,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from FCDDetectLib.choices import PRETRAINED_STRATEGIES
+from FCDDetectLib.choices import DEPTHS, PRETRAINED_STRATEGIES
 from FCDDetectLib.errors import FCDInputError
 
 WEIGHT_FAMILIES = tuple(s for s in PRETRAINED_STRATEGIES if s != "none")
@@ -39,7 +39,8 @@ MEDICALNET_FILES = {
     "medicalnet8": {18: "resnet_18.pth", 34: "resnet_34.pth", 50: "resnet_50.pth"},
     "medicalnet23": {18: "resnet_18_23dataset.pth", 34: "resnet_34_23dataset.pth", 50: "resnet_50_23dataset.pth"},
 }
-MEDICALNET_HF_REPOS = {depth: f"TencentMedicalNet/MedicalNet-Resnet{depth}" for depth in (18, 34, 50)}
+MEDICALNET_HF_REPOS = {depth: f"TencentMedicalNet/MedicalNet-Resnet{depth}" for depth in DEPTHS}
+
 
 class DownloadCancelled(InterruptedError):
     """The user cancelled a download (not a failure: nothing is written, the cache is unchanged)."""

@@ -21,6 +21,7 @@ from typing import Any
 
 from FCDDetectLib.files import write_atomic
 
+from .layout import ExperimentLayout
 from .stats import METRICS
 
 CSV_COLUMNS = ["model", "depth", "pretrained", "modality", "n_folds",
@@ -104,8 +105,7 @@ def write_report(
 
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    paths = {"csv": out / "results.csv", "folds_csv": out / "results_folds.csv",
-             "markdown": out / "results.md", "plot": out / "results.png"}
+    paths = ExperimentLayout(out).results
     write_text_atomic(paths["csv"], _csv_text(summary, CSV_COLUMNS))
     write_text_atomic(paths["folds_csv"], _csv_text(fold_rows, FOLD_COLUMNS))
     notes = (

@@ -8,65 +8,125 @@ to run now) are not part of the identity: a run may continue on another device.
 
 Example:
     >>> config = RunConfig(data="cohort/", depth=18, modality="flair")
-    >>> config.modalities, config.transfer_mode
-    (['flair'], 'all')
+    >>> config.modalities, config.transfer_mode, config.lr
+    (['flair'], 'all', 0.001)
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import MISSING, asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
+from FCDDetectLib.choices import (
+    DEPTHS,
+    DEVICES,
+    EXPLANATION_METHODS,
+    GEOMETRIES,
+    INPUT_MODALITIES,
+    PRETRAINED_STRATEGIES,
+)
 from FCDDetectLib.errors import FCDInputError
 
-PRETRAINED = ("none", "medicalnet8", "medicalnet23")
-MODALITY_CHOICES = ("flair", "t1", "t1+flair")
-CONFIG_NAME = "config.json"
+from .layout import CONFIG_NAME, EVENTS_NAME
+
 # Fields that do not change the numbers a run produces.
 NOT_IDENTITY = ("device", "weights", "workers")
+# Fields older versions wrote into config.json and nothing ever read (Adam, cross-entropy,
+# ReduceLROnPlateau and early stopping on the validation loss are what the trainer does;
+# the normalisation is the bundle's). Ignored when an old run folder is read.
+RETIRED_FIELDS = ("optimizer", "loss", "scheduler", "early_stopping", "normalisation")
+
+
+def option(default: Any = MISSING, help: str = "", *, flag: str | None = None, choices: tuple | None = None,
+           ge: float | None = None, gt: float | None = None, le: float | None = None, lt: float | None = None,
+           metavar: Any = None, cli: bool = True, factory: Any = MISSING) -> Any:
+    """A RunConfig field with what the CLI and the checks need to know about it.
+
+    ``help`` is the option's help (the default is appended by the CLI), ``flag`` the option
+    name when it is not ``--field-name``, ``choices`` the allowed values, ``ge``/``gt``/``le``/``lt``
+    bounds checked by :meth:`RunConfig.validate`, ``cli=False`` for fields no option sets.
+    """
+    metadata = {"help": help, "flag": flag, "choices": choices, "ge": ge, "gt": gt, "le": le, "lt": lt,
+                "metavar": metavar, "cli": cli}
+    if factory is not MISSING:
+        return field(default_factory=factory, metadata=metadata)
+    return field(default=default, metadata=metadata)
 
 
 @dataclass
 class RunConfig:
-    """Everything that defines a run. Defaults follow section 2.3 of the paper."""
+    """Everything that defines a run: the single source of the training defaults.
 
-    data: str
-    depth: int = 18
-    pretrained: str = "none"
-    weights: str | None = None
-    weights_sha256: str | None = None
-    geometry: str = "paper"
-    widen_factor: float = 1.0
-    modality: str = "flair"
-    folds: int = 5
-    seed: int = 0
-    max_epochs: int = 100
-    lr: float = 1e-3
-    batch_size: int = 4
-    patience: int = 5
-    lr_factor: float = 0.1
-    early_stop_patience: int = 10
-    spacing: list[float] = field(default_factory=lambda: [2.0, 2.0, 2.0])
-    shape: list[int] = field(default_factory=lambda: [96, 112, 96])
-    val_fraction: float = 0.2
-    stratify_protocol: bool = False
-    protocol: str | None = None
-    use_split: bool = False
-    finetune_all: bool = False
-    rotation_degrees: float = 15.0
-    shift_mm: float = 0.0
-    flip: bool = False
-    explain_method: str = "gradcam"
-    optimizer: str = "adam"
-    loss: str = "cross-entropy"
-    scheduler: str = "ReduceLROnPlateau(val_loss)"
-    early_stopping: str = "val_loss"
-    normalisation: str = "zscore-head"
-    device: str = "auto"
-    workers: int = 0
+    Defaults follow section 2.3 of the paper. ``fcd train`` / ``fcd experiment`` build their
+    options (names, types, choices, help with the default) from these fields
+    (:mod:`FCDTrainLib.cli.config_options`), the Slicer module passes overrides of them, and
+    the demo is the named preset ``PRESETS["demo"]``.
+    """
+
+    data: str = option(help="dataset folder (ds004199 layout) or CSV manifest")
+    depth: int = option(18, "ResNet depth", choices=DEPTHS)
+    pretrained: str = option("none", "initialisation: none (random), medicalnet8 or medicalnet23 (needs --weights)",
+                             choices=PRETRAINED_STRATEGIES)
+    weights: str | None = option(None, "MedicalNet checkpoint (.pth) matching --depth and --pretrained",
+                                 metavar="FILE")
+    weights_sha256: str | None = option(None, cli=False)
+    geometry: str = option("paper", "network geometry: paper (section 2.2) or medicalnet (dilated layer3/4)",
+                           choices=GEOMETRIES)
+    widen_factor: float = option(1.0, "scale of the stage widths (64..512); 1.0 = standard ResNet, "
+                                 "<1 for quick CPU runs", gt=0, le=4)
+    modality: str = option("flair", "input modality, or both as two channels", choices=INPUT_MODALITIES)
+    folds: int = option(5, "number of folds", ge=2)
+    seed: int = option(0, "seed of folds, initialisation, order, augmentation", ge=0)
+    max_epochs: int = option(100, "epoch limit per fold", ge=1)
+    lr: float = option(1e-3, "Adam learning rate", gt=0)
+    batch_size: int = option(4, "training batch size", ge=1)
+    patience: int = option(5, "ReduceLROnPlateau patience in epochs (validation loss)", ge=0)
+    lr_factor: float = option(0.1, "ReduceLROnPlateau factor", gt=0, lt=1)
+    early_stop_patience: int = option(10, "stop after this many epochs without a lower validation loss", ge=1)
+    spacing: list[float] = option(help="model grid spacing in mm", metavar=("X", "Y", "Z"),
+                                  factory=lambda: [2.0, 2.0, 2.0])
+    shape: list[int] = option(help="model grid shape in voxels", metavar=("X", "Y", "Z"),
+                              factory=lambda: [96, 112, 96])
+    val_fraction: float = option(0.2, "validation part of each fold's training subjects", gt=0, lt=1)
+    stratify_protocol: bool = option(False, "stratify folds by label and scanner protocol")
+    protocol: str | None = option(None, "keep only subjects of this protocol (see fcd audit)")
+    use_split: bool = option(False, "honour the dataset's split column: 'test' subjects form a fixed test set")
+    finetune_all: bool = option(False, "with MedicalNet weights, train every layer (otherwise only layer4 and fc)")
+    rotation_degrees: float = option(15.0, "random rotation range in degrees (0 turns it off)", flag="--rotation",
+                                     metavar="DEGREES", ge=0)
+    shift_mm: float = option(0.0, "random translations up to +/- MM along each axis (0: off)", flag="--shift",
+                             metavar="MM", ge=0)
+    flip: bool = option(False, "mirror half of the training volumes left-right")
+    explain_method: str = option("gradcam", "explanation method of the Heat-Score", flag="--method",
+                                 choices=EXPLANATION_METHODS)
+    device: str = option("auto", "where to train", choices=DEVICES)
+    workers: int = option(0, cli=False)
+
+    @classmethod
+    def preset(cls, name: str, **overrides: Any) -> RunConfig:
+        """A named preset (:data:`PRESETS`) with ``overrides`` on top.
+
+        Example:
+            >>> RunConfig.preset("demo", data="cohort").spacing
+            [4.0, 4.0, 4.0]
+        """
+        if name not in PRESETS:
+            raise FCDInputError(f"preset {name!r}: expected one of {', '.join(PRESETS)}")
+        return cls(**{**PRESETS[name], **overrides})
+
+    @classmethod
+    def defaults(cls) -> dict[str, Any]:
+        """Field name -> default value (the required ``data`` is absent)."""
+        out = {}
+        for f in fields(cls):
+            if f.default is not MISSING:
+                out[f.name] = f.default
+            elif f.default_factory is not MISSING:
+                out[f.name] = f.default_factory()
+        return out
 
     @property
     def modalities(self) -> list[str]:
@@ -83,6 +143,7 @@ class RunConfig:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> RunConfig:
+        """A config from ``config.json``; retired fields of older versions (and unknown ones) are ignored."""
         known = {f.name for f in fields(cls)}
         return cls(**{k: v for k, v in data.items() if k in known})
 
@@ -91,17 +152,9 @@ class RunConfig:
         return {k: v for k, v in self.to_dict().items() if k not in NOT_IDENTITY}
 
     def validate(self) -> None:
-        """Check the options against each other (no file access beyond the weights file)."""
-        from FCDDetectLib.models import DEPTHS, GEOMETRIES
-
-        if self.depth not in DEPTHS:
-            raise FCDInputError(f"--depth {self.depth}: expected one of {', '.join(map(str, DEPTHS))}")
-        if self.geometry not in GEOMETRIES:
-            raise FCDInputError(f"--geometry {self.geometry}: expected one of {', '.join(GEOMETRIES)}")
-        if self.pretrained not in PRETRAINED:
-            raise FCDInputError(f"--pretrained {self.pretrained}: expected one of {', '.join(PRETRAINED)}")
-        if self.modality not in MODALITY_CHOICES:
-            raise FCDInputError(f"--modality {self.modality}: expected one of {', '.join(MODALITY_CHOICES)}")
+        """Check every field against its choices and bounds, and the options against each other."""
+        for f in fields(self):
+            _check_field(f, getattr(self, f.name))
         if self.pretrained == "none" and self.weights:
             raise FCDInputError(
                 f"{self.weights}: a weights file was given with --pretrained none; "
@@ -111,23 +164,58 @@ class RunConfig:
             raise FCDInputError(f"--pretrained {self.pretrained}: needs --weights FILE (a MedicalNet .pth)")
         if self.weights and not Path(self.weights).is_file():
             raise FCDInputError(f"{self.weights}: weights file not found")
-        for name, value, low in (("--max-epochs", self.max_epochs, 1), ("--batch-size", self.batch_size, 1),
-                                 ("--patience", self.patience, 0),
-                                 ("--early-stop-patience", self.early_stop_patience, 1)):
-            if int(value) < low:
-                raise FCDInputError(f"{name} {value}: must be at least {low}")
-        if not 0 < self.widen_factor <= 4:
-            raise FCDInputError(f"--widen-factor {self.widen_factor}: expected a number in (0, 4]")
         if self.pretrained != "none" and self.widen_factor != 1.0:
             raise FCDInputError("--widen-factor: MedicalNet weights need the standard width (1.0)")
-        if not self.shift_mm >= 0:
-            raise FCDInputError(f"--shift {self.shift_mm}: must be zero or a positive number of mm")
-        if not self.lr > 0:
-            raise FCDInputError(f"--lr {self.lr}: must be positive")
         if len(self.spacing) != 3 or any(s <= 0 for s in self.spacing):
             raise FCDInputError(f"--spacing {self.spacing}: expected three positive numbers (mm)")
         if len(self.shape) != 3 or any(int(s) < 8 for s in self.shape):
             raise FCDInputError(f"--shape {self.shape}: expected three sizes of at least 8 voxels")
+
+
+def flag_of(f: Any) -> str:
+    """The command-line option of a RunConfig field (``--max-epochs``, ``--rotation``, ...)."""
+    return f.metadata.get("flag") or "--" + f.name.replace("_", "-")
+
+
+def _check_field(f: Any, value: Any) -> None:
+    meta, flag = f.metadata, flag_of(f)
+    if meta.get("choices") is not None and value not in meta["choices"]:
+        raise FCDInputError(f"{flag} {value}: expected one of {', '.join(map(str, meta['choices']))}")
+    if value is None or isinstance(value, (bool, list, str)):
+        return
+    for key, ok, words in (("ge", lambda v, b: v >= b, "at least"), ("gt", lambda v, b: v > b, "greater than"),
+                           ("le", lambda v, b: v <= b, "at most"), ("lt", lambda v, b: v < b, "less than")):
+        bound = meta.get(key)
+        if bound is not None and not ok(value, bound):
+            raise FCDInputError(f"{flag} {value}: must be {words} {bound:g}")
+
+
+def check_overrides(overrides: dict[str, Any]) -> None:
+    """Check RunConfig overrides (field -> value) against their fields' choices and bounds.
+
+    Example:
+        >>> check_overrides({"folds": 1})
+        Traceback (most recent call last):
+        ...
+        FCDDetectLib.errors.FCDInputError: --folds 1: must be at least 2
+    """
+    by_name = {f.name: f for f in fields(RunConfig)}
+    for name, value in overrides.items():
+        if name not in by_name:
+            raise FCDInputError(f"{name!r} is not a training option")
+        _check_field(by_name[name], value)
+
+
+PRESETS: dict[str, dict[str, Any]] = {
+    # `fcd demo`: a ResNet-18 of quarter width on a 4 mm grid, so that 250 synthetic subjects
+    # train in about 6 minutes on 2 CPU cores; shifts and flips because the lesions move.
+    "demo": {
+        "depth": 18, "geometry": "medicalnet", "widen_factor": 0.25, "modality": "flair", "folds": 5,
+        "max_epochs": 30, "spacing": [4.0, 4.0, 4.0], "shape": [48, 56, 48], "batch_size": 8, "lr": 3e-4,
+        "shift_mm": 16.0, "flip": True, "patience": 8, "early_stop_patience": 15,
+    },
+}
+"""Named sets of RunConfig overrides (``RunConfig.preset(name, data=...)``)."""
 
 
 def file_sha256(path: str | Path) -> str:
@@ -161,7 +249,7 @@ def check_same_run(run_dir: str | Path, config: RunConfig) -> bool:
         run = Path(run_dir)
         from .run_lock import LOCK_DIR  # the writer's lock, like events.jsonl, may come before the config
 
-        if run.exists() and any(p.name not in ("events.jsonl", LOCK_DIR) for p in run.iterdir()):
+        if run.exists() and any(p.name not in (EVENTS_NAME, LOCK_DIR) for p in run.iterdir()):
             raise FCDInputError(f"{run}: folder is not empty and holds no {CONFIG_NAME}; choose a new --out")
         return False
     old = load_config(run_dir).identity()

@@ -24,28 +24,13 @@ import math
 from collections.abc import Iterable
 from typing import Any
 
-import numpy as np
+from FCDDetectLib.choices import PRETRAINED_STRATEGIES
+
+from .metrics import finite, mean_std
 
 METRICS = ("accuracy", "roc_auc", "heat_score")
-STRATEGY_ORDER = ("none", "medicalnet8", "medicalnet23")
+STRATEGY_ORDER = PRETRAINED_STRATEGIES  # table order
 KEY = ("depth", "pretrained", "modality")
-
-
-def _finite(value: Any) -> float | None:
-    if value is None:
-        return None
-    value = float(value)
-    return value if math.isfinite(value) else None
-
-
-def mean_std(values: Iterable[Any]) -> tuple[float | None, float | None, int]:
-    """Mean and sample standard deviation (ddof=1) of the finite values, and their count."""
-    clean = [v for v in (_finite(x) for x in values) if v is not None]
-    if not clean:
-        return None, None, 0
-    array = np.asarray(clean, dtype=np.float64)
-    std = float(array.std(ddof=1)) if array.size > 1 else None
-    return float(array.mean()), std, int(array.size)
 
 
 def paired_ttest(a: dict[int, Any], b: dict[int, Any]) -> float | None:
@@ -55,7 +40,7 @@ def paired_ttest(a: dict[int, Any], b: dict[int, Any]) -> float | None:
     """
     from scipy.stats import ttest_rel
 
-    folds = sorted(f for f in set(a) & set(b) if _finite(a[f]) is not None and _finite(b[f]) is not None)
+    folds = sorted(f for f in set(a) & set(b) if finite(a[f]) is not None and finite(b[f]) is not None)
     if len(folds) < 2:
         return None
     result = ttest_rel([float(a[f]) for f in folds], [float(b[f]) for f in folds])

@@ -1,17 +1,7 @@
 """A whole training run (``fcd train``): data, folds, cache, every fold, results.
 
-Layout of ``RUN/``::
-
-    config.json            every option that shapes the results (refuse-to-mix check)
-    folds.json             subject ids of each fold's train / val / test parts
-    skipped.json           subjects left out (missing modality, other protocol) and why
-    events.jsonl           progress, one JSON object per line
-    cache/<key>/*.npy      preprocessed inputs (model grid), made once
-    fold-K/checkpoint.pt   last committed epoch (deleted when the fold is done)
-    fold-K/model.fcdbundle best validation epoch, loadable by ``fcd detect``
-    fold-K/predictions.csv test-fold subject, label, probability, prediction, heat_score
-    fold-K/metrics.json    accuracy, ROC-AUC, Heat-Score... (written last: marks the fold done)
-    summary.json           per-fold metrics and mean/std, once every fold is done
+The folder's layout (``config.json``, ``folds.json``, ``fold-K/model.fcdbundle``, ...) is
+:class:`FCDTrainLib.layout.RunLayout`'s.
 
 Example:
     >>> from FCDTrainLib.run_config import RunConfig
@@ -32,6 +22,7 @@ from FCDDetectLib.files import write_json_atomic, write_text_atomic
 
 from .events import EventLog
 from .folds import FoldSplit, make_folds
+from .layout import RunLayout
 from .run_config import RunConfig, check_same_run, file_sha256, write_config
 
 
@@ -90,14 +81,6 @@ def resolve_device(device: str) -> str:
     return engine_resolve_device(device)
 
 
-def fold_dir(run_dir: str | Path, fold: int) -> Path:
-    return Path(run_dir) / f"fold-{fold}"
-
-
-def fold_is_done(run_dir: str | Path, fold: int) -> bool:
-    return (fold_dir(run_dir, fold) / "metrics.json").is_file()
-
-
 def _tensors(cache: Any, subjects: Sequence[Any], device: str):
     import torch
 
@@ -116,7 +99,8 @@ def run_fold(config: RunConfig, split: FoldSplit, subjects: dict[str, Any], cach
     from .fold_eval import evaluate_subjects, predictions_csv
     from .trainer import FoldData, build_model, train_fold
 
-    folder = fold_dir(run_dir, split.fold)
+    layout = RunLayout(run_dir)
+    folder = layout.fold(split.fold)
     train_x, train_y = _tensors(cache, [subjects[i] for i in split.train], device)
     val_x, val_y = _tensors(cache, [subjects[i] for i in split.val], device)
     outcome = train_fold(config, split.fold, FoldData(train_x, train_y, val_x, val_y), folder, log,
@@ -136,7 +120,7 @@ def run_fold(config: RunConfig, split: FoldSplit, subjects: dict[str, Any], cach
     meta = BundleMetadata(depth=config.depth, geometry=config.geometry, modalities=config.modalities,
                           target_spacing=list(config.spacing), target_shape=list(config.shape),
                           name=name, training=training)
-    bundle = ModelBundle(metadata=meta, model=model, path=folder / "model.fcdbundle")
+    bundle = ModelBundle(metadata=meta, model=model, path=layout.bundle(split.fold))
     rows, metrics = evaluate_subjects(bundle, [subjects[i] for i in split.test], cache, device=device,
                                       method=config.explain_method, batch_size=config.batch_size)
     for warning in metrics["warnings"]:
@@ -144,30 +128,26 @@ def run_fold(config: RunConfig, split: FoldSplit, subjects: dict[str, Any], cach
     metrics.update(fold=split.fold, best_epoch=outcome.best_epoch, best_val_loss=outcome.best_val_loss,
                    epochs_run=outcome.epochs_run, stopped_early=outcome.stopped_early)
     meta.metrics = {k: v for k, v in metrics.items() if k != "warnings"}
-    save_bundle(folder / "model.fcdbundle", model.cpu(), meta)
-    write_text_atomic(folder / "predictions.csv", predictions_csv(rows))
+    save_bundle(layout.bundle(split.fold), model.cpu(), meta)
+    write_text_atomic(layout.predictions(split.fold), predictions_csv(rows))
     write_json_atomic(folder / "history.json", outcome.history)
-    write_json_atomic(folder / "metrics.json", metrics)  # last: marks the fold as done
-    for leftover in [folder / "checkpoint.pt", *folder.glob("best-*.pt")]:
+    write_json_atomic(layout.metrics(split.fold), metrics)  # last: marks the fold as done
+    for leftover in [layout.checkpoint(split.fold), *folder.glob("best-*.pt")]:
         leftover.unlink(missing_ok=True)
     return metrics
 
 
 def summarise_run(run_dir: str | Path, n_folds: int) -> dict[str, Any] | None:
-    """Per-fold metrics and their mean/std, or None while a fold is missing."""
-    from .stats import mean_std
+    """Per-fold metrics and their mean/std (sample sd), or None while a fold is missing."""
+    from .metrics import summarise_folds
 
+    layout = RunLayout(run_dir)
     folds = []
     for fold in range(n_folds):
-        path = fold_dir(run_dir, fold) / "metrics.json"
-        if not path.is_file():
+        if not layout.fold_done(fold):
             return None
-        folds.append(json.loads(path.read_text(encoding="utf-8")))
-    summary: dict[str, Any] = {"folds": folds}
-    for metric in ("accuracy", "roc_auc", "heat_score"):
-        mean, std, count = mean_std(f.get(metric) for f in folds)
-        summary[metric] = {"mean": mean, "std": std, "n": count}
-    return summary
+        folds.append(json.loads(layout.metrics(fold).read_text(encoding="utf-8")))
+    return {"folds": folds, **summarise_folds(dict(enumerate(folds)))}
 
 
 def train_run(config: RunConfig, run_dir: str | Path, only_fold: int | None = None,
@@ -187,23 +167,24 @@ def train_run(config: RunConfig, run_dir: str | Path, only_fold: int | None = No
         raise FCDInputError(f"--fold {only_fold}: expected 0..{config.folds - 1}")
     device = resolve_device(config.device)
     write_config(run_dir, config)
-    log = EventLog(run_dir / "events.jsonl")
-    folds_path = run_dir / "folds.json"
+    layout = RunLayout(run_dir)
+    log = EventLog(layout.events)
+    folds_path = layout.folds
     fold_dicts = [f.to_dict() for f in folds]
     if folds_path.is_file() and json.loads(folds_path.read_text()) != fold_dicts:
         raise FCDInputError(f"{folds_path}: the dataset changed since this run started (other fold splits)")
     write_json_atomic(folds_path, fold_dicts)
-    write_json_atomic(run_dir / "skipped.json", warnings)
+    write_json_atomic(layout.skipped, warnings)
     for warning in warnings:
         print(f"warning: {warning}", file=sys.stderr)
     if device == "cpu":
         torch.use_deterministic_algorithms(True, warn_only=True)
     todo = [f for f in folds if only_fold is None or f.fold == only_fold]
-    pending = [f for f in todo if not fold_is_done(run_dir, f.fold)]
+    pending = [f for f in todo if not layout.fold_done(f.fold)]
     log.emit("start", folds=[f.fold for f in todo], pending=[f.fold for f in pending],
              max_epochs=config.max_epochs, n_subjects=len(subjects), device=device, warnings=len(warnings))
     try:
-        cache = VolumeCache(run_dir / "cache", config.spacing, config.shape, config.modalities)
+        cache = VolumeCache(layout.cache, config.spacing, config.shape, config.modalities)
         by_id = {s.subject_id: s for s in subjects}
         needed = sorted({i for f in pending for i in (*f.train, *f.val, *f.test)})
         cache.build([by_id[i] for i in needed])
@@ -222,10 +203,9 @@ def train_run(config: RunConfig, run_dir: str | Path, only_fold: int | None = No
         raise
     summary = summarise_run(run_dir, config.folds)
     if summary is not None:
-        write_json_atomic(run_dir / "summary.json", summary)
+        write_json_atomic(layout.summary, summary)
         if cleanup_cache:
-            shutil.rmtree(run_dir / "cache", ignore_errors=True)
+            shutil.rmtree(layout.cache, ignore_errors=True)
     log.emit("done", folds=[f.fold for f in todo], complete=summary is not None,
              summary={k: summary[k] for k in ("accuracy", "roc_auc", "heat_score")} if summary else None)
-    return summary or {"folds": [json.loads((fold_dir(run_dir, f.fold) / "metrics.json").read_text())
-                                 for f in todo]}
+    return summary or {"folds": [json.loads(layout.metrics(f.fold).read_text()) for f in todo]}

@@ -33,9 +33,8 @@ from FCDDetectLib.files import write_atomic
 
 from .augment import random_augment
 from .events import EventLog
+from .layout import CHECKPOINT_NAME
 from .run_config import RunConfig
-
-CHECKPOINT_NAME = "checkpoint.pt"
 
 
 @dataclass

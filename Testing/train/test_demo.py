@@ -15,7 +15,7 @@ pytestmark = pytest.mark.slow  # trains a real network
 @pytest.fixture(scope="module")
 def demo_run(tmp_path_factory):
     out = tmp_path_factory.mktemp("demo")
-    options = DemoOptions(subjects=10, max_epochs=1, folds=5, shape=(40, 48, 40))
+    options = DemoOptions(subjects=10, training={"max_epochs": 1, "shape": [40, 48, 40]})
     return out, options, run_demo(out, options)
 
 
@@ -33,7 +33,10 @@ def test_demo_writes_every_output(demo_run):
         assert np.allclose(heatmap.affine, nib.load(flair).affine, atol=1e-5)
         assert (folder / "overlay.png").stat().st_size > 1000
         assert json.loads((folder / "result.json").read_text())["prediction"] in ("fcd", "control")
-    assert json.loads((out / "summary.json").read_text())["held_out"] == summary["held_out"]
+    stored = json.loads((out / "summary.json").read_text())
+    assert stored["held_out"] == summary["held_out"]
+    assert stored["seed"] == 0 and stored["config"]["shape"] == [40, 48, 40]
+    assert stored["environment"]["torch"] and "blas" in stored["environment"]
 
 
 def test_demo_summary_matches_its_rows(demo_run):

@@ -79,3 +79,36 @@ def test_evaluate_refuses_a_folder_that_is_not_a_run(tmp_path, capsys):
     assert main(["evaluate", "--run", str(tmp_path)]) == 2
     err = capsys.readouterr().err
     assert "config.json: not found" in err and len(err.strip().splitlines()) == 1
+
+
+def test_evaluate_reads_grid_and_threshold_from_the_bundles(run, tmp_path, capsys):
+    """A copy of the run whose config.json lies about the grid and whose bundles say threshold 0.9:
+    evaluation uses the bundles' grid (it still works) and their threshold (ensemble included)."""
+    import shutil
+
+    from FCDTrainLib.layout import RunLayout
+
+    _, out = run
+    copy = RunLayout(tmp_path / "copy")
+    shutil.copytree(out, copy.root, ignore=shutil.ignore_patterns("cache", "evaluation*"))
+    config = json.loads(copy.config.read_text())
+    config["spacing"], config["shape"] = [9.0, 9.0, 9.0], [8, 8, 8]
+    copy.config.write_text(json.dumps(config))
+    for fold in (0, 1):
+        meta_path = copy.bundle(fold) / "bundle.json"
+        meta = json.loads(meta_path.read_text())
+        meta["threshold"] = 0.9
+        meta_path.write_text(json.dumps(meta))
+    external = write_cohort(tmp_path / "external", n_fcd=3, n_hc=3, seed=9)
+    assert main(["evaluate", "--run", str(copy.root), "--data", str(external), "--device", "cpu"]) == 0
+    capsys.readouterr()
+    report = json.loads((copy.evaluation("external") / "metrics.json").read_text())
+    assert report["threshold"] == 0.9 and report["ensemble"]["threshold"] == 0.9
+    ensemble = [r for r in _rows(copy.evaluation("external") / "predictions.csv") if r["fold"] == "ensemble"]
+    assert all(int(r["prediction"]) == int(float(r["probability"]) >= 0.9) for r in ensemble)
+    from FCDDetectLib.bundle import read_bundle_metadata
+    from FCDTrainLib.cache import cache_key
+
+    meta = read_bundle_metadata(copy.bundle(0))
+    assert [p.name for p in copy.cache.iterdir()] == [cache_key(meta.target_spacing, meta.target_shape,
+                                                                 meta.modalities)]

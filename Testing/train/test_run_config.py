@@ -1,4 +1,4 @@
-"""RunConfig: the network width option and its checks."""
+"""RunConfig: the single source of training defaults (CLI options, presets, old config.json), width and checks."""
 
 from __future__ import annotations
 
@@ -54,3 +54,84 @@ def test_shift_and_flip_reach_the_config_and_its_identity():
     assert (config.shift_mm, config.flip) == (8.0, True)
     assert config.identity() != RunConfig(data="d").identity()
     assert RunConfig.from_dict({"data": "d"}).flip is False  # runs written before the option keep the paper's protocol
+
+
+def _train_parser():
+    from FCDDetectLib.cli import build_parser
+
+    return build_parser()._subparsers._group_actions[0].choices  # argparse keeps sub-commands here
+
+
+def test_options_and_help_come_from_the_config_fields():
+    from dataclasses import fields
+
+    from FCDTrainLib.cli.config_options import SINGLE_RUN_FIELDS
+    from FCDTrainLib.run_config import flag_of
+
+    sub = _train_parser()
+    train = {a.dest: a for a in sub["train"]._actions}
+    experiment = sub["experiment"].get_default("config_fields")
+    defaults = RunConfig.defaults()
+    for f in fields(RunConfig):
+        if not f.metadata.get("cli", True):
+            assert f.name not in train
+            continue
+        action = train[f.name]
+        assert flag_of(f) in action.option_strings
+        if f.name in defaults:
+            assert action.default == defaults[f.name]
+        assert (f.name in experiment) == (f.name not in SINGLE_RUN_FIELDS)
+    assert "(default: 0.001)" in train["lr"].help  # the real default, not a copy
+    assert train["rotation_degrees"].option_strings == ["--rotation"]
+
+
+def test_an_old_config_json_still_loads_and_matches():
+    """config.json of runs written before the unused fields were removed."""
+    old = {"data": "cohort", "depth": 18, "pretrained": "none", "weights": None, "weights_sha256": None,
+           "geometry": "paper", "modality": "flair", "folds": 5, "seed": 0, "max_epochs": 100, "lr": 0.001,
+           "batch_size": 4, "patience": 5, "lr_factor": 0.1, "early_stop_patience": 10,
+           "spacing": [2.0, 2.0, 2.0], "shape": [96, 112, 96], "val_fraction": 0.2, "stratify_protocol": False,
+           "protocol": None, "use_split": False, "finetune_all": False, "rotation_degrees": 15.0,
+           "explain_method": "gradcam", "optimizer": "adam", "loss": "cross-entropy",
+           "scheduler": "ReduceLROnPlateau(val_loss)", "early_stopping": "val_loss",
+           "normalisation": "zscore-head", "device": "auto", "workers": 0}
+    config = RunConfig.from_dict(old)
+    assert config == RunConfig(data="cohort")
+    assert config.identity() == RunConfig(data="cohort").identity()
+
+
+def test_check_same_run_accepts_an_old_folder(tmp_path):
+    import json
+
+    from FCDTrainLib.run_config import RETIRED_FIELDS, check_same_run
+
+    old = {**RunConfig(data="cohort").to_dict(), **{name: "x" for name in RETIRED_FIELDS}}
+    (tmp_path / "config.json").write_text(json.dumps(old))
+    assert check_same_run(tmp_path, RunConfig(data="cohort")) is True
+
+
+def test_bounds_and_choices_from_the_field_metadata():
+    from FCDTrainLib.run_config import check_overrides
+
+    with pytest.raises(FCDInputError, match="--folds 1: must be at least 2"):
+        RunConfig(data="x", folds=1).validate()
+    with pytest.raises(FCDInputError, match="--lr 0.0: must be greater than 0"):
+        RunConfig(data="x", lr=0.0).validate()
+    with pytest.raises(FCDInputError, match="--method saliency: expected one of gradcam"):
+        RunConfig(data="x", explain_method="saliency").validate()
+    with pytest.raises(FCDInputError, match="not a training option"):
+        check_overrides({"optimizer": "sgd"})
+
+
+def test_demo_is_a_preset_and_overrides_round_trip():
+    from FCDTrainLib.cli.config_options import config_arguments, config_from_args
+    from FCDTrainLib.demo import DemoOptions
+    from FCDTrainLib.run_config import PRESETS
+
+    demo = RunConfig.preset("demo", data="cohort")
+    assert demo == DemoOptions().run_config("cohort")
+    assert {k: getattr(demo, k) for k in PRESETS["demo"]} == PRESETS["demo"]
+    overrides = {"folds": 3, "flip": True, "spacing": [3.0, 3.0, 3.0], "explain_method": "gradcam++"}
+    args = _train_parser()["train"].parse_args(["--data", "d", "--out", "o", *config_arguments(overrides)])
+    config = config_from_args(args)
+    assert {k: getattr(config, k) for k in overrides} == overrides

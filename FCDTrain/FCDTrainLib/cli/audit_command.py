@@ -9,6 +9,8 @@ from __future__ import annotations
 import argparse
 import json
 
+from FCDTrainLib.data.audit import FACTORS
+
 
 def register(subparsers) -> None:
     parser = subparsers.add_parser(
@@ -18,7 +20,7 @@ def register(subparsers) -> None:
         "acquisition protocol and report the accuracy of a protocol-only classifier.",
     )
     parser.add_argument("--data", required=True, help="BIDS root (ds004199 layout) or CSV/TSV manifest")
-    parser.add_argument("--by", choices=("protocol", "t1", "flair"), default="protocol",
+    parser.add_argument("--by", choices=FACTORS, default="protocol",
                         help="protocol (T1 and FLAIR acq labels together, default) or one modality's acq label")
     parser.add_argument("--format", choices=("json", "table"), default="json", help="output format (default json)")
     parser.add_argument("--positive-label", action="append", default=[], metavar="NAME",

@@ -7,34 +7,42 @@ Example:
 from __future__ import annotations
 
 import argparse
-import json
+
+from FCDDetectLib.choices import DEVICES
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     """Add the ``demo`` sub-command."""
     from ..demo import DemoOptions
+    from ..run_config import PRESETS
 
     parser = subparsers.add_parser(
         "demo",
         help="synthetic cohort, train a ResNet-18, detect on held-out subjects (about 6 min on 2 CPU cores)",
         description="Writes OUT/cohort, OUT/run, OUT/model.fcdbundle, OUT/subjects/<id>/{heatmap.nii.gz,"
-        "result.json,overlay.png} and OUT/summary.json. Resumes when run again.",
+        "result.json,overlay.png} and OUT/summary.json (with the seed, torch and BLAS build). Training uses "
+        "RunConfig's preset 'demo'. Resumes when run again.",
     )
     parser.add_argument("--out", default="demo-output", help="output folder (default: demo-output)")
     parser.add_argument("--subjects", type=int, default=DemoOptions.subjects,
                         help=f"cohort size (default {DemoOptions.subjects})")
-    parser.add_argument("--max-epochs", type=int, default=DemoOptions.max_epochs,
-                        help=f"training epochs at most (default {DemoOptions.max_epochs})")
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
+    parser.add_argument("--max-epochs", type=int, default=PRESETS["demo"]["max_epochs"],
+                        help=f"training epochs at most (default {PRESETS['demo']['max_epochs']})")
+    parser.add_argument("--seed", type=int, default=DemoOptions.seed,
+                        help=f"seed of the cohort, folds and training (default {DemoOptions.seed})")
+    parser.add_argument("--device", default=DemoOptions.device, choices=DEVICES)
     parser.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
     """Run the demo and print the held-out summary."""
+    from FCDDetectLib.files import json_text
+
     from ..demo import DemoOptions, run_demo
 
-    options = DemoOptions(subjects=args.subjects, max_epochs=args.max_epochs, seed=args.seed, device=args.device)
+    options = DemoOptions(subjects=args.subjects, seed=args.seed, device=args.device,
+                          training={"max_epochs": args.max_epochs})
     summary = run_demo(args.out, options)
-    print(json.dumps({"held_out": summary["held_out"], "seconds": summary["seconds"], "out": args.out}, indent=2))
+    print(json_text({"held_out": summary["held_out"], "seed": summary["seed"], "seconds": summary["seconds"],
+                     "out": args.out}))
     return 0

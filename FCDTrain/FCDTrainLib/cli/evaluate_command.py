@@ -10,6 +10,8 @@ from __future__ import annotations
 import argparse
 import json
 
+from FCDDetectLib.choices import DEVICES, EXPLANATION_METHODS
+
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     """Add the ``evaluate`` sub-command."""
@@ -24,8 +26,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--run", required=True, help="a training run folder (fcd train --out)")
     parser.add_argument("--data", help="external dataset folder or CSV manifest")
     parser.add_argument("--out", help="output folder")
-    parser.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
-    parser.add_argument("--method", choices=["gradcam", "gradcam++", "smoothgrad"],
+    parser.add_argument("--device", default="auto", choices=DEVICES)
+    parser.add_argument("--method", choices=EXPLANATION_METHODS,
                         help="explanation method for the Heat-Score (default: the run's)")
     parser.add_argument("--modality-contributions", action="store_true",
                         help="localized signed SmoothGrad over the run's test patients (ROI components), TP vs FN: "

@@ -15,12 +15,13 @@ interrupted experiment. ``--executor ray`` runs each fold as a Ray task (docs/cl
 from __future__ import annotations
 
 import argparse
-import json
 import os
 
+from FCDDetectLib.choices import DEPTHS, INPUT_MODALITIES, MODALITIES, PRETRAINED_STRATEGIES
 from FCDDetectLib.cli.executor_options import add_executor_options
 
-from .train_command import PRETRAINED_CHOICES, add_training_options, config_from_args
+from .config_options import config_from_args
+from .train_command import add_training_options
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -31,20 +32,25 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         description="One fcd train run per grid point under OUT/runs/, then OUT/results.csv, results.md "
         "(mean ± std over folds, paired t-tests against no transfer) and results.png.",
     )
-    parser.add_argument("--data", required=True, help="dataset folder (ds004199 layout) or CSV manifest")
     parser.add_argument("--out", required=True, help="experiment folder (created; reused to resume)")
-    parser.add_argument("--depths", type=int, nargs="+", default=[18, 34, 50], choices=[18, 34, 50])
-    parser.add_argument("--pretrained", nargs="+", default=PRETRAINED_CHOICES, choices=PRETRAINED_CHOICES)
-    parser.add_argument("--modalities", nargs="+", default=["t1", "flair"], choices=["t1", "flair", "t1+flair"])
+    parser.add_argument("--depths", type=int, nargs="+", default=list(DEPTHS), choices=DEPTHS,
+                        help=f"ResNet depths (default: {' '.join(map(str, DEPTHS))})")
+    parser.add_argument("--pretrained", nargs="+", default=list(PRETRAINED_STRATEGIES),
+                        choices=PRETRAINED_STRATEGIES,
+                        help=f"initialisations (default: {' '.join(PRETRAINED_STRATEGIES)})")
+    parser.add_argument("--modalities", nargs="+", default=list(MODALITIES), choices=INPUT_MODALITIES,
+                        help=f"inputs (default: {' '.join(MODALITIES)})")
     parser.add_argument("--weights-dir", help="folder with MedicalNet files under their official names "
                         "(resnet_18.pth, resnet_18_23dataset.pth, ...)")
-    add_training_options(parser)
+    add_training_options(parser, single_run=False)
     add_executor_options(parser, unit="run")
     parser.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
     """Run the grid; prints the report paths and the summary table as JSON."""
+    from FCDDetectLib.files import json_text
+
     from ..executors import make_executor
     from ..experiment import run_experiment
     from ..run_lock import RunLock
@@ -57,5 +63,5 @@ def run(args: argparse.Namespace) -> int:
         result = run_experiment(base, args.out, depths=args.depths, pretrained=args.pretrained,
                                 modalities=args.modalities, weights_dir=args.weights_dir,
                                 progress=not args.no_progress, executor=executor)
-    print(json.dumps(result, indent=2))
+    print(json_text(result))
     return 0

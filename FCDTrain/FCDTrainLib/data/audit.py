@@ -21,9 +21,9 @@ from dataclasses import asdict, dataclass, field
 
 from FCDDetectLib.errors import FCDInputError
 
-from .types import Dataset, Subject
+from .types import MODALITIES, Dataset, Subject
 
-FACTORS = ("protocol", "t1", "flair")
+FACTORS = ("protocol", *MODALITIES)
 """``protocol``: the whole protocol string; ``t1``/``flair``: that modality's acquisition label."""
 
 LABEL_NAMES = {1: "fcd", 0: "control"}

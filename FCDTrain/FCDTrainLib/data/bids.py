@@ -22,7 +22,7 @@ from FCDDetectLib.geometry import same_grid, voxel_sizes
 
 from .grids import is_thick_slice, read_grid, read_sidecar
 from .labels import LabelNames, parse_label
-from .types import FLAG_2D_FLAIR, FLAG_ROI_ACQ_MISMATCH, Dataset, Subject
+from .types import FLAG_2D_FLAIR, FLAG_ROI_ACQ_MISMATCH, MODALITIES, Dataset, Subject
 
 _FILE = re.compile(
     r"^(?P<sub>sub-[A-Za-z0-9]+)(?:_ses-[A-Za-z0-9]+)?(?:_acq-(?P<acq>[A-Za-z0-9]+))?"
@@ -96,7 +96,7 @@ def _subject(root: Path, row: dict[str, str], names: LabelNames, warnings: list[
     for modality, suffix in (("t1", "T1w"), ("flair", "FLAIR")):
         if not found[modality]:
             raise FCDInputError(f"{subject_id}: no {suffix} image ({subject_id}/anat/*_{suffix}.nii.gz is missing)")
-    images = {m: _pick(found[m], subject_id, m, warnings) for m in ("t1", "flair")}
+    images = {m: _pick(found[m], subject_id, m, warnings) for m in MODALITIES}
     sidecars = {m: read_sidecar(p) for m, p in images.items()}
     acquisitions = {m: _acq_name(images[m], sidecars[m]) for m in images}
     flags: list[str] = []

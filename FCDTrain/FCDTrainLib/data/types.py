@@ -12,8 +12,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-MODALITIES = ("t1", "flair")
-"""Modality keys of :attr:`Subject.images`, in the order models take them."""
+# Modality keys of Subject.images, in the order models take them (the one list is the engine's).
+from FCDDetectLib.choices import MODALITIES  # noqa: F401 (re-exported by FCDTrainLib.data)
 
 FLAG_2D_FLAIR = "2d-flair"
 """Flag of a subject whose FLAIR is a thick-slice 2D acquisition (slices >= 3 mm)."""

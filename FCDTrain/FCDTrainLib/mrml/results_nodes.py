@@ -26,6 +26,7 @@ import vtk
 from FCDDetectLib.errors import FCDInputError
 
 from ..events import read_events
+from ..layout import RunLayout
 
 LOSS_KEYS = ("train_loss", "val_loss")
 
@@ -87,7 +88,7 @@ def fold_metrics_rows(events: Sequence[dict[str, Any]]) -> tuple[list[dict[str, 
 
 def fold_metrics_table(scene: Any, run: str | Path, name: str | None = None) -> Any:
     """Per-fold metrics of one run folder as a table node (None if no fold finished yet)."""
-    rows, columns = fold_metrics_rows(read_events(Path(run) / "events.jsonl"))
+    rows, columns = fold_metrics_rows(read_events(RunLayout(run).events))
     if not rows:
         return None
     return table_from_rows(scene, rows, columns, name or f"{Path(run).name} fold metrics")
@@ -113,7 +114,7 @@ def learning_curve_rows(events: Sequence[dict[str, Any]]) -> tuple[list[dict[str
 
 def learning_curves_table(scene: Any, run: str | Path, name: str | None = None) -> Any:
     """Learning curves of one run folder as a table node (None before the first epoch)."""
-    rows, columns = learning_curve_rows(read_events(Path(run) / "events.jsonl"))
+    rows, columns = learning_curve_rows(read_events(RunLayout(run).events))
     if not rows:
         return None
     return table_from_rows(scene, rows, columns, name or f"{Path(run).name} learning curves")

@@ -28,12 +28,14 @@ from typing import Any
 
 from FCDDetectLib.errors import FCDInputError
 
+from ..cli.config_options import config_arguments
 from ..events import progress_from_events, read_events
 from ..experiment_progress import experiment_progress
+from ..layout import EVENTS_NAME
 from ..process import TreeProcess
+from ..run_config import check_overrides
 from ..run_lock import describe, holder
 
-EVENTS_NAME = "events.jsonl"
 # Runs `fcd` through its Python entry point, so no console script needs to be on PATH.
 _CLI_BOOTSTRAP = "import sys; from FCDTrainLib.cli import main; sys.exit(main())"
 
@@ -45,7 +47,9 @@ class TrainSettings:
     With exactly one value in each of ``depths``, ``pretrained`` and ``modalities`` the
     command is ``fcd train`` (``weights`` is the MedicalNet file); with more it is
     ``fcd experiment`` (``weights_dir`` holds the MedicalNet files by their official names).
-    ``extra_args`` are appended unchanged (e.g. ``["--shape", "32", "32", "32"]``).
+    ``geometry``, ``folds``, ``max_epochs``, ``device``, ``seed`` and ``config`` are overrides
+    of :class:`~FCDTrainLib.run_config.RunConfig` fields (None: RunConfig's default, which
+    is not repeated here); ``extra_args`` are appended unchanged.
     An experiment may run on a Ray cluster: ``executor="ray"`` with ``ray_address`` and
     ``gpus_per_run`` (see docs/cluster.md); its progress reads the same either way.
     """
@@ -57,16 +61,23 @@ class TrainSettings:
     modalities: list[str] = field(default_factory=lambda: ["flair"])
     weights: str | Path | None = None
     weights_dir: str | Path | None = None
-    geometry: str = "paper"
-    folds: int = 5
     fold: int | None = None
+    geometry: str | None = None
+    folds: int | None = None
     max_epochs: int | None = None
-    device: str = "auto"
-    seed: int = 0
+    device: str | None = None
+    seed: int | None = None
+    config: dict[str, Any] = field(default_factory=dict)
     executor: str = "local"
     ray_address: str | None = None
     gpus_per_run: float | None = None
     extra_args: list[str] = field(default_factory=list)
+
+    def overrides(self) -> dict[str, Any]:
+        """The RunConfig fields these settings set (the named ones, then ``config``)."""
+        named = {"geometry": self.geometry, "folds": self.folds, "max_epochs": self.max_epochs,
+                 "device": self.device, "seed": self.seed}
+        return {**{k: v for k, v in named.items() if v is not None}, **self.config}
 
     @property
     def is_experiment(self) -> bool:
@@ -84,8 +95,7 @@ class TrainSettings:
             raise FCDInputError("no output folder chosen")
         if not (self.depths and self.pretrained and self.modalities):
             raise FCDInputError("choose at least one depth, one transfer strategy and one modality")
-        if self.folds < 2:
-            raise FCDInputError(f"folds {self.folds}: need at least 2")
+        check_overrides(self.overrides())
         if self.executor != "local" and not self.is_experiment:
             raise FCDInputError(f"executor {self.executor}: only for an experiment (several grid points)")
         for path, what in ((self.weights, "weights file"), (self.weights_dir, "weights folder")):
@@ -112,10 +122,7 @@ class TrainSettings:
                 args += ["--weights", str(self.weights)]
             if self.fold is not None:
                 args += ["--fold", str(self.fold)]
-        args += ["--geometry", self.geometry, "--folds", str(self.folds),
-                 "--device", self.device, "--seed", str(self.seed), "--no-progress"]
-        if self.max_epochs is not None:
-            args += ["--max-epochs", str(self.max_epochs)]
+        args += [*config_arguments(self.overrides()), "--no-progress"]
         return args + [str(a) for a in self.extra_args]
 
 

@@ -1,0 +1,107 @@
+"""``fcd train`` / ``fcd experiment`` options generated from :class:`RunConfig`'s fields.
+
+Each field's metadata (help, flag, choices, bounds, metavar) becomes one argparse option
+whose help ends with the field's real default, so nothing here repeats a default, a
+choice list or a help text. :func:`config_arguments` goes the other way (overrides ->
+command-line arguments) for the Slicer module, which starts ``fcd train`` in a process.
+
+Example:
+    >>> import argparse
+    >>> parser = argparse.ArgumentParser()
+    >>> add_config_options(parser)
+    >>> config_from_args(parser.parse_args(["--data", "d", "--lr", "0.01"])).lr
+    0.01
+    >>> config_arguments({"folds": 2, "flip": True})
+    ['--folds', '2', '--flip']
+"""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Iterable, Mapping
+from dataclasses import MISSING, fields
+from typing import Any
+
+from ..run_config import RunConfig, flag_of
+
+SINGLE_RUN_FIELDS = ("depth", "pretrained", "weights", "modality")
+"""Fields of one run; ``fcd experiment`` takes lists instead (``--depths``, ...)."""
+
+
+def _default(f: Any) -> Any:
+    if f.default is not MISSING:
+        return f.default
+    if f.default_factory is not MISSING:
+        return f.default_factory()
+    return MISSING
+
+
+def _shown(value: Any) -> str:
+    if isinstance(value, bool):
+        return "on" if value else "off"
+    if isinstance(value, list):
+        return " ".join(f"{v:g}" if isinstance(v, float) else str(v) for v in value)
+    if isinstance(value, float):
+        return f"{value:g}"
+    return "none" if value is None else str(value)
+
+
+def add_config_options(parser: argparse.ArgumentParser, exclude: Iterable[str] = ()) -> None:
+    """Add one option per CLI field of RunConfig (``dest`` = the field name), except ``exclude``.
+
+    The parser remembers which fields it added (``config_fields``), for :func:`config_from_args`.
+    """
+    skip = set(exclude)
+    added = []
+    for f in fields(RunConfig):
+        meta = f.metadata
+        if not meta.get("cli", True) or f.name in skip:
+            continue
+        default = _default(f)
+        kwargs: dict[str, Any] = {"dest": f.name}
+        if default is MISSING:
+            kwargs.update(required=True, help=meta["help"])
+        else:
+            kwargs.update(default=default, help=f"{meta['help']} (default: {_shown(default)})")
+        if isinstance(default, bool):
+            kwargs["action"] = "store_true"
+        else:
+            if isinstance(default, list):
+                kwargs.update(nargs=len(default), type=type(default[0]))
+            elif isinstance(default, (int, float)):
+                kwargs["type"] = type(default)
+            if meta.get("choices") is not None:
+                kwargs["choices"] = meta["choices"]
+            if meta.get("metavar") is not None:
+                kwargs["metavar"] = meta["metavar"]
+        parser.add_argument(flag_of(f), **kwargs)
+        added.append(f.name)
+    parser.set_defaults(config_fields=tuple(added))
+
+
+def config_from_args(args: argparse.Namespace, **overrides: Any) -> RunConfig:
+    """A :class:`RunConfig` from the options :func:`add_config_options` added (+ ``overrides``)."""
+    values = {name: getattr(args, name) for name in args.config_fields}
+    values.update(overrides)
+    for name in ("spacing", "shape"):
+        if name in values:
+            values[name] = list(values[name])
+    return RunConfig(**values)
+
+
+def config_arguments(overrides: Mapping[str, Any]) -> list[str]:
+    """Command-line arguments setting ``overrides`` (RunConfig field -> value); unknown fields are an error."""
+    by_name = {f.name: f for f in fields(RunConfig)}
+    args: list[str] = []
+    for name, value in overrides.items():
+        f = by_name.get(name)
+        if f is None or not f.metadata.get("cli", True):
+            raise ValueError(f"{name!r} is not a RunConfig option")
+        flag = flag_of(f)
+        if isinstance(value, bool):
+            args += [flag] if value else []
+        elif isinstance(value, (list, tuple)):
+            args += [flag, *map(str, value)]
+        elif value is not None:
+            args += [flag, str(value)]
+    return args
