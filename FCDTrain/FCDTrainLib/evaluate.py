@@ -26,12 +26,19 @@ import numpy as np
 from FCDDetectLib.errors import FCDInputError
 
 
-def _bundles(run_dir: Path, n_folds: int) -> dict[int, Path]:
-    found = {k: run_dir / f"fold-{k}" / "model.fcdbundle" for k in range(n_folds)}
-    found = {k: p for k, p in found.items() if (p / "bundle.json").is_file()}
+def _bundles(run_dir: Path, n_folds: int, allow_missing: bool = False) -> tuple[dict[int, Path], list[int]]:
+    """The fold bundles, and the folds without one (an error unless ``allow_missing``)."""
+    wanted = {k: run_dir / f"fold-{k}" / "model.fcdbundle" for k in range(n_folds)}
+    found = {k: p for k, p in wanted.items() if (p / "bundle.json").is_file()}
     if not found:
         raise FCDInputError(f"{run_dir}: no fold has a model bundle yet (fold-K/model.fcdbundle); train first")
-    return found
+    missing = sorted(set(wanted) - set(found))
+    if missing and not allow_missing:
+        raise FCDInputError(
+            f"{wanted[missing[0]]}: missing (fold{'s' if len(missing) > 1 else ''} "
+            f"{', '.join(map(str, missing))} of {n_folds} not trained yet); finish the run with fcd train, "
+            "or pass --allow-missing to evaluate the other folds")
+    return found, missing
 
 
 def _summary(per_fold: dict[int, dict[str, Any]]) -> dict[str, Any]:
@@ -76,10 +83,14 @@ def run_test_sets(run_dir: str | Path) -> tuple[Any, dict[int, Path], dict[int, 
 
 
 def evaluate_run(run_dir: str | Path, data: str | Path | None = None, out: str | Path | None = None,
-                 device: str = "auto", method: str | None = None) -> dict[str, Any]:
-    """Evaluate every fold bundle of ``run_dir``; see the module docstring. Returns the report."""
+                 device: str = "auto", method: str | None = None, allow_missing: bool = False) -> dict[str, Any]:
+    """Evaluate every fold bundle of ``run_dir``; see the module docstring. Returns the report.
+
+    A fold without a bundle is an error (FCDInputError naming it) unless ``allow_missing``:
+    then the report lists it under ``missing_folds``.
+    """
     from FCDDetectLib.bundle import load_bundle
-    from FCDDetectLib.files import write_json_atomic, write_text_atomic
+    from FCDDetectLib.output_set import OutputSet, check_output_folder
 
     from .cache import VolumeCache
     from .data import load_dataset
@@ -91,7 +102,10 @@ def evaluate_run(run_dir: str | Path, data: str | Path | None = None, out: str |
     config = load_config(run_dir)
     method = method or config.explain_method
     device = resolve_device(device)
-    bundles = _bundles(run_dir, config.folds)
+    bundles, missing_folds = _bundles(run_dir, config.folds, allow_missing)
+    name = "evaluation" if data is None else f"evaluation-{Path(str(data)).stem or 'external'}"
+    out_dir = Path(out) if out is not None else run_dir / name
+    check_output_folder(out_dir, ("predictions.csv", "metrics.json"), option="--out")  # before computing
     dataset = load_dataset(data if data is not None else config.data)
     subjects, skipped = select_subjects(dataset, config)
     by_id = {s.subject_id: s for s in subjects}
@@ -119,7 +133,7 @@ def evaluate_run(run_dir: str | Path, data: str | Path | None = None, out: str |
                 entry["heats"].append(row["heat_score"])
     report: dict[str, Any] = {
         "run": str(run_dir), "data": str(data if data is not None else config.data),
-        "external": data is not None, "method": method, "skipped": skipped,
+        "external": data is not None, "method": method, "skipped": skipped, "missing_folds": missing_folds,
         "folds": {str(k): v for k, v in per_fold.items()}, "folds_summary": _summary(per_fold),
     }
     columns = ["fold", "subject", "label", "probability", "prediction", "heat_score"]
@@ -135,10 +149,8 @@ def evaluate_run(run_dir: str | Path, data: str | Path | None = None, out: str |
         ensemble.update(summarise_heat({r["subject"]: r["heat_score"] for r in ensemble_rows}))
         report["ensemble"] = ensemble
         rows.extend(ensemble_rows)
-    name = "evaluation" if data is None else f"evaluation-{Path(str(data)).stem or 'external'}"
-    out_dir = Path(out) if out is not None else run_dir / name
-    out_dir.mkdir(parents=True, exist_ok=True)
-    write_text_atomic(out_dir / "predictions.csv", csv_text(rows, columns))
-    write_json_atomic(out_dir / "metrics.json", report)
+    with OutputSet(out_dir, manifest_name="metrics.json") as staged:  # both files as one unit
+        (staged.folder / "predictions.csv").write_text(csv_text(rows, columns), encoding="utf-8")
+        staged.manifest = report
     report["out"] = str(out_dir)
     return report

@@ -27,6 +27,7 @@ MODALITY_CHOICES = ("flair", "t1", "t1+flair")
 CONFIG_NAME = "config.json"
 # Fields that do not change the numbers a run produces.
 NOT_IDENTITY = ("device", "weights", "workers")
+MIN_WIDEN_FACTOR, MAX_WIDEN_FACTOR = 0.0625, 4.0
 
 
 @dataclass
@@ -92,6 +93,7 @@ class RunConfig:
 
     def validate(self) -> None:
         """Check the options against each other (no file access beyond the weights file)."""
+        from FCDDetectLib.bundle import check_model_grid
         from FCDDetectLib.models import DEPTHS, GEOMETRIES
 
         if self.depth not in DEPTHS:
@@ -116,18 +118,18 @@ class RunConfig:
                                  ("--early-stop-patience", self.early_stop_patience, 1)):
             if int(value) < low:
                 raise FCDInputError(f"{name} {value}: must be at least {low}")
-        if not 0 < self.widen_factor <= 4:
-            raise FCDInputError(f"--widen-factor {self.widen_factor}: expected a number in (0, 4]")
+        if not MIN_WIDEN_FACTOR <= self.widen_factor <= MAX_WIDEN_FACTOR:
+            raise FCDInputError(
+                f"--widen-factor {self.widen_factor}: expected a number in [{MIN_WIDEN_FACTOR}, {MAX_WIDEN_FACTOR}] "
+                "(1/16 keeps 4 filters in the first stage)")
         if self.pretrained != "none" and self.widen_factor != 1.0:
             raise FCDInputError("--widen-factor: MedicalNet weights need the standard width (1.0)")
         if not self.shift_mm >= 0:
             raise FCDInputError(f"--shift {self.shift_mm}: must be zero or a positive number of mm")
         if not self.lr > 0:
             raise FCDInputError(f"--lr {self.lr}: must be positive")
-        if len(self.spacing) != 3 or any(s <= 0 for s in self.spacing):
-            raise FCDInputError(f"--spacing {self.spacing}: expected three positive numbers (mm)")
-        if len(self.shape) != 3 or any(int(s) < 8 for s in self.shape):
-            raise FCDInputError(f"--shape {self.shape}: expected three sizes of at least 8 voxels")
+        check_model_grid(list(self.spacing), list(self.shape), "fcd train", spacing_name="--spacing",
+                         shape_name="--shape")  # the bounds every bundle is checked against
 
 
 def file_sha256(path: str | Path) -> str:
@@ -161,7 +163,8 @@ def check_same_run(run_dir: str | Path, config: RunConfig) -> bool:
         run = Path(run_dir)
         from .run_lock import LOCK_DIR  # the writer's lock, like events.jsonl, may come before the config
 
-        if run.exists() and any(p.name not in ("events.jsonl", LOCK_DIR) for p in run.iterdir()):
+        # a killed validation pass (train_run builds the cache first) leaves only cache/
+        if run.exists() and any(p.name not in ("events.jsonl", LOCK_DIR, "cache") for p in run.iterdir()):
             raise FCDInputError(f"{run}: folder is not empty and holds no {CONFIG_NAME}; choose a new --out")
         return False
     old = load_config(run_dir).identity()
