@@ -63,11 +63,17 @@ def load_tensors(path: str | os.PathLike, what: str) -> Any:
             return torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as error:
         text = str(error)
-        if "Weights only load failed" in text:  # torch's weights-only unpickler met a foreign opcode/global
+        if "Weights only load failed" in text and "global" in text.lower():  # a class/function to call
             raise UnsafeFileError(
                 f"{path}: refused to load {what}: the file holds Python objects other than tensors and "
                 "plain values (it could run code); nothing of it was executed. Replace it with a file "
                 "you trust"
+            ) from None
+        if "Weights only load failed" in text:  # an opcode it does not rebuild: garbage, or a raw pickle
+            raise UnsafeFileError(
+                f"{path}: refused to load {what}: truncated or corrupt, or a pickle of Python objects "
+                "other than tensors (it could run code); nothing of it was executed. Replace it with a "
+                "file you trust"
             ) from None
         raise FCDInputError(f"{path}: cannot read {what} (truncated or corrupt file): {_reason(error)}") from None
     except Exception as error:  # noqa: BLE001 - torch raises RuntimeError, EOFError, ... for bad files
