@@ -320,7 +320,9 @@ def train_kills(work: Path, ctx: dict, count: int, rng: random.Random) -> None:
     full = ctx["train_seconds"]
     tracebacks = 0
     kills = 0
-    for _ in range(count):
+    attempts = 0
+    while kills < count and attempts < 3 * count:  # an attempt that finishes before its kill does not count
+        attempts += 1
         process = subprocess.Popen(command, env=ENV, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
         try:
             process.wait(timeout=rng.uniform(0.5, full * 0.6))
