@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: test test-repeat demo docs lint benchmark clean
+.PHONY: test test-repeat demo docs lint benchmark probe clean
 
 $(STAMP): pyproject.toml requirements-dev.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -40,6 +40,10 @@ demo: $(STAMP)
 benchmark: $(STAMP)
 	$(PY) benchmarks/bench_detect.py
 	$(PY) benchmarks/bench_train.py
+
+# Hostile inputs of issue 9 against the real CLI (random SIGKILLs included); see docs/reliability.md
+probe: $(STAMP)
+	$(PY) benchmarks/probe_hostile.py --detect-kills 50 --train-kills 20
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .

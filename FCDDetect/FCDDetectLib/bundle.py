@@ -47,7 +47,44 @@ BUNDLE_SUFFIX = ".fcdbundle"
 METADATA_FILE = "bundle.json"
 WEIGHTS_FILE = "weights.pt"
 NORMALISATIONS = ("zscore-head",)
-_OPTIONAL = ("name", "engine_version", "training", "metrics")
+_OPTIONAL = ("name", "engine_version", "training", "metrics", "input_ranges")
+
+# Sane bounds of a model grid (bundles and `fcd train`), our choice: the paper's grids are
+# 1-2 mm and 96-160 voxels a side. 4000^3 voxels or 0.001 mm would only exhaust memory.
+SPACING_RANGE_MM = (0.2, 10.0)
+SHAPE_RANGE = (8, 512)
+MAX_GRID_VOXELS = 256**3  # 16.8 M voxels: 64 MiB per float32 channel; a 400^3 grid (64 M) is refused
+MAX_FOV_MM = 600.0
+
+
+def check_model_grid(spacing: Any, shape: Any, source: str, spacing_name: str = "target_spacing",
+                     shape_name: str = "target_shape") -> None:
+    """Refuse a model grid outside the sane bounds above, blaming ``source`` (a bundle, an option).
+
+    Example:
+        >>> check_model_grid([2, 2, 2], [96, 112, 96], "bundle.json")
+        >>> check_model_grid([2, 2, 2], [400, 400, 400], "bundle.json")
+        Traceback (most recent call last):
+        ...
+        FCDDetectLib.errors.FCDInputError: bundle.json: target_shape [400, 400, 400] has 64000000 voxels, more than the 16777216 (256^3) this engine accepts
+    """
+    low, high = SPACING_RANGE_MM
+    if not isinstance(spacing, (list, tuple)) or len(spacing) != 3 or not all(
+            _is_number(v) and low <= v <= high for v in spacing):
+        raise FCDInputError(f"{source}: {spacing_name} {spacing!r} must be 3 numbers in [{low:g}, {high:g}] mm")
+    low, high = SHAPE_RANGE
+    if not isinstance(shape, (list, tuple)) or len(shape) != 3 or not all(
+            _is_int(v) and low <= v <= high for v in shape):
+        raise FCDInputError(f"{source}: {shape_name} {shape!r} must be 3 integers in [{low}, {high}] voxels")
+    voxels = math.prod(int(v) for v in shape)
+    if voxels > MAX_GRID_VOXELS:
+        raise FCDInputError(
+            f"{source}: {shape_name} {list(shape)} has {voxels} voxels, more than the {MAX_GRID_VOXELS} (256^3) "
+            "this engine accepts")
+    fov = max(float(a) * float(b) for a, b in zip(spacing, shape, strict=True))
+    if fov > MAX_FOV_MM:
+        raise FCDInputError(f"{source}: model field of view {fov:.0f} mm ({spacing_name} x {shape_name}) is more "
+                            f"than {MAX_FOV_MM:.0f} mm; no head is that large")
 
 
 def _engine_version() -> str:
@@ -64,7 +101,8 @@ class BundleMetadata:
     ``target_spacing`` (mm) and ``target_shape`` (voxels) define the model grid that
     preprocessing resamples to; ``threshold`` applies to the probability of
     ``class_names[1]``; ``training`` holds provenance (data, folds, weight family...) and
-    ``metrics`` the validation figures.
+    ``metrics`` the validation figures; ``input_ranges`` the training inputs' statistics
+    (``{name: [low, high]}``, see :mod:`FCDDetectLib.ood`; empty in bundles made before).
 
     Example:
         >>> meta = BundleMetadata(depth=34, geometry="medicalnet", modalities=["t1", "flair"],
@@ -87,6 +125,7 @@ class BundleMetadata:
     name: str = ""
     training: dict[str, Any] = field(default_factory=dict)
     metrics: dict[str, Any] = field(default_factory=dict)
+    input_ranges: dict[str, list[float]] = field(default_factory=dict)
 
     @property
     def in_channels(self) -> int:
@@ -166,6 +205,7 @@ def _check_fields(v: dict[str, Any], source: str) -> None:
     shape = v["target_shape"]
     if not isinstance(shape, list) or len(shape) != 3 or not all(_is_int(s) and s > 0 for s in shape):
         raise bad("target_shape", "a list of 3 positive integers")
+    check_model_grid(spacing, shape, source)
     if v["normalisation"] not in NORMALISATIONS:
         raise bad("normalisation", f"one of {NORMALISATIONS}")
     names = v["class_names"]
@@ -176,9 +216,13 @@ def _check_fields(v: dict[str, Any], source: str) -> None:
     for name in ("name", "engine_version"):
         if name in v and not isinstance(v[name], str):
             raise bad(name, "a string")
-    for name in ("training", "metrics"):
+    for name in ("training", "metrics", "input_ranges"):
         if name in v and not isinstance(v[name], dict):
             raise bad(name, "a JSON object")
+    for key, bounds in v.get("input_ranges", {}).items():
+        if not (isinstance(bounds, list) and len(bounds) == 2 and all(_is_number(b) for b in bounds)
+                and bounds[0] <= bounds[1]):
+            raise FCDInputError(f"{source}: input_ranges[{key!r}] must be [low, high] numbers, got {bounds!r}")
 
 
 def _bundle_dir(path: str | os.PathLike) -> Path:
@@ -294,13 +338,13 @@ def save_bundle(path: str | os.PathLike, model: torch.nn.Module, metadata: Bundl
         raise FCDInputError(f"{path}: model weights do not match {_describe(metadata)}: {reason}")
 
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.tmp-", dir=path.parent))
+    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.{os.getpid()}.tmp-", dir=path.parent))
     old = None
     try:
         torch.save(state, tmp / WEIGHTS_FILE)
         (tmp / METADATA_FILE).write_text(json_text(meta_dict) + "\n", encoding="utf-8")
         if path.exists():
-            old = Path(tempfile.mkdtemp(prefix=f".{path.name}.old-", dir=path.parent))
+            old = Path(tempfile.mkdtemp(prefix=f".{path.name}.{os.getpid()}.old-", dir=path.parent))
             os.replace(path, old / path.name)
         try:
             os.replace(tmp, path)
@@ -328,16 +372,14 @@ def load_bundle(path: str | os.PathLike, device: str = "cpu") -> ModelBundle:
     """
     import torch
 
+    from .safe_load import load_tensors
+
     metadata = read_bundle_metadata(path)
     folder = _bundle_dir(path)
     weights_path = folder / WEIGHTS_FILE
     if not weights_path.is_file():
         raise FCDInputError(f"{weights_path}: missing; {folder} is not a complete model bundle")
-    try:
-        state = torch.load(weights_path, map_location="cpu", weights_only=True)
-    except Exception as error:  # truncated zip, bad pickle, unsafe content...
-        reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
-        raise FCDInputError(f"{weights_path}: cannot read model weights (truncated or corrupt?): {reason}") from None
+    state = load_tensors(weights_path, "model weights")  # weights_only=True; one-line errors
     if not isinstance(state, dict) or not all(
         isinstance(k, str) and isinstance(v, torch.Tensor) for k, v in state.items()
     ):

@@ -17,7 +17,7 @@ Example:
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -27,7 +27,6 @@ import numpy as np
 from . import __version__
 from .choices import CAM_METHODS, DEVICES
 from .errors import FCDInputError
-from .files import write_json_atomic
 from .heat_score import HeatScoreResult, heat_score_images
 from .image_io import Image, load_image, load_mask, save_image, validate_array
 from .localized_saliency import DEFAULT_NOISE_SD, DEFAULT_NT_SAMPLES
@@ -55,6 +54,10 @@ class DetectionResult:
     device: str = "cpu"
     saliency: Any = None  # localized_saliency.LocalizedSaliency when asked for (--localized-smoothgrad)
     model_metadata: dict[str, Any] = field(default_factory=dict)  # the bundle's metadata (for the report)
+    warnings: list[str] = field(default_factory=list)
+    out_of_distribution: bool | None = None
+    ood_reasons: list[str] = field(default_factory=list)
+    input_statistics: dict[str, float] = field(default_factory=dict)
 
     def to_json(self) -> dict[str, Any]:
         """The JSON-ready summary written to ``result.json`` (no arrays)."""
@@ -77,6 +80,11 @@ class DetectionResult:
             "seconds": round(self.seconds, 3),
             "engine_version": __version__,
             **({"modality_contributions": self.saliency.to_json()} if self.saliency is not None else {}),
+            "warnings": list(self.warnings),
+            # "unknown" for a bundle that records no training input ranges (older bundles)
+            "out_of_distribution": "unknown" if self.out_of_distribution is None else self.out_of_distribution,
+            "ood_reasons": list(self.ood_reasons),
+            "input_statistics": dict(self.input_statistics),
         }
 
 
@@ -148,6 +156,7 @@ def detect(
     import torch
 
     from .explain import METHODS, explain, minmax_normalise
+    from .ood import check_ranges, input_statistics
     from .preprocess import preprocess, to_input_grid
 
     started = time.perf_counter()
@@ -184,12 +193,19 @@ def detect(
     # min-max again on the input grid: interpolation shaves the peak
     heatmap = minmax_normalise(to_input_grid(heat_model_grid, prep))
 
+    stats = input_statistics(loaded[0], prep)
+    ood_reasons = check_ranges(stats, meta.input_ranges) if meta.input_ranges else []
+    warnings = list(prep.warnings)
+    if meta.input_ranges and ood_reasons:
+        warnings.append(f"input is out of the training distribution of {meta.name}: {'; '.join(ood_reasons)}; "
+                        "the probability may mean nothing")
+
     heat = None
     details = None
     if roi_image is not None:
         details = heat_score_images(
             Image(heatmap, prep.reference.affine), roi_image, mask_image, roi_name=_source_name(roi, "ROI"),
-            undefined_ok=True,
+            undefined_ok=True, mask_name=_source_name(brain_mask, "brain mask"),
         )
         heat = details.heat_score
     saliency = None
@@ -217,6 +233,10 @@ def detect(
         device=device,
         saliency=saliency,
         model_metadata=meta.to_dict(),
+        warnings=warnings,
+        out_of_distribution=bool(ood_reasons) if meta.input_ranges else None,
+        ood_reasons=ood_reasons,
+        input_statistics=stats,
     )
 
 
@@ -241,17 +261,37 @@ def _explain_and_classify(net: Any, x: Any, method: str, target_index: int, expl
         return heat, net(x)
 
 
-def write_detection(result: DetectionResult, out_dir: str | Path) -> Path:
-    """Write ``heatmap.nii.gz`` (input grid, float32) and ``result.json`` into ``out_dir``.
+DetectionWriter = Callable[["DetectionResult", Path], None]
+"""Writes more files of one detection into the (staging) folder it is given, e.g. clusters.json."""
 
-    Each file is written to a temporary name and renamed, so a reader never sees half a file.
-    Returns the output folder.
+DETECTION_FILES = ("heatmap.nii.gz", "result.json")
+"""The files every detection writes (more may come from writers); checked before computing."""
+
+
+def write_detection(result: DetectionResult, out_dir: str | Path,
+                    extra_writers: Sequence[DetectionWriter] = ()) -> Path:
+    """Write ``heatmap.nii.gz`` (input grid, float32), ``result.json`` and the writers' files into ``out_dir``.
+
+    All files of one detection are committed as one unit (:class:`~FCDDetectLib.output_set.OutputSet`):
+    a kill at any point leaves the previous detection's set or this one (after the
+    recovery the next writer or :func:`~FCDDetectLib.output_set.read_output_set` does),
+    and ``result.json`` lists every other file's SHA-256 under ``"files"``. Each writer
+    in ``extra_writers`` is called as ``writer(result, folder)`` and writes plain files
+    into ``folder``. Returns the output folder.
+
+    Example:
+        >>> write_detection(result, "out/")  # doctest: +SKIP
+        PosixPath('out')
     """
+    from .output_set import OutputSet
+
     out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    save_image(out / "heatmap.nii.gz", result.heatmap, result.affine)
-    if result.saliency is not None:
-        for modality, signed in result.saliency.maps.items():
-            save_image(out / f"smoothgrad_{modality}.nii.gz", signed, result.saliency.affine)
-    write_json_atomic(out / "result.json", result.to_json())
+    with OutputSet(out) as staged:
+        save_image(staged.folder / "heatmap.nii.gz", result.heatmap, result.affine)
+        if result.saliency is not None:
+            for modality, signed in result.saliency.maps.items():
+                save_image(staged.folder / f"smoothgrad_{modality}.nii.gz", signed, result.saliency.affine)
+        for writer in extra_writers:
+            writer(result, staged.folder)
+        staged.manifest = result.to_json()
     return out

@@ -44,7 +44,9 @@ def write_atomic(path: str | os.PathLike, write: Callable[[str], Any]) -> Path:
     target = Path(path)
     target.parent.mkdir(parents=True, exist_ok=True)
     suffix = ".nii.gz" if target.name.endswith(".nii.gz") else target.suffix
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=f".tmp{suffix}", dir=target.parent)
+    # the writer's pid in the name lets a later run tell a killed writer's leftover from a live
+    # one (FCDDetectLib.output_set.remove_stale)
+    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.{os.getpid()}.", suffix=f".tmp{suffix}", dir=target.parent)
     os.close(fd)
     try:
         write(tmp)

@@ -60,7 +60,8 @@ class _UndefinedScore(FCDInputError):
 
 
 def _score(
-    heatmap: np.ndarray, roi: np.ndarray, brain_mask: np.ndarray | None, roi_name: str
+    heatmap: np.ndarray, roi: np.ndarray, brain_mask: np.ndarray | None, roi_name: str,
+    mask_name: str = "brain mask",
 ) -> tuple[float, int, int]:
     heat = np.asarray(heatmap, dtype=np.float64)
     inside = np.asarray(roi) > 0.5
@@ -72,12 +73,14 @@ def _score(
         raise FCDInputError("heatmap: contains NaN or Inf values")
     n_roi = int(inside.sum())
     if n_roi == 0:
-        raise FCDInputError(f"{roi_name}: ROI is empty (no voxel set)")
+        raise FCDInputError(f"{roi_name}: ROI is empty: no voxel above 0.5 (a mask voxel counts as set when its value is > 0.5)")
     background = ~inside
     if brain_mask is not None:
         brain = np.asarray(brain_mask) > 0.5
         if brain.shape != heat.shape:
-            raise FCDInputError(f"brain mask: shape {brain.shape} differs from the heatmap's {heat.shape}")
+            raise FCDInputError(f"{mask_name}: shape {brain.shape} differs from the heatmap's {heat.shape}")
+        if not brain.any():
+            raise FCDInputError(f"{mask_name}: brain mask is empty (no voxel above 0.5 on the heatmap's grid)")
         background &= brain
     n_bkg = int(background.sum())
     if n_bkg == 0:
@@ -114,7 +117,7 @@ def heat_score(heatmap: np.ndarray, roi: np.ndarray, brain_mask: np.ndarray | No
 
 def heat_score_images(
     heatmap: Image, roi: Image, brain_mask: Image | None = None, roi_name: str = "ROI",
-    undefined_ok: bool = False,
+    undefined_ok: bool = False, mask_name: str = "brain mask",
 ) -> HeatScoreResult:
     """Heat-Score of a heatmap image for a ROI image, each on its own grid.
 
@@ -133,7 +136,7 @@ def heat_score_images(
         >>> print(f"{result.heat_score:.3f} ({result.roi_voxels} ROI voxels)")  # doctest: +SKIP
     """
     if not np.any(np.asarray(roi.array) > 0.5):
-        raise FCDInputError(f"{roi_name}: ROI is empty (no voxel set)")
+        raise FCDInputError(f"{roi_name}: ROI is empty: no voxel above 0.5 (a mask voxel counts as set when its value is > 0.5)")
     resampled = False
     roi_array = np.asarray(roi.array)
     if not same_grid(roi, heatmap):
@@ -150,7 +153,7 @@ def heat_score_images(
         if not same_grid(brain_mask, heatmap):
             brain_array = mask_onto_grid(brain_mask, heatmap)
     try:
-        score, n_roi, n_bkg = _score(heatmap.array, roi_array, brain_array, roi_name)
+        score, n_roi, n_bkg = _score(heatmap.array, roi_array, brain_array, roi_name, mask_name)
     except _UndefinedScore as error:
         if not undefined_ok:
             raise

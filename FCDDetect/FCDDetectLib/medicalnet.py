@@ -96,11 +96,9 @@ def detect_depth(keys: Iterable[str]) -> int | None:
 def _read_state_dict(path: Path) -> dict[str, torch.Tensor]:
     if not path.is_file():
         raise FCDInputError(f"{path}: MedicalNet weights file not found")
-    try:
-        checkpoint = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as error:  # torch raises RuntimeError, EOFError, UnpicklingError... for bad files
-        reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
-        raise FCDInputError(f"{path}: cannot read MedicalNet weights (truncated or corrupt file?): {reason}") from None
+    from .safe_load import load_tensors
+
+    checkpoint = load_tensors(path, "MedicalNet weights")  # weights_only=True; one-line errors
     if not isinstance(checkpoint, Mapping) or "state_dict" not in checkpoint:
         raise FCDInputError(
             f"{path}: no 'state_dict' in the file; expected a MedicalNet checkpoint ({{'state_dict': ...}})"

@@ -83,6 +83,8 @@ class Preprocessed:
     ``intensity_stats``: per channel (mean, std) inside the head before the z-score, so
     ``tensor[c] * std + mean`` is the resampled intensity.
     ``warnings``: e.g. the head did not fit in the model field of view.
+    ``head_edge_fraction``: the largest share of one face of the input's field of view
+    covered by the head (large when the field of view cuts the head).
     """
 
     tensor: torch.Tensor
@@ -93,6 +95,7 @@ class Preprocessed:
     shape: tuple[int, int, int]
     intensity_stats: list[tuple[float, float]] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
+    head_edge_fraction: float = 0.0
 
 
 def head_mask(array: np.ndarray) -> np.ndarray:
@@ -146,6 +149,31 @@ def _check_grid(spacing: Sequence[float], shape: Sequence[int]) -> tuple[tuple[f
     return sp, sh
 
 
+GRID_TOLERANCE = 1e-3
+"""Voxels: a resampled size within this of a half voxel rounds up, so 5e-8 of affine noise
+(qform vs sform of one matrix) never flips it (MONAI rounds half to even on the exact value)."""
+
+
+def _spaced_shape(image: torch.Tensor, spacing: tuple[float, ...]) -> list[int]:
+    """Size of the ``Spacing(spacing)`` grid of ``image``, as MONAI computes it but noise-proof.
+
+    MONAI (``compute_shape_offset``) takes ``round(extent / spacing + 1)`` with numpy's
+    round-half-to-even on the exact float: an extent of 62.5 voxels gives 62 or 63
+    depending on the 8th digit of the affine. Here a size within :data:`GRID_TOLERANCE`
+    of a half rounds up.
+    """
+    from monai.data.utils import zoom_affine
+
+    affine = np.asarray(image.affine, dtype=np.float64)
+    target = zoom_affine(affine, spacing, diagonal=False)
+    dims = image.shape[1:]
+    corners = np.asarray(np.meshgrid(*[(0.0, n - 1.0) for n in dims], indexing="ij")).reshape(3, -1)
+    corners = np.concatenate([corners, np.ones_like(corners[:1])])
+    moved = np.linalg.solve(target, affine) @ corners
+    extent = np.ptp(moved[:3] / moved[3], axis=1) + 1.0
+    return [max(1, int(np.floor(e + 0.5 + GRID_TOLERANCE))) for e in extent]
+
+
 def _meta_tensor(array: np.ndarray, affine: np.ndarray):
     from monai.data import MetaTensor
 
@@ -184,7 +212,8 @@ def preprocess(images: Sequence[Image], spacing: Sequence[float], shape: Sequenc
     orient = Orientation(axcodes=_AXES, labels=_RAS_LABELS)
     space = Spacing(pixdim=sp, mode="bilinear", padding_mode="border")
     with torch.no_grad():
-        spaced = space(orient(_meta_tensor(reference.array, reference.affine)))
+        oriented = orient(_meta_tensor(reference.array, reference.affine))
+        spaced = space(oriented, output_spatial_shape=_spaced_shape(oriented, sp))
         head = head_mask(spaced[0].numpy())
         if not head.any():
             raise FCDInputError("image 1: no head found (no voxel clearly above the background)")
@@ -204,6 +233,8 @@ def preprocess(images: Sequence[Image], spacing: Sequence[float], shape: Sequenc
         )
         model = crop(pad(spaced))
     model_affine = np.asarray(model.affine, dtype=np.float64)
+    faces = [head.take(i, axis=a) for a in range(3) for i in (0, -1)]
+    edge_fraction = max(float(face.mean()) for face in faces)
     warnings = [
         f"image 1: head spans {(end - start)[a] * sp[a]:.0f} mm along the {_AXES[a]} axis, more than the "
         f"model field of view ({sh[a] * sp[a]:.0f} mm); cropped equally on both sides"
@@ -241,6 +272,7 @@ def preprocess(images: Sequence[Image], spacing: Sequence[float], shape: Sequenc
         shape=sh,  # type: ignore[arg-type]
         intensity_stats=[stats for _, stats in scored],
         warnings=warnings,
+        head_edge_fraction=edge_fraction,
     )
 
 

@@ -84,15 +84,34 @@ class VolumeCache:
         path = self.path_for(subject)
         if path.exists():
             try:
-                return np.load(path)
+                return np.load(path, allow_pickle=False)
             except (ValueError, OSError):
                 path.unlink(missing_ok=True)  # damaged by a crash outside our atomic writes
+        return self._build(subject, path)
+
+    def statistics(self, subject: Any) -> dict[str, float]:
+        """The subject's input statistics (:func:`FCDDetectLib.ood.input_statistics`), made with its array."""
+        path = self.path_for(subject).with_suffix(".stats.json")
+        try:
+            stats = json.loads(path.read_text(encoding="utf-8"))
+            if isinstance(stats, dict):
+                return stats
+        except (OSError, ValueError):
+            pass
+        self._build(subject, self.path_for(subject))  # a cache made before statistics existed
+        return json.loads(path.read_text(encoding="utf-8"))
+
+    def _build(self, subject: Any, path: Path) -> np.ndarray:
+        from FCDDetectLib.files import write_json_atomic
         from FCDDetectLib.image_io import load_image
+        from FCDDetectLib.ood import input_statistics
         from FCDDetectLib.preprocess import preprocess
 
         images = [load_image(p) for p in self.sources(subject)]
-        array = preprocess(images, self.spacing, self.shape).tensor.numpy().astype(np.float32)
+        prep = preprocess(images, self.spacing, self.shape)
+        array = prep.tensor.numpy().astype(np.float32)
         self.folder.mkdir(parents=True, exist_ok=True)
+        write_json_atomic(path.with_suffix(".stats.json"), input_statistics(images[0], prep))
         write_atomic(path, lambda tmp: np.save(tmp, array))
         self.built += 1
         return array

@@ -30,15 +30,22 @@ from FCDDetectLib.errors import FCDInputError
 from .layout import METRICS_NAME, PREDICTIONS_NAME, RunLayout
 
 
-def _bundles(layout: RunLayout, n_folds: int) -> dict[int, Path]:
+def _bundles(layout: RunLayout, n_folds: int, allow_missing: bool = False) -> tuple[dict[int, Path], list[int]]:
+    """The fold bundles, and the folds without one (an error unless ``allow_missing``)."""
     from FCDDetectLib.bundle import METADATA_FILE
 
-    found = {k: layout.bundle(k) for k in range(n_folds)}
-    found = {k: p for k, p in found.items() if (p / METADATA_FILE).is_file()}
+    wanted = {k: layout.bundle(k) for k in range(n_folds)}
+    found = {k: p for k, p in wanted.items() if (p / METADATA_FILE).is_file()}
     if not found:
         raise FCDInputError(f"{layout.root}: no fold has a model bundle yet ({layout.bundle(0).relative_to(layout.root)}"
                             " for fold 0); train first")
-    return found
+    missing = sorted(set(wanted) - set(found))
+    if missing and not allow_missing:
+        raise FCDInputError(
+            f"{wanted[missing[0]]}: missing (fold{'s' if len(missing) > 1 else ''} "
+            f"{', '.join(map(str, missing))} of {n_folds} not trained yet); finish the run with fcd train, "
+            "or pass --allow-missing to evaluate the other folds")
+    return found, missing
 
 
 def _shared(values: dict[int, Any], what: str, run_dir: Path) -> Any:
@@ -73,7 +80,7 @@ def run_test_sets(run_dir: str | Path) -> tuple[Any, dict[int, Path], dict[int, 
 
     run_dir = Path(run_dir)
     config = load_config(run_dir)
-    bundles = _bundles(RunLayout(run_dir), config.folds)
+    bundles, _ = _bundles(RunLayout(run_dir), config.folds)
     subjects, _ = select_subjects(load_dataset(config.data), config)
     by_id = {s.subject_id: s for s in subjects}
     test_ids = _test_ids(run_dir, config, by_id)
@@ -81,10 +88,14 @@ def run_test_sets(run_dir: str | Path) -> tuple[Any, dict[int, Path], dict[int, 
 
 
 def evaluate_run(run_dir: str | Path, data: str | Path | None = None, out: str | Path | None = None,
-                 device: str = "auto", method: str | None = None) -> dict[str, Any]:
-    """Evaluate every fold bundle of ``run_dir``; see the module docstring. Returns the report."""
+                 device: str = "auto", method: str | None = None, allow_missing: bool = False) -> dict[str, Any]:
+    """Evaluate every fold bundle of ``run_dir``; see the module docstring. Returns the report.
+
+    A fold without a bundle is an error (FCDInputError naming it) unless ``allow_missing``:
+    then the report lists it under ``missing_folds``.
+    """
     from FCDDetectLib.bundle import load_bundle, read_bundle_metadata
-    from FCDDetectLib.files import write_json_atomic, write_text_atomic
+    from FCDDetectLib.output_set import OutputSet, check_output_folder
 
     from .cache import VolumeCache
     from .data import load_dataset
@@ -98,7 +109,10 @@ def evaluate_run(run_dir: str | Path, data: str | Path | None = None, out: str |
     config = load_config(run_dir)
     method = method or config.explain_method
     device = resolve_device(device)
-    bundles = _bundles(layout, config.folds)
+    bundles, missing_folds = _bundles(layout, config.folds, allow_missing)
+    name = None if data is None else (Path(str(data)).stem or "external")
+    out_dir = Path(out) if out is not None else layout.evaluation(name)
+    check_output_folder(out_dir, (PREDICTIONS_NAME, METRICS_NAME), option="--out")  # before computing
     # The grid, the inputs and the threshold are the bundles' (what detection uses), not config.json's.
     metadata = {k: read_bundle_metadata(p) for k, p in bundles.items()}
     spacing = _shared({k: list(m.target_spacing) for k, m in metadata.items()}, "grid spacing", run_dir)
@@ -132,7 +146,7 @@ def evaluate_run(run_dir: str | Path, data: str | Path | None = None, out: str |
                 entry["heats"].append(row["heat_score"])
     report: dict[str, Any] = {
         "run": str(run_dir), "data": str(data if data is not None else config.data),
-        "external": data is not None, "method": method, "skipped": skipped,
+        "external": data is not None, "method": method, "skipped": skipped, "missing_folds": missing_folds,
         "folds": {str(k): v for k, v in per_fold.items()}, "folds_summary": summarise_folds(per_fold),
         "threshold": threshold,
     }
@@ -149,10 +163,8 @@ def evaluate_run(run_dir: str | Path, data: str | Path | None = None, out: str |
         ensemble.update(summarise_heat({r["subject"]: r["heat_score"] for r in ensemble_rows}))
         report["ensemble"] = ensemble
         rows.extend(ensemble_rows)
-    name = None if data is None else (Path(str(data)).stem or "external")
-    out_dir = Path(out) if out is not None else layout.evaluation(name)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    write_text_atomic(out_dir / PREDICTIONS_NAME, csv_text(rows, columns))
-    write_json_atomic(out_dir / METRICS_NAME, report)
+    with OutputSet(out_dir, manifest_name=METRICS_NAME) as staged:  # both files as one unit
+        (staged.folder / PREDICTIONS_NAME).write_text(csv_text(rows, columns), encoding="utf-8")
+        staged.manifest = report
     report["out"] = str(out_dir)
     return report

@@ -30,7 +30,7 @@ from FCDDetectLib.choices import (
 )
 from FCDDetectLib.errors import FCDInputError
 
-from .layout import CONFIG_NAME, EVENTS_NAME
+from .layout import CACHE_NAME, CONFIG_NAME, EVENTS_NAME
 
 # Fields that do not change the numbers a run produces.
 NOT_IDENTITY = ("device", "weights", "workers")
@@ -76,7 +76,7 @@ class RunConfig:
     geometry: str = option("paper", "network geometry: paper (section 2.2) or medicalnet (dilated layer3/4)",
                            choices=GEOMETRIES)
     widen_factor: float = option(1.0, "scale of the stage widths (64..512); 1.0 = standard ResNet, "
-                                 "<1 for quick CPU runs", gt=0, le=4)
+                                 "<1 for quick CPU runs; 1/16 keeps 4 filters in the first stage", ge=0.0625, le=4)
     modality: str = option("flair", "input modality, or both as two channels", choices=INPUT_MODALITIES)
     folds: int = option(5, "number of folds", ge=2)
     seed: int = option(0, "seed of folds, initialisation, order, augmentation", ge=0)
@@ -155,6 +155,8 @@ class RunConfig:
         """Check every field against its choices and bounds, and the options against each other."""
         for f in fields(self):
             _check_field(f, getattr(self, f.name))
+        from FCDDetectLib.bundle import check_model_grid
+
         if self.pretrained == "none" and self.weights:
             raise FCDInputError(
                 f"{self.weights}: a weights file was given with --pretrained none; "
@@ -166,10 +168,8 @@ class RunConfig:
             raise FCDInputError(f"{self.weights}: weights file not found")
         if self.pretrained != "none" and self.widen_factor != 1.0:
             raise FCDInputError("--widen-factor: MedicalNet weights need the standard width (1.0)")
-        if len(self.spacing) != 3 or any(s <= 0 for s in self.spacing):
-            raise FCDInputError(f"--spacing {self.spacing}: expected three positive numbers (mm)")
-        if len(self.shape) != 3 or any(int(s) < 8 for s in self.shape):
-            raise FCDInputError(f"--shape {self.shape}: expected three sizes of at least 8 voxels")
+        check_model_grid(list(self.spacing), list(self.shape), "fcd train", spacing_name="--spacing",
+                         shape_name="--shape")  # the bounds every bundle is checked against
 
 
 def flag_of(f: Any) -> str:
@@ -249,7 +249,8 @@ def check_same_run(run_dir: str | Path, config: RunConfig) -> bool:
         run = Path(run_dir)
         from .run_lock import LOCK_DIR  # the writer's lock, like events.jsonl, may come before the config
 
-        if run.exists() and any(p.name not in (EVENTS_NAME, LOCK_DIR) for p in run.iterdir()):
+        # a killed validation pass (train_run builds the cache first) leaves only cache/
+        if run.exists() and any(p.name not in (EVENTS_NAME, LOCK_DIR, CACHE_NAME) for p in run.iterdir()):
             raise FCDInputError(f"{run}: folder is not empty and holds no {CONFIG_NAME}; choose a new --out")
         return False
     old = load_config(run_dir).identity()

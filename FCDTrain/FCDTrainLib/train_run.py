@@ -19,10 +19,11 @@ from typing import Any
 
 from FCDDetectLib.errors import FCDInputError
 from FCDDetectLib.files import write_json_atomic, write_text_atomic
+from FCDDetectLib.output_set import check_output_folder, remove_stale
 
 from .events import EventLog
 from .folds import FoldSplit, make_folds
-from .layout import RunLayout
+from .layout import CONFIG_NAME, RunLayout
 from .run_config import RunConfig, check_same_run, file_sha256, write_config
 
 
@@ -95,6 +96,7 @@ def run_fold(config: RunConfig, split: FoldSplit, subjects: dict[str, Any], cach
              log: EventLog, device: str, later_folds: int, progress: bool) -> dict[str, Any]:
     """Train one fold (or resume it), test it, write its bundle, predictions and metrics."""
     from FCDDetectLib.bundle import BundleMetadata, ModelBundle, save_bundle
+    from FCDDetectLib.ood import summarise_ranges
 
     from .fold_eval import evaluate_subjects, predictions_csv
     from .trainer import FoldData, build_model, train_fold
@@ -119,7 +121,8 @@ def run_fold(config: RunConfig, split: FoldSplit, subjects: dict[str, Any], cach
     }
     meta = BundleMetadata(depth=config.depth, geometry=config.geometry, modalities=config.modalities,
                           target_spacing=list(config.spacing), target_shape=list(config.shape),
-                          name=name, training=training)
+                          name=name, training=training, input_ranges=summarise_ranges(
+                              cache.statistics(subjects[i]) for i in split.train))
     bundle = ModelBundle(metadata=meta, model=model, path=layout.bundle(split.fold))
     rows, metrics = evaluate_subjects(bundle, [subjects[i] for i in split.test], cache, device=device,
                                       method=config.explain_method, batch_size=config.batch_size)
@@ -135,6 +138,21 @@ def run_fold(config: RunConfig, split: FoldSplit, subjects: dict[str, Any], cach
     for leftover in [layout.checkpoint(split.fold), *folder.glob("best-*.pt")]:
         leftover.unlink(missing_ok=True)
     return metrics
+
+
+RUN_FILES = (CONFIG_NAME, "folds.json", "skipped.json", "events.jsonl", "summary.json")
+
+
+def _build_cache(cache: Any, subjects: Sequence[Any], run_dir: Path, fresh: bool) -> None:
+    """Preprocess ``subjects`` into the cache; a refused fresh run removes what it created."""
+    created = [p for p in (run_dir, run_dir / "cache", cache.folder) if not p.exists()]
+    try:
+        cache.build(subjects)
+    except FCDInputError:
+        if fresh:
+            for path in reversed(created):  # deepest first; only what this invocation made
+                shutil.rmtree(path, ignore_errors=True)
+        raise
 
 
 def summarise_run(run_dir: str | Path, n_folds: int) -> dict[str, Any] | None:
@@ -162,32 +180,40 @@ def train_run(config: RunConfig, run_dir: str | Path, only_fold: int | None = No
     from .cache import VolumeCache
 
     run_dir = Path(run_dir)
+    check_output_folder(run_dir, RUN_FILES)  # before anything is read or computed
     subjects, warnings, folds = prepare(config, run_dir)
     if only_fold is not None and not 0 <= only_fold < config.folds:
         raise FCDInputError(f"--fold {only_fold}: expected 0..{config.folds - 1}")
     device = resolve_device(config.device)
-    write_config(run_dir, config)
     layout = RunLayout(run_dir)
-    log = EventLog(layout.events)
     folds_path = layout.folds
     fold_dicts = [f.to_dict() for f in folds]
     if folds_path.is_file() and json.loads(folds_path.read_text()) != fold_dicts:
         raise FCDInputError(f"{folds_path}: the dataset changed since this run started (other fold splits)")
-    write_json_atomic(folds_path, fold_dicts)
-    write_json_atomic(layout.skipped, warnings)
     for warning in warnings:
         print(f"warning: {warning}", file=sys.stderr)
-    if device == "cpu":
-        torch.use_deterministic_algorithms(True, warn_only=True)
     todo = [f for f in folds if only_fold is None or f.fold == only_fold]
     pending = [f for f in todo if not layout.fold_done(f.fold)]
-    log.emit("start", folds=[f.fold for f in todo], pending=[f.fold for f in pending],
-             max_epochs=config.max_epochs, n_subjects=len(subjects), device=device, warnings=len(warnings))
+    by_id = {s.subject_id: s for s in subjects}
+    cache = VolumeCache(layout.cache, config.spacing, config.shape, config.modalities)
+    fresh = not layout.config.exists()
+    log = None if fresh else EventLog(layout.events)
+    for folder in (run_dir, cache.folder, *(layout.fold(f.fold) for f in pending)):
+        remove_stale(folder)  # temporary files of killed runs
     try:
-        cache = VolumeCache(layout.cache, config.spacing, config.shape, config.modalities)
-        by_id = {s.subject_id: s for s in subjects}
-        needed = sorted({i for f in pending for i in (*f.train, *f.val, *f.test)})
-        cache.build([by_id[i] for i in needed])
+        # The validation pass: every image the pending folds need is read and preprocessed
+        # (into the cache) before the run's own files exist, so a refused run leaves nothing
+        # that would lock the folder.
+        _build_cache(cache, [by_id[i] for i in sorted({i for f in pending for i in (*f.train, *f.val, *f.test)})],
+                     run_dir, fresh)
+        write_config(run_dir, config)
+        log = log or EventLog(layout.events)
+        write_json_atomic(folds_path, fold_dicts)
+        write_json_atomic(layout.skipped, warnings)
+        if device == "cpu":
+            torch.use_deterministic_algorithms(True, warn_only=True)
+        log.emit("start", folds=[f.fold for f in todo], pending=[f.fold for f in pending],
+                 max_epochs=config.max_epochs, n_subjects=len(subjects), device=device, warnings=len(warnings))
         if cache.built:
             log.emit("cache", built=cache.built, key=cache.key)
         for index, split in enumerate(pending):
@@ -196,10 +222,12 @@ def train_run(config: RunConfig, run_dir: str | Path, only_fold: int | None = No
             log.emit("fold_done", fold=split.fold, metrics={k: metrics.get(k) for k in (
                 "accuracy", "roc_auc", "heat_score", "best_epoch", "epochs_run")})
     except FCDInputError as error:
-        log.emit("error", message=str(error))
+        if log is not None:
+            log.emit("error", message=str(error))
         raise
     except Exception as error:  # noqa: BLE001 - logged for the GUI, then re-raised
-        log.emit("error", message=f"{type(error).__name__}: {error}")
+        if log is not None:
+            log.emit("error", message=f"{type(error).__name__}: {error}")
         raise
     summary = summarise_run(run_dir, config.folds)
     if summary is not None:

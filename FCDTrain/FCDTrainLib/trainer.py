@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import copy
 import random
+import sys
 import time
 from contextlib import nullcontext
 from dataclasses import dataclass, field
@@ -32,6 +33,7 @@ import torch.nn.functional as F
 from FCDDetectLib.files import write_atomic
 
 from .augment import random_augment
+from .checkpoint import load_best, load_checkpoint, restore_rng, rng_states, save_checkpoint
 from .events import EventLog
 from .layout import CHECKPOINT_NAME
 from .run_config import RunConfig
@@ -135,20 +137,6 @@ def _atomic_save(obj: Any, path: Path) -> None:
     write_atomic(path, lambda tmp: torch.save(obj, tmp))
 
 
-def _rng_states() -> dict[str, Any]:
-    return {"torch": torch.get_rng_state(), "numpy": np.random.get_state(), "python": random.getstate()}
-
-
-def _restore_rng(states: dict[str, Any]) -> None:
-    torch.set_rng_state(states["torch"])
-    np.random.set_state(states["numpy"])
-    random.setstate(states["python"])
-
-
-def _load_best(fold_dir: Path, epoch: int) -> dict[str, torch.Tensor]:
-    return torch.load(Path(fold_dir) / f"best-{epoch}.pt", map_location="cpu", weights_only=True)
-
-
 def _remove_other_bests(fold_dir: Path, keep_epoch: int) -> None:
     """Delete best-weight files of epochs the committed checkpoint does not point to."""
     for path in Path(fold_dir).glob("best-*.pt"):
@@ -156,13 +144,12 @@ def _remove_other_bests(fold_dir: Path, keep_epoch: int) -> None:
             path.unlink(missing_ok=True)
 
 
-def load_checkpoint(fold_dir: Path) -> dict[str, Any] | None:
-    """The fold's last committed checkpoint, or None."""
-    path = Path(fold_dir) / CHECKPOINT_NAME
-    if not path.exists():
-        return None
-    # Our own file (contains numpy RNG state), hence weights_only=False.
-    return torch.load(path, map_location="cpu", weights_only=False)
+def _warn(log: EventLog, fold: int) -> Any:
+    def warn(message: str) -> None:
+        print(f"warning: {message}", file=sys.stderr)
+        log.emit("warning", fold=fold, message=message)
+
+    return warn
 
 
 def train_fold(
@@ -194,15 +181,15 @@ def train_fold(
                              "finished": False, "stopped_early": False, "history": []}
     best_state = {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
 
-    checkpoint = load_checkpoint(fold_dir)
+    checkpoint = load_checkpoint(fold_dir, fold, _warn(log, fold))  # weights_only=True: untrusted
     if checkpoint is not None:
         model.load_state_dict(checkpoint["model"])
         optimizer.load_state_dict(checkpoint["optimizer"])
         scheduler.load_state_dict(checkpoint["scheduler"])
         state = checkpoint["state"]
         if state["best_epoch"]:
-            best_state = _load_best(fold_dir, state["best_epoch"])
-        _restore_rng(checkpoint["rng"])
+            best_state = load_best(fold_dir, state["best_epoch"])
+        restore_rng(checkpoint["rng"])
         log.drop_epochs_after(fold, state["epoch"])
         last = state["history"][-1] if state["history"] else None
         if last is not None and not log.has_epoch(fold, state["epoch"]):
@@ -270,11 +257,11 @@ def train_fold(
                 "eta_seconds": round(remaining * float(np.mean(times)), 1),
             }
             state["history"].append(record)
-            _atomic_save({
+            save_checkpoint(fold_dir / CHECKPOINT_NAME, {
                 "model": model.state_dict(), "optimizer": optimizer.state_dict(),
                 "scheduler": scheduler.state_dict(),
-                "state": copy.deepcopy(state), "rng": _rng_states(), "fold": fold,
-            }, fold_dir / CHECKPOINT_NAME)
+                "state": copy.deepcopy(state), "rng": rng_states(), "fold": fold,
+            })
             _remove_other_bests(fold_dir, state["best_epoch"])
             log.emit("epoch", **record)  # only after the checkpoint is committed
             bar.update(1)

@@ -116,6 +116,8 @@ def test_process_matches_engine_on_files(slicer_app, files, tiny_bundle):
     assert values["threshold"] == pytest.approx(0.5)
     assert values["heat_score"] == pytest.approx(expected_heat, abs=1e-3)
     assert values["method"] == "gradcam" and values["model"] == "tiny-flair" and values["input"] == "FLAIR"
+    assert values["out_of_distribution"] == "unknown"  # this bundle records no training input ranges
+    assert values["ood_reasons"] == ""
     assert "Heat-Score" in out.summary()
 
     for node in (heat_node, out.table_node):

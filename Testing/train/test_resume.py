@@ -50,7 +50,7 @@ def test_resume_after_sigkill_gives_identical_metrics_and_weights(run, tmp_path)
     assert process.returncode == -signal.SIGKILL
     fold = out / "fold-0"
     assert (fold / "checkpoint.pt").exists() and not (fold / "metrics.json").exists()
-    assert torch.load(fold / "checkpoint.pt", weights_only=False)["state"]["epoch"] == 1
+    assert torch.load(fold / "checkpoint.pt", weights_only=True)["state"]["epoch"] == 1
 
     done = subprocess.run(command, env=cli_env(), capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr

@@ -135,7 +135,7 @@ def test_transfer_mode_trains_only_layer4_and_fc(tmp_path):
     x = torch.randn(4, 1, 16, 16, 16)
     data = FoldData(x, torch.tensor([0, 1, 0, 1]), x[:2].clone(), torch.tensor([0, 1]))
     outcome = train_fold(config, 0, data, tmp_path / "fold-0", EventLog(tmp_path / "events.jsonl"), progress=False)
-    model = torch.load(tmp_path / "fold-0" / "checkpoint.pt", weights_only=False)["model"]
+    model = torch.load(tmp_path / "fold-0" / "checkpoint.pt", weights_only=True)["model"]
     assert outcome.epochs_run == 1
     for name, value in model.items():
         same = torch.equal(value, start_state[name])

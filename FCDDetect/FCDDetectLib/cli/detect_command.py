@@ -71,6 +71,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.set_defaults(func=run)
 
 
+def _checksums(out: str) -> dict:
+    from ..output_set import read_output_set
+
+    return read_output_set(out).get("files", {})
+
+
 def run(args: argparse.Namespace) -> int:
     """Run detection; bad input raises FCDInputError before anything is written."""
     from ..errors import FCDInputError
@@ -79,8 +85,12 @@ def run(args: argparse.Namespace) -> int:
         return run_cohort_command(args)
     if args.executor != "local":
         raise FCDInputError(f"--executor {args.executor}: only for a cohort (--data)")
-    from ..detect import detect, write_detection
+    import sys
 
+    from ..detect import DETECTION_FILES, detect, write_detection
+    from ..output_set import check_output_folder
+
+    check_output_folder(args.out, (*DETECTION_FILES, *(["overlay.png"] if args.png else [])))  # before computing
     if args.report:
         from ..report import check_writable
 
@@ -120,28 +130,36 @@ def run(args: argparse.Namespace) -> int:
         noise_sd=args.noise_sd,
     )
     result.inputs = [str(p) for p in args.image]
-    write_detection(result, args.out)
-    if args.png:
+    for warning in result.warnings:
+        print(f"warning: {warning}", file=sys.stderr)
+    writers = []
+    if args.png:  # the overlay belongs to the detection's set: written in the same commit
         from ..image_io import load_image, load_mask
-        from ..overlay import render_detection
 
         first = dicom[1] if dicom is not None else load_image(args.image[0], series=args.series)
-        render_detection(result, first, Path(args.out) / "overlay.png",
-                         roi=load_mask(args.roi, segment=args.roi_segment) if args.roi else None)
+        outline = load_mask(args.roi, segment=args.roi_segment) if args.roi else None
+
+        def overlay(result, folder):
+            from ..overlay import render_detection
+
+            render_detection(result, first, folder / "overlay.png", roi=outline)
+
+        writers.append(overlay)
+    write_detection(result, args.out, extra_writers=writers)
     if dicom is not None:
         from ..dicom_out import write_dicom_outputs
 
         series, scan = dicom
         write_dicom_outputs(result.heatmap, scan, series, args.dicom_out,
                             description=f"FCD {result.method} heatmap", model_name=result.model)
-    if args.report:
+    if args.report:  # the PDF report is written after the detection's set (not part of its commit)
         from ..image_io import load_image, load_mask
         from ..report import write_report
 
         first = dicom[1] if dicom is not None else load_image(args.image[0], series=args.series)
         write_report(result, [first], args.out,
                      roi=load_mask(args.roi, segment=args.roi_segment) if args.roi else None)
-    print(json.dumps(result.to_json(), indent=2))
+    print(json.dumps({**result.to_json(), "files": _checksums(args.out)}, indent=2))
     return 0
 
 

@@ -33,7 +33,7 @@ def run(args: argparse.Namespace) -> int:
     heatmap = load_image(args.heatmap)
     roi = load_mask(args.roi)
     mask = load_mask(args.brain_mask) if args.brain_mask else None
-    result = heat_score_images(heatmap, roi, mask, roi_name=args.roi)
+    result = heat_score_images(heatmap, roi, mask, roi_name=args.roi, mask_name=args.brain_mask or "brain mask")
     print(
         json.dumps(
             {

@@ -6,7 +6,8 @@ succeeded adds to the scene of the input nodes:
 
 - a scalar volume node holding the heatmap on the input's exact grid (same IJK-to-RAS,
   same parent transform), shown with the Iron colour map, window 0..1 and a lower threshold;
-- a table node with one row: probability, prediction, threshold, Heat-Score, method, model...
+- a table node with one row: probability, prediction, threshold, Heat-Score, method, model...,
+  ``out_of_distribution`` (true/false/unknown), ``ood_reasons`` and ``warnings``;
 
 both beside the input in the subject hierarchy. Any failure leaves the scene as it was.
 The scene always comes from the nodes given (never ``slicer.mrmlScene``), so this runs on
@@ -238,6 +239,10 @@ class DetectionLogic:
             ("roi_voxels", float(details.roi_voxels) if details else math.nan),
             ("roi_resampled", str(bool(details.roi_resampled)) if details else ""),
             ("seconds", float(result.seconds)),
+            # "true" / "false" / "unknown" (a bundle without training input ranges)
+            ("out_of_distribution", str(result.to_json()["out_of_distribution"]).lower()),
+            ("ood_reasons", "; ".join(result.ood_reasons)),
+            ("warnings", "; ".join(result.warnings)),
         ]
         table_node = scene.AddNewNodeByClass("vtkMRMLTableNode", name)
         for column, value in rows:

@@ -38,6 +38,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         help=f"SmoothGrad noisy copies (default {DEFAULT_NT_SAMPLES})")
     parser.add_argument("--noise-sd", type=float, default=DEFAULT_NOISE_SD,
                         help=f"SmoothGrad noise sd as a fraction of the input's value range (default {DEFAULT_NOISE_SD})")
+    parser.add_argument("--allow-missing", action="store_true",
+                        help="evaluate the folds that have a bundle even if others have none (default: error)")
     parser.set_defaults(func=run)
 
 
@@ -57,6 +59,7 @@ def run(args: argparse.Namespace) -> int:
         return 0
     from ..evaluate import evaluate_run
 
-    report = evaluate_run(args.run, data=args.data, out=args.out, device=args.device, method=args.method)
+    report = evaluate_run(args.run, data=args.data, out=args.out, device=args.device, method=args.method,
+                          allow_missing=args.allow_missing)
     print(json.dumps(report, indent=2))
     return 0

@@ -39,10 +39,12 @@ def register(subparsers) -> None:
 def run(args: argparse.Namespace) -> int:
     import sys
 
+    from FCDDetectLib.output_set import check_output_folder
     from tqdm import tqdm
 
     from FCDTrainLib.data.synth import synth_cohort
 
+    check_output_folder(args.out, ("participants.tsv",))  # before any subject is made
     bar = None
 
     def progress(done: int, total: int) -> None:

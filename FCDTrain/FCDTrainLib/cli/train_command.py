@@ -46,8 +46,22 @@ def run(args: argparse.Namespace) -> int:
     from ..train_run import train_run
 
     config = config_from_args(args)
-    with RunLock(args.out, fold=args.fold):  # one writer per run folder (or per fold)
-        summary = train_run(config, args.out, only_fold=args.fold, progress=not args.no_progress)
+    from pathlib import Path
+
+    from FCDDetectLib.errors import FCDInputError
+    from FCDDetectLib.output_set import check_output_folder
+
+    from ..train_run import RUN_FILES
+
+    check_output_folder(args.out, RUN_FILES)  # before the lock creates the folder
+    fresh = not Path(args.out).exists()
+    try:
+        with RunLock(args.out, fold=args.fold):  # one writer per run folder (or per fold)
+            summary = train_run(config, args.out, only_fold=args.fold, progress=not args.no_progress)
+    except FCDInputError:
+        if fresh and Path(args.out).is_dir() and not any(Path(args.out).iterdir()):
+            Path(args.out).rmdir()  # a refused run leaves nothing, not even the lock's folder
+        raise
     printable = {k: v for k, v in summary.items() if k != "folds"}
     printable["folds"] = [{k: f.get(k) for k in ("fold", "accuracy", "roc_auc", "heat_score", "best_epoch")}
                           for f in summary.get("folds", [])]

@@ -1,0 +1,394 @@
+"""Probe: the hostile inputs of issue 9 against the real ``fcd`` CLI, each in a subprocess.
+
+Builds its own tiny cohort (ellipsoid heads, 4 mm voxels) and trains a tiny run on it
+(ResNet-18 at width 1/4, 2 folds, 2 epochs), then runs every case and prints a table:
+case, exit code, first stderr line, traceback yes/no, "nothing written / consistent"
+yes/no, leftover temporary files. It includes random SIGKILLs of ``fcd detect`` (each
+followed by the consistency check the next reader does) and of ``fcd train`` (each
+followed by a resume; the finished run must equal an uninterrupted one).
+
+Writes ``benchmarks/results-hostile.json``; exits 1 if any case gives a traceback, an
+unexpected exit code, a half-written or inconsistent set, or a leftover temporary file.
+
+Usage:
+    python benchmarks/probe_hostile.py [--detect-kills 50] [--train-kills 20] [--seed 0] [--work DIR]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import random
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import nibabel as nib
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+for part in ("FCDDetect", "FCDTrain", ""):
+    if str(ROOT / part) not in sys.path:
+        sys.path.insert(0, str(ROOT / part))
+
+from FCDDetectLib.output_set import read_output_set  # noqa: E402
+
+from Testing.builders.hostile_fixtures import head, plant_pickle, save_nifti, tiny_bundle  # noqa: E402
+from Testing.builders.train_fixtures import train_args, write_cohort  # noqa: E402
+
+TEMP = re.compile(r"(^\.fcd-|\.tmp|^\..+\.\d+\.(tmp|old)-)")
+ENV = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "PYTHONWARNINGS": "default",
+       "PYTHONPATH": os.pathsep.join([str(ROOT / "FCDDetect"), str(ROOT / "FCDTrain"), str(ROOT),
+                                      os.environ.get("PYTHONPATH", "")])}
+ROWS: list[dict] = []
+
+
+def fcd(args: list[str], timeout: float = 900, env: dict | None = None) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "FCDDetectLib.cli", *args], capture_output=True, text=True,
+                          timeout=timeout, env={**ENV, **(env or {})})
+
+
+def leftovers(*folders: Path) -> list[str]:
+    found = []
+    for folder in folders:
+        if folder.exists():
+            found += [str(p.relative_to(folder)) for p in folder.rglob("*") if TEMP.search(p.name)]
+    return found
+
+
+def record(case: str, done: subprocess.CompletedProcess | None, expect: int | None, ok: bool,
+           left: list[str], code: int | None = None, first: str | None = None, traceback: bool | None = None) -> None:
+    stderr = done.stderr if done is not None else ""
+    lines = [line for line in stderr.splitlines() if line.strip()]
+    code = done.returncode if done is not None else code
+    row = {
+        "case": case, "exit": code, "expected_exit": expect,
+        "first_stderr": first if first is not None else (lines[0][:110] if lines else ""),
+        "stderr_lines": len(lines), "traceback": bool(traceback) if traceback is not None else "Traceback" in stderr,
+        "ok": bool(ok), "leftover": left,
+    }
+    row["pass"] = (not row["traceback"] and row["ok"] and not left
+                   and (expect is None or code == expect)
+                   and (expect != 2 or (len(lines) == 1 and lines[0].startswith("error: "))))
+    ROWS.append(row)
+    mark = "ok " if row["pass"] else "BAD"
+    print(f"{mark} {case[:44]:44} exit {str(code):>4}  tb {'yes' if row['traceback'] else 'no ':3}  "
+          f"ok {'yes' if ok else 'no ':3}  left {len(left)}  {row['first_stderr'][:70]}", flush=True)
+
+
+def nothing(path: Path) -> bool:
+    return not path.exists() or not any(path.iterdir())
+
+
+# ----------------------------------------------------------------------------- set-up
+
+
+def setup(work: Path) -> dict:
+    cohort = write_cohort(work / "cohort", n_fcd=5, n_hc=5)
+    run = work / "run"
+    args = train_args(cohort, run, "--widen-factor", "0.25", epochs=2)
+    started = time.perf_counter()
+    done = fcd(args)
+    train_seconds = time.perf_counter() - started
+    assert done.returncode == 0, done.stderr
+    bundle = run / "fold-0" / "model.fcdbundle"
+    scans = {name: save_nifti(work / f"{name}.nii.gz", head((30, 34, 30), seed=seed))
+             for name, seed in (("a", 1), ("b", 2))}
+    training_like = next((cohort / "sub-00010" / "anat").glob("*_FLAIR.nii.gz"))
+    return {"cohort": cohort, "run": run, "bundle": bundle, "train_args": args, "train_seconds": train_seconds,
+            "scans": scans, "training_like": training_like}
+
+
+def detect_args(bundle: Path, image: Path, out: Path, *extra: str) -> list[str]:
+    return ["detect", "--model", str(bundle), "--image", str(image), "--device", "cpu", "--out", str(out), *extra]
+
+
+# ----------------------------------------------------------------------------- cases
+
+
+def security_cases(work: Path, ctx: dict) -> None:
+    for zip_format in (True, False):
+        bundle = tiny_bundle(work / f"planted-{zip_format}.fcdbundle")
+        marker = work / f"PWNED-bundle-{zip_format}"
+        plant_pickle(bundle / "weights.pt", marker, zip_format=zip_format)
+        out = work / f"out-planted-{zip_format}"
+        done = fcd(detect_args(bundle, ctx["scans"]["a"], out))
+        record(f"bundle weights.pt planted ({'zip' if zip_format else 'raw'})", done, 2,
+               not marker.exists() and nothing(out) and "weights_only" not in done.stderr, leftovers(out))
+    run = work / "run-planted"
+    shutil.copytree(ctx["run"], run)
+    for fold in ("fold-1",):
+        for name in ("metrics.json", "predictions.csv", "history.json"):
+            (run / fold / name).unlink(missing_ok=True)
+        shutil.rmtree(run / fold / "model.fcdbundle", ignore_errors=True)
+    (run / "summary.json").unlink(missing_ok=True)
+    marker = work / "PWNED-checkpoint"
+    plant_pickle(run / "fold-1" / "checkpoint.pt", marker)
+    args = [run if a == str(ctx["run"]) else a for a in ctx["train_args"]]
+    done = fcd([str(a) for a in args])
+    record("fold-1/checkpoint.pt planted, resume", done, 2, not marker.exists(), leftovers(run))
+    (run / "fold-1" / "checkpoint.pt").write_bytes(b"PK\x03\x04 truncated")
+    done = fcd([str(a) for a in args])
+    record("fold-1/checkpoint.pt truncated, resume", done, 0,
+           done.returncode == 0 and "warning:" in done.stderr and (run / "fold-1" / "metrics.json").is_file(),
+           leftovers(run), first=done.stderr.splitlines()[0][:110] if done.stderr else "")
+
+
+def fs_cases(work: Path, ctx: dict) -> None:
+    afile = work / "a-file"
+    afile.write_text("x")
+    readonly = Path("/sys/fcd-probe") if os.geteuid() == 0 else work / "ro" / "out"
+    if os.geteuid() != 0:
+        (work / "ro").mkdir()
+        (work / "ro").chmod(0o555)
+    holder = work / "holder"
+    for name in ("result.json", "metrics.json", "participants.tsv", "config.json"):
+        (holder / name).mkdir(parents=True, exist_ok=True)
+    commands = {
+        "detect": lambda out: detect_args(ctx["bundle"], ctx["scans"]["a"], out),
+        "evaluate": lambda out: ["evaluate", "--run", str(ctx["run"]), "--device", "cpu", "--out", str(out)],
+        "synth": lambda out: ["synth", "--out", str(out), "--subjects", "2", "--size", "tiny", "--quiet"],
+        "train": lambda out: train_args(ctx["cohort"], out),
+    }
+    for command, make in commands.items():
+        for label, out in (("is a file", afile), ("read-only", readonly), ("holds a folder output", holder)):
+            before = sorted(p.name for p in holder.iterdir())
+            done = fcd(make(out))
+            unchanged = afile.read_text() == "x" and sorted(p.name for p in holder.iterdir()) == before
+            record(f"{command} --out {label}", done, 2, unchanged, leftovers(holder))
+
+
+def bounds_cases(work: Path, ctx: dict) -> None:
+    source = json.loads((ctx["bundle"] / "bundle.json").read_text())
+    for label, change in (("target_shape 4000^3", {"target_shape": [4000] * 3}),
+                          ("target_shape 400^3", {"target_shape": [400] * 3}),
+                          ("target_shape [1,1,1]", {"target_shape": [1, 1, 1]}),
+                          ("target_spacing 0.001", {"target_spacing": [0.001] * 3})):
+        bundle = work / f"bounds-{label.split()[1].replace('^', '')}.fcdbundle"
+        shutil.copytree(ctx["bundle"], bundle)
+        (bundle / "bundle.json").write_text(json.dumps({**source, **change}))
+        out = work / f"out-{bundle.name}"
+        done = fcd(detect_args(bundle, ctx["scans"]["a"], out))
+        record(f"bundle {label}", done, 2, nothing(out) and "bundle.json" in done.stderr, leftovers(out))
+    for label, extra in (("--shape 4000^3", ["--shape", "4000", "4000", "4000"]),
+                         ("--spacing 1e-6", ["--spacing", "1e-6", "1e-6", "1e-6"]),
+                         ("--widen-factor 0.01", ["--widen-factor", "0.01"])):
+        out = work / f"train-{label.split()[0][2:]}"
+        done = fcd([*train_args(ctx["cohort"], out), *extra])
+        record(f"train {label}", done, 2, not out.exists(), [])
+
+
+def data_cases(work: Path, ctx: dict) -> None:
+    # warnings: a head larger than the model field of view
+    big = save_nifti(work / "big.nii.gz", head((40, 44, 36)))
+    out = work / "out-big"
+    done = fcd(detect_args(ctx["bundle"], big, out))
+    stored = read_output_set(out) if out.exists() else {}
+    record("head larger than the field of view", done, 0,
+           any("field of view" in w for w in stored.get("warnings", [])) and "warning: " in done.stderr,
+           leftovers(out))
+    # out of distribution
+    noise = work / "noise.nii.gz"
+    nib.save(nib.Nifti1Image(np.random.default_rng(0).random((5, 5, 5)).astype(np.float32), np.eye(4)), noise)
+    cropped = save_nifti(work / "cropped.nii.gz", head((30, 34, 30), seed=4)[:, :, :13])
+    ct = save_nifti(work / "ct.nii.gz", head((30, 34, 30), seed=5, level=1040.0, background=-1000.0))
+    coarse = save_nifti(work / "coarse.nii.gz", head((30, 34, 30), seed=6), voxel=10.0)
+    for label, image, expected in (("noise 5x5x5", noise, True), ("cropped head", cropped, True),
+                                   ("CT-like intensities", ct, True), ("10 mm voxels", coarse, True),
+                                   ("a cohort subject's FLAIR", ctx["training_like"], False)):
+        out = work / f"out-ood-{image.stem}"
+        done = fcd(detect_args(ctx["bundle"], image, out))
+        stored = read_output_set(out) if (out / "result.json").exists() else {}
+        record(f"OOD: {label}", done, 0 if expected is not None else None,
+               stored.get("out_of_distribution") is expected, leftovers(out))
+    # refused training writes nothing; the fixed dataset then trains
+    cohort = work / "cohort-bad"
+    shutil.copytree(ctx["cohort"], cohort)
+    flair = next((cohort / "sub-00003" / "anat").glob("*_FLAIR.nii.gz"))
+    good = flair.read_bytes()
+    flair.write_bytes(good[: len(good) // 2])
+    out = work / "run-bad"
+    args = train_args(cohort, out, "--fold", "0", "--widen-factor", "0.25", epochs=1)
+    done = fcd(args)
+    record("train with a truncated FLAIR", done, 2, not out.exists(), [])
+    flair.write_bytes(good)
+    done = fcd(args)
+    record("train again once the FLAIR is fixed", done, 0, done.returncode == 0, leftovers(out))
+    # evaluate with a missing fold bundle
+    run = work / "run-missing"
+    shutil.copytree(ctx["run"], run)
+    shutil.rmtree(run / "fold-1" / "model.fcdbundle")
+    done = fcd(["evaluate", "--run", str(run), "--device", "cpu"])
+    record("evaluate with fold-1 bundle missing", done, 2,
+           "fold-1" in done.stderr and not (run / "evaluation").exists(), leftovers(run))
+    # messages
+    roi = save_nifti(work / "roi-03.nii.gz", np.full((30, 34, 30), 0.3, np.float32))
+    done = fcd(detect_args(ctx["bundle"], ctx["scans"]["a"], work / "out-roi", "--roi", str(roi)))
+    record("ROI of 0.3-valued floats", done, 2, "> 0.5" in done.stderr and not (work / "out-roi").exists(), [])
+    blob = np.zeros((30, 34, 30), np.float32)
+    blob[12:18, 14:20, 12:18] = 1
+    good_roi = save_nifti(work / "roi.nii.gz", blob)
+    empty = save_nifti(work / "empty-mask.nii.gz", np.zeros((30, 34, 30), np.float32))
+    done = fcd(detect_args(ctx["bundle"], ctx["scans"]["a"], work / "out-mask", "--roi", str(good_roi),
+                           "--brain-mask", str(empty)))
+    record("empty brain mask", done, 2, "empty-mask.nii.gz: brain mask is empty" in done.stderr, [])
+    # rounding noise between two affines of one matrix
+    # 130 mm on the 4 mm grid is 33.5 voxels: a rounding half (exact: 34, minus 6e-8: 33). With an odd
+    # window (23 voxels) and a head reaching both ends, that moved the window by one voxel.
+    volume = head((131, 40, 40), seed=7)
+    volume[:, 16:24, 16:24] = 100.0
+    exact = work / "exact.nii.gz"
+    noisy = work / "noisy.nii.gz"
+    nib.save(nib.Nifti1Image(volume, np.eye(4)), exact)
+    matrix = np.eye(4)
+    matrix[:3, :3] *= 1 - 6e-8
+    nib.save(nib.Nifti1Image(volume, matrix), noisy)
+    odd = work / "odd-window.fcdbundle"
+    shutil.copytree(ctx["bundle"], odd)
+    (odd / "bundle.json").write_text(json.dumps({**source_meta(ctx), "target_shape": [23, 28, 24]}))
+    probabilities = []
+    for image in (exact, noisy):
+        out = work / f"out-{image.stem}"
+        done = fcd(detect_args(odd, image, out))
+        probabilities.append(read_output_set(out)["probability"] if done.returncode == 0 else None)
+    # the interpolation weights move by ~1e-7; a flipped grid size moves p by 1e-2 and more
+    same = None not in probabilities and abs(probabilities[0] - probabilities[1]) < 1e-4
+    record("affine noise 6e-8 (grid size)", done, 0, same, [],
+           first=f"p {probabilities[0]} vs {probabilities[1]}")
+
+
+def source_meta(ctx: dict) -> dict:
+    return json.loads((ctx["bundle"] / "bundle.json").read_text())
+
+
+def detect_kills(work: Path, ctx: dict, count: int, rng: random.Random) -> None:
+    out = work / "out-kill"
+    scans = ctx["scans"]
+    started = time.perf_counter()
+    done = fcd(detect_args(ctx["bundle"], scans["a"], out))
+    full = time.perf_counter() - started
+    assert done.returncode == 0, done.stderr
+    points = ["staged", "journal", "renamed:heatmap.nii.gz", "renamed:result.json", "committed"]
+    plan = [("point", p) for p in points] + [("random", None)] * count
+    bad = 0
+    for index, (kind, point) in enumerate(plan):
+        image = scans["b" if index % 2 == 0 else "a"]
+        before = read_output_set(out)["inputs"] if (out / "result.json").exists() else None
+        command = [sys.executable, "-m", "FCDDetectLib.cli", *detect_args(ctx["bundle"], image, out)]
+        env = {**ENV, "FCD_TEST_KILL_AT": point or ""}
+        process = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        if kind == "random":
+            try:
+                process.wait(timeout=rng.uniform(0.0, full * 1.05))
+            except subprocess.TimeoutExpired:
+                process.send_signal(signal.SIGKILL)
+        process.wait()
+        stderr = process.stderr.read()
+        process.stderr.close()
+        try:
+            manifest = read_output_set(out)  # what the next reader does: recover, verify checksums
+            consistent = manifest["inputs"] in (before, [str(image)])
+            names = {p.name for p in out.iterdir()}
+            consistent = consistent and names == {"result.json", *manifest["files"]}
+        except Exception as error:  # noqa: BLE001 - a probe reports, it does not stop
+            consistent, stderr = False, f"{stderr}\n{error}"
+        left = leftovers(out)
+        print(f"    detect kill {index + 1}/{len(plan)} ({point or 'random'}): exit {process.returncode}, "
+              f"{'consistent' if consistent else 'INCONSISTENT'}, {len(left)} leftover", flush=True)
+        if not consistent or left or "Traceback" in stderr:
+            bad += 1
+            record(f"detect SIGKILL #{index} ({point or 'random'})", None, None, consistent, left,
+                   code=process.returncode, traceback="Traceback" in stderr)
+    killed = len(plan)
+    record(f"detect SIGKILL x{killed} ({len(points)} named points + {count} random)", None, None, bad == 0, [],
+           code=-9, first=f"{killed - bad}/{killed} consistent after recovery, full run {full:.1f} s",
+           traceback=False)
+
+
+def train_kills(work: Path, ctx: dict, count: int, rng: random.Random) -> None:
+    run = work / "run-kill"
+    args = [str(run) if a == str(ctx["run"]) else a for a in ctx["train_args"]]
+    command = [sys.executable, "-m", "FCDDetectLib.cli", *args]
+    full = ctx["train_seconds"]
+    tracebacks = 0
+    kills = 0
+    attempts = 0
+    while kills < count and attempts < 3 * count:  # an attempt that finishes before its kill does not count
+        attempts += 1
+        process = subprocess.Popen(command, env=ENV, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        try:
+            process.wait(timeout=rng.uniform(0.5, full * 0.6))
+        except subprocess.TimeoutExpired:
+            process.send_signal(signal.SIGKILL)
+            kills += 1
+        process.wait()
+        stderr = process.stderr.read()
+        process.stderr.close()
+        tracebacks += "Traceback" in stderr
+        print(f"    train attempt: exit {process.returncode} ({kills} kills so far)", flush=True)
+        if process.returncode == 0:
+            shutil.rmtree(run)  # finished between kills: start over, so that every kill interrupts something
+    done = fcd(args)
+    same = done.returncode == 0
+    for fold in (0, 1):
+        for name in ("metrics.json", "predictions.csv"):
+            got, want = (run / f"fold-{fold}" / name), (ctx["run"] / f"fold-{fold}" / name)
+            if not got.is_file():
+                same = False
+                continue
+            a, b = got.read_text(), want.read_text()
+            if name == "metrics.json":
+                a, b = ({k: v for k, v in json.loads(t).items() if k != "seconds"} for t in (a, b))
+            same = same and a == b
+    record(f"train SIGKILL x{kills} then resume", done, 0, same and tracebacks == 0, leftovers(run),
+           first=f"{kills} kills; resumed run {'equals' if same else 'DIFFERS FROM'} the uninterrupted one")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--detect-kills", type=int, default=50)
+    parser.add_argument("--train-kills", type=int, default=20)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--work", help="working folder (default: a temporary one, removed at the end)")
+    parser.add_argument("--out", default=str(ROOT / "benchmarks" / "results-hostile.json"))
+    args = parser.parse_args(argv)
+    rng = random.Random(args.seed)
+    work = Path(args.work) if args.work else Path(tempfile.mkdtemp(prefix="fcd-probe-"))
+    work.mkdir(parents=True, exist_ok=True)
+    started = time.perf_counter()
+    try:
+        ctx = setup(work)
+        steps: list[Callable[[], None]] = [
+            lambda: security_cases(work, ctx), lambda: fs_cases(work, ctx), lambda: bounds_cases(work, ctx),
+            lambda: data_cases(work, ctx), lambda: detect_kills(work, ctx, args.detect_kills, rng),
+            lambda: train_kills(work, ctx, args.train_kills, rng),
+        ]
+        for step in steps:
+            step()
+    finally:
+        if not args.work:
+            shutil.rmtree(work, ignore_errors=True)
+    failed = [r for r in ROWS if not r["pass"]]
+    totals = {
+        "cases": len(ROWS), "failed": len(failed), "tracebacks": sum(r["traceback"] for r in ROWS),
+        "inconsistent_or_written": sum(not r["ok"] for r in ROWS),
+        "leftover_temp_files": sum(len(r["leftover"]) for r in ROWS),
+        "detect_kills": args.detect_kills, "train_kills_requested": args.train_kills,
+        "seconds": round(time.perf_counter() - started, 1),
+        "machine": f"{platform.machine()} {os.cpu_count()} CPU(s), {platform.system()}",
+    }
+    print(json.dumps(totals, indent=2))
+    Path(args.out).write_text(json.dumps({"totals": totals, "rows": ROWS}, indent=2) + "\n", encoding="utf-8")
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
