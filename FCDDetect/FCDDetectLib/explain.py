@@ -4,8 +4,9 @@ Methods (all return an (X, Y, Z) float32 map on the input grid, min-max normalis
 [0, 1], high = evidence for ``target_class``; a map without any spread, e.g. a Grad-CAM
 whose ReLU removed everything, comes back as all zeros):
 
-- ``gradcam``: captum ``LayerGradCam`` on ``model.layer4`` with ``relu_attributions=True``
-  (Grad-CAM's ReLU; captum's default is off), the method of the paper.
+- ``gradcam``: Grad-CAM on ``model.layer4``, what captum's ``LayerGradCam`` with
+  ``relu_attributions=True`` computes (Grad-CAM's ReLU; captum's default is off), the
+  method of the paper; hand-written so that ``fcd detect`` never imports captum.
 - ``gradcam++``: ``monai.visualize.GradCAMpp`` on ``layer4`` with *our own* min-max
   (MONAI's default post-processing maps the maximum to 0, i.e. inverts the map).
 
@@ -129,10 +130,25 @@ def explain(
 
 
 def _gradcam(model: torch.nn.Module, x: torch.Tensor, target_class: int) -> torch.Tensor:
-    """Raw Grad-CAM on the layer4 grid, (1, 1, x, y, z)."""
-    from captum.attr import LayerGradCam
+    """Raw Grad-CAM on the layer4 grid, (1, 1, x, y, z): ReLU(sum_k mean(dY/dA_k) * A_k).
 
-    return LayerGradCam(model, model.layer4).attribute(x, target=target_class, relu_attributions=True)
+    Hand-written (a forward hook and one ``torch.autograd.grad``) instead of captum's
+    ``LayerGradCam`` because ``import captum`` costs about 2.6 s on a 2-core CPU and imports
+    matplotlib (captum.attr loads its visualisation module), which ``fcd detect`` pays on
+    every call. It computes what ``LayerGradCam(model, model.layer4).attribute(x, target,
+    relu_attributions=True)`` computes: Testing/engine/test_explain_speed.py checks the two
+    agree. The hook sits on the whole stage and is removed before returning.
+    """
+    captured: list[torch.Tensor] = []
+    handle = model.layer4.register_forward_hook(lambda _m, _i, output: captured.append(output))
+    try:
+        score = model(x)[:, target_class].sum()
+    finally:
+        handle.remove()
+    activations = captured[0]
+    (gradients,) = torch.autograd.grad(score, activations)
+    weights = gradients.mean(dim=tuple(range(2, gradients.ndim)), keepdim=True)
+    return F.relu((weights * activations).sum(dim=1, keepdim=True))
 
 
 def _gradcam_pp(model: torch.nn.Module, x: torch.Tensor, target_class: int) -> torch.Tensor:

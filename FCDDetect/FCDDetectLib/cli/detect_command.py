@@ -80,7 +80,9 @@ def _checksums(out: str) -> dict:
 def run(args: argparse.Namespace) -> int:
     """Run detection; bad input raises FCDInputError before anything is written."""
     from ..errors import FCDInputError
+    from ..lean_imports import import_monai_lean
 
+    import_monai_lean()  # MONAI without matplotlib/pandas/scikit-learn: seconds off every call
     if args.data:
         return run_cohort_command(args)
     if args.executor != "local":
