@@ -4,7 +4,8 @@ The scan is nilearn's MNI152 2009 T1 template (shipped inside the package). For
 ResNet-18 and ResNet-50 (untrained weights: speed does not depend on them) at the
 default model grid, it times the whole ``fcd detect`` command run in-process (bundle
 loading, preprocessing, forward, Grad-CAM, inverse resampling, writing the outputs)
-and a bare forward pass of the same network on the same tensor, and prints and writes
+a bare forward pass and a bare forward + backward pass of the same network on the same
+tensor, and one timed pass of each stage (the profile table), and prints and writes
 the figures to ``benchmarks/results-detect-<device>.json``.
 
 Usage:
@@ -15,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import platform
 import statistics
 import sys
@@ -84,15 +86,62 @@ def bench_depth(depth: int, device: str, repeats: int, image: Path, folder: Path
         if device == "cuda":
             torch.cuda.synchronize()
 
+    def forward_backward() -> None:
+        # a full backward (to every parameter and the input), more than Grad-CAM needs
+        inputs = x.clone().requires_grad_(True)
+        net(inputs)[:, -1].sum().backward()
+        net.zero_grad(set_to_none=True)
+        if device == "cuda":
+            torch.cuda.synchronize()
+
     forward_s = _timed(forward, repeats)
+    forward_backward_s = _timed(forward_backward, repeats)
     e2e, fwd = statistics.median(end_to_end_s), statistics.median(forward_s)
+    fwd_bwd = statistics.median(forward_backward_s)
     return {
         "depth": depth,
         "end_to_end_seconds_median": round(e2e, 3),
         "end_to_end_seconds_all": [round(t, 3) for t in end_to_end_s],
         "forward_seconds_median": round(fwd, 3),
+        "forward_backward_seconds_median": round(fwd_bwd, 3),
         "ratio_end_to_end_to_forward": round(e2e / fwd, 2),
+        "ratio_end_to_end_to_forward_backward": round(e2e / fwd_bwd, 2),
+        "stages_seconds": _stages(bundle_path, image, device, out),
     }
+
+
+def _stages(bundle_path: Path, image: Path, device: str, out: Path) -> dict:
+    """One timed pass of each stage of ``detect`` + ``write_detection``, in their order."""
+    import torch
+    from FCDDetectLib.bundle import load_bundle
+    from FCDDetectLib.detect import _explain_and_classify
+    from FCDDetectLib.explain import explain, minmax_normalise
+    from FCDDetectLib.files import write_json_atomic
+    from FCDDetectLib.image_io import load_image, save_image
+    from FCDDetectLib.preprocess import preprocess, to_input_grid
+
+    times: dict[str, float] = {}
+
+    def stage(name: str, fn):
+        start = time.perf_counter()
+        value = fn()
+        if device == "cuda":
+            torch.cuda.synchronize()
+        times[name] = round(time.perf_counter() - start, 3)
+        return value
+
+    bundle = stage("load bundle", lambda: load_bundle(bundle_path, device=device))
+    scan = stage("read NIfTI.gz (1 mm)", lambda: load_image(image))
+    meta = bundle.metadata
+    prep = stage("preprocess (orient, resample, head mask, crop, z-score)",
+                 lambda: preprocess([scan], meta.target_spacing, meta.target_shape))
+    x = prep.tensor.unsqueeze(0).to(device)
+    heat, _ = stage("Grad-CAM (forward + backward to layer4, upsampling)",
+                    lambda: _explain_and_classify(bundle.model, x, "gradcam", 1, explain))
+    heatmap = stage("map back to the 1 mm grid + min-max", lambda: minmax_normalise(to_input_grid(heat, prep)))
+    stage("write heatmap.nii.gz", lambda: save_image(out / "stage-heatmap.nii.gz", heatmap, scan.affine))
+    stage("write result.json", lambda: write_json_atomic(out / "stage-result.json", {"x": 1}))
+    return times
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -109,6 +158,7 @@ def main(argv: list[str] | None = None) -> int:
     DEFAULT_SPACING, DEFAULT_SHAPE = RunConfig.defaults()["spacing"], RunConfig.defaults()["shape"]
 
     torch.set_num_threads(args.threads)
+    load_at_start = os.getloadavg()[0]
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
         image = _mni_volume(folder)
@@ -122,7 +172,8 @@ def main(argv: list[str] | None = None) -> int:
         "torch": torch.__version__,
         "model_grid_spacing_mm": list(DEFAULT_SPACING),
         "model_grid_shape": list(DEFAULT_SHAPE),
-        "date": time.strftime("%Y-%m-%d"),
+        "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+        "load_average_at_start": round(load_at_start, 1),
         "results": rows,
     }
     text = json.dumps(report, indent=2)
