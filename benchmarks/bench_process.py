@@ -97,7 +97,9 @@ def main(argv: list[str] | None = None) -> int:
 
     from bench_detect import _mni_volume  # the same 1 mm scan as bench_detect.py
     from FCDDetectLib.cli import main as fcd_main
-    from FCDDetectLib.defaults import DEFAULT_SHAPE, DEFAULT_SPACING
+    from FCDTrainLib.run_config import RunConfig  # the model grid's defaults are declared there
+
+    DEFAULT_SPACING, DEFAULT_SHAPE = RunConfig.defaults()["spacing"], RunConfig.defaults()["shape"]
 
     load_before = os.getloadavg()
     report: dict = {
