@@ -34,15 +34,18 @@ ABSENT_AFTER_DETECT = (
     "FCDDetectLib.overlay",
 )
 # The trainer's command registration (entry point fcd.commands) is imported to build the
-# parser; nothing else of the trainer (synthetic generator, training loop) may be.
-TRAINER_REGISTRATION = ("FCDTrainLib", "FCDTrainLib.cli", "FCDTrainLib.demo", "FCDTrainLib.run_config")
-
+# parser (its option tables: a few light modules); running detect must add nothing of the
+# trainer to that (no synthetic generator, no training loop).
 _HARNESS = """
 import json, sys
-from FCDDetectLib.cli import main
+from FCDDetectLib.cli import build_parser, main
+build_parser()
+registration = {{m for m in sys.modules if m.startswith('FCDTrainLib')}}
 code = main(sys.argv[1:])
-loaded = sorted(m for m in sys.modules if m.split('.')[0] in ('FCDTrainLib',) or m in {absent!r})
-print(json.dumps({{"code": code, "loaded": loaded}}))
+trainer = sorted(m for m in sys.modules if m.startswith('FCDTrainLib') and m not in registration)
+loaded = sorted(m for m in sys.modules if m in {absent!r})
+print(json.dumps({{"code": code, "loaded": loaded, "trainer_added": trainer,
+                  "generator": any('synth' in m and 'command' not in m for m in registration)}}))
 """
 
 
@@ -73,8 +76,9 @@ def test_fcd_detect_process_imports_only_what_it_uses(bundle_and_scan, tmp_path)
     report = json.loads(result.stdout.strip().splitlines()[-1])
     assert report["code"] == 0
     assert (tmp_path / "o" / "heatmap.nii.gz").is_file()
-    unexpected = [m for m in report["loaded"] if m not in TRAINER_REGISTRATION and not m.startswith("FCDTrainLib.cli")]
-    assert unexpected == []
+    assert report["loaded"] == []
+    assert report["trainer_added"] == []
+    assert report["generator"] is False
 
 
 def test_lean_monai_import_leaves_the_skipped_packages_importable():
