@@ -38,6 +38,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from FCDDetectLib.choices import MODALITIES
 
 CSV_COLUMNS = ["fold", "subject", "group", "probability", "region", "voxels", "modality", "positive", "negative",
                "band_positive", "band_negative", "share"]
@@ -196,7 +197,7 @@ def cohort_saliency(run_dir: str | Path, *, contributions: bool = True, reports:
             "nt_samples": nt_samples, "noise_sd": noise_sd, "modalities": modalities,
             "grouping": "TP: patient classified FCD (p >= bundle threshold); FN: classified control",
             "patients": groups,
-            "paired_test": paired_test(rows) if {"flair", "t1"} <= set(modalities)
+            "paired_test": paired_test(rows) if set(MODALITIES) <= set(modalities)
             else {"note": f"the run has one modality ({config.modality}): no FLAIR vs T1 test"},
         })
         write_text_atomic(saliency_dir / "contributions.csv", csv_text(rows, CSV_COLUMNS))

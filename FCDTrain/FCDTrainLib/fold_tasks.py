@@ -25,14 +25,15 @@ from .run_config import RunConfig
 
 def plan_tasks(runs: Sequence[tuple[str, RunConfig]], out: Path, threads: int | None) -> list[FoldTask]:
     """The fold tasks still to do, every run checked (data, folds, weights, folder) before any is written."""
-    from .train_run import fold_is_done, prepare
+    from .layout import RunLayout
+    from .train_run import prepare
 
     tasks = []
     for name, config in runs:
         run_dir = out / "runs" / name
         prepare(config, run_dir)  # FCDInputError for bad data, weights or another run's folder
         tasks += [FoldTask(name, str(run_dir), config.to_dict(), fold, threads)
-                  for fold in range(config.folds) if not fold_is_done(run_dir, fold)]
+                  for fold in range(config.folds) if not RunLayout(run_dir).fold_done(fold)]
     return tasks
 
 

@@ -36,12 +36,14 @@ from typing import Any
 
 from FCDDetectLib.errors import FCDInputError
 
+from .layout import fold_name
+
 LOCK_DIR = ".lock"
 _FRESH_SECONDS = 10.0  # an empty lock file younger than this is being written, not stale
 
 
 def _lock_name(fold: int | None) -> str:
-    return "run.lock" if fold is None else f"fold-{int(fold)}.lock"
+    return "run.lock" if fold is None else f"{fold_name(int(fold))}.lock"
 
 
 def pid_alive(pid: int) -> bool:

@@ -25,6 +25,7 @@ sys.path[:0] = [str(ROOT), str(ROOT / "FCDDetect"), str(ROOT / "FCDTrain")]
 
 def main(out_png: str) -> None:
     from FCDDetectLib.bundle import BundleMetadata, save_bundle
+    from FCDDetectLib.choices import MODALITIES
     from FCDDetectLib.detect import detect
     from FCDDetectLib.image_io import save_image
     from FCDDetectLib.report import write_report
@@ -38,7 +39,7 @@ def main(out_png: str) -> None:
     affine[:3, 3] = -64.0
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
-        meta = BundleMetadata(depth=18, geometry="medicalnet", modalities=["t1", "flair"],
+        meta = BundleMetadata(depth=18, geometry="medicalnet", modalities=list(MODALITIES),
                               target_spacing=[4.0, 4.0, 4.0], target_shape=list(planted.shape), name="planted-t1flair",
                               training={"source": "Testing/builders/planted_channels.py (planted FLAIR blob)",
                                         "steps": 80, "widen_factor": 0.125},
