@@ -8,6 +8,13 @@ A bundle is a folder ``NAME.fcdbundle/`` holding
 - ``weights.pt``: the model's ``state_dict``, read back with ``torch.load(...,
   weights_only=True)`` (no pickled code is ever executed).
 
+``head`` says which outputs the model has: ``"none"`` (the paper's classifier) or
+``"lesion"`` (the classifier plus a lesion-segmentation decoder,
+:mod:`FCDDetectLib.lesion_net`). Bundles with a lesion head are written as format 2 (an
+older engine refuses them with "update the extension" instead of a weights mismatch);
+classifier-only bundles stay format 1, and bundles written before ``head`` existed load as
+``head="none"``.
+
 Reading the metadata needs only the standard library; torch and MONAI are imported
 inside :func:`save_bundle` and :func:`load_bundle`.
 
@@ -35,19 +42,21 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from .choices import DEPTHS, GEOMETRIES
+from .choices import DEPTHS, GEOMETRIES, SUPERVISION
 from .errors import FCDInputError
 from .files import json_text
 
 if TYPE_CHECKING:  # pragma: no cover - typing only; torch is imported lazily
     import torch
 
-BUNDLE_FORMAT_VERSION = 1
+BUNDLE_FORMAT_VERSION = 2
+_LESION_HEAD_FORMAT = 2  # first format that may hold a lesion head
 BUNDLE_SUFFIX = ".fcdbundle"
 METADATA_FILE = "bundle.json"
 WEIGHTS_FILE = "weights.pt"
 NORMALISATIONS = ("zscore-head",)
-_OPTIONAL = ("name", "engine_version", "training", "metrics", "input_ranges")
+_OPTIONAL = ("name", "engine_version", "training", "metrics", "input_ranges", "head")
+_HEADS = SUPERVISION  # = lesion_net.HEADS
 
 # Sane bounds of a model grid (bundles and `fcd train`), our choice: the paper's grids are
 # 1-2 mm and 96-160 voxels a side. 4000^3 voxels or 0.001 mm would only exhaust memory.
@@ -121,11 +130,21 @@ class BundleMetadata:
     class_names: list[str] = field(default_factory=lambda: ["control", "fcd"])
     threshold: float = 0.5
     engine_version: str = field(default_factory=_engine_version)
-    format_version: int = BUNDLE_FORMAT_VERSION
+    format_version: int = 1
     name: str = ""
     training: dict[str, Any] = field(default_factory=dict)
     metrics: dict[str, Any] = field(default_factory=dict)
     input_ranges: dict[str, list[float]] = field(default_factory=dict)
+    head: str = "none"
+
+    def __post_init__(self) -> None:
+        if self.head == "lesion" and self.format_version < _LESION_HEAD_FORMAT:
+            self.format_version = _LESION_HEAD_FORMAT
+
+    @property
+    def has_lesion_head(self) -> bool:
+        """True when the model also outputs a lesion map (``head == "lesion"``)."""
+        return self.head == "lesion"
 
     @property
     def in_channels(self) -> int:
@@ -213,6 +232,8 @@ def _check_fields(v: dict[str, Any], source: str) -> None:
         raise bad("class_names", "a list of 2 class names")
     if not _is_number(v["threshold"]) or not 0.0 <= v["threshold"] <= 1.0:
         raise bad("threshold", "a number between 0 and 1")
+    if "head" in v and v["head"] not in _HEADS:
+        raise bad("head", f"one of {_HEADS}")
     for name in ("name", "engine_version"):
         if name in v and not isinstance(v[name], str):
             raise bad(name, "a string")
@@ -264,16 +285,23 @@ class ModelBundle:
     path: Path
 
 
-def _build(metadata: BundleMetadata, widen_factor: float = 1.0) -> torch.nn.Module:
+def _build(metadata: BundleMetadata, state_dict: dict[str, Any]) -> torch.nn.Module:
+    """The metadata's network, with the width (and decoder width) of ``state_dict``."""
     from .models import build_resnet
 
-    return build_resnet(
-        metadata.depth,
+    arguments = dict(
         in_channels=metadata.in_channels,
         num_classes=len(metadata.class_names),
         geometry=metadata.geometry,
-        widen_factor=widen_factor,
+        widen_factor=_widen_factor(state_dict),
     )
+    if metadata.has_lesion_head:
+        from .lesion_net import DEFAULT_DECODER_WIDTH, build_lesion_resnet
+
+        lateral = state_dict.get("decoder.lateral.0.weight")
+        width = int(lateral.shape[0]) if lateral is not None and lateral.ndim == 5 else DEFAULT_DECODER_WIDTH
+        return build_lesion_resnet(metadata.depth, decoder_width=width, **arguments)
+    return build_resnet(metadata.depth, **arguments)
 
 
 def _widen_factor(state_dict: dict[str, Any]) -> float:
@@ -300,9 +328,10 @@ def _mismatch(model: torch.nn.Module, state_dict: dict[str, Any]) -> str | None:
 
 
 def _describe(metadata: BundleMetadata) -> str:
+    head = ", lesion head" if metadata.has_lesion_head else ""
     return (
         f"ResNet-{metadata.depth} ({metadata.geometry}, {metadata.in_channels} channel(s), "
-        f"{len(metadata.class_names)} classes)"
+        f"{len(metadata.class_names)} classes{head})"
     )
 
 
@@ -333,7 +362,7 @@ def save_bundle(path: str | os.PathLike, model: torch.nn.Module, metadata: Bundl
         metadata = dataclasses.replace(metadata, name=path.name[: -len(BUNDLE_SUFFIX)])
     meta_dict = metadata.to_dict()
     state = {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
-    reason = _mismatch(_build(metadata, _widen_factor(state)), state)
+    reason = _mismatch(_build(metadata, state), state)
     if reason:
         raise FCDInputError(f"{path}: model weights do not match {_describe(metadata)}: {reason}")
 
@@ -384,7 +413,7 @@ def load_bundle(path: str | os.PathLike, device: str = "cpu") -> ModelBundle:
         isinstance(k, str) and isinstance(v, torch.Tensor) for k, v in state.items()
     ):
         raise FCDInputError(f"{weights_path}: not a state_dict (a mapping of names to tensors)")
-    model = _build(metadata, _widen_factor(state))
+    model = _build(metadata, state)
     reason = _mismatch(model, state)
     if reason:
         raise FCDInputError(f"{weights_path}: weights do not match {_describe(metadata)}: {reason}")

@@ -27,6 +27,7 @@ import numpy as np
 from . import __version__
 from .choices import CAM_METHODS, DEVICES
 from .errors import FCDInputError
+from .files import write_json_atomic
 from .heat_score import HeatScoreResult, heat_score_images
 from .image_io import Image, load_image, load_mask, save_image, validate_array
 from .localized_saliency import DEFAULT_NOISE_SD, DEFAULT_NT_SAMPLES
@@ -58,6 +59,25 @@ class DetectionResult:
     out_of_distribution: bool | None = None
     ood_reasons: list[str] = field(default_factory=list)
     input_statistics: dict[str, float] = field(default_factory=dict)
+    lesion_map: np.ndarray | None = None
+    lesion_heat_score: float | None = None
+    lesion_heat_score_details: HeatScoreResult | None = None
+    lesion_clusters: Any = None  # clusters.ClusterSet of the lesion map
+
+    def lesion_json(self) -> dict[str, Any] | None:
+        """The lesion map's summary (bundles with a lesion head), or None."""
+        if self.lesion_map is None:
+            return None
+        details, clusters = self.lesion_heat_score_details, self.lesion_clusters
+        return {
+            "heat_score": self.lesion_heat_score,
+            "heat_score_note": details.note if details else None,
+            "max_probability": float(self.lesion_map.max()) if self.lesion_map.size else None,
+            "cluster_threshold": clusters.threshold if clusters is not None else None,
+            "cluster_min_size_mm3": clusters.min_size_mm3 if clusters is not None else None,
+            "n_clusters": len(clusters.clusters) if clusters is not None else None,
+            "top_cluster": clusters.clusters[0].to_json() if clusters is not None and clusters.clusters else None,
+        }
 
     def to_json(self) -> dict[str, Any]:
         """The JSON-ready summary written to ``result.json`` (no arrays)."""
@@ -85,6 +105,7 @@ class DetectionResult:
             "out_of_distribution": "unknown" if self.out_of_distribution is None else self.out_of_distribution,
             "ood_reasons": list(self.ood_reasons),
             "input_statistics": dict(self.input_statistics),
+            "lesion_map": self.lesion_json(),
         }
 
 
@@ -214,6 +235,8 @@ def detect(
 
         saliency = localize_detection(net, prep, list(meta.modalities), fcd_index, roi=roi_image, heatmap=heatmap,
                                       roi_name=_source_name(roi, "ROI"), nt_samples=nt_samples, noise_sd=noise_sd)
+    lesion = _lesion_outputs(net, x, prep, roi_image, mask_image, _source_name(roi, "ROI")) \
+        if meta.has_lesion_head else {}
     positive = meta.class_names[fcd_index]
     negative = next(name for name in meta.class_names if name != positive)
     return DetectionResult(
@@ -237,7 +260,41 @@ def detect(
         out_of_distribution=bool(ood_reasons) if meta.input_ranges else None,
         ood_reasons=ood_reasons,
         input_statistics=stats,
+        **lesion,
     )
+
+
+def lesion_map_on_input_grid(net: Any, x: Any, prep: Any) -> np.ndarray:
+    """The lesion head's voxel probability for ``x``, mapped onto the input grid.
+
+    The same inverse as the heatmap (:func:`FCDDetectLib.preprocess.to_input_grid`, linear,
+    0 outside the model field of view) but no min-max: the values stay probabilities in [0, 1].
+    """
+    import torch
+
+    from .preprocess import to_input_grid
+
+    with torch.no_grad():
+        probability = net.lesion_probability(x)[0, 0].float().cpu().numpy()
+    return np.clip(to_input_grid(probability, prep), 0.0, 1.0)
+
+
+def _lesion_outputs(net: Any, x: Any, prep: Any, roi_image: Image | None, mask_image: Image | None,
+                    roi_name: str) -> dict[str, Any]:
+    """Lesion map, its clusters and its Heat-Score (bundles with a lesion head)."""
+    from .clusters import find_clusters
+
+    lesion_map = lesion_map_on_input_grid(net, x, prep)
+    affine = np.asarray(prep.reference.affine, dtype=np.float64)
+    head = mask_image.array if mask_image is not None and mask_image.array.shape == lesion_map.shape else None
+    clusters = find_clusters(lesion_map, affine, head_mask=head,
+                             image=None if head is not None else prep.reference.array)
+    outputs: dict[str, Any] = {"lesion_map": lesion_map, "lesion_clusters": clusters}
+    if roi_image is not None:
+        details = heat_score_images(Image(lesion_map, affine), roi_image, mask_image, roi_name=roi_name,
+                                    undefined_ok=True)
+        outputs.update(lesion_heat_score=details.heat_score, lesion_heat_score_details=details)
+    return outputs
 
 
 def _explain_and_classify(net: Any, x: Any, method: str, target_index: int, explain: Any) -> tuple[np.ndarray, Any]:
@@ -272,6 +329,8 @@ def write_detection(result: DetectionResult, out_dir: str | Path,
                     extra_writers: Sequence[DetectionWriter] = ()) -> Path:
     """Write ``heatmap.nii.gz`` (input grid, float32), ``result.json`` and the writers' files into ``out_dir``.
 
+    With a lesion head also ``lesion_map.nii.gz`` (voxel probability, input grid),
+    ``lesion_clusters.nii.gz`` (its cluster labels, int16) and ``lesion_clusters.json``.
     All files of one detection are committed as one unit (:class:`~FCDDetectLib.output_set.OutputSet`):
     a kill at any point leaves the previous detection's set or this one (after the
     recovery the next writer or :func:`~FCDDetectLib.output_set.read_output_set` does),
@@ -291,6 +350,12 @@ def write_detection(result: DetectionResult, out_dir: str | Path,
         if result.saliency is not None:
             for modality, signed in result.saliency.maps.items():
                 save_image(staged.folder / f"smoothgrad_{modality}.nii.gz", signed, result.saliency.affine)
+        if result.lesion_map is not None:
+            save_image(staged.folder / "lesion_map.nii.gz", result.lesion_map, result.affine)
+            if result.lesion_clusters is not None:
+                save_image(staged.folder / "lesion_clusters.nii.gz", result.lesion_clusters.labels, result.affine,
+                           dtype=np.int16)
+                write_json_atomic(staged.folder / "lesion_clusters.json", result.lesion_clusters.to_json())
         for writer in extra_writers:
             writer(result, staged.folder)
         staged.manifest = result.to_json()

@@ -51,7 +51,7 @@ _KNOWN_LAYOUTS = {
 }
 _BLOCK_KEY = re.compile(r"^layer([1-4])\.(\d+)\.")
 _PREFIX = "module."
-_CLASSIFIER = "fc."
+_NOT_RELEASED = ("fc.", "decoder.")  # not in the released files: classifier, our lesion head
 
 
 @dataclass
@@ -59,7 +59,7 @@ class LoadReport:
     """What :func:`load_medicalnet_weights` did.
 
     ``loaded``: model keys filled from the file; ``missing``: model keys left as they were
-    (the classifier ``fc.*``, and BatchNorm ``num_batches_tracked`` counters when a file has
+    (the classifier ``fc.*``, the lesion head ``decoder.*``, and BatchNorm ``num_batches_tracked`` counters when a file has
     none); ``unexpected``: file keys (prefix removed) that were ignored, e.g. ``conv_seg.*``;
     ``source``: the file; ``adapted``: keys converted on the way (conv1 for 2 channels).
     """
@@ -147,7 +147,7 @@ def load_medicalnet_weights(model: torch.nn.Module, path: str | os.PathLike, dep
     new_state: dict[str, torch.Tensor] = {}
     missing, absent, wrong_shape, adapted = [], [], [], []
     for key, tensor in target.items():
-        if key.startswith(_CLASSIFIER):
+        if key.startswith(_NOT_RELEASED):
             missing.append(key)
             continue
         if key not in source:
@@ -168,7 +168,7 @@ def load_medicalnet_weights(model: torch.nn.Module, path: str | os.PathLike, dep
     if wrong_shape:
         raise FCDInputError(f"{path}: backbone tensors of the wrong shape (file vs model): {_short_list(wrong_shape)}")
     model.load_state_dict(new_state, strict=False)
-    unexpected = [k for k in source if k not in target or k.startswith(_CLASSIFIER)]
+    unexpected = [k for k in source if k not in target or k.startswith(_NOT_RELEASED)]
     return LoadReport(
         loaded=list(new_state), missing=missing, unexpected=unexpected, source=str(path), adapted=adapted
     )
@@ -195,7 +195,7 @@ def save_medicalnet_checkpoint(model: torch.nn.Module, path: str | os.PathLike) 
     state = {
         _PREFIX + k: v.detach().cpu().clone()
         for k, v in model.state_dict().items()
-        if not k.startswith(_CLASSIFIER)
+        if not k.startswith(_NOT_RELEASED)
     }
     write_atomic(path, lambda tmp: torch.save({"state_dict": state}, tmp))
     return path

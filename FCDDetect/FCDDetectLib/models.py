@@ -50,6 +50,7 @@ def build_resnet(
     geometry: str = "paper",
     *,
     widen_factor: float = 1.0,
+    network_class: type[ResNet] = ResNet,
 ) -> ResNet:
     """Build a randomly initialised 3D ResNet classifier.
 
@@ -60,6 +61,8 @@ def build_resnet(
         geometry: ``"paper"`` or ``"medicalnet"`` (see the module docstring).
         widen_factor: scales the stage widths (64, 128, 256, 512); 1.0 is the standard
             network that MedicalNet weights fit. Smaller values only serve tests and demos.
+        network_class: ``ResNet`` or a subclass taking the same arguments (the lesion model,
+            :class:`FCDDetectLib.lesion_net.LesionResNet`).
 
     Returns:
         A ``monai.networks.nets.ResNet``; last stage ``model.layer4``, classifier ``model.fc``.
@@ -77,7 +80,7 @@ def build_resnet(
         raise ValueError("in_channels and num_classes must be positive")
     block, layers = _LAYOUT[depth]
     bias_downsample, shortcut_type = get_medicalnet_pretrained_resnet_args(depth)
-    model = ResNet(
+    model = network_class(
         block=block,
         layers=layers,
         block_inplanes=get_inplanes(),

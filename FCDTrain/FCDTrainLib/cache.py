@@ -10,6 +10,15 @@ stored as ``RUN/cache/<key>/<subject>-<stamp>.npy`` (float32, (C, X, Y, Z)).
 so a changed setting or a changed image never reuses a stale array. Files are written
 to a temporary name and renamed, so a kill leaves no half file behind.
 
+Lesion supervision also needs each patient's ROI on the same model grid: it is resampled
+through the very same preprocessing (:func:`FCDDetectLib.preprocess.mask_to_model_grid`:
+world coordinates onto the image's model grid, linear, so a voxel holds the share of it
+inside the ROI) and cached beside the image as ``<subject>-<roi stamp>.roi.npy`` (float32,
+(1, X, Y, Z)). The ROI stamp covers the image files *and* the ROI file (and
+:data:`ROI_RESAMPLING`), so a new ROI, a new image or another resampling never reuses a
+stale target; the image arrays and the folder key are those of the classifier-only runs,
+which share them.
+
 Example:
     >>> cache = VolumeCache("run/cache", spacing=[2, 2, 2], shape=[96, 112, 96], modalities=["flair"])
     >>> array = cache.get(subject)  # doctest: +SKIP
@@ -27,6 +36,7 @@ import numpy as np
 from FCDDetectLib.files import write_atomic
 
 CACHE_FORMAT = 1
+ROI_RESAMPLING = "linear-world-v1"  # part of every cached ROI's stamp
 
 
 def cache_key(spacing: Sequence[float], shape: Sequence[int], modalities: Sequence[str],
@@ -79,15 +89,20 @@ class VolumeCache:
         stamp = source_stamp(self.sources(subject))
         return self.folder / f"{_safe(subject.subject_id)}-{stamp}.npy"
 
-    def get(self, subject: Any) -> np.ndarray:
-        """The subject's (C, X, Y, Z) float32 array, preprocessing it on first use."""
-        path = self.path_for(subject)
+    def roi_path_for(self, subject: Any) -> Path:
+        """Where the subject's model-grid ROI lives (the subject must have an ROI)."""
+        stamp = source_stamp([*self.sources(subject), Path(subject.roi)])
+        tag = hashlib.sha1(f"{stamp}|{ROI_RESAMPLING}".encode()).hexdigest()[:10]
+        return self.folder / f"{_safe(subject.subject_id)}-{tag}.roi.npy"
+
+    @staticmethod
+    def _read(path: Path) -> np.ndarray | None:
         if path.exists():
             try:
                 return np.load(path, allow_pickle=False)
             except (ValueError, OSError):
                 path.unlink(missing_ok=True)  # damaged by a crash outside our atomic writes
-        return self._build(subject, path)
+        return None
 
     def statistics(self, subject: Any) -> dict[str, float]:
         """The subject's input statistics (:func:`FCDDetectLib.ood.input_statistics`), made with its array."""
@@ -98,31 +113,73 @@ class VolumeCache:
                 return stats
         except (OSError, ValueError):
             pass
-        self._build(subject, self.path_for(subject))  # a cache made before statistics existed
+        self._build(subject, with_roi=False)  # a cache made before statistics existed
         return json.loads(path.read_text(encoding="utf-8"))
 
-    def _build(self, subject: Any, path: Path) -> np.ndarray:
+    def _build(self, subject: Any, with_roi: bool) -> tuple[np.ndarray, np.ndarray | None]:
+        """Preprocess the subject once; write its image array and statistics (and its ROI when asked)."""
         from FCDDetectLib.files import write_json_atomic
-        from FCDDetectLib.image_io import load_image
+        from FCDDetectLib.image_io import load_image, load_mask
         from FCDDetectLib.ood import input_statistics
-        from FCDDetectLib.preprocess import preprocess
+        from FCDDetectLib.preprocess import mask_to_model_grid, preprocess
 
         images = [load_image(p) for p in self.sources(subject)]
         prep = preprocess(images, self.spacing, self.shape)
         array = prep.tensor.numpy().astype(np.float32)
         self.folder.mkdir(parents=True, exist_ok=True)
+        path = self.path_for(subject)
         write_json_atomic(path.with_suffix(".stats.json"), input_statistics(images[0], prep))
         write_atomic(path, lambda tmp: np.save(tmp, array))
         self.built += 1
-        return array
+        roi = None
+        if with_roi:
+            roi = mask_to_model_grid(load_mask(subject.roi), prep, name=str(subject.roi))[None]
+            write_atomic(self.roi_path_for(subject), lambda tmp: np.save(tmp, roi))
+        return array, roi
 
-    def build(self, subjects: Sequence[Any], progress: Callable[[int, int, str], None] | None = None) -> None:
-        """Make sure every subject is cached; ``progress(done, total, subject_id)`` after each."""
+    def get(self, subject: Any) -> np.ndarray:
+        """The subject's (C, X, Y, Z) float32 array, preprocessing it on first use."""
+        array = self._read(self.path_for(subject))
+        return array if array is not None else self._build(subject, with_roi=False)[0]
+
+    def get_roi(self, subject: Any) -> np.ndarray | None:
+        """The lesion target (1, X, Y, Z) in [0, 1]: the ROI for a patient, zeros for a control.
+
+        None for a patient without an ROI (its lesion target is unknown).
+        """
+        if int(subject.label) != 1:
+            return np.zeros((1, *self.shape), dtype=np.float32)
+        if subject.roi is None:
+            return None
+        roi = self._read(self.roi_path_for(subject))
+        return roi if roi is not None else self._build(subject, with_roi=True)[1]
+
+    def build(self, subjects: Sequence[Any], progress: Callable[[int, int, str], None] | None = None,
+              with_rois: bool = False) -> None:
+        """Make sure every subject (and, with ``with_rois``, every patient's ROI) is cached.
+
+        ``progress(done, total, subject_id)`` after each subject.
+        """
         for index, subject in enumerate(subjects):
-            self.get(subject)
+            wants_roi = with_rois and int(subject.label) == 1 and subject.roi is not None
+            if wants_roi and self._read(self.roi_path_for(subject)) is None:
+                self._build(subject, with_roi=True)  # one preprocessing for the image and its ROI
+            else:
+                self.get(subject)
             if progress is not None:
                 progress(index + 1, len(subjects), subject.subject_id)
 
     def stack(self, subjects: Sequence[Any]) -> np.ndarray:
         """(N, C, X, Y, Z) float32 array of the subjects, in order."""
         return np.stack([self.get(s) for s in subjects]).astype(np.float32, copy=False)
+
+    def stack_rois(self, subjects: Sequence[Any]) -> tuple[np.ndarray, np.ndarray]:
+        """(N, 1, X, Y, Z) lesion targets and (N,) bool "target known" (False: patient without ROI)."""
+        targets, known = [], []
+        for subject in subjects:
+            roi = self.get_roi(subject)
+            known.append(roi is not None)
+            targets.append(roi if roi is not None else np.zeros((1, *self.shape), dtype=np.float32))
+        if not targets:
+            return np.zeros((0, 1, *self.shape), np.float32), np.zeros(0, bool)
+        return np.stack(targets).astype(np.float32, copy=False), np.asarray(known, dtype=bool)

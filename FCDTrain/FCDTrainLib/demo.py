@@ -5,7 +5,12 @@
 3. run detection with Grad-CAM on the held-out subjects: heatmap, result.json and an
    overlay PNG per subject;
 4. write ``summary.json``: held-out accuracy, ROC-AUC and the mean Heat-Score of the
-   held-out patients.
+   held-out patients;
+5. with ``lesion=True`` (``fcd demo --lesion``), also train the lesion-supervised model
+   (``--supervision lesion``) on a cohort of subtler lesions (``lesion_subtlety``) and put
+   both models' held-out figures side by side (``summary.json``'s ``side_by_side``). Off
+   by default: it does not fit the demo's few minutes on 2 CPU cores
+   (docs/lesion-supervision.md gives the measured time).
 
 Each step resumes: an existing cohort, a finished training fold, or a subject already
 detected are kept, so an interrupted demo picks up where it stopped.
@@ -45,32 +50,55 @@ class DemoOptions:
     seed: int = 0
     device: str = "auto"
     training: dict[str, Any] = field(default_factory=dict)
+    lesion: bool = False
+    lesion_subtlety: float = 0.5
+    lesion_subjects: int = 160
+    lesion_max_epochs: int = 30
 
-    def run_config(self, data: str | Path) -> RunConfig:
-        """The demo's RunConfig for the cohort at ``data``."""
-        return RunConfig.preset("demo", data=str(data), seed=self.seed, device=self.device, **self.training)
+    def run_config(self, data: str | Path, **overrides: Any) -> RunConfig:
+        """The demo's RunConfig for the cohort at ``data`` (``overrides`` on top of ``training``)."""
+        return RunConfig.preset("demo", data=str(data), seed=self.seed, device=self.device,
+                                **{**self.training, **overrides})
 
 
-def _cohort(out: Path, options: DemoOptions) -> Path:
+def _cohort(out: Path, options: DemoOptions, name: str = "cohort", subjects: int | None = None,
+            subtlety: float | None = None) -> Path:
     from tqdm import tqdm
 
     from .data.synth import synth_cohort
 
-    cohort = out / "cohort"
+    cohort = out / name
+    subjects = options.subjects if subjects is None else subjects
     if (cohort / "participants.tsv").is_file():
         print(f"cohort: reusing {cohort}")
         return cohort
-    with tqdm(total=options.subjects, desc="synthetic cohort", unit="subject") as bar:
-        synth_cohort(cohort, options.subjects, seed=options.seed, size="small", subtlety=options.subtlety,
+    with tqdm(total=subjects, desc="synthetic cohort", unit="subject") as bar:
+        synth_cohort(cohort, subjects, seed=options.seed, size="small",
+                     subtlety=options.subtlety if subtlety is None else subtlety,
                      progress=lambda done, total: bar.update(done - bar.n))
     return cohort
 
 
-def _train(cohort: Path, out: Path, options: DemoOptions) -> tuple[Path, list[str]]:
+SIDE_BY_SIDE_KEYS = ("accuracy", "roc_auc", "heat_score", "lesion_detection_rate", "lesion_specificity",
+                     "fp_per_control", "peak_in_roi_rate", "dice_mean", "lesion_map_heat_score")
+
+
+def _lesion_model(out: Path, options: DemoOptions) -> dict[str, Any]:
+    """The lesion-supervised model on a subtler cohort (fold 0 held out); its fold figures."""
+    cohort = _cohort(out, options, "cohort-subtle", options.lesion_subjects, options.lesion_subtlety)
+    _train(cohort, out, options, run_name="run-lesion", supervision="lesion", max_epochs=options.lesion_max_epochs,
+           early_stop_patience=options.lesion_max_epochs)
+    metrics = json.loads(RunLayout(out / "run-lesion").metrics(0).read_text())
+    return {"cohort_subtlety": options.lesion_subtlety, **{k: metrics.get(k) for k in SIDE_BY_SIDE_KEYS},
+            "lesion_level": metrics.get("lesion_level")}
+
+
+def _train(cohort: Path, out: Path, options: DemoOptions, run_name: str = "run",
+           **overrides: Any) -> tuple[Path, list[str]]:
     from .train_run import train_run
 
-    config = options.run_config(cohort)
-    run = out / "run"
+    config = options.run_config(cohort, **overrides)
+    run = out / run_name
     train_run(config, run, only_fold=0)
     folds = json.loads(RunLayout(run).folds.read_text())
     return RunLayout(run).bundle(0), list(folds[0]["test"])
@@ -146,12 +174,20 @@ def run_demo(out: str | Path = "demo-output", options: DemoOptions | None = None
         "training": json.loads(RunLayout(out / "run").metrics(0).read_text()),
         "seed": options.seed,
         "options": {"subjects": options.subjects, "subtlety": options.subtlety, "seed": options.seed,
-                    "device": options.device, "preset": "demo", "training": options.training},
+                    "device": options.device, "preset": "demo", "training": options.training,
+                    "lesion": options.lesion},
         "config": options.run_config(cohort).to_dict(),
         "environment": software_environment(),
         "seconds": round(time.perf_counter() - started, 1),
         "note": "synthetic data: figures show the pipeline learns planted FCD-like lesions, "
         "not clinical performance",
     }
+    if options.lesion:
+        training = summary["training"]
+        summary["side_by_side"] = {
+            "paper": {"cohort_subtlety": options.subtlety, **{k: training.get(k) for k in SIDE_BY_SIDE_KEYS}},
+            "lesion": _lesion_model(out, options),
+        }
+        summary["seconds"] = round(time.perf_counter() - started, 1)
     write_json_atomic(out / "summary.json", summary)
     return summary

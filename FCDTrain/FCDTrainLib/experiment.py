@@ -1,6 +1,7 @@
-"""The paper's comparison as one command: depths x transfer strategies x modalities.
+"""The paper's comparison as one command: depths x transfer strategies x modalities (x supervision).
 
 Each grid point is an ordinary training run in ``OUT/runs/resnet<D>-<strategy>-<modality>/``
+(``...-lesion/`` for lesion supervision, the optional fourth axis)
 (same seed, hence the same folds for every point, so folds pair up for the t-tests).
 Its folds are tasks (:class:`FCDTrainLib.executors.FoldTask`) handed to an executor: in
 this process one after another (default), or on a Ray cluster, one task per fold. A run
@@ -40,9 +41,10 @@ from .layout import ExperimentLayout, RunLayout
 from .run_config import RunConfig, file_sha256, load_config
 
 
-def run_name(depth: int, pretrained: str, modality: str) -> str:
-    """Folder name of one grid point, e.g. ``resnet18-medicalnet23-flair``."""
-    return f"resnet{depth}-{pretrained}-{modality.replace('+', '-')}"
+def run_name(depth: int, pretrained: str, modality: str, supervision: str = "none") -> str:
+    """Folder name of one grid point, e.g. ``resnet18-medicalnet23-flair`` (``...-lesion`` when supervised)."""
+    name = f"resnet{depth}-{pretrained}-{modality.replace('+', '-')}"
+    return name if supervision == "none" else f"{name}-{supervision}"
 
 
 def find_weights(weights_dir: str | Path | None, family: str, depth: int) -> Path:
@@ -59,18 +61,23 @@ def find_weights(weights_dir: str | Path | None, family: str, depth: int) -> Pat
 
 
 def plan_grid(base: RunConfig, depths: Sequence[int], pretrained: Sequence[str], modalities: Sequence[str],
-              weights_dir: str | Path | None) -> list[RunConfig]:
+              weights_dir: str | Path | None, supervisions: Sequence[str] = ("none",)) -> list[RunConfig]:
     """One validated config per grid point; every weights file must exist before anything runs."""
     configs = []
     for modality in modalities:
         for depth in depths:
             for strategy in pretrained:
                 weights = None if strategy == "none" else str(find_weights(weights_dir, strategy, int(depth)))
-                config = dataclasses.replace(base, depth=int(depth), pretrained=strategy, modality=modality,
-                                             weights=weights, weights_sha256=None)
-                config.validate()
-                configs.append(config)
+                for supervision in supervisions:
+                    config = dataclasses.replace(base, depth=int(depth), pretrained=strategy, modality=modality,
+                                                 weights=weights, weights_sha256=None, supervision=supervision)
+                    config.validate()
+                    configs.append(config)
     return configs
+
+
+def _name(config: RunConfig) -> str:
+    return run_name(config.depth, config.pretrained, config.modality, config.supervision)
 
 
 def is_finished(run_dir: Path, config: RunConfig) -> bool:
@@ -86,7 +93,7 @@ def is_finished(run_dir: Path, config: RunConfig) -> bool:
 
 def collect_results(out_dir: str | Path) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     """(summary rows, per-fold rows) of every finished fold under ``OUT/runs``."""
-    from .stats import summarise
+    from .stats import METRICS, summarise
 
     fold_rows = []
     for run_dir in sorted(ExperimentLayout(out_dir).runs.glob("*")):
@@ -101,8 +108,8 @@ def collect_results(out_dir: str | Path) -> tuple[list[dict[str, Any]], list[dic
             metrics = json.loads(path.read_text(encoding="utf-8"))
             fold_rows.append({
                 "depth": config.depth, "pretrained": config.pretrained, "modality": config.modality,
-                "fold": fold, "accuracy": metrics.get("accuracy"), "roc_auc": metrics.get("roc_auc"),
-                "heat_score": metrics.get("heat_score"), "run": run_dir.name,
+                "supervision": config.supervision, "fold": fold, "run": run_dir.name,
+                **{metric: metrics.get(metric) for metric in METRICS},
             })
     return summarise(fold_rows), fold_rows
 
@@ -110,8 +117,12 @@ def collect_results(out_dir: str | Path) -> tuple[list[dict[str, Any]], list[dic
 def run_experiment(base: RunConfig, out_dir: str | Path, depths: Sequence[int] = DEPTHS,
                    pretrained: Sequence[str] = PRETRAINED_STRATEGIES,
                    modalities: Sequence[str] = MODALITIES, weights_dir: str | Path | None = None,
-                   progress: bool = True, executor: Executor | None = None) -> dict[str, Any]:
+                   progress: bool = True, executor: Executor | None = None,
+                   supervisions: Sequence[str] = ("none",)) -> dict[str, Any]:
     """Run (or resume) the grid on ``executor`` (default: local) and write the reports.
+
+    ``supervisions`` is the supervision axis (``("none", "lesion")`` compares the paper's
+    protocol with lesion supervision, paired t-tests in the tables).
 
     Every check (options, weights, data, cluster, writable run folders) happens before
     the first fold starts; finished folds are never run again. Returns the report paths
@@ -125,8 +136,8 @@ def run_experiment(base: RunConfig, out_dir: str | Path, depths: Sequence[int] =
 
     out = Path(out_dir)
     executor = executor or LocalExecutor()
-    configs = plan_grid(base, depths, pretrained, modalities, weights_dir)
-    runs = [(run_name(c.depth, c.pretrained, c.modality), c) for c in configs]
+    configs = plan_grid(base, depths, pretrained, modalities, weights_dir, supervisions)
+    runs = [(_name(c), c) for c in configs]
     finished = {name for name, config in runs if is_finished(out / "runs" / name, config)}
     todo = [(name, config) for name, config in runs if name not in finished]
     tasks: list[FoldTask] = []

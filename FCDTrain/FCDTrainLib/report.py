@@ -24,10 +24,11 @@ from FCDDetectLib.files import write_atomic
 from .layout import ExperimentLayout
 from .stats import METRICS
 
-CSV_COLUMNS = ["model", "depth", "pretrained", "modality", "n_folds",
+CSV_COLUMNS = ["model", "depth", "pretrained", "modality", "supervision", "n_folds",
                *[f"{m}_{s}" for m in METRICS for s in ("mean", "std")],
-               *[f"p_{m}" for m in METRICS]]
-FOLD_COLUMNS = ["model", "depth", "pretrained", "modality", "fold", *METRICS, "run"]
+               *[f"p_{m}" for m in METRICS], *[f"p_supervision_{m}" for m in METRICS]]
+FOLD_COLUMNS = ["model", "depth", "pretrained", "modality", "supervision", "fold", *METRICS, "run"]
+PLOT_METRICS = ("accuracy", "roc_auc", "heat_score")
 
 
 def _fmt(value: Any, digits: int = 3) -> str:
@@ -53,14 +54,37 @@ def markdown_table(summary: Sequence[dict[str, Any]]) -> str:
         "| p accuracy vs none | p Heat-Score vs none | folds |",
         "|---|---|---|---|---|---|---|---|---|",
     ]
+    supervised = [row for row in summary if row.get("supervision", "none") != "none"]
     for row in summary:
+        lesion = "" if row.get("supervision", "none") == "none" else f" + {row['supervision']} head"
         lines.append(
-            f"| resnet{row['depth']} | {row['pretrained']} | {row['modality']} "
+            f"| resnet{row['depth']}{lesion} | {row['pretrained']} | {row['modality']} "
             f"| {_pm(row['accuracy_mean'], row['accuracy_std'])} | {_pm(row['roc_auc_mean'], row['roc_auc_std'])} "
             f"| {_pm(row['heat_score_mean'], row['heat_score_std'])} | {_p(row['p_accuracy'])} "
             f"| {_p(row['p_heat_score'])} | {row['n_folds']} |"
         )
-    return "\n".join(lines) + "\n"
+    text = "\n".join(lines) + "\n"
+    if not supervised:
+        return text
+    lines = [
+        "",
+        "Supervision axis (lesion-level figures of the primary map: the lesion map with a lesion head, "
+        "else the Grad-CAM heatmap; p: paired t-test of lesion vs none supervision):",
+        "",
+        "| Model | TL | Modality | Supervision | Accuracy | Heat-Score | Detection rate | Lesion-map Heat-Score "
+        "| p accuracy | p Heat-Score | p detection | folds |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for row in summary:
+        lines.append(
+            f"| resnet{row['depth']} | {row['pretrained']} | {row['modality']} | {row.get('supervision', 'none')} "
+            f"| {_pm(row['accuracy_mean'], row['accuracy_std'])} | {_pm(row['heat_score_mean'], row['heat_score_std'])} "
+            f"| {_pm(row['lesion_detection_rate_mean'], row['lesion_detection_rate_std'])} "
+            f"| {_pm(row['lesion_map_heat_score_mean'], row['lesion_map_heat_score_std'])} "
+            f"| {_p(row.get('p_supervision_accuracy'))} | {_p(row.get('p_supervision_heat_score'))} "
+            f"| {_p(row.get('p_supervision_lesion_detection_rate'))} | {row['n_folds']} |"
+        )
+    return text + "\n".join(lines) + "\n"
 
 
 def _csv_text(rows: Sequence[dict[str, Any]], columns: Sequence[str]) -> str:
@@ -77,10 +101,11 @@ def write_plot(summary: Sequence[dict[str, Any]], path: str | Path) -> Path:
     import matplotlib.pyplot as plt
 
     path = Path(path)
-    labels = [f"r{r['depth']}-{r['pretrained']}-{r['modality']}" for r in summary]
+    labels = [f"r{r['depth']}-{r['pretrained']}-{r['modality']}"
+              + ("" if r.get("supervision", "none") == "none" else f"-{r['supervision']}") for r in summary]
     fig, axes = plt.subplots(1, 3, figsize=(max(8.0, 0.6 * len(labels) + 4), 4.2))
     titles = {"accuracy": "Accuracy", "roc_auc": "ROC-AUC", "heat_score": "Heat-Score"}
-    for axis, metric in zip(axes, METRICS, strict=True):
+    for axis, metric in zip(axes, PLOT_METRICS, strict=True):
         means = [r[f"{metric}_mean"] if r[f"{metric}_mean"] is not None else float("nan") for r in summary]
         stds = [r[f"{metric}_std"] if r[f"{metric}_std"] is not None else 0.0 for r in summary]
         axis.bar(range(len(labels)), means, yerr=stds, capsize=3, color="tab:blue", alpha=0.8)

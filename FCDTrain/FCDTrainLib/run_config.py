@@ -27,6 +27,7 @@ from FCDDetectLib.choices import (
     GEOMETRIES,
     INPUT_MODALITIES,
     PRETRAINED_STRATEGIES,
+    SUPERVISION,
 )
 from FCDDetectLib.errors import FCDInputError
 
@@ -102,6 +103,11 @@ class RunConfig:
     flip: bool = option(False, "mirror half of the training volumes left-right")
     explain_method: str = option("gradcam", "explanation method of the Heat-Score", flag="--method",
                                  choices=EXPLANATION_METHODS)
+    supervision: str = option("none", "none: the paper's classifier; lesion: also a lesion head (skip decoder) "
+                              "trained on the patients' ROIs (CE + Dice/BCE)", choices=SUPERVISION)
+    lesion_weight: float = option(1.0, "with --supervision lesion: weight of the lesion loss (Dice + BCE) beside "
+                                  "the cross-entropy", ge=0)
+    decoder_width: int = option(16, "with --supervision lesion: channels of the lesion decoder", ge=2)
     device: str = option("auto", "where to train", choices=DEVICES)
     workers: int = option(0, cli=False)
 

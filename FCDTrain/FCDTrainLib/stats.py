@@ -24,13 +24,14 @@ import math
 from collections.abc import Iterable
 from typing import Any
 
-from FCDDetectLib.choices import PRETRAINED_STRATEGIES
+from FCDDetectLib.choices import PRETRAINED_STRATEGIES, SUPERVISION
 
 from .metrics import finite, mean_std
 
-METRICS = ("accuracy", "roc_auc", "heat_score")
+METRICS = ("accuracy", "roc_auc", "heat_score", "lesion_detection_rate", "lesion_map_heat_score")
 STRATEGY_ORDER = PRETRAINED_STRATEGIES  # table order
-KEY = ("depth", "pretrained", "modality")
+SUPERVISION_ORDER = SUPERVISION
+KEY = ("depth", "pretrained", "modality", "supervision")
 
 
 def paired_ttest(a: dict[int, Any], b: dict[int, Any]) -> float | None:
@@ -49,39 +50,49 @@ def paired_ttest(a: dict[int, Any], b: dict[int, Any]) -> float | None:
 
 
 def _sort_key(key: tuple) -> tuple:
-    depth, pretrained, modality = key
+    depth, pretrained, modality, supervision = key
     order = STRATEGY_ORDER.index(pretrained) if pretrained in STRATEGY_ORDER else len(STRATEGY_ORDER)
-    return (modality, -int(depth), order, pretrained)
+    sup = SUPERVISION_ORDER.index(supervision) if supervision in SUPERVISION_ORDER else len(SUPERVISION_ORDER)
+    return (modality, -int(depth), order, pretrained, sup)
 
 
 def summarise(fold_rows: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
-    """One summary row per (depth, pretrained, modality), sorted like the paper's tables.
+    """One summary row per (depth, pretrained, modality, supervision), sorted like the paper's tables.
 
-    Each row has ``n_folds``, ``<metric>_mean``, ``<metric>_std`` for accuracy, roc_auc
-    and heat_score, and for a transfer strategy ``p_accuracy``, ``p_roc_auc`` and
-    ``p_heat_score`` against ``none`` (None for ``none`` itself or without a partner).
+    Each row has ``n_folds``, ``<metric>_mean``, ``<metric>_std`` for every metric of
+    :data:`METRICS`; for a transfer strategy ``p_<metric>`` against ``pretrained="none"``
+    (same depth, modality and supervision), and for lesion supervision
+    ``p_supervision_<metric>`` against ``supervision="none"`` (same depth, strategy and
+    modality): the supervision axis of ``fcd experiment``. None for the baseline itself
+    or without a partner. A row without ``supervision`` counts as ``none``.
     """
     groups: dict[tuple, dict[str, dict[int, Any]]] = {}
     for row in fold_rows:
-        key = (int(row["depth"]), str(row["pretrained"]), str(row["modality"]))
+        key = (int(row["depth"]), str(row["pretrained"]), str(row["modality"]),
+               str(row.get("supervision") or "none"))
         per_metric = groups.setdefault(key, {m: {} for m in METRICS})
         for metric in METRICS:
             per_metric[metric][int(row["fold"])] = row.get(metric)
     table = []
     for key in sorted(groups, key=_sort_key):
-        depth, pretrained, modality = key
+        depth, pretrained, modality, supervision = key
         per_metric = groups[key]
         out: dict[str, Any] = {"depth": depth, "pretrained": pretrained, "modality": modality,
-                               "n_folds": len(per_metric["accuracy"])}
+                               "supervision": supervision, "n_folds": len(per_metric["accuracy"])}
         for metric in METRICS:
             mean, std, _ = mean_std(per_metric[metric].values())
             out[f"{metric}_mean"] = mean
             out[f"{metric}_std"] = std
-        baseline = groups.get((depth, "none", modality))
+        baseline = groups.get((depth, "none", modality, supervision))
+        unsupervised = groups.get((depth, pretrained, modality, "none"))
         for metric in METRICS:
             out[f"p_{metric}"] = (
                 paired_ttest(per_metric[metric], baseline[metric])
                 if baseline is not None and pretrained != "none" else None
+            )
+            out[f"p_supervision_{metric}"] = (
+                paired_ttest(per_metric[metric], unsupervised[metric])
+                if unsupervised is not None and supervision != "none" else None
             )
         table.append(out)
     return table

@@ -59,6 +59,23 @@ def plan_folds(subjects: Sequence[Any], config: RunConfig) -> list[FoldSplit]:
     )
 
 
+def check_supervision(subjects: Sequence[Any], config: RunConfig) -> list[str]:
+    """Lesion supervision needs ROIs: refuse a dataset whose patients have none; warn for some.
+
+    Returns warnings (patients without an ROI train without a lesion loss).
+    """
+    if config.supervision != "lesion":
+        return []
+    patients = [s for s in subjects if int(s.label) == 1]
+    without = [s.subject_id for s in patients if s.roi is None]
+    if patients and len(without) == len(patients):
+        raise FCDInputError(
+            f"{config.data}: --supervision lesion needs lesion ROIs, but none of its {len(patients)} patients has one "
+            "(use --supervision none, or add *_roi masks)"
+        )
+    return [f"{subject}: no ROI; trains without a lesion loss" for subject in without]
+
+
 def prepare(config: RunConfig, run_dir: str | Path) -> tuple[list[Any], list[str], list[FoldSplit]]:
     """Every check that needs no writing: options, data, folds, weights, the RUN folder."""
     from .data import load_dataset
@@ -67,6 +84,7 @@ def prepare(config: RunConfig, run_dir: str | Path) -> tuple[list[Any], list[str
     config.validate()
     dataset = load_dataset(config.data)
     subjects, skipped = select_subjects(dataset, config)
+    skipped = [*skipped, *check_supervision(subjects, config)]
     folds = plan_folds(subjects, config)
     if config.weights:
         config.weights_sha256 = file_sha256(config.weights)
@@ -92,6 +110,24 @@ def _tensors(cache: Any, subjects: Sequence[Any], device: str):
     return x, y
 
 
+def fold_data(config: RunConfig, split: FoldSplit, subjects: dict[str, Any], cache: Any, device: str):
+    """The :class:`~FCDTrainLib.trainer.FoldData` of a split (with lesion targets when supervised)."""
+    import torch
+
+    from .trainer import FoldData
+
+    train = [subjects[i] for i in split.train]
+    val = [subjects[i] for i in split.val]
+    data = FoldData(*_tensors(cache, train, device), *_tensors(cache, val, device))
+    if config.supervision == "lesion":
+        for part, group in (("train", train), ("val", val)):
+            roi, known = cache.stack_rois(group)
+            target = torch.from_numpy(roi)
+            setattr(data, f"{part}_roi", target.to(device) if device == "cuda" else target)
+            setattr(data, f"{part}_roi_known", torch.from_numpy(known))
+    return data
+
+
 def run_fold(config: RunConfig, split: FoldSplit, subjects: dict[str, Any], cache: Any, run_dir: Path,
              log: EventLog, device: str, later_folds: int, progress: bool) -> dict[str, Any]:
     """Train one fold (or resume it), test it, write its bundle, predictions and metrics."""
@@ -99,19 +135,20 @@ def run_fold(config: RunConfig, split: FoldSplit, subjects: dict[str, Any], cach
     from FCDDetectLib.ood import summarise_ranges
 
     from .fold_eval import evaluate_subjects, predictions_csv
-    from .trainer import FoldData, build_model, train_fold
+    from .trainer import trainer_class
 
     layout = RunLayout(run_dir)
     folder = layout.fold(split.fold)
-    train_x, train_y = _tensors(cache, [subjects[i] for i in split.train], device)
-    val_x, val_y = _tensors(cache, [subjects[i] for i in split.val], device)
-    outcome = train_fold(config, split.fold, FoldData(train_x, train_y, val_x, val_y), folder, log,
-                         device=device, later_folds=later_folds, progress=progress)
-    del train_x, val_x
-    model, provenance = build_model(config, split.fold)
+    trainer = trainer_class(config)(config, split.fold, fold_data(config, split, subjects, cache, device), folder,
+                                    log, device=device, later_folds=later_folds, progress=progress)
+    outcome = trainer.fit()
+    trainer.data = None  # the fold's tensors are no longer needed
+    model, provenance = trainer.model, trainer.provenance  # built once per fold
     model.load_state_dict(outcome.best_state)
     model.to(device).eval()
     name = f"resnet{config.depth}-{config.pretrained}-{config.modality.replace('+', '-')}-fold{split.fold}"
+    if config.supervision != "none":
+        name = name.replace(f"-fold{split.fold}", f"-{config.supervision}-fold{split.fold}")
     training = {
         **{k: v for k, v in config.to_dict().items() if k not in ("device", "workers")},
         **provenance, "fold": split.fold, "n_train": len(split.train), "n_val": len(split.val),
@@ -122,7 +159,7 @@ def run_fold(config: RunConfig, split: FoldSplit, subjects: dict[str, Any], cach
     meta = BundleMetadata(depth=config.depth, geometry=config.geometry, modalities=config.modalities,
                           target_spacing=list(config.spacing), target_shape=list(config.shape),
                           name=name, training=training, input_ranges=summarise_ranges(
-                              cache.statistics(subjects[i]) for i in split.train))
+                              cache.statistics(subjects[i]) for i in split.train), head=provenance["head"])
     bundle = ModelBundle(metadata=meta, model=model, path=layout.bundle(split.fold))
     rows, metrics = evaluate_subjects(bundle, [subjects[i] for i in split.test], cache, device=device,
                                       method=config.explain_method, batch_size=config.batch_size)
@@ -142,12 +179,17 @@ def run_fold(config: RunConfig, split: FoldSplit, subjects: dict[str, Any], cach
 
 RUN_FILES = (CONFIG_NAME, "folds.json", "skipped.json", "events.jsonl", "summary.json")
 
+SUMMARY_METRICS = ("accuracy", "roc_auc", "heat_score", "lesion_detection_rate", "lesion_specificity",
+                   "fp_per_control", "peak_in_roi_rate", "dice_mean", "lesion_map_heat_score")
+"""Per-fold figures whose mean/std ``summary.json`` gives (lesion-level ones: of the primary map)."""
 
-def _build_cache(cache: Any, subjects: Sequence[Any], run_dir: Path, fresh: bool) -> None:
-    """Preprocess ``subjects`` into the cache; a refused fresh run removes what it created."""
+
+def _build_cache(cache: Any, subjects: Sequence[Any], run_dir: Path, fresh: bool, with_rois: bool = False) -> None:
+    """Preprocess ``subjects`` (and the patients' ROIs when ``with_rois``) into the cache; a refused
+    fresh run removes what it created."""
     created = [p for p in (run_dir, run_dir / "cache", cache.folder) if not p.exists()]
     try:
-        cache.build(subjects)
+        cache.build(subjects, with_rois=with_rois)
     except FCDInputError:
         if fresh:
             for path in reversed(created):  # deepest first; only what this invocation made
@@ -165,7 +207,7 @@ def summarise_run(run_dir: str | Path, n_folds: int) -> dict[str, Any] | None:
         if not layout.fold_done(fold):
             return None
         folds.append(json.loads(layout.metrics(fold).read_text(encoding="utf-8")))
-    return {"folds": folds, **summarise_folds(dict(enumerate(folds)))}
+    return {"folds": folds, **summarise_folds(dict(enumerate(folds)), SUMMARY_METRICS)}
 
 
 def train_run(config: RunConfig, run_dir: str | Path, only_fold: int | None = None,
@@ -202,10 +244,10 @@ def train_run(config: RunConfig, run_dir: str | Path, only_fold: int | None = No
         remove_stale(folder)  # temporary files of killed runs
     try:
         # The validation pass: every image the pending folds need is read and preprocessed
-        # (into the cache) before the run's own files exist, so a refused run leaves nothing
-        # that would lock the folder.
+        # (into the cache, with the patients' ROIs for lesion supervision) before the run's own
+        # files exist, so a refused run leaves nothing that would lock the folder.
         _build_cache(cache, [by_id[i] for i in sorted({i for f in pending for i in (*f.train, *f.val, *f.test)})],
-                     run_dir, fresh)
+                     run_dir, fresh, with_rois=config.supervision == "lesion")
         write_config(run_dir, config)
         log = log or EventLog(layout.events)
         write_json_atomic(folds_path, fold_dicts)
@@ -220,7 +262,8 @@ def train_run(config: RunConfig, run_dir: str | Path, only_fold: int | None = No
             metrics = run_fold(config, split, by_id, cache, run_dir, log, device,
                                later_folds=len(pending) - index - 1, progress=progress)
             log.emit("fold_done", fold=split.fold, metrics={k: metrics.get(k) for k in (
-                "accuracy", "roc_auc", "heat_score", "best_epoch", "epochs_run")})
+                "accuracy", "roc_auc", "heat_score", "lesion_detection_rate", "fp_per_control",
+                "best_epoch", "epochs_run")})
     except FCDInputError as error:
         if log is not None:
             log.emit("error", message=str(error))

@@ -1,5 +1,9 @@
 """Train one fold: epochs, validation, ReduceLROnPlateau, early stopping, checkpoints, resume.
 
+:class:`Trainer` is the loop with hooks (loss, step, validation metrics, checkpoint);
+the paper's protocol is the class itself, lesion supervision
+(:class:`FCDTrainLib.lesion_trainer.LesionTrainer`) a subclass of it.
+
 Section 2.3 of the paper: cross-entropy, Adam (lr 1e-3), ReduceLROnPlateau (factor 0.1,
 patience 5) on the validation loss, early stopping on the validation loss, random
 rotations within +/- 15 degrees (and, when asked, random shifts and left-right flips). After every epoch the whole state (model, optimizer,
@@ -41,12 +45,21 @@ from .run_config import RunConfig
 
 @dataclass
 class FoldData:
-    """One fold's training and validation tensors (N, C, X, Y, Z) and labels (N,)."""
+    """One fold's training and validation tensors (N, C, X, Y, Z) and labels (N,).
+
+    Lesion supervision adds the lesion targets on the model grid, (N, 1, X, Y, Z) in
+    [0, 1] (controls all 0), and which subjects' targets are known (N,) bool (False for a
+    patient without an ROI: no lesion loss for it).
+    """
 
     train_x: torch.Tensor
     train_y: torch.Tensor
     val_x: torch.Tensor
     val_y: torch.Tensor
+    train_roi: torch.Tensor | None = None
+    val_roi: torch.Tensor | None = None
+    train_roi_known: torch.Tensor | None = None
+    val_roi_known: torch.Tensor | None = None
 
 
 @dataclass
@@ -76,9 +89,16 @@ def build_model(config: RunConfig, fold: int) -> tuple[torch.nn.Module, dict[str
     from .transfer import set_trainable
 
     torch.manual_seed(int(config.seed) + int(fold))
-    model = build_resnet(config.depth, in_channels=len(config.modalities), num_classes=2,
-                         geometry=config.geometry, widen_factor=config.widen_factor)
-    info: dict[str, Any] = {"pretrained": config.pretrained}
+    arguments = dict(in_channels=len(config.modalities), num_classes=2, geometry=config.geometry,
+                     widen_factor=config.widen_factor)
+    if config.supervision == "lesion":
+        from FCDDetectLib.lesion_net import build_lesion_resnet
+
+        model = build_lesion_resnet(config.depth, decoder_width=config.decoder_width, **arguments)
+    else:
+        model = build_resnet(config.depth, **arguments)
+    info: dict[str, Any] = {"pretrained": config.pretrained, "supervision": config.supervision,
+                            "head": "lesion" if config.supervision == "lesion" else "none"}
     if config.pretrained != "none":
         from FCDDetectLib.medicalnet import load_medicalnet_weights
 
@@ -152,6 +172,223 @@ def _warn(log: EventLog, fold: int) -> Any:
     return warn
 
 
+class Trainer:
+    """One fold of the paper's protocol (section 2.3), as a loop with hooks.
+
+    The loop (:meth:`fit`) owns what every variant shares: seeding per (seed, fold, epoch),
+    batch order, the optimiser and scheduler, early stopping, best weights, checkpoints
+    and resume, events and the progress bar. A variant overrides the hooks:
+
+    - :meth:`batch` (the tensors of one batch) and :meth:`augment` (the same random
+      transform for everything spatial in it),
+    - :meth:`loss` (the scalar to minimise and its named parts, logged per epoch),
+    - :meth:`step` (one optimisation step),
+    - :meth:`validation_metrics` (``val_loss``, which drives the scheduler and early
+      stopping, and any other figures for the history),
+    - :meth:`checkpoint_payload` / :meth:`save_checkpoint` / :meth:`load_checkpoint`.
+
+    The model is built once (:meth:`build_model`, or passed in) and is the object whose
+    best weights the caller bundles. :class:`LesionTrainer` is the lesion-supervised variant.
+
+    Example:
+        >>> trainer = Trainer(config, 0, data, Path("run/fold-0"), EventLog("run/events.jsonl"))  # doctest: +SKIP
+        >>> outcome = trainer.fit()  # doctest: +SKIP
+        >>> trainer.model.load_state_dict(outcome.best_state)  # doctest: +SKIP
+    """
+
+    supervision = "none"
+
+    def __init__(self, config: RunConfig, fold: int, data: FoldData, fold_dir: Path, log: EventLog,
+                 device: str | torch.device = "cpu", later_folds: int = 0, progress: bool = True,
+                 model: torch.nn.Module | None = None, provenance: dict[str, Any] | None = None) -> None:
+        self.config = config
+        self.fold = int(fold)
+        self.data = data
+        self.fold_dir = Path(fold_dir)
+        self.log = log
+        self.device = torch.device(device)
+        self.later_folds = int(later_folds)
+        self.progress = progress
+        if model is None:
+            model, provenance = self.build_model()
+        self.model = model
+        self.provenance = dict(provenance or {})
+        self.shift_voxels = [config.shift_mm / spacing for spacing in config.spacing]
+
+    # ----------------------------------------------------------------- hooks
+    def build_model(self) -> tuple[torch.nn.Module, dict[str, Any]]:
+        """The fold's network and its provenance (see :func:`build_model`)."""
+        return build_model(self.config, self.fold)
+
+    def batch(self, x: torch.Tensor, y: torch.Tensor, index: torch.Tensor, part: str) -> dict[str, torch.Tensor]:
+        """The tensors of one batch on the device; ``part`` is ``"train"`` or ``"val"``."""
+        return {"x": x[index].to(self.device, non_blocking=True), "y": y[index].to(self.device)}
+
+    def augment(self, batch: dict[str, torch.Tensor], generator: torch.Generator) -> dict[str, torch.Tensor]:
+        """Random rotation / shift / flip of the batch's volumes (training only)."""
+        batch["x"] = random_augment(batch["x"], generator, self.config.rotation_degrees, self.shift_voxels,
+                                    flip_axis=0 if self.config.flip else None)
+        return batch
+
+    def loss(self, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, dict[str, float]]:
+        """Cross-entropy of the class logits (the paper); returns (loss, named parts)."""
+        with _autocast(self.device):
+            logits = self.model(batch["x"])
+        return F.cross_entropy(logits.float(), batch["y"]), {}
+
+    def step(self, batch: dict[str, torch.Tensor]) -> tuple[float, dict[str, float]]:
+        """One optimisation step on ``batch``; returns the loss and its parts."""
+        loss, parts = self.loss(batch)
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        self.optimizer.step()
+        return float(loss.detach()), parts
+
+    def validation_metrics(self) -> dict[str, Any]:
+        """``val_loss`` (drives scheduler and early stopping), ``val_accuracy``, ``val_auc``."""
+        val_loss, val_probs = evaluate_loss(self.model, self.data.val_x, self.data.val_y,
+                                            self.config.batch_size, self.device)
+        labels = self.data.val_y.cpu().numpy()
+        accuracy = float(np.mean((val_probs >= 0.5).astype(int) == labels)) if len(val_probs) else None
+        return {"val_loss": val_loss, "val_accuracy": accuracy, "val_auc": _auc(labels, val_probs)}
+
+    def checkpoint_payload(self, state: dict[str, Any]) -> dict[str, Any]:
+        """Everything a resume needs, after an epoch."""
+        return {
+            "model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(),
+            "scheduler": self.scheduler.state_dict(),
+            "state": copy.deepcopy(state), "rng": rng_states(), "fold": self.fold,
+        }
+
+    def save_checkpoint(self, payload: dict[str, Any]) -> None:
+        """Commit ``payload`` as the fold's checkpoint (:func:`FCDTrainLib.checkpoint.save_checkpoint`)."""
+        save_checkpoint(self.fold_dir / CHECKPOINT_NAME, payload)
+
+    def load_checkpoint(self) -> dict[str, Any] | None:
+        """The fold's checkpoint, or None (none yet, or truncated: the fold restarts with a warning).
+
+        Loaded with ``weights_only=True`` (:func:`FCDTrainLib.checkpoint.load_checkpoint`): untrusted.
+        """
+        return load_checkpoint(self.fold_dir, self.fold, _warn(self.log, self.fold))
+
+    # ------------------------------------------------------------------ loop
+    def _setup(self) -> None:
+        self.model.to(self.device)
+        params = [p for p in self.model.parameters() if p.requires_grad]
+        self.optimizer = torch.optim.Adam(params, lr=self.config.lr)
+        self.scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(
+            self.optimizer, mode="min", factor=self.config.lr_factor, patience=self.config.patience)
+
+    def _resume(self) -> tuple[dict[str, Any], dict[str, torch.Tensor]]:
+        state: dict[str, Any] = {"epoch": 0, "best_val_loss": float("inf"), "best_epoch": 0, "bad_epochs": 0,
+                                 "finished": False, "stopped_early": False, "history": []}
+        best_state = {k: v.detach().cpu().clone() for k, v in self.model.state_dict().items()}
+        checkpoint = self.load_checkpoint()
+        log, fold = self.log, self.fold
+        if checkpoint is not None:
+            self.model.load_state_dict(checkpoint["model"])
+            self.optimizer.load_state_dict(checkpoint["optimizer"])
+            self.scheduler.load_state_dict(checkpoint["scheduler"])
+            state = checkpoint["state"]
+            if state["best_epoch"]:
+                best_state = load_best(self.fold_dir, state["best_epoch"])
+            restore_rng(checkpoint["rng"])
+            log.drop_epochs_after(fold, state["epoch"])
+            last = state["history"][-1] if state["history"] else None
+            if last is not None and not log.has_epoch(fold, state["epoch"]):
+                log.emit("epoch", **last)  # killed between the checkpoint commit and its event
+            if state["epoch"] and not state["finished"]:
+                log.emit("resume", fold=fold, epoch=state["epoch"])
+        else:
+            log.drop_epochs_after(fold, 0)
+        _remove_other_bests(self.fold_dir, state["best_epoch"])
+        return state, best_state
+
+    def _train_epoch(self, generator: torch.Generator) -> tuple[float, dict[str, float]]:
+        data, size = self.data, self.config.batch_size
+        n_train = data.train_x.shape[0]
+        order = torch.randperm(n_train, generator=generator)
+        total, parts_sum = 0.0, {}
+        for start in range(0, n_train, size):
+            index = order[start:start + size]
+            batch = self.augment(self.batch(data.train_x, data.train_y, index, "train"), generator)
+            loss, parts = self.step(batch)
+            total += loss * index.numel()
+            for key, value in parts.items():
+                parts_sum[key] = parts_sum.get(key, 0.0) + value * index.numel()
+        n = max(1, n_train)
+        return total / n, {key: value / n for key, value in parts_sum.items()}
+
+    def fit(self) -> FoldTraining:
+        """Train (or resume, or just return) the fold; see the module docstring."""
+        from tqdm.auto import tqdm
+
+        config, fold, log = self.config, self.fold, self.log
+        self.fold_dir.mkdir(parents=True, exist_ok=True)
+        self._setup()
+        state, best_state = self._resume()
+        bar = tqdm(total=config.max_epochs, initial=state["epoch"], desc=f"fold {fold}", unit="epoch",
+                   disable=None if self.progress else True, leave=False)
+        try:
+            while not state["finished"]:
+                epoch = state["epoch"] + 1
+                started = time.perf_counter()
+                seed = epoch_seed(config.seed, fold, epoch)
+                generator = torch.Generator().manual_seed(seed)
+                random.seed(seed)
+                np.random.seed(seed % (2**32))
+                _set_train_mode(self.model)
+                train_loss, train_parts = self._train_epoch(generator)
+                validation = self.validation_metrics()
+                val_loss = validation["val_loss"]
+                lr = float(self.optimizer.param_groups[0]["lr"])
+                self.scheduler.step(val_loss)
+                improved = val_loss < state["best_val_loss"]
+                if improved:
+                    state["best_val_loss"], state["best_epoch"], state["bad_epochs"] = val_loss, epoch, 0
+                    best_state = {k: v.detach().cpu().clone() for k, v in self.model.state_dict().items()}
+                    _atomic_save(best_state, self.fold_dir / f"best-{epoch}.pt")
+                else:
+                    state["bad_epochs"] += 1
+                state["stopped_early"] = state["bad_epochs"] >= config.early_stop_patience
+                state["finished"] = state["stopped_early"] or epoch >= config.max_epochs
+                state["epoch"] = epoch
+                seconds = time.perf_counter() - started
+                times = [h["seconds"] for h in state["history"]] + [seconds]
+                remaining = (0 if state["finished"] else config.max_epochs - epoch) + self.later_folds * config.max_epochs
+                record = {
+                    "fold": fold, "epoch": epoch, "max_epochs": config.max_epochs,
+                    "train_loss": train_loss, **{f"train_{k}": v for k, v in train_parts.items()},
+                    **validation, "lr": lr,
+                    "next_lr": float(self.optimizer.param_groups[0]["lr"]), "best_epoch": state["best_epoch"],
+                    "best_val_loss": state["best_val_loss"], "improved": improved,
+                    "stopped_early": state["stopped_early"], "seconds": round(seconds, 3),
+                    "eta_seconds": round(remaining * float(np.mean(times)), 1),
+                }
+                state["history"].append(record)
+                self.save_checkpoint(self.checkpoint_payload(state))
+                _remove_other_bests(self.fold_dir, state["best_epoch"])
+                log.emit("epoch", **record)  # only after the checkpoint is committed
+                bar.update(1)
+                bar.set_postfix(train=f"{train_loss:.3f}", val=f"{val_loss:.3f}", lr=f"{lr:.0e}")
+        finally:
+            bar.close()
+        return FoldTraining(
+            best_state=best_state, best_epoch=int(state["best_epoch"]),
+            best_val_loss=float(state["best_val_loss"]), epochs_run=int(state["epoch"]),
+            stopped_early=bool(state["stopped_early"]), history=state["history"],
+        )
+
+
+def trainer_class(config: RunConfig) -> type[Trainer]:
+    """The trainer of ``config.supervision``: :class:`Trainer` (``none``) or the lesion variant."""
+    if config.supervision == "lesion":
+        from .lesion_trainer import LesionTrainer
+
+        return LesionTrainer
+    return Trainer
+
+
 def train_fold(
     config: RunConfig,
     fold: int,
@@ -161,114 +398,13 @@ def train_fold(
     device: str | torch.device = "cpu",
     later_folds: int = 0,
     progress: bool = True,
+    model: torch.nn.Module | None = None,
 ) -> FoldTraining:
-    """Train (or resume, or just return) fold ``fold``; see the module docstring.
+    """Train (or resume, or just return) fold ``fold`` with the trainer of ``config.supervision``.
 
     ``later_folds`` (folds still to run after this one) only feeds the ETA of the events.
+    ``model`` (from :func:`build_model`) saves building it again; it is trained in place.
     """
-    from tqdm.auto import tqdm
-
-    device = torch.device(device)
-    fold_dir = Path(fold_dir)
-    fold_dir.mkdir(parents=True, exist_ok=True)
-    model, _ = build_model(config, fold)
-    model.to(device)
-    params = [p for p in model.parameters() if p.requires_grad]
-    optimizer = torch.optim.Adam(params, lr=config.lr)
-    scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(
-        optimizer, mode="min", factor=config.lr_factor, patience=config.patience)
-    state: dict[str, Any] = {"epoch": 0, "best_val_loss": float("inf"), "best_epoch": 0, "bad_epochs": 0,
-                             "finished": False, "stopped_early": False, "history": []}
-    best_state = {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
-
-    checkpoint = load_checkpoint(fold_dir, fold, _warn(log, fold))  # weights_only=True: untrusted
-    if checkpoint is not None:
-        model.load_state_dict(checkpoint["model"])
-        optimizer.load_state_dict(checkpoint["optimizer"])
-        scheduler.load_state_dict(checkpoint["scheduler"])
-        state = checkpoint["state"]
-        if state["best_epoch"]:
-            best_state = load_best(fold_dir, state["best_epoch"])
-        restore_rng(checkpoint["rng"])
-        log.drop_epochs_after(fold, state["epoch"])
-        last = state["history"][-1] if state["history"] else None
-        if last is not None and not log.has_epoch(fold, state["epoch"]):
-            log.emit("epoch", **last)  # killed between the checkpoint commit and its event
-        if state["epoch"] and not state["finished"]:
-            log.emit("resume", fold=fold, epoch=state["epoch"])
-    else:
-        log.drop_epochs_after(fold, 0)
-    _remove_other_bests(fold_dir, state["best_epoch"])
-
-    n_train = data.train_x.shape[0]
-    shift_voxels = [config.shift_mm / spacing for spacing in config.spacing]
-    val_labels = data.val_y.cpu().numpy()
-    bar = tqdm(total=config.max_epochs, initial=state["epoch"], desc=f"fold {fold}", unit="epoch",
-               disable=None if progress else True, leave=False)
-    try:
-        while not state["finished"]:
-            epoch = state["epoch"] + 1
-            started = time.perf_counter()
-            seed = epoch_seed(config.seed, fold, epoch)
-            generator = torch.Generator().manual_seed(seed)
-            random.seed(seed)
-            np.random.seed(seed % (2**32))
-            _set_train_mode(model)
-            order = torch.randperm(n_train, generator=generator)
-            train_loss = 0.0
-            for start in range(0, n_train, config.batch_size):
-                index = order[start:start + config.batch_size]
-                xb = data.train_x[index].to(device, non_blocking=True)
-                yb = data.train_y[index].to(device)
-                xb = random_augment(xb, generator, config.rotation_degrees, shift_voxels,
-                                    flip_axis=0 if config.flip else None)
-                with _autocast(device):
-                    logits = model(xb)
-                loss = F.cross_entropy(logits.float(), yb)
-                optimizer.zero_grad(set_to_none=True)
-                loss.backward()
-                optimizer.step()
-                train_loss += float(loss.detach()) * index.numel()
-            train_loss /= max(1, n_train)
-            val_loss, val_probs = evaluate_loss(model, data.val_x, data.val_y, config.batch_size, device)
-            val_acc = float(np.mean((val_probs >= 0.5).astype(int) == val_labels)) if len(val_probs) else None
-            lr = float(optimizer.param_groups[0]["lr"])
-            scheduler.step(val_loss)
-            improved = val_loss < state["best_val_loss"]
-            if improved:
-                state["best_val_loss"], state["best_epoch"], state["bad_epochs"] = val_loss, epoch, 0
-                best_state = {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
-                _atomic_save(best_state, fold_dir / f"best-{epoch}.pt")
-            else:
-                state["bad_epochs"] += 1
-            state["stopped_early"] = state["bad_epochs"] >= config.early_stop_patience
-            state["finished"] = state["stopped_early"] or epoch >= config.max_epochs
-            state["epoch"] = epoch
-            seconds = time.perf_counter() - started
-            times = [h["seconds"] for h in state["history"]] + [seconds]
-            remaining = (0 if state["finished"] else config.max_epochs - epoch) + later_folds * config.max_epochs
-            record = {
-                "fold": fold, "epoch": epoch, "max_epochs": config.max_epochs,
-                "train_loss": train_loss, "val_loss": val_loss, "val_accuracy": val_acc,
-                "val_auc": _auc(val_labels, val_probs), "lr": lr,
-                "next_lr": float(optimizer.param_groups[0]["lr"]), "best_epoch": state["best_epoch"],
-                "best_val_loss": state["best_val_loss"], "improved": improved,
-                "stopped_early": state["stopped_early"], "seconds": round(seconds, 3),
-                "eta_seconds": round(remaining * float(np.mean(times)), 1),
-            }
-            state["history"].append(record)
-            save_checkpoint(fold_dir / CHECKPOINT_NAME, {
-                "model": model.state_dict(), "optimizer": optimizer.state_dict(),
-                "scheduler": scheduler.state_dict(),
-                "state": copy.deepcopy(state), "rng": rng_states(), "fold": fold,
-            })
-            _remove_other_bests(fold_dir, state["best_epoch"])
-            log.emit("epoch", **record)  # only after the checkpoint is committed
-            bar.update(1)
-            bar.set_postfix(train=f"{train_loss:.3f}", val=f"{val_loss:.3f}", lr=f"{lr:.0e}")
-    finally:
-        bar.close()
-    return FoldTraining(
-        best_state=best_state, best_epoch=int(state["best_epoch"]), best_val_loss=float(state["best_val_loss"]),
-        epochs_run=int(state["epoch"]), stopped_early=bool(state["stopped_early"]), history=state["history"],
-    )
+    trainer = trainer_class(config)(config, fold, data, fold_dir, log, device=device, later_folds=later_folds,
+                                    progress=progress, model=model)
+    return trainer.fit()

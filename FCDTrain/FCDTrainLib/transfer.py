@@ -14,12 +14,17 @@ from __future__ import annotations
 import torch
 from FCDDetectLib.choices import TRAINABLE_MODES
 
+TRANSFER_TRAINABLE = ("layer4.", "fc.", "decoder.")
+"""Parameter prefixes that train in ``transfer`` mode (paper 2.4; ``decoder`` = the lesion head,
+:mod:`FCDDetectLib.lesion_net`, which starts from scratch)."""
+
 
 def set_trainable(model: torch.nn.Module, mode: str) -> list[str]:
     """Choose which parameters train; returns the names of the trainable ones.
 
-    ``"all"``: every parameter. ``"transfer"``: only ``layer4.*`` and ``fc.*`` (the frozen
-    stages keep ``requires_grad=False``, their BatchNorm affine weights included).
+    ``"all"``: every parameter. ``"transfer"``: only ``layer4.*`` and ``fc.*``, and the lesion
+    head's ``decoder.*`` when there is one (:data:`TRANSFER_TRAINABLE`); the frozen stages keep
+    ``requires_grad=False``, their BatchNorm affine weights included.
 
     Frozen BatchNorm *running statistics* still update whenever the module is in training
     mode (``requires_grad`` does not govern them). Call :func:`freeze_batchnorm_stats`
@@ -36,7 +41,7 @@ def set_trainable(model: torch.nn.Module, mode: str) -> list[str]:
         raise ValueError(f"trainable mode {mode!r} is not supported; choose one of {TRAINABLE_MODES}")
     trainable = []
     for name, parameter in model.named_parameters():
-        train = mode == "all" or name.startswith(("layer4.", "fc."))
+        train = mode == "all" or name.startswith(TRANSFER_TRAINABLE)
         parameter.requires_grad_(train)
         if train:
             trainable.append(name)

@@ -24,7 +24,7 @@ from typing import Any
 
 from ..run_config import RunConfig, flag_of
 
-SINGLE_RUN_FIELDS = ("depth", "pretrained", "weights", "modality")
+SINGLE_RUN_FIELDS = ("depth", "pretrained", "weights", "modality", "supervision")
 """Fields of one run; ``fcd experiment`` takes lists instead (``--depths``, ...)."""
 
 

@@ -17,7 +17,7 @@ from __future__ import annotations
 import argparse
 import os
 
-from FCDDetectLib.choices import DEPTHS, INPUT_MODALITIES, MODALITIES, PRETRAINED_STRATEGIES
+from FCDDetectLib.choices import DEPTHS, INPUT_MODALITIES, MODALITIES, PRETRAINED_STRATEGIES, SUPERVISION
 from FCDDetectLib.cli.executor_options import add_executor_options
 
 from .config_options import config_from_args
@@ -40,6 +40,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         help=f"initialisations (default: {' '.join(PRETRAINED_STRATEGIES)})")
     parser.add_argument("--modalities", nargs="+", default=list(MODALITIES), choices=INPUT_MODALITIES,
                         help=f"inputs (default: {' '.join(MODALITIES)})")
+    parser.add_argument("--supervision", nargs="+", default=["none"], choices=SUPERVISION,
+                        help="supervision axis: none (the paper), lesion (+ lesion head), or both to compare "
+                        "them with paired t-tests on accuracy, Heat-Score and detection rate (default: none)")
     parser.add_argument("--weights-dir", help="folder with MedicalNet files under their official names "
                         "(resnet_18.pth, resnet_18_23dataset.pth, ...)")
     add_training_options(parser, single_run=False)
@@ -62,6 +65,7 @@ def run(args: argparse.Namespace) -> int:
     with RunLock(args.out):  # one writer per experiment folder
         result = run_experiment(base, args.out, depths=args.depths, pretrained=args.pretrained,
                                 modalities=args.modalities, weights_dir=args.weights_dir,
-                                progress=not args.no_progress, executor=executor)
+                                progress=not args.no_progress, executor=executor,
+                                supervisions=list(dict.fromkeys(args.supervision)))
     print(json_text(result))
     return 0

@@ -1,0 +1,161 @@
+"""FCDDetectLib.lesion_net: the lesion head on the classifier's encoder, its bundle and detection."""
+
+from __future__ import annotations
+
+import json
+
+import nibabel as nib
+import numpy as np
+import pytest
+import torch
+from FCDDetectLib.bundle import BundleMetadata, load_bundle, read_bundle_metadata, save_bundle
+from FCDDetectLib.detect import detect, write_detection
+from FCDDetectLib.explain import explain
+from FCDDetectLib.lesion_net import LesionResNet, build_lesion_resnet, has_lesion_head
+from FCDDetectLib.medicalnet import load_medicalnet_weights
+from FCDDetectLib.models import build_resnet, feature_stride
+
+from Testing.engine.test_medicalnet import WIDTH, medicalnet_source, released_format
+
+
+@pytest.mark.parametrize("geometry", ["paper", "medicalnet"])
+def test_head_output_is_one_channel_at_input_resolution_and_classifier_unchanged(geometry):
+    torch.manual_seed(0)
+    net = build_lesion_resnet(18, in_channels=2, geometry=geometry, widen_factor=WIDTH, decoder_width=8).eval()
+    x = torch.randn(2, 2, 26, 34, 22)  # odd, non-cubic: the decoder resizes to every skip's own shape
+    with torch.no_grad():
+        logits, lesion = net.forward_with_lesion(x)
+        plain = net(x)
+        probability = net.lesion_probability(x)
+    assert tuple(lesion.shape) == (2, 1, 26, 34, 22)
+    assert tuple(logits.shape) == (2, 2)
+    torch.testing.assert_close(plain, logits)  # forward() is still the classifier
+    assert float(probability.min()) >= 0.0 and float(probability.max()) <= 1.0
+    # the encoder is the plain ResNet: same parameter names and shapes, same geometry
+    reference = build_resnet(18, in_channels=2, geometry=geometry, widen_factor=WIDTH).state_dict()
+    state = net.state_dict()
+    assert {k: tuple(v.shape) for k, v in state.items() if not k.startswith("decoder.")} == \
+        {k: tuple(v.shape) for k, v in reference.items()}
+    assert feature_stride(net) == feature_stride(build_resnet(18, geometry=geometry))
+    assert has_lesion_head(net) and not has_lesion_head(build_resnet(18, widen_factor=WIDTH))
+
+
+@pytest.mark.parametrize(("depth", "geometry"), [(18, "medicalnet"), (50, "paper")])
+def test_medicalnet_weights_load_into_the_encoder_and_leave_the_decoder(tmp_path, depth, geometry):
+    source = medicalnet_source(depth)
+    path = tmp_path / f"resnet_{depth}.pth"
+    released_format(source, path)
+    net = build_lesion_resnet(depth, geometry=geometry, widen_factor=WIDTH)
+    decoder_before = {k: v.clone() for k, v in net.decoder.state_dict().items()}
+    report = load_medicalnet_weights(net, path, depth)
+    state = net.state_dict()
+    for key, value in source.state_dict().items():
+        assert torch.equal(state[key], value), key
+    assert all(k.startswith(("fc.", "decoder.")) or k.endswith("num_batches_tracked") for k in report.missing)
+    assert any(k.startswith("decoder.") for k in report.missing)
+    for key, value in net.decoder.state_dict().items():
+        assert torch.equal(value, decoder_before[key]), f"decoder.{key} starts from scratch"
+
+
+def test_gradcam_on_layer4_still_works_on_the_lesion_model():
+    torch.manual_seed(2)
+    net = build_lesion_resnet(18, geometry="medicalnet", widen_factor=WIDTH, decoder_width=8).eval()
+    x = torch.randn(1, 1, 32, 32, 32)
+    heat = np.asarray(explain(net, x, method="gradcam", target_class=1))
+    assert heat.shape[-3:] == (32, 32, 32) and np.isfinite(heat).all()
+
+
+def _meta(**kw) -> BundleMetadata:
+    values = dict(depth=18, geometry="medicalnet", modalities=["flair"], target_spacing=[4.0, 4.0, 4.0],
+                  target_shape=[24, 28, 24], head="lesion")
+    values.update(kw)
+    return BundleMetadata(**values)
+
+
+@pytest.fixture(scope="module")
+def lesion_net():
+    torch.manual_seed(3)
+    return build_lesion_resnet(18, geometry="medicalnet", widen_factor=WIDTH, decoder_width=8).eval()
+
+
+def test_bundle_round_trip_keeps_the_head(tmp_path, lesion_net):
+    path = save_bundle(tmp_path / "lesion", lesion_net, _meta())
+    meta = read_bundle_metadata(path)
+    assert meta.head == "lesion" and meta.has_lesion_head and meta.format_version == 2
+    loaded = load_bundle(path)
+    assert isinstance(loaded.model, LesionResNet) and not loaded.model.training
+    x = torch.randn(1, 1, 24, 28, 24)
+    with torch.no_grad():
+        for got, want in zip(loaded.model.forward_with_lesion(x), lesion_net.forward_with_lesion(x), strict=True):
+            torch.testing.assert_close(got, want)
+    # a head the metadata does not announce is refused (weights do not fit a plain ResNet)
+    with pytest.raises(Exception, match="do not match"):
+        save_bundle(tmp_path / "mislabelled", lesion_net, _meta(head="none"))
+
+
+def test_bundle_written_the_old_way_still_loads(tmp_path):
+    """A bundle as written before heads existed: format 1, no ``head`` field in bundle.json."""
+    torch.manual_seed(4)
+    plain = build_resnet(18, geometry="medicalnet", widen_factor=WIDTH).eval()
+    folder = tmp_path / "old.fcdbundle"
+    folder.mkdir()
+    torch.save({k: v.clone() for k, v in plain.state_dict().items()}, folder / "weights.pt")
+    old = {"depth": 18, "geometry": "medicalnet", "modalities": ["flair"], "target_spacing": [4.0, 4.0, 4.0],
+           "target_shape": [24, 28, 24], "architecture": "resnet", "normalisation": "zscore-head",
+           "class_names": ["control", "fcd"], "threshold": 0.5, "engine_version": "0.1.0", "format_version": 1,
+           "name": "old", "training": {}, "metrics": {}}
+    (folder / "bundle.json").write_text(json.dumps(old))
+    loaded = load_bundle(folder)
+    assert loaded.metadata.head == "none" and not loaded.metadata.has_lesion_head
+    assert not has_lesion_head(loaded.model)
+    x = torch.randn(1, 1, 24, 28, 24)
+    with torch.no_grad():
+        torch.testing.assert_close(loaded.model(x), plain(x))
+
+
+def _scan(tmp_path):
+    """An oblique-free LPS-ish scan with a head-shaped ellipsoid and an ROI on another grid."""
+    rng = np.random.default_rng(0)
+    shape = (40, 46, 36)
+    grid = np.stack(np.meshgrid(*[np.arange(n) for n in shape], indexing="ij"), -1)
+    inside = ((((grid - (np.array(shape) - 1) / 2) / (np.array(shape) * 0.38)) ** 2).sum(-1) <= 1)
+    image = np.where(inside, 100.0, 2.0) + rng.normal(0, 3, shape)
+    affine = np.diag([-2.5, -2.5, 3.0, 1.0])
+    affine[:3, 3] = [50, 60, -50]
+    image_path = tmp_path / "flair.nii.gz"
+    nib.save(nib.Nifti1Image(image.astype(np.float32), affine), image_path)
+    roi = np.zeros((30, 30, 30), np.uint8)
+    roi[12:18, 12:18, 12:18] = 1
+    roi_affine = np.diag([2.0, 2.0, 2.0, 1.0])
+    roi_affine[:3, 3] = [-30, -30, -30]
+    roi_path = tmp_path / "roi.nii.gz"
+    nib.save(nib.Nifti1Image(roi, roi_affine), roi_path)
+    return image_path, roi_path, shape
+
+
+def test_detect_on_a_lesion_bundle_writes_the_lesion_map_and_both_heat_scores(tmp_path, lesion_net):
+    bundle = save_bundle(tmp_path / "lesion", lesion_net, _meta())
+    image, roi, shape = _scan(tmp_path)
+    result = detect(bundle, [image], roi=roi, device="cpu")
+    assert result.lesion_map is not None and result.lesion_map.shape == shape == result.heatmap.shape
+    assert 0.0 <= float(result.lesion_map.min()) and float(result.lesion_map.max()) <= 1.0
+    assert result.lesion_heat_score_details is not None
+    out = write_detection(result, tmp_path / "out")
+    saved = nib.load(out / "lesion_map.nii.gz")
+    assert saved.shape == shape
+    np.testing.assert_allclose(saved.affine, nib.load(image).affine, atol=1e-5)
+    assert (out / "lesion_clusters.nii.gz").is_file() and (out / "lesion_clusters.json").is_file()
+    summary = json.loads((out / "result.json").read_text())
+    assert "heat_score" in summary and summary["lesion_map"]["heat_score"] == result.lesion_heat_score
+    assert summary["lesion_map"]["n_clusters"] == len(result.lesion_clusters.clusters)
+
+
+def test_detect_on_a_plain_bundle_writes_no_lesion_map(tmp_path):
+    torch.manual_seed(5)
+    plain = build_resnet(18, geometry="medicalnet", widen_factor=WIDTH)
+    bundle = save_bundle(tmp_path / "plain", plain, _meta(head="none"))
+    image, _, _ = _scan(tmp_path)
+    result = detect(bundle, [image], device="cpu")
+    out = write_detection(result, tmp_path / "out")
+    assert result.lesion_map is None and not (out / "lesion_map.nii.gz").exists()
+    assert json.loads((out / "result.json").read_text())["lesion_map"] is None
