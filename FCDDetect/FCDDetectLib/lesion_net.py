@@ -21,7 +21,7 @@ whose stages change resolution by (1, 2, 2) (``paper`` conv1) or not at all (the
 Because the parameter names of the encoder are those of the plain ResNet, MedicalNet
 checkpoints load into it (:func:`FCDDetectLib.medicalnet.load_medicalnet_weights`
 leaves ``decoder.*`` as initialised, like ``fc.*``), and the transfer mode trains
-``layer4``, ``fc`` and the decoder (:data:`FCDTrainLib.transfer.TRANSFER_TRAINABLE`).
+``layer4``, ``fc`` and the decoder (the trainer's transfer mode).
 
 Example:
     >>> import torch
