@@ -130,7 +130,7 @@ def test_transfer_mode_with_the_head_trains_layer4_fc_and_decoder(tmp_path):
     data = FoldData(x, y, x[:2].clone(), y[:2].clone(), roi, roi[:2].clone())
     LesionTrainer(config, 0, data, tmp_path / "fold-0", EventLog(tmp_path / "events.jsonl"), progress=False,
                   model=model, provenance=info).fit()
-    trained = torch.load(tmp_path / "fold-0" / "checkpoint.pt", weights_only=False)["model"]
+    trained = torch.load(tmp_path / "fold-0" / "checkpoint.pt", weights_only=True)["model"]
     for name, value in trained.items():
         same = torch.equal(value, start[name])
         if name.startswith(("layer4.", "fc.", "decoder.")):
