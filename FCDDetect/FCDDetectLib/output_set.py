@@ -183,11 +183,20 @@ def _roll_forward(out: Path, journal: dict[str, Any]) -> None:
         shutil.rmtree(staging, ignore_errors=True)
 
 
-def _pid_alive(pid: int) -> bool:
-    if pid == os.getpid():
-        return True
-    if os.name == "nt":  # os.kill would terminate it; treat as alive (cleaned by age instead)
-        return True
+def pid_alive(pid: int) -> bool:
+    """Whether process ``pid`` exists on this machine (never signals it)."""
+    if pid <= 0:
+        return False
+    if sys.platform == "win32":  # os.kill(pid, 0) would terminate the process on Windows
+        import ctypes
+
+        handle = ctypes.windll.kernel32.OpenProcess(0x1000, False, pid)  # PROCESS_QUERY_LIMITED_INFORMATION
+        if not handle:
+            return False
+        code = ctypes.c_ulong()
+        ctypes.windll.kernel32.GetExitCodeProcess(handle, ctypes.byref(code))
+        ctypes.windll.kernel32.CloseHandle(handle)
+        return code.value == 259  # STILL_ACTIVE
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
@@ -217,7 +226,7 @@ def remove_stale(folder: str | os.PathLike) -> list[str]:
         match = _TEMP_NAME.match(name)
         if match:
             pid = int(match.group("pid") or match.group("pid2"))
-            if _pid_alive(pid):
+            if pid_alive(pid):
                 continue
             if match.group("kind") == "old":
                 target = folder / match.group("target")

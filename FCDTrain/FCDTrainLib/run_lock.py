@@ -29,12 +29,12 @@ from __future__ import annotations
 import json
 import os
 import socket
-import sys
 import time
 from pathlib import Path
 from typing import Any
 
 from FCDDetectLib.errors import FCDInputError
+from FCDDetectLib.output_set import pid_alive  # the one liveness check (stale temp files, locks)
 
 from .layout import fold_name
 
@@ -44,29 +44,6 @@ _FRESH_SECONDS = 10.0  # an empty lock file younger than this is being written, 
 
 def _lock_name(fold: int | None) -> str:
     return "run.lock" if fold is None else f"{fold_name(int(fold))}.lock"
-
-
-def pid_alive(pid: int) -> bool:
-    """Whether process ``pid`` exists on this machine (never signals it)."""
-    if pid <= 0:
-        return False
-    if sys.platform == "win32":  # os.kill(pid, 0) would terminate the process on Windows
-        import ctypes
-
-        handle = ctypes.windll.kernel32.OpenProcess(0x1000, False, pid)  # PROCESS_QUERY_LIMITED_INFORMATION
-        if not handle:
-            return False
-        code = ctypes.c_ulong()
-        ctypes.windll.kernel32.GetExitCodeProcess(handle, ctypes.byref(code))
-        ctypes.windll.kernel32.CloseHandle(handle)
-        return code.value == 259  # STILL_ACTIVE
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 def _read(path: Path) -> dict[str, Any] | None:
