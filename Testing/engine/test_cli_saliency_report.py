@@ -17,20 +17,18 @@ from FCDDetectLib.cli import main
 from FCDDetectLib.clusters import find_clusters
 from pypdf import PdfReader
 
+from Testing.builders.geometry_fixtures import write_nifti
+from Testing.builders.hostile_fixtures import head
+
 SHAPE = (40, 44, 36)
 
 
 def _head(shape=SHAPE, seed=0) -> np.ndarray:
-    rng = np.random.default_rng(seed)
-    grid = np.stack(np.meshgrid(*[np.linspace(-1, 1, n) for n in shape], indexing="ij"))
-    inside = (grid**2).sum(0) < 0.8
-    return (inside * (100 + 10 * rng.standard_normal(shape))).astype(np.float32)
+    return head(shape, seed)  # the shared textured ellipsoid
 
 
 def _save(path: Path, array: np.ndarray, affine: np.ndarray | None = None) -> Path:
-    affine = np.diag([3.0, 3.0, 3.0, 1.0]) if affine is None else affine
-    nib.save(nib.Nifti1Image(array, affine), path)
-    return path
+    return write_nifti(path, array, np.diag([3.0, 3.0, 3.0, 1.0]) if affine is None else affine)
 
 
 @pytest.fixture(scope="module")
