@@ -165,7 +165,9 @@ def summarise_run(run_dir: str | Path, n_folds: int) -> dict[str, Any] | None:
         if not layout.fold_done(fold):
             return None
         folds.append(json.loads(layout.metrics(fold).read_text(encoding="utf-8")))
-    return {"folds": folds, **summarise_folds(dict(enumerate(folds)))}
+    from .fold_eval import SUMMARY_FIGURES
+
+    return {"folds": folds, **summarise_folds(dict(enumerate(folds)), SUMMARY_FIGURES)}
 
 
 def train_run(config: RunConfig, run_dir: str | Path, only_fold: int | None = None,
