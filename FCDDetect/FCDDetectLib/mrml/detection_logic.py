@@ -205,7 +205,10 @@ class DetectionLogic:
                                    self.lower_threshold)
             created.extend(made)
             out["lesion_map_node"] = made[0]
-        clusters = list(getattr(result, "clusters", None) or [])
+        clusters = getattr(result, "clusters", None)
+        if hasattr(clusters, "to_json"):  # the engine's ClusterSet: its ranked clusters as JSON rows
+            clusters = clusters.to_json()["clusters"]
+        clusters = list(clusters or [])
         if clusters:
             table = clusters_table_node(scene, clusters, f"{base} clusters")
             created.append(table)
