@@ -214,6 +214,8 @@ class DetectionLogic:
             created.append(table)
             markups = clusters_markups_node(scene, clusters, f"{base} cluster peaks")
             created.append(markups)
+            # its display node too: a bare MRML scene does not remove it with the markups node
+            created.extend(markups.GetNthDisplayNode(i) for i in range(markups.GetNumberOfDisplayNodes()))
             link_cluster_points(table, markups)
             out["clusters_table_node"], out["clusters_markups_node"] = table, markups
         plot = contributions_plot_nodes(scene, getattr(result, "modality_contributions", None),
