@@ -42,7 +42,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from .choices import DEPTHS, GEOMETRIES, SUPERVISION
+from .choices import DEPTHS, EXPLANATION_LAYERS, EXPLANATION_METHODS, GEOMETRIES, SUPERVISION
 from .errors import FCDInputError
 from .files import json_text
 
@@ -55,7 +55,8 @@ BUNDLE_SUFFIX = ".fcdbundle"
 METADATA_FILE = "bundle.json"
 WEIGHTS_FILE = "weights.pt"
 NORMALISATIONS = ("zscore-head",)
-_OPTIONAL = ("name", "engine_version", "training", "metrics", "input_ranges", "head")
+_OPTIONAL = ("name", "engine_version", "training", "metrics", "input_ranges", "head", "explain_method",
+             "explain_layer")
 _HEADS = SUPERVISION  # = lesion_net.HEADS
 
 # Sane bounds of a model grid (bundles and `fcd train`), our choice: the paper's grids are
@@ -112,6 +113,10 @@ class BundleMetadata:
     ``class_names[1]``; ``training`` holds provenance (data, folds, weight family...) and
     ``metrics`` the validation figures; ``input_ranges`` the training inputs' statistics
     (``{name: [low, high]}``, see :mod:`FCDDetectLib.ood`; empty in bundles made before).
+    ``explain_method`` / ``explain_layer`` are the
+    heatmap method and stage ``fcd detect`` uses for this model unless told otherwise
+    (None: the engine's defaults, Grad-CAM on layer4); bundles written before they
+    existed load with None.
 
     Example:
         >>> meta = BundleMetadata(depth=34, geometry="medicalnet", modalities=["t1", "flair"],
@@ -136,6 +141,8 @@ class BundleMetadata:
     metrics: dict[str, Any] = field(default_factory=dict)
     input_ranges: dict[str, list[float]] = field(default_factory=dict)
     head: str = "none"
+    explain_method: str | None = None
+    explain_layer: str | None = None
 
     def __post_init__(self) -> None:
         if self.head == "lesion" and self.format_version < _LESION_HEAD_FORMAT:
@@ -244,6 +251,9 @@ def _check_fields(v: dict[str, Any], source: str) -> None:
         if not (isinstance(bounds, list) and len(bounds) == 2 and all(_is_number(b) for b in bounds)
                 and bounds[0] <= bounds[1]):
             raise FCDInputError(f"{source}: input_ranges[{key!r}] must be [low, high] numbers, got {bounds!r}")
+    for name, allowed in (("explain_method", EXPLANATION_METHODS), ("explain_layer", EXPLANATION_LAYERS)):
+        if v.get(name) is not None and v[name] not in allowed:
+            raise bad(name, f"null or one of {allowed}")
 
 
 def _bundle_dir(path: str | os.PathLike) -> Path:

@@ -19,11 +19,14 @@ from __future__ import annotations
 DEVICES: tuple[str, ...] = ("auto", "cpu", "cuda")
 """Where a network runs; ``auto`` picks CUDA when available."""
 
-EXPLANATION_METHODS: tuple[str, ...] = ("gradcam", "gradcam++", "smoothgrad")
-"""Heatmap methods of :func:`FCDDetectLib.explain.explain`."""
+EXPLANATION_METHODS: tuple[str, ...] = ("gradcam", "gradcam++", "layercam", "smoothgrad")
+"""Heatmap methods of :func:`FCDDetectLib.explain.explain` (``layercam``: Jiang et al. 2021)."""
 
-CAM_METHODS: tuple[str, ...] = ("gradcam", "gradcam++")
+CAM_METHODS: tuple[str, ...] = ("gradcam", "gradcam++", "layercam")
 """The methods that read a stage's activations (one forward pass gives the probability too)."""
+
+EXPLANATION_LAYERS: tuple[str, ...] = ("layer2", "layer3", "layer4", "multi")
+"""Network stages a CAM method explains; ``multi`` fuses layer2-4 (mean of their normalised maps)."""
 
 DEPTHS: tuple[int, ...] = (18, 34, 50)
 """ResNet depths of :func:`FCDDetectLib.models.build_resnet` (MedicalNet releases these)."""
@@ -49,6 +52,7 @@ SUPERVISION: tuple[str, ...] = ("none", "lesion")
 CHOICE_LISTS: dict[str, tuple] = {
     "DEVICES": DEVICES,
     "EXPLANATION_METHODS": EXPLANATION_METHODS,
+    "EXPLANATION_LAYERS": EXPLANATION_LAYERS,
     "DEPTHS": DEPTHS,
     "GEOMETRIES": GEOMETRIES,
     "PRETRAINED_STRATEGIES": PRETRAINED_STRATEGIES,

@@ -53,6 +53,7 @@ __all__ = [
     "DEFAULT_THRESHOLD",
     "Cluster",
     "ClusterSet",
+    "check_cluster_settings",
     "find_clusters",
     "midline_x",
     "restrict_to_head",
@@ -150,7 +151,13 @@ def _check_map(map_array: np.ndarray) -> np.ndarray:
     return data
 
 
-def _check_settings(threshold: float, min_size_mm3: float) -> tuple[float, float]:
+def check_cluster_settings(threshold: float, min_size_mm3: float) -> tuple[float, float]:
+    """Validated (threshold, min size): FCDInputError outside [0, 1] or for a negative size.
+
+    Example:
+        >>> check_cluster_settings(0.5, 0)
+        (0.5, 0.0)
+    """
     value = float(threshold)
     if not math.isfinite(value) or not 0.0 <= value <= 1.0:
         raise FCDInputError(f"cluster threshold: {threshold} is outside [0, 1]")
@@ -238,7 +245,7 @@ def find_clusters(
     """
     from scipy import ndimage
 
-    level, min_size = _check_settings(threshold, min_size_mm3)
+    level, min_size = check_cluster_settings(threshold, min_size_mm3)
     matrix = _check_affine(affine)
     data = _check_map(map_array)
     head = _head_from(head_mask, image, data.shape)

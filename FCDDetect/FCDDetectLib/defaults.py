@@ -1,4 +1,4 @@
-"""Engine-wide limits (the training defaults, the model grid included, are RunConfig's).
+"""Engine-wide limits and the heatmap defaults (the training defaults, the model grid included, are RunConfig's).
 
 Example:
     >>> from FCDDetectLib.defaults import MAX_VOXELS
@@ -7,6 +7,11 @@ Example:
 """
 
 from __future__ import annotations
+
+DEFAULT_METHOD: str = "gradcam"
+"""Heatmap method of ``fcd detect`` when neither the caller nor the bundle names one."""
+DEFAULT_LAYER: str = "layer4"  # the paper's stage
+"""Network stage a CAM method reads when neither the caller nor the bundle names one."""
 
 MAX_VOXELS: int = 512**3
 """Largest input volume any reader accepts (134 M voxels, 512 MiB as float32), checked from the header

@@ -2,8 +2,16 @@
 
 One call takes a model bundle and the scan's images (files or in-memory
 :class:`~FCDDetectLib.image_io.Image`), runs the network, computes the heatmap of the
-chosen explanation method, maps it back onto the first image's own voxel grid and,
-when a lesion outline is given, computes the Heat-Score against it.
+chosen explanation method (and stage), maps it back onto the first image's own voxel
+grid, restricts it to the head, finds its clusters and, when a lesion outline is given,
+computes the Heat-Score and the lesion-level figures against it.
+
+Head restriction (every map, before clusters, Heat-Score and display): the head mask is
+:func:`FCDDetectLib.preprocess.head_mask` of the first image on its own grid (threshold
+at 10 % of the robust intensity range, largest component, holes filled); map voxels
+outside it are set to 0 and the map is min-max normalised again (its maximum is 1). A
+coarse stage's cells reach past the head (flat beyond the last cell centre); this keeps
+their bands off the air. On a brain-extracted input the mask is the brain.
 
 Example:
     >>> from FCDDetectLib.detect import detect, write_detection
@@ -11,11 +19,13 @@ Example:
     ...                 roi="sub-01_FLAIR_roi.nii.gz", method="gradcam")  # doctest: +SKIP
     >>> print(result.prediction, round(result.probability, 3), result.heat_score)  # doctest: +SKIP
     fcd 0.912 2.41
-    >>> write_detection(result, "out/")  # heatmap.nii.gz + result.json  # doctest: +SKIP
+    >>> write_detection(result, "out/")  # heatmap, clusters (.nii.gz/.json/.csv), result.json  # doctest: +SKIP
 """
 
 from __future__ import annotations
 
+import csv
+import io
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -25,11 +35,20 @@ from typing import Any
 import numpy as np
 
 from . import __version__
-from .choices import CAM_METHODS, DEVICES
+from .choices import CAM_METHODS, DEVICES, EXPLANATION_LAYERS, EXPLANATION_METHODS
+from .clusters import (
+    DEFAULT_MIN_SIZE_MM3,
+    DEFAULT_THRESHOLD,
+    ClusterSet,
+    check_cluster_settings,
+    find_clusters,
+)
+from .defaults import DEFAULT_LAYER, DEFAULT_METHOD
 from .errors import FCDInputError
-from .files import write_json_atomic
+from .files import write_json_atomic, write_text_atomic
 from .heat_score import HeatScoreResult, heat_score_images
 from .image_io import Image, load_image, load_mask, save_image, validate_array
+from .lesion_metrics import roi_on_grid, subject_lesion_metrics
 from .localized_saliency import DEFAULT_NOISE_SD, DEFAULT_NT_SAMPLES
 
 ImageSource = str | Path | Image
@@ -37,7 +56,12 @@ ImageSource = str | Path | Image
 
 @dataclass
 class DetectionResult:
-    """What one detection produced. ``heatmap`` lies on the first input image's grid."""
+    """What one detection produced. ``heatmap`` lies on the first input image's grid.
+
+    ``clusters`` are the heatmap's clusters (``clusters.labels`` on the same grid);
+    ``lesion`` the subject's lesion-level figures (:func:`subject_lesion_metrics`; with
+    ``detected``/``peak_in_roi``/``dice`` None when no ROI was given).
+    """
 
     probability: float
     prediction: str
@@ -59,16 +83,21 @@ class DetectionResult:
     out_of_distribution: bool | None = None
     ood_reasons: list[str] = field(default_factory=list)
     input_statistics: dict[str, float] = field(default_factory=dict)
+    layer: str | None = DEFAULT_LAYER
+    clusters: ClusterSet | None = None
+    lesion: dict[str, Any] | None = None
     lesion_map: np.ndarray | None = None
     lesion_heat_score: float | None = None
     lesion_heat_score_details: HeatScoreResult | None = None
-    lesion_clusters: Any = None  # clusters.ClusterSet of the lesion map
+    lesion_clusters: ClusterSet | None = None  # the lesion map's clusters
+    lesion_map_metrics: dict[str, Any] | None = None  # subject_lesion_metrics of the lesion map
 
     def lesion_json(self) -> dict[str, Any] | None:
         """The lesion map's summary (bundles with a lesion head), or None."""
         if self.lesion_map is None:
             return None
         details, clusters = self.lesion_heat_score_details, self.lesion_clusters
+        figures = self.lesion_map_metrics or {}
         return {
             "heat_score": self.lesion_heat_score,
             "heat_score_note": details.note if details else None,
@@ -77,11 +106,17 @@ class DetectionResult:
             "cluster_min_size_mm3": clusters.min_size_mm3 if clusters is not None else None,
             "n_clusters": len(clusters.clusters) if clusters is not None else None,
             "top_cluster": clusters.clusters[0].to_json() if clusters is not None and clusters.clusters else None,
+            "detected": figures.get("detected"),
+            "fp_clusters": figures.get("fp_clusters") if figures.get("has_roi") else None,
+            "peak_in_roi": figures.get("peak_in_roi"),
+            "dice": figures.get("dice"),
         }
 
     def to_json(self) -> dict[str, Any]:
         """The JSON-ready summary written to ``result.json`` (no arrays)."""
         details = self.heat_score_details
+        lesion = self.lesion or {}
+        clusters = self.clusters
         return {
             "probability": self.probability,
             "prediction": self.prediction,
@@ -92,6 +127,16 @@ class DetectionResult:
             "background_voxels": details.background_voxels if details else None,
             "heat_score_note": details.note if details else None,
             "method": self.method,
+            "layer": self.layer,
+            "head_restricted": True,
+            "cluster_threshold": clusters.threshold if clusters else None,
+            "min_cluster_mm3": clusters.min_size_mm3 if clusters else None,
+            "n_clusters": len(clusters.clusters) if clusters else None,
+            "top_cluster": lesion.get("top_cluster"),
+            "detected": lesion.get("detected"),
+            "fp_clusters": lesion.get("fp_clusters") if lesion.get("has_roi") else None,
+            "peak_in_roi": lesion.get("peak_in_roi"),
+            "dice": lesion.get("dice"),
             "target_class": self.target_class,
             "model": self.model,
             "modalities": self.modalities,
@@ -149,7 +194,7 @@ def detect(
     images: Sequence[ImageSource],
     roi: ImageSource | None = None,
     brain_mask: ImageSource | None = None,
-    method: str = "gradcam",
+    method: str | None = None,
     device: str = "auto",
     target_class: str = "fcd",
     series: str | None = None,
@@ -157,15 +202,21 @@ def detect(
     localized_smoothgrad: bool = False,
     nt_samples: int = DEFAULT_NT_SAMPLES,
     noise_sd: float = DEFAULT_NOISE_SD,
+    layer: str | None = None,
+    cluster_threshold: float = DEFAULT_THRESHOLD,
+    min_cluster_mm3: float = DEFAULT_MIN_SIZE_MM3,
 ) -> DetectionResult:
     """Classify one scan, explain the decision and score the explanation against ``roi``.
 
     ``model`` is a bundle folder or a loaded :class:`~FCDDetectLib.bundle.ModelBundle`.
     ``images`` are given in the bundle's modality order (``metadata.modalities``); the
-    heatmap comes back on the first image's grid. ``roi`` and ``brain_mask`` may lie on
-    another grid: they are resampled (nearest neighbour) and the result says so. A
-    constant heatmap (no evidence for the target class) has no Heat-Score: ``heat_score``
-    is None and ``heat_score_details.note`` says why.
+    heatmap comes back on the first image's grid, restricted to the head. ``method`` and
+    ``layer`` default to the bundle's ``explain_method`` / ``explain_layer``, else
+    Grad-CAM on layer4 (the paper). ``roi`` and ``brain_mask`` may lie on another grid:
+    they are resampled (nearest neighbour) and the result says so. A constant heatmap
+    (no evidence for the target class) has no Heat-Score: ``heat_score`` is None and
+    ``heat_score_details.note`` says why. Clusters use ``cluster_threshold`` and
+    ``min_cluster_mm3`` (see :mod:`FCDDetectLib.clusters`).
     Files may be NIfTI, NRRD, MetaImage or DICOM series folders (:mod:`FCDDetectLib.readers`);
     ``series`` chooses the series of a DICOM folder holding several, ``roi_segment`` the
     segment of a ``.seg.nrrd`` ROI (name or label value).
@@ -173,25 +224,36 @@ def detect(
     and their contributions per region (:mod:`FCDDetectLib.localized_saliency`; ``nt_samples``
     noisy copies, noise sd ``noise_sd`` x the input's range).
     Raises :class:`FCDInputError` for any bad input, before anything is computed.
+
+    Example:
+        >>> result = detect("model.fcdbundle", ["flair.nii.gz"], roi="roi.nii.gz",
+        ...                 method="layercam", layer="layer2")  # doctest: +SKIP
+        >>> result.lesion["detected"], result.clusters.clusters[0].hemisphere  # doctest: +SKIP
+        (True, 'left')
     """
     import torch
 
-    from .explain import METHODS, explain, minmax_normalise
+    from .explain import explain, minmax_normalise
     from .ood import check_ranges, input_statistics
-    from .preprocess import preprocess, to_input_grid
+    from .preprocess import head_mask, preprocess, to_input_grid
 
     started = time.perf_counter()
+    check_cluster_settings(cluster_threshold, min_cluster_mm3)
+    if method is not None and method not in EXPLANATION_METHODS:
+        raise FCDInputError(f"method {method!r}: expected one of {', '.join(EXPLANATION_METHODS)}")
+    if layer is not None and layer not in EXPLANATION_LAYERS:
+        raise FCDInputError(f"layer {layer!r}: expected one of {', '.join(EXPLANATION_LAYERS)}")
     if localized_smoothgrad:
         from .localized_saliency import check_options
 
         check_options(nt_samples, noise_sd)
-    if method not in METHODS:
-        raise FCDInputError(f"method {method!r}: expected one of {', '.join(METHODS)}")
     if isinstance(images, (str, Path, Image)):
         images = [images]
     device = resolve_device(device)
     bundle = _load_model(model, device)
     meta = bundle.metadata
+    method = method or getattr(meta, "explain_method", None) or DEFAULT_METHOD
+    layer = layer or getattr(meta, "explain_layer", None) or DEFAULT_LAYER
     if len(images) != len(meta.modalities):
         raise FCDInputError(
             f"model {meta.name}: expects {len(meta.modalities)} image(s) ({', '.join(meta.modalities)}), "
@@ -202,17 +264,29 @@ def detect(
     loaded = [_as_image(src, f"image {i + 1} ({meta.modalities[i]})", series=series) for i, src in enumerate(images)]
     roi_image = _as_image(roi, "ROI", mask=True, segment=roi_segment) if roi is not None else None
     mask_image = _as_image(brain_mask, "brain mask", mask=True) if brain_mask is not None else None
+    reference = loaded[0]
+    roi_name = _source_name(roi, "ROI")
+    # checked before the network runs: an ROI that does not reach the image is an input error
+    roi_mask = (
+        roi_on_grid(roi_image, reference.array.shape, reference.affine, roi_image.affine, roi_name)
+        if roi_image is not None else None
+    )
 
     prep = preprocess(loaded, meta.target_spacing, meta.target_shape)
     x = prep.tensor.unsqueeze(0).to(device)
     net = bundle.model
     target_index = meta.class_names.index(target_class)
-    heat_model_grid, logits = _explain_and_classify(net, x, method, target_index, explain)
+    heat_model_grid, logits = _explain_and_classify(net, x, method, target_index, explain, layer)
     probabilities = torch.softmax(logits.float(), dim=1)[0]
     fcd_index = meta.class_names.index("fcd") if "fcd" in meta.class_names else len(meta.class_names) - 1
     probability = float(probabilities[fcd_index])
-    # min-max again on the input grid: interpolation shaves the peak
-    heatmap = minmax_normalise(to_input_grid(heat_model_grid, prep))
+    head = head_mask(reference.array)
+    # restricted to the head, then min-max again on the input grid (interpolation shaves the peak)
+    heat_input = to_input_grid(heat_model_grid, prep)
+    heatmap = minmax_normalise(np.where(head, heat_input, np.float32(0.0)))
+    affine = np.asarray(reference.affine, dtype=np.float64)
+    clusters = find_clusters(heatmap, affine, cluster_threshold, min_cluster_mm3, head_mask=head)
+    lesion = subject_lesion_metrics(heatmap, affine, clusters, roi_mask, roi_name=roi_name)
 
     stats = input_statistics(loaded[0], prep)
     ood_reasons = check_ranges(stats, meta.input_ranges) if meta.input_ranges else []
@@ -225,8 +299,8 @@ def detect(
     details = None
     if roi_image is not None:
         details = heat_score_images(
-            Image(heatmap, prep.reference.affine), roi_image, mask_image, roi_name=_source_name(roi, "ROI"),
-            undefined_ok=True, mask_name=_source_name(brain_mask, "brain mask"),
+            Image(heatmap, reference.affine), roi_image, mask_image, roi_name=roi_name, undefined_ok=True,
+            mask_name=_source_name(brain_mask, "brain mask"),
         )
         heat = details.heat_score
     saliency = None
@@ -235,8 +309,11 @@ def detect(
 
         saliency = localize_detection(net, prep, list(meta.modalities), fcd_index, roi=roi_image, heatmap=heatmap,
                                       roi_name=_source_name(roi, "ROI"), nt_samples=nt_samples, noise_sd=noise_sd)
-    lesion = _lesion_outputs(net, x, prep, roi_image, mask_image, _source_name(roi, "ROI")) \
+    lesion_outputs = (
+        _lesion_outputs(net, x, prep, head, roi_image, roi_mask, mask_image, roi_name,
+                        cluster_threshold, min_cluster_mm3)
         if meta.has_lesion_head else {}
+    )
     positive = meta.class_names[fcd_index]
     negative = next(name for name in meta.class_names if name != positive)
     return DetectionResult(
@@ -248,7 +325,7 @@ def detect(
         target_class=target_class,
         seconds=time.perf_counter() - started,
         heatmap=heatmap,
-        affine=np.asarray(prep.reference.affine, dtype=np.float64),
+        affine=affine,
         heat_score=heat,
         heat_score_details=details,
         modalities=list(meta.modalities),
@@ -260,7 +337,10 @@ def detect(
         out_of_distribution=bool(ood_reasons) if meta.input_ranges else None,
         ood_reasons=ood_reasons,
         input_statistics=stats,
-        **lesion,
+        layer=layer if method in CAM_METHODS else None,
+        clusters=clusters,
+        lesion=lesion,
+        **lesion_outputs,
     )
 
 
@@ -269,6 +349,10 @@ def lesion_map_on_input_grid(net: Any, x: Any, prep: Any) -> np.ndarray:
 
     The same inverse as the heatmap (:func:`FCDDetectLib.preprocess.to_input_grid`, linear,
     0 outside the model field of view) but no min-max: the values stay probabilities in [0, 1].
+
+    Example:
+        >>> lesion_map_on_input_grid(bundle.model, x, prep).max() <= 1.0  # doctest: +SKIP
+        True
     """
     import torch
 
@@ -279,17 +363,18 @@ def lesion_map_on_input_grid(net: Any, x: Any, prep: Any) -> np.ndarray:
     return np.clip(to_input_grid(probability, prep), 0.0, 1.0)
 
 
-def _lesion_outputs(net: Any, x: Any, prep: Any, roi_image: Image | None, mask_image: Image | None,
-                    roi_name: str) -> dict[str, Any]:
-    """Lesion map, its clusters and its Heat-Score (bundles with a lesion head)."""
-    from .clusters import find_clusters
-
-    lesion_map = lesion_map_on_input_grid(net, x, prep)
+def _lesion_outputs(net: Any, x: Any, prep: Any, head: np.ndarray, roi_image: Image | None,
+                    roi_mask: np.ndarray | None, mask_image: Image | None, roi_name: str,
+                    cluster_threshold: float, min_cluster_mm3: float) -> dict[str, Any]:
+    """Lesion map (restricted to the head like the heatmap), its clusters, lesion figures and Heat-Score."""
+    lesion_map = np.where(head, lesion_map_on_input_grid(net, x, prep), np.float32(0.0)).astype(np.float32)
     affine = np.asarray(prep.reference.affine, dtype=np.float64)
-    head = mask_image.array if mask_image is not None and mask_image.array.shape == lesion_map.shape else None
-    clusters = find_clusters(lesion_map, affine, head_mask=head,
-                             image=None if head is not None else prep.reference.array)
-    outputs: dict[str, Any] = {"lesion_map": lesion_map, "lesion_clusters": clusters}
+    clusters = find_clusters(lesion_map, affine, cluster_threshold, min_cluster_mm3, head_mask=head)
+    outputs: dict[str, Any] = {
+        "lesion_map": lesion_map,
+        "lesion_clusters": clusters,
+        "lesion_map_metrics": subject_lesion_metrics(lesion_map, affine, clusters, roi_mask, roi_name=roi_name),
+    }
     if roi_image is not None:
         details = heat_score_images(Image(lesion_map, affine), roi_image, mask_image, roi_name=roi_name,
                                     undefined_ok=True)
@@ -297,7 +382,9 @@ def _lesion_outputs(net: Any, x: Any, prep: Any, roi_image: Image | None, mask_i
     return outputs
 
 
-def _explain_and_classify(net: Any, x: Any, method: str, target_index: int, explain: Any) -> tuple[np.ndarray, Any]:
+def _explain_and_classify(
+    net: Any, x: Any, method: str, target_index: int, explain: Any, layer: str = DEFAULT_LAYER
+) -> tuple[np.ndarray, Any]:
     """The heatmap and the network's logits for ``x``.
 
     The CAM methods run the network once on ``x`` itself: its output is kept (forward
@@ -309,7 +396,7 @@ def _explain_and_classify(net: Any, x: Any, method: str, target_index: int, expl
     outputs: list[Any] = []
     handle = net.register_forward_hook(lambda _module, _inputs, output: outputs.append(output.detach()))
     try:
-        heat = explain(net, x, method=method, target_class=target_index)
+        heat = explain(net, x, method=method, target_class=target_index, layer=layer)
     finally:
         handle.remove()
     if method in CAM_METHODS and outputs:
@@ -321,16 +408,72 @@ def _explain_and_classify(net: Any, x: Any, method: str, target_index: int, expl
 DetectionWriter = Callable[["DetectionResult", Path], None]
 """Writes more files of one detection into the (staging) folder it is given, e.g. clusters.json."""
 
-DETECTION_FILES = ("heatmap.nii.gz", "result.json")
-"""The files every detection writes (more may come from writers); checked before computing."""
+CLUSTER_FILES = ("clusters.nii.gz", "clusters.json", "clusters.csv")
+"""The files a detection with clusters adds (:func:`write_clusters`)."""
+
+DETECTION_FILES = ("heatmap.nii.gz", "result.json", *CLUSTER_FILES)
+"""The files a detection writes (more may come from writers); checked before computing."""
+
+
+CLUSTER_COLUMNS = [
+    "id", "voxels", "volume_mm3", "peak", "mean", "confidence", "hemisphere", "overlaps_roi",
+    "peak_x", "peak_y", "peak_z", "centroid_x", "centroid_y", "centroid_z",
+]
+"""Columns of ``clusters.csv`` (positions in RAS mm)."""
+
+
+def clusters_csv(clusters: ClusterSet, overlaps: dict[int, bool] | None = None) -> str:
+    """``clusters.csv`` text: one row per cluster, RAS mm positions; ``overlaps_roi`` empty without ROI.
+
+    Example:
+        >>> print(clusters_csv(ClusterSet([], np.zeros((1, 1, 1), np.int16), 0.5, 50.0)), end="")
+        id,voxels,volume_mm3,peak,mean,confidence,hemisphere,overlaps_roi,peak_x,peak_y,peak_z,centroid_x,centroid_y,centroid_z
+    """
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=CLUSTER_COLUMNS, lineterminator="\n")
+    writer.writeheader()
+    for cluster in clusters.clusters:
+        row = cluster.to_json()
+        peak, centre = row.pop("peak_ras"), row.pop("centroid_ras")
+        row.update(zip(("peak_x", "peak_y", "peak_z"), peak, strict=True))
+        row.update(zip(("centroid_x", "centroid_y", "centroid_z"), centre, strict=True))
+        row["overlaps_roi"] = "" if not overlaps else overlaps.get(cluster.id, False)
+        writer.writerow(row)
+    return buffer.getvalue()
+
+
+def write_clusters(result: DetectionResult, folder: Path) -> None:
+    """The cluster writer: ``clusters.nii.gz``, ``clusters.json`` and ``clusters.csv`` into ``folder``.
+
+    ``clusters.nii.gz`` is an int16 label map on the input grid (0 none, k = cluster k),
+    ``clusters.json`` the settings and ranked clusters, ``clusters.csv`` one row per
+    cluster (:data:`CLUSTER_COLUMNS`). :func:`write_detection` calls it inside the output
+    set when the result has clusters; it writes nothing otherwise.
+
+    Example:
+        >>> write_clusters(result, staged.folder)  # doctest: +SKIP
+    """
+    if result.clusters is None:
+        return
+    overlaps = (result.lesion or {}).get("cluster_overlaps") or None
+    save_image(folder / "clusters.nii.gz", result.clusters.labels, result.affine, dtype=np.int16)
+    listing = result.clusters.to_json()
+    if overlaps:
+        for entry in listing["clusters"]:
+            entry["overlaps_roi"] = overlaps.get(entry["id"], False)
+    write_json_atomic(folder / "clusters.json", listing)
+    write_text_atomic(folder / "clusters.csv", clusters_csv(result.clusters, overlaps))
 
 
 def write_detection(result: DetectionResult, out_dir: str | Path,
                     extra_writers: Sequence[DetectionWriter] = ()) -> Path:
-    """Write ``heatmap.nii.gz`` (input grid, float32), ``result.json`` and the writers' files into ``out_dir``.
+    """Write ``heatmap.nii.gz`` (input grid, float32), ``result.json``, cluster and writers' files into ``out_dir``.
 
+    ``heatmap.nii.gz`` is restricted to the head; when the result has clusters,
+    :func:`write_clusters` adds ``clusters.nii.gz``, ``clusters.json`` and ``clusters.csv``.
     With a lesion head also ``lesion_map.nii.gz`` (voxel probability, input grid),
     ``lesion_clusters.nii.gz`` (its cluster labels, int16) and ``lesion_clusters.json``.
+
     All files of one detection are committed as one unit (:class:`~FCDDetectLib.output_set.OutputSet`):
     a kill at any point leaves the previous detection's set or this one (after the
     recovery the next writer or :func:`~FCDDetectLib.output_set.read_output_set` does),
@@ -356,7 +499,7 @@ def write_detection(result: DetectionResult, out_dir: str | Path,
                 save_image(staged.folder / "lesion_clusters.nii.gz", result.lesion_clusters.labels, result.affine,
                            dtype=np.int16)
                 write_json_atomic(staged.folder / "lesion_clusters.json", result.lesion_clusters.to_json())
-        for writer in extra_writers:
+        for writer in (write_clusters, *extra_writers):
             writer(result, staged.folder)
         staged.manifest = result.to_json()
     return out

@@ -4,18 +4,34 @@ Methods (all return an (X, Y, Z) float32 map on the input grid, min-max normalis
 [0, 1], high = evidence for ``target_class``; a map without any spread, e.g. a Grad-CAM
 whose ReLU removed everything, comes back as all zeros):
 
-- ``gradcam``: Grad-CAM on ``model.layer4``, what captum's ``LayerGradCam`` with
-  ``relu_attributions=True`` computes (Grad-CAM's ReLU; captum's default is off), the
-  method of the paper; hand-written so that ``fcd detect`` never imports captum.
-- ``gradcam++``: ``monai.visualize.GradCAMpp`` on ``layer4`` with *our own* min-max
+- ``gradcam``: Grad-CAM on the chosen stage (``layer``, default ``layer4``), what captum's
+  ``LayerGradCam`` with ``relu_attributions=True`` computes (Grad-CAM's ReLU; captum's
+  default is off), the method of the paper (on layer4); hand-written so that ``fcd detect``
+  never imports captum.
+- ``gradcam++``: ``monai.visualize.GradCAMpp`` on the chosen stage with *our own* min-max
   (MONAI's default post-processing maps the maximum to 0, i.e. inverts the map).
+- ``layercam``: LayerCAM (Jiang, Zhang, Hou, Cheng, Wei, "LayerCAM: Exploring
+  Hierarchical Class Activation Maps for Localization", IEEE TIP 30, 2021):
+  ``ReLU(sum_k ReLU(dY/dA_k) * A_k)``, each activation weighted by its *own* positive
+  gradient instead of one channel-wide average. Grad-CAM's channel average is what
+  makes shallow stages useless (their gradients change sign within a channel and the
+  average cancels); the element-wise weights keep them, so layer2/layer3 maps are
+  sharper (finer cells, smaller receptive fields). We chose it over Grad-CAM++ (also
+  channel-wide weights) and over XGrad-CAM (channel-wide too) for this reason.
 
-Both CAM maps live on the layer4 grid and are upsampled trilinearly. ``upsampling="aligned"``
+Stages (``layer``): ``layer2``, ``layer3``, ``layer4`` or ``multi``, one map fused from
+the three: each stage's map is upsampled to the input grid and min-max normalised, and
+``multi`` is their element-wise mean (our choice; LayerCAM's paper also fuses stages of
+one network into one map). The coarse layer4 map says *where in the head*, the shallow
+stages sharpen it; the mean keeps a peak where the stages agree. SmoothGrad works on the
+input and ignores ``layer``.
+
+Every CAM map lives on its stage's grid and is upsampled trilinearly. ``upsampling="aligned"``
 (default) puts each cell's value on the centre of its receptive field (voxel k * stride);
 ``upsampling="captum"`` uses captum's ``LayerAttribution.interpolate(...,
 interpolate_mode="trilinear")`` as the paper did, which places cell k at
 (k + 0.5) * stride - 0.5, i.e. (stride - 1) / 2 voxels off (3.5 voxels per axis for the
-``medicalnet`` geometry, 7.5 / 15.5 / 15.5 for ``paper``).
+``medicalnet`` geometry's layer4, 7.5 / 15.5 / 15.5 for ``paper``).
 
 - ``smoothgrad``: captum ``NoiseTunnel`` over ``Saliency`` (absolute input gradients),
   ``nt_samples`` noisy copies with noise sd = ``noise_level`` x (max - min) of the input;
@@ -44,9 +60,16 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .choices import EXPLANATION_METHODS as METHODS  # the one list; re-exported as explain.METHODS
+from .choices import CAM_METHODS  # the lists are declared once, in choices.py
+from .choices import EXPLANATION_LAYERS as LAYERS
+from .choices import EXPLANATION_METHODS as METHODS
+from .defaults import DEFAULT_LAYER
 from .errors import FCDInputError
 
+__all__ = ["CAM_METHODS", "DEFAULT_LAYER", "LAYERS", "METHODS", "MULTI_STAGES", "explain", "minmax_normalise"]
+
+MULTI_STAGES = ("layer2", "layer3", "layer4")
+"""The stages fused by ``layer="multi"``."""
 UPSAMPLING = ("aligned", "captum")
 DEFAULT_UPSAMPLING = "aligned"  # "captum" reproduces the paper's interpolation (half a cell off)
 _HOOK_DICTS = (
@@ -69,6 +92,7 @@ def explain(
     nt_samples: int = 8,
     noise_level: float = 0.15,
     upsampling: str = DEFAULT_UPSAMPLING,
+    layer: str = DEFAULT_LAYER,
 ) -> np.ndarray:
     """Heatmap of the evidence for ``target_class`` in ``x`` (shape (1, C, X, Y, Z)).
 
@@ -83,6 +107,8 @@ def explain(
             at the centre of its receptive field; ``"captum"`` uses captum's
             ``LayerAttribution.interpolate`` as the paper did (shifted by (stride - 1) / 2
             voxels, see the module docstring).
+        layer: CAM methods only: the stage explained, one of :data:`LAYERS`
+            (``multi``: the mean of the layer2-4 maps).
 
     Returns:
         (X, Y, Z) float32 array in [0, 1] (all zeros when the raw map is constant).
@@ -105,19 +131,21 @@ def explain(
         raise FCDInputError("nt_samples must be >= 1 and noise_level >= 0")
     if upsampling not in UPSAMPLING:
         raise FCDInputError(f"unknown upsampling {upsampling!r}; choose one of {', '.join(UPSAMPLING)}")
+    if layer not in LAYERS:
+        raise FCDInputError(f"unknown layer {layer!r}; choose one of {', '.join(LAYERS)}")
 
     parameter = next(model.parameters())
     inputs = x.detach().to(device=parameter.device, dtype=parameter.dtype).clone().requires_grad_(True)
     compute: Callable[[torch.nn.Module, torch.Tensor, int], torch.Tensor]
-    if method == "gradcam":
+    if method in CAM_METHODS:
+        raw_cam = _CAMS[method]
+        stages = MULTI_STAGES if layer == "multi" else (layer,)
 
         def compute(m: torch.nn.Module, t: torch.Tensor, c: int) -> torch.Tensor:
-            return _upsample(m, _gradcam(m, t, c), t.shape[2:], upsampling)
-
-    elif method == "gradcam++":
-
-        def compute(m: torch.nn.Module, t: torch.Tensor, c: int) -> torch.Tensor:
-            return _upsample(m, _gradcam_pp(m, t, c), t.shape[2:], upsampling)
+            maps = [_upsample(m, raw_cam(m, t, c, stage), t.shape[2:], upsampling, stage) for stage in stages]
+            if len(maps) == 1:
+                return maps[0]
+            return torch.stack([_minmax_tensor(a) for a in maps]).mean(dim=0)
 
     else:
 
@@ -129,18 +157,18 @@ def explain(
     return minmax_normalise(raw.detach().float().cpu().numpy().reshape(x.shape[2:]))
 
 
-def _gradcam(model: torch.nn.Module, x: torch.Tensor, target_class: int) -> torch.Tensor:
-    """Raw Grad-CAM on the layer4 grid, (1, 1, x, y, z): ReLU(sum_k mean(dY/dA_k) * A_k).
+def _gradcam(model: torch.nn.Module, x: torch.Tensor, target_class: int, stage: str = "layer4") -> torch.Tensor:
+    """Raw Grad-CAM on the grid of ``stage``, (1, 1, x, y, z): ReLU(sum_k mean(dY/dA_k) * A_k).
 
     Hand-written (a forward hook and one ``torch.autograd.grad``) instead of captum's
     ``LayerGradCam`` because ``import captum`` costs about 2.6 s on a 2-core CPU and imports
     matplotlib (captum.attr loads its visualisation module), which ``fcd detect`` pays on
     every call. It computes what ``LayerGradCam(model, model.layer4).attribute(x, target,
-    relu_attributions=True)`` computes: Testing/engine/test_explain_speed.py checks the two
+    relu_attributions=True)`` computes (on any stage): Testing/engine/test_explain_speed.py checks the two
     agree. The hook sits on the whole stage and is removed before returning.
     """
     captured: list[torch.Tensor] = []
-    handle = model.layer4.register_forward_hook(lambda _m, _i, output: captured.append(output))
+    handle = getattr(model, stage).register_forward_hook(lambda _m, _i, output: captured.append(output))
     try:
         score = model(x)[:, target_class].sum()
     finally:
@@ -151,20 +179,58 @@ def _gradcam(model: torch.nn.Module, x: torch.Tensor, target_class: int) -> torc
     return F.relu((weights * activations).sum(dim=1, keepdim=True))
 
 
-def _gradcam_pp(model: torch.nn.Module, x: torch.Tensor, target_class: int) -> torch.Tensor:
-    """Raw Grad-CAM++ on the layer4 grid, (1, 1, x, y, z)."""
+
+def _gradcam_pp(model: torch.nn.Module, x: torch.Tensor, target_class: int, stage: str = "layer4") -> torch.Tensor:
+    """Raw Grad-CAM++ on the grid of ``stage``, (1, 1, x, y, z)."""
     from monai.visualize import GradCAMpp
 
     # No upsampling here (done by _upsample, like Grad-CAM) and identity post-processing:
     # MONAI's default_normalizer maps max -> 0, i.e. inverts the map.
     cam = GradCAMpp(
-        nn_module=model, target_layers="layer4", upsampler=lambda _size: lambda a: a, postprocessing=lambda a: a
+        nn_module=model, target_layers=stage, upsampler=lambda _size: lambda a: a, postprocessing=lambda a: a
     )
     return cam(x, class_idx=target_class)
 
 
-def _upsample(model: torch.nn.Module, cam: torch.Tensor, size: tuple[int, ...], upsampling: str) -> torch.Tensor:
-    """Trilinear upsampling of a layer4 map to the input grid.
+def _layercam(model: torch.nn.Module, x: torch.Tensor, target_class: int, stage: str = "layer4") -> torch.Tensor:
+    """Raw LayerCAM (Jiang et al. 2021) on the grid of ``stage``, (1, 1, x, y, z).
+
+    Hand-written on a forward hook because neither captum nor MONAI has LayerCAM:
+    captum's ``LayerGradientXActivation`` multiplies by the raw (signed) gradient and has
+    no switch for LayerCAM's ReLU on the gradient, so it would be the same few lines
+    plus a second pass. The hook sits on a whole stage (never on a ReLU module that a
+    block calls twice) and is removed before returning.
+    """
+    captured: list[torch.Tensor] = []
+    handle = getattr(model, stage).register_forward_hook(lambda _m, _i, output: captured.append(output))
+    try:
+        logits = model(x)
+    finally:
+        handle.remove()
+    activation = captured[0]
+    (gradient,) = torch.autograd.grad(logits[:, target_class].sum(), activation)
+    return torch.relu((torch.relu(gradient) * activation).sum(dim=1, keepdim=True))
+
+
+_CAMS: dict[str, Callable[[torch.nn.Module, torch.Tensor, int, str], torch.Tensor]] = {
+    "gradcam": _gradcam,
+    "gradcam++": _gradcam_pp,
+    "layercam": _layercam,
+}
+
+
+def _minmax_tensor(a: torch.Tensor) -> torch.Tensor:
+    """Min-max to [0, 1]; a constant map becomes zeros (as :func:`minmax_normalise`)."""
+    low, high = a.min(), a.max()
+    if not bool(high > low):
+        return torch.zeros_like(a)
+    return (a - low) / (high - low)
+
+
+def _upsample(
+    model: torch.nn.Module, cam: torch.Tensor, size: tuple[int, ...], upsampling: str, stage: str = "layer4"
+) -> torch.Tensor:
+    """Trilinear upsampling of a map on the grid of ``stage`` to the input grid.
 
     With ``"captum"``, captum's ``LayerAttribution.interpolate`` (``F.interpolate``,
     align_corners=False) places cell k at voxel (k + 0.5) * stride - 0.5. The receptive field
@@ -179,7 +245,7 @@ def _upsample(model: torch.nn.Module, cam: torch.Tensor, size: tuple[int, ...], 
         return LayerAttribution.interpolate(cam, size, interpolate_mode="trilinear")
     from .models import feature_stride
 
-    stride = feature_stride(model)
+    stride = feature_stride(model, stage)
     axes = []
     for n_in, n_cells, s in zip(size, cam.shape[2:], stride, strict=True):
         coord = torch.arange(n_in, dtype=cam.dtype, device=cam.device) / s

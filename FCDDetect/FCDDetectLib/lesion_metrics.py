@@ -8,8 +8,10 @@ Rules (also in ``docs/lesion-level.md``):
   cluster that overlaps the lesion mask).
 - **FP clusters**: for a patient, the clusters that do not overlap the ROI; for a control,
   every cluster.
-- **Peak-in-ROI**: the map's maximum voxel (the first in C order when tied) lies in the
-  ROI. A constant map has no peak: ``peak_in_roi`` is False.
+- **Peak-in-ROI**: the map's maximum is reached inside the ROI (some ROI voxel holds the
+  global maximum, within ``PEAK_TOLERANCE`` = 1e-4 of the map's range for float rounding;
+  a CAM map can have a plateau at its maximum, so no single voxel is "the" peak). A
+  constant map has no peak: ``peak_in_roi`` is False.
 - **Dice**: of the clusters' voxels (the thresholded map, restricted to the head, after
   the minimum size) with the ROI: ``2 |C & R| / (|C| + |R|)``.
 - A subject without ROI has ``detected``, ``peak_in_roi`` and ``dice`` None. A patient
@@ -32,7 +34,7 @@ Example:
     >>> roi = np.zeros(heat.shape, bool); roi[3:7, 3:7, 3:7] = True
     >>> row = subject_lesion_metrics(heat, np.eye(4), find_clusters(heat, np.eye(4)), roi)
     >>> row["detected"], row["fp_clusters"], row["peak_in_roi"], round(row["dice"], 3)
-    (True, 0, False, 0.422)
+    (True, 0, True, 0.422)
     >>> cohort_lesion_metrics([row])["detection_rate"]
     1.0
 """
@@ -48,7 +50,10 @@ from .clusters import ClusterSet
 from .errors import FCDInputError
 from .image_io import Image
 
-__all__ = ["CONTROL_LABELS", "cohort_lesion_metrics", "roi_on_grid", "subject_lesion_metrics"]
+__all__ = ["CONTROL_LABELS", "PEAK_TOLERANCE", "cohort_lesion_metrics", "roi_on_grid", "subject_lesion_metrics"]
+
+PEAK_TOLERANCE = 1e-4
+"""A voxel within this fraction of the map's range below its maximum counts as "at the maximum"."""
 
 CONTROL_LABELS = (0, "0", "control")
 """Values of a row's ``label`` that mark a control (anything else marks a patient)."""
@@ -134,12 +139,14 @@ def subject_lesion_metrics(
     overlaps = {c.id: c.id in hit_ids for c in clusters.clusters}
     found = labels > 0
     both = int(np.count_nonzero(found & inside))
-    peak_index = np.unravel_index(int(np.argmax(data)), data.shape)
-    has_peak = float(data.max()) > float(data.min())
+    maximum, minimum = float(data.max()), float(data.min())
+    has_peak = maximum > minimum
+    # an interpolated plateau's voxels differ by float rounding: "at the maximum" = within 1e-4 of the range
+    at_peak = maximum - PEAK_TOLERANCE * (maximum - minimum)
     row.update(
         detected=bool(hit_ids),
         fp_clusters=n_clusters - len(hit_ids),
-        peak_in_roi=bool(has_peak and inside[peak_index]),
+        peak_in_roi=bool(has_peak and float(data[inside].max()) >= at_peak),
         dice=2.0 * both / float(np.count_nonzero(found) + np.count_nonzero(inside)),
         cluster_overlaps=overlaps,
     )

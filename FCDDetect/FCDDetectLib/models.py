@@ -126,21 +126,31 @@ def _dilate_stage(model: ResNet, stage: torch.nn.Sequential, dilation: int) -> N
         )
 
 
-def feature_stride(model: torch.nn.Module) -> tuple[int, int, int]:
-    """Input voxels per ``layer4`` cell along each axis (product of the strides on the way).
+STAGES = ("layer1", "layer2", "layer3", "layer4")
 
-    Cell k of ``layer4`` has its receptive field centred on input voxel ``k * stride``.
+
+def feature_stride(model: torch.nn.Module, stage: str = "layer4") -> tuple[int, int, int]:
+    """Input voxels per cell of ``stage`` (default ``layer4``) along each axis (product of the strides on the way).
+
+    Cell k of the stage has its receptive field centred on input voxel ``k * stride``.
 
     Example:
         >>> feature_stride(build_resnet(18, geometry="paper"))
         (16, 32, 32)
+        >>> feature_stride(build_resnet(18, geometry="paper"), "layer2")
+        (4, 8, 8)
         >>> feature_stride(build_resnet(18, geometry="medicalnet"))
         (8, 8, 8)
     """
+    if stage not in STAGES:
+        raise ValueError(f"stage {stage!r}: expected one of {', '.join(STAGES)}")
     strided: list[torch.nn.Module] = [model.conv1, model.maxpool]
-    for stage in (model.layer1, model.layer2, model.layer3, model.layer4):
+    for name in STAGES[: STAGES.index(stage) + 1]:
+        stage_module = getattr(model, name)
         # the main path's 3x3x3 convolutions of the first block (only one of them is strided)
-        strided += [m for m in stage[0].modules() if isinstance(m, torch.nn.Conv3d) and m.kernel_size == (3, 3, 3)]
+        strided += [
+            m for m in stage_module[0].modules() if isinstance(m, torch.nn.Conv3d) and m.kernel_size == (3, 3, 3)
+        ]
     stride = [1, 1, 1]
     for module in strided:
         s = module.stride

@@ -21,8 +21,8 @@ grids) are resampled through world coordinates straight onto the reference's mod
 view), then z-scored inside their own head mask.
 
 Head mask (our choice; the paper does not say): threshold at 10 % of the robust range,
-``p2 + 0.10 * (p99.5 - p2)``, keep the largest connected component, fill holes in 3D and
-then in every axial slice (skull, CSF and ventricles are dark but inside the head; the
+``p2 + 0.10 * (p99.5 - p2)``, fill holes in 3D, keep the largest connected component, then
+fill holes in every axial slice (skull, CSF and ventricles are dark but inside the head; the
 slice-wise fill also closes cavities that the 3D fill misses where the field of view cuts
 the neck). Air in magnitude MRI sits near p2 and scalp/brain far above 10 % of p99.5.
 
@@ -118,6 +118,10 @@ def head_mask(array: np.ndarray) -> np.ndarray:
     mask = data > lo + HEAD_FRACTION * (hi - lo)
     if not mask.any():
         return mask
+    # Fill first, then keep the largest component: with the skull on, the scalp can be a
+    # closed shell that the dark bone and CSF separate from the brain; filling first puts
+    # the brain inside the scalp's component instead of discarding the scalp (or the brain).
+    mask = ndimage.binary_fill_holes(mask)
     labels, count = ndimage.label(mask)
     if count > 1:
         sizes = np.bincount(labels.ravel())

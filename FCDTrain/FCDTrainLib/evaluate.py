@@ -4,8 +4,10 @@ Without ``data``: each fold's bundle is tested again on that fold's test subject
 (``RUN/folds.json``), which re-checks the saved bundles and regenerates the numbers.
 
 With ``data`` (an external dataset, folder or CSV manifest): every subject goes through
-every fold's model. Reported per fold (accuracy, ROC-AUC, Heat-Score) with mean +/- std
-over folds, and for the ensemble: the mean of the folds' FCD probabilities (thresholded
+every fold's model. Reported per fold (accuracy, ROC-AUC, Heat-Score and the lesion-level
+figures: detection rate, cluster specificity, FP clusters per patient and per control,
+peak-in-ROI rate, Dice; see ``FCDDetectLib.lesion_metrics``) with mean +/- std over folds,
+and for the ensemble: the mean of the folds' FCD probabilities (thresholded
 at the bundles' threshold) and, per patient, the mean of the folds' Heat-Scores. The
 model grid, the input modalities and the threshold are read from the fold bundles (what
 ``fcd detect`` uses), not from ``config.json``; bundles that disagree are an error.
@@ -88,18 +90,20 @@ def run_test_sets(run_dir: str | Path) -> tuple[Any, dict[int, Path], dict[int, 
 
 
 def evaluate_run(run_dir: str | Path, data: str | Path | None = None, out: str | Path | None = None,
-                 device: str = "auto", method: str | None = None, allow_missing: bool = False) -> dict[str, Any]:
+                 device: str = "auto", method: str | None = None, allow_missing: bool = False,
+                 layer: str | None = None) -> dict[str, Any]:
     """Evaluate every fold bundle of ``run_dir``; see the module docstring. Returns the report.
 
     A fold without a bundle is an error (FCDInputError naming it) unless ``allow_missing``:
-    then the report lists it under ``missing_folds``.
+    then the report lists it under ``missing_folds``. ``layer`` is the stage of the CAM
+    methods (None: each bundle's default, else layer4).
     """
     from FCDDetectLib.bundle import load_bundle, read_bundle_metadata
     from FCDDetectLib.output_set import OutputSet, check_output_folder
 
     from .cache import VolumeCache
     from .data import load_dataset
-    from .fold_eval import csv_text, evaluate_subjects
+    from .fold_eval import PREDICTION_COLUMNS, SUMMARY_METRICS, csv_text, evaluate_subjects
     from .metrics import classification_metrics, summarise_folds, summarise_heat
     from .run_config import load_config
     from .train_run import resolve_device, select_subjects
@@ -135,7 +139,7 @@ def evaluate_run(run_dir: str | Path, data: str | Path | None = None, out: str |
         bundle = load_bundle(path, device=device)
         fold_subjects = [by_id[i] for i in test_sets[fold]] if data is None else subjects
         fold_rows, metrics = evaluate_subjects(bundle, fold_subjects, cache, device=device, method=method,
-                                               batch_size=config.batch_size)
+                                               batch_size=config.batch_size, layer=layer)
         per_fold[fold] = metrics
         for row in fold_rows:
             rows.append({"fold": fold, **row})
@@ -146,11 +150,13 @@ def evaluate_run(run_dir: str | Path, data: str | Path | None = None, out: str |
                 entry["heats"].append(row["heat_score"])
     report: dict[str, Any] = {
         "run": str(run_dir), "data": str(data if data is not None else config.data),
-        "external": data is not None, "method": method, "skipped": skipped, "missing_folds": missing_folds,
-        "folds": {str(k): v for k, v in per_fold.items()}, "folds_summary": summarise_folds(per_fold),
+        "external": data is not None, "method": method, "layer": layer, "skipped": skipped,
+        "missing_folds": missing_folds,
+        "folds": {str(k): v for k, v in per_fold.items()},
+        "folds_summary": summarise_folds(per_fold, SUMMARY_METRICS),
         "threshold": threshold,
     }
-    columns = ["fold", "subject", "label", "probability", "prediction", "heat_score"]
+    columns = ["fold", *PREDICTION_COLUMNS]
     if data is not None:
         ensemble_rows = []
         for entry in by_subject.values():

@@ -9,6 +9,13 @@ formula with the whole grid outside the ROI as background. So the number a fold 
 for a patient is exactly the number ``fcd detect --roi`` prints for that patient and
 bundle.
 
+The same detection gives the lesion-level figures (``FCDDetectLib.lesion_metrics``): the
+heatmap's clusters on every subject (controls too: specificity and FP clusters per
+control need them), detected / FP clusters / peak-in-ROI / Dice per patient with an ROI,
+and the cohort figures per fold (``metrics["lesion_level"][map]`` for the heatmap and, with a
+lesion head, the lesion map; the primary map's figures also as flat keys, see
+:func:`summarise_lesions`).
+
 Example:
     >>> rows, metrics = evaluate_subjects(bundle, subjects, cache, device="cpu")  # doctest: +SKIP
     >>> metrics["accuracy"], metrics["roc_auc"], metrics["heat_score"]  # doctest: +SKIP
@@ -27,7 +34,12 @@ from FCDDetectLib.files import csv_text  # noqa: F401  (re-exported: evaluate.py
 from .metrics import classification_metrics, finite, summarise_heat
 
 PREDICTION_COLUMNS = ["subject", "label", "probability", "prediction", "heat_score", "detected", "n_clusters",
-                      "peak_in_roi", "lesion_heat_score"]
+                      "fp_clusters", "peak_in_roi", "dice", "lesion_heat_score"]
+SUMMARY_METRICS = ("accuracy", "roc_auc", "heat_score", "lesion_detection_rate", "lesion_specificity",
+                   "fp_per_patient", "fp_per_control", "peak_in_roi_rate", "dice_mean", "lesion_map_heat_score")
+"""Per-fold figures given as mean +/- std over folds (``summary.json``, ``fcd evaluate``); the
+lesion-level ones are of the primary map (:func:`summarise_lesions`)."""
+_LESION_ROW_KEYS = ("detected", "n_clusters", "fp_clusters", "peak_in_roi", "dice")
 
 
 def predict_arrays(model: Any, arrays: np.ndarray, batch_size: int, device: str) -> np.ndarray:
@@ -43,14 +55,18 @@ def predict_arrays(model: Any, arrays: np.ndarray, batch_size: int, device: str)
 
 
 def heat_scores(bundle: Any, subjects: Sequence[Any], method: str = "gradcam",
-                device: str = "cpu") -> tuple[dict[str, float | None], list[str]]:
+                device: str = "cpu", layer: str | None = None) -> tuple[dict[str, float | None], list[str]]:
     """Heat-Score of each patient with an ROI (subject id -> score) and warnings.
 
+    ``layer`` is the stage of the CAM methods (None: the bundle's default, else layer4).
     A subject whose ROI cannot be scored (empty, outside the grid...) gets None and a
     warning naming it, rather than stopping the run.
+
+    Example:
+        >>> scores, warnings = heat_scores(bundle, subjects, layer="layer3")  # doctest: +SKIP
     """
     evaluation = detect_subjects(bundle, [s for s in subjects if int(s.label) == 1 and s.roi is not None],
-                                 method, device)
+                                 method, device, layer)
     return evaluation.heat_scores, evaluation.warnings
 
 
@@ -69,32 +85,40 @@ class SubjectEvaluation:
     warnings: list[str] = field(default_factory=list)
 
 
-def detect_subjects(bundle: Any, subjects: Sequence[Any], method: str = "gradcam",
-                    device: str = "cpu") -> SubjectEvaluation:
+def detect_subjects(bundle: Any, subjects: Sequence[Any], method: str = "gradcam", device: str = "cpu",
+                    layer: str | None = None, cluster_threshold: float | None = None,
+                    min_cluster_mm3: float | None = None) -> SubjectEvaluation:
     """Run ``fcd detect``'s own pipeline on every subject: Heat-Scores, clusters, lesion rows.
 
     Patients with an ROI get Heat-Scores (heatmap, and lesion map with a lesion head);
-    every subject (controls too) gets lesion-level rows of each map, with
-    :func:`FCDDetectLib.clusters.find_clusters`' default threshold and minimum size,
-    restricted to the head of the input image. A subject that cannot be scored gets a
-    warning naming it, rather than stopping the run.
+    every subject (controls too) gets the lesion-level rows that
+    :func:`FCDDetectLib.detect.detect` computes for each map (clusters restricted to the
+    head, cut at ``cluster_threshold``, at least ``min_cluster_mm3``; None: the defaults
+    of :mod:`FCDDetectLib.clusters`). A subject that cannot be scored gets a warning
+    naming it, rather than stopping the run.
+
+    Example:
+        >>> found = detect_subjects(bundle, subjects, layer="layer2")  # doctest: +SKIP
+        >>> sorted(found.lesion_rows)  # doctest: +SKIP
+        ['heatmap']
     """
-    from FCDDetectLib.clusters import find_clusters
+    from FCDDetectLib.clusters import DEFAULT_MIN_SIZE_MM3, DEFAULT_THRESHOLD
     from FCDDetectLib.detect import detect
-    from FCDDetectLib.image_io import load_mask
-    from FCDDetectLib.lesion_metrics import subject_lesion_metrics
 
     found = SubjectEvaluation()
     modalities = list(bundle.metadata.modalities)
+    threshold = DEFAULT_THRESHOLD if cluster_threshold is None else cluster_threshold
+    min_size = DEFAULT_MIN_SIZE_MM3 if min_cluster_mm3 is None else min_cluster_mm3
     for subject in subjects:
         sid, patient = subject.subject_id, int(subject.label) == 1
         roi = subject.roi if patient else None
         try:
-            result = detect(bundle, [subject.images[m] for m in modalities], roi=roi, method=method, device=device)
+            result = detect(bundle, [subject.images[m] for m in modalities], roi=roi, method=method, device=device,
+                            layer=layer, cluster_threshold=threshold, min_cluster_mm3=min_size)
         except FCDInputError as error:
             if roi is not None:
                 found.heat_scores[sid] = None
-            found.warnings.append(f"{sid}: no Heat-Score ({error})")
+            found.warnings.append(f"{sid}: no Heat-Score or clusters ({error})")
             continue
         if roi is not None:
             if result.heat_score is None:
@@ -104,21 +128,9 @@ def detect_subjects(bundle: Any, subjects: Sequence[Any], method: str = "gradcam
                 found.heat_scores[sid] = float(result.heat_score)
             if result.lesion_map is not None:
                 found.lesion_heat_scores[sid] = result.lesion_heat_score
-        roi_image = load_mask(roi) if roi is not None else None
-        maps = {"heatmap": (result.heatmap, None)}
-        if result.lesion_map is not None:
-            maps["lesion_map"] = (result.lesion_map, result.lesion_clusters)
-        image = None
-        for name, (values, clusters) in maps.items():
-            if clusters is None:
-                if image is None:
-                    from FCDDetectLib.image_io import load_image
-
-                    image = load_image(subject.images[modalities[0]]).array
-                clusters = find_clusters(values, result.affine, image=image if image.shape == values.shape else None)
-            row = subject_lesion_metrics(values, result.affine, clusters, roi_image, roi_name=str(roi),
-                                         label=int(subject.label))
-            found.lesion_rows.setdefault(name, {})[sid] = row
+        for name, row in (("heatmap", result.lesion), ("lesion_map", result.lesion_map_metrics)):
+            if row is not None:
+                found.lesion_rows.setdefault(name, {})[sid] = {**row, "label": int(subject.label)}
     return found
 
 
@@ -129,6 +141,10 @@ def summarise_lesions(evaluation: SubjectEvaluation, has_lesion_head: bool) -> d
     its figures become ``lesion_detection_rate``, ``lesion_specificity``,
     ``fp_per_patient``, ``fp_per_control``, ``peak_in_roi_rate`` and ``dice_mean`` (the
     keys the experiment tables and t-tests read).
+
+    Example:
+        >>> summarise_lesions(SubjectEvaluation(), False)["lesion_detection_rate"] is None
+        True
     """
     from FCDDetectLib.lesion_metrics import cohort_lesion_metrics
 
@@ -149,15 +165,23 @@ def summarise_lesions(evaluation: SubjectEvaluation, has_lesion_head: bool) -> d
 
 
 def evaluate_subjects(bundle: Any, subjects: Sequence[Any], cache: Any, device: str = "cpu",
-                      method: str = "gradcam", batch_size: int = 4,
-                      with_heat: bool = True) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+                      method: str = "gradcam", batch_size: int = 4, with_heat: bool = True,
+                      layer: str | None = None, cluster_threshold: float | None = None,
+                      min_cluster_mm3: float | None = None) -> tuple[list[dict[str, Any]], dict[str, Any]]:
     """Prediction rows (one per subject) and metrics of ``bundle`` on ``subjects``.
 
-    ``cache`` is a :class:`~FCDTrainLib.cache.VolumeCache` on the bundle's grid.
+    ``cache`` is a :class:`~FCDTrainLib.cache.VolumeCache` on the bundle's grid. With
+    ``with_heat`` each subject is also explained (``method``, ``layer``): Heat-Scores and
+    the lesion-level figures (see the module docstring; clusters cut at ``cluster_threshold``,
+    at least ``min_cluster_mm3``) join the rows and the metrics.
+
+    Example:
+        >>> rows, metrics = evaluate_subjects(bundle, subjects, cache, layer="multi")  # doctest: +SKIP
     """
     threshold = float(bundle.metadata.threshold)
     probs = predict_arrays(bundle.model, cache.stack(subjects), batch_size, device) if subjects else np.zeros(0)
-    evaluation = detect_subjects(bundle, subjects, method, device) if with_heat else SubjectEvaluation()
+    evaluation = (detect_subjects(bundle, subjects, method, device, layer, cluster_threshold, min_cluster_mm3)
+                  if with_heat else SubjectEvaluation())
     scores = evaluation.heat_scores
     has_head = bool(getattr(bundle.metadata, "has_lesion_head", False))
     primary = evaluation.lesion_rows.get("lesion_map" if has_head else "heatmap", {})
@@ -170,14 +194,14 @@ def evaluate_subjects(bundle: Any, subjects: Sequence[Any], cache: Any, device: 
             "probability": float(prob),
             "prediction": int(prob >= threshold),
             "heat_score": scores.get(subject.subject_id),
-            "detected": lesion_row.get("detected"),
-            "n_clusters": lesion_row.get("n_clusters"),
-            "peak_in_roi": lesion_row.get("peak_in_roi"),
+            **{key: lesion_row.get(key) for key in _LESION_ROW_KEYS},
             "lesion_heat_score": evaluation.lesion_heat_scores.get(subject.subject_id),
         })
     metrics = classification_metrics([r["label"] for r in rows], probs, threshold)
     metrics.update(summarise_heat(scores))
     metrics["heat_score_method"] = method
+    metrics["heat_score_layer"] = layer
+    metrics["cluster_threshold"], metrics["min_cluster_mm3"] = cluster_threshold, min_cluster_mm3
     if with_heat:
         metrics.update(summarise_lesions(evaluation, has_head))
     metrics["warnings"] = evaluation.warnings
@@ -185,5 +209,5 @@ def evaluate_subjects(bundle: Any, subjects: Sequence[Any], cache: Any, device: 
 
 
 def predictions_csv(rows: Sequence[dict[str, Any]]) -> str:
-    """``predictions.csv`` text: subject, label, probability, prediction, heat_score."""
+    """``predictions.csv`` text: subject, label, probability, prediction, heat_score and the lesion columns."""
     return csv_text(rows, PREDICTION_COLUMNS)

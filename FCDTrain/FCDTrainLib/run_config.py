@@ -23,12 +23,15 @@ from typing import Any
 from FCDDetectLib.choices import (
     DEPTHS,
     DEVICES,
+    EXPLANATION_LAYERS,
     EXPLANATION_METHODS,
     GEOMETRIES,
     INPUT_MODALITIES,
     PRETRAINED_STRATEGIES,
     SUPERVISION,
 )
+from FCDDetectLib.clusters import DEFAULT_MIN_SIZE_MM3, DEFAULT_THRESHOLD
+from FCDDetectLib.defaults import DEFAULT_LAYER, DEFAULT_METHOD
 from FCDDetectLib.errors import FCDInputError
 
 from .layout import CACHE_NAME, CONFIG_NAME, EVENTS_NAME
@@ -101,8 +104,14 @@ class RunConfig:
     shift_mm: float = option(0.0, "random translations up to +/- MM along each axis (0: off)", flag="--shift",
                              metavar="MM", ge=0)
     flip: bool = option(False, "mirror half of the training volumes left-right")
-    explain_method: str = option("gradcam", "explanation method of the Heat-Score", flag="--method",
+    explain_method: str = option(DEFAULT_METHOD, "explanation method of the Heat-Score", flag="--method",
                                  choices=EXPLANATION_METHODS)
+    explain_layer: str = option(DEFAULT_LAYER, "stage of the CAM methods (Grad-CAM, Grad-CAM++, LayerCAM); multi: "
+                                "mean of layer2-4; stored as the bundle's default for fcd detect", flag="--layer",
+                                choices=EXPLANATION_LAYERS)
+    cluster_threshold: float = option(DEFAULT_THRESHOLD, "map value at which the lesion-level clusters of the "
+                                      "evaluation are cut", ge=0, le=1)
+    min_cluster_mm3: float = option(DEFAULT_MIN_SIZE_MM3, "smallest cluster the evaluation counts, in mm3", ge=0)
     supervision: str = option("none", "none: the paper's classifier; lesion: also a lesion head (skip decoder) "
                               "trained on the patients' ROIs (CE + Dice/BCE)", choices=SUPERVISION)
     lesion_weight: float = option(1.0, "with --supervision lesion: weight of the lesion loss (Dice + BCE) beside "

@@ -159,10 +159,13 @@ def run_fold(config: RunConfig, split: FoldSplit, subjects: dict[str, Any], cach
     meta = BundleMetadata(depth=config.depth, geometry=config.geometry, modalities=config.modalities,
                           target_spacing=list(config.spacing), target_shape=list(config.shape),
                           name=name, training=training, input_ranges=summarise_ranges(
-                              cache.statistics(subjects[i]) for i in split.train), head=provenance["head"])
+                              cache.statistics(subjects[i]) for i in split.train), head=provenance["head"],
+                          explain_method=config.explain_method, explain_layer=config.explain_layer)
     bundle = ModelBundle(metadata=meta, model=model, path=layout.bundle(split.fold))
     rows, metrics = evaluate_subjects(bundle, [subjects[i] for i in split.test], cache, device=device,
-                                      method=config.explain_method, batch_size=config.batch_size)
+                                      method=config.explain_method, batch_size=config.batch_size,
+                                      layer=config.explain_layer, cluster_threshold=config.cluster_threshold,
+                                      min_cluster_mm3=config.min_cluster_mm3)
     for warning in metrics["warnings"]:
         log.emit("warning", fold=split.fold, message=warning)
     metrics.update(fold=split.fold, best_epoch=outcome.best_epoch, best_val_loss=outcome.best_val_loss,
@@ -178,10 +181,6 @@ def run_fold(config: RunConfig, split: FoldSplit, subjects: dict[str, Any], cach
 
 
 RUN_FILES = (CONFIG_NAME, "folds.json", "skipped.json", "events.jsonl", "summary.json")
-
-SUMMARY_METRICS = ("accuracy", "roc_auc", "heat_score", "lesion_detection_rate", "lesion_specificity",
-                   "fp_per_control", "peak_in_roi_rate", "dice_mean", "lesion_map_heat_score")
-"""Per-fold figures whose mean/std ``summary.json`` gives (lesion-level ones: of the primary map)."""
 
 
 def _build_cache(cache: Any, subjects: Sequence[Any], run_dir: Path, fresh: bool, with_rois: bool = False) -> None:
@@ -207,6 +206,8 @@ def summarise_run(run_dir: str | Path, n_folds: int) -> dict[str, Any] | None:
         if not layout.fold_done(fold):
             return None
         folds.append(json.loads(layout.metrics(fold).read_text(encoding="utf-8")))
+    from .fold_eval import SUMMARY_METRICS
+
     return {"folds": folds, **summarise_folds(dict(enumerate(folds)), SUMMARY_METRICS)}
 
 

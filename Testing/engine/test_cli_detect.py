@@ -71,8 +71,11 @@ def test_detect_writes_heatmap_on_input_grid_and_result(bundle_path, scan, tmp_p
     printed = json.loads(capsys.readouterr().out)
     stored = json.loads((out / "result.json").read_text())
     assert printed == stored
-    for key in ("probability", "prediction", "threshold", "heat_score", "method", "model", "seconds"):
+    for key in ("probability", "prediction", "threshold", "heat_score", "method", "model", "seconds",
+                "layer", "top_cluster", "n_clusters", "detected", "fp_clusters", "peak_in_roi", "dice"):
         assert key in stored
+    for name in ("clusters.nii.gz", "clusters.json", "clusters.csv"):
+        assert (out / name).is_file(), name
     assert stored["prediction"] == ("fcd" if stored["probability"] >= stored["threshold"] else "control")
     heat = nib.load(out / "heatmap.nii.gz")
     source = nib.load(image)
@@ -99,7 +102,8 @@ def test_detect_png_writes_the_overlay(bundle_path, scan, tmp_path, capsys):
     assert main(["detect", "--model", str(bundle_path), "--image", str(image), "--roi", str(roi),
                  "--device", "cpu", "--out", str(out), "--png"]) == 0
     capsys.readouterr()
-    assert sorted(p.name for p in out.iterdir()) == ["heatmap.nii.gz", "overlay.png", "result.json"]
+    assert sorted(p.name for p in out.iterdir()) == [
+        "clusters.csv", "clusters.json", "clusters.nii.gz", "heatmap.nii.gz", "overlay.png", "result.json"]
     assert mpimg.imread(out / "overlay.png").shape[2] in (3, 4)
 
 
@@ -143,6 +147,8 @@ def _bad_inputs(folder: Path, image: Path, roi: Path, bundle: Path) -> dict[str,
         "empty ROI": (base + ["--image", str(image), "--roi", str(empty_roi)], "empty_roi.nii.gz"),
         "ROI outside grid": (base + ["--image", str(image), "--roi", str(far_roi)], "far_roi.nii.gz"),
         "too many images": (base + ["--image", str(image), "--image", str(image)], "expects 1"),
+        "cluster threshold above 1": (base + ["--image", str(image), "--cluster-threshold", "1.5"], "threshold"),
+        "negative cluster size": (base + ["--image", str(image), "--min-cluster-mm3", "-1"], "negative"),
         "corrupt bundle": (["--model", str(corrupt), "--image", str(image)], "corrupt.fcdbundle"),
         "bundle missing field": (["--model", str(missing_field), "--image", str(image)], "modalities"),
         "missing bundle": (["--model", str(folder / "none.fcdbundle"), "--image", str(image)], "none.fcdbundle"),

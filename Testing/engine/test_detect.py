@@ -161,7 +161,18 @@ def test_write_detection_round_trip(bundle, oblique_case, tmp_path):
     np.testing.assert_allclose(saved.get_fdata(), result.heatmap, atol=1e-6)
     stored = json.loads((tmp_path / "out" / "result.json").read_text())
     assert stored["heat_score"] == pytest.approx(result.heat_score)
-    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["heatmap.nii.gz", "result.json"]
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == [
+        "clusters.csv", "clusters.json", "clusters.nii.gz", "heatmap.nii.gz", "result.json"]
+    labels = nib.load(tmp_path / "out" / "clusters.nii.gz")
+    assert labels.get_data_dtype() == np.int16
+    np.testing.assert_allclose(labels.affine, image.affine, atol=1e-5)
+    np.testing.assert_array_equal(np.asarray(labels.dataobj), result.clusters.labels)
+    listing = json.loads((tmp_path / "out" / "clusters.json").read_text())
+    assert [c["id"] for c in listing["clusters"]] == [c.id for c in result.clusters.clusters]
+    rows = (tmp_path / "out" / "clusters.csv").read_text().splitlines()
+    assert len(rows) == 1 + len(result.clusters.clusters)
+    assert stored["top_cluster"] == (listing["clusters"][0] if listing["clusters"] else None)
+    assert stored["detected"] == result.lesion["detected"] and stored["dice"] == pytest.approx(result.lesion["dice"])
 
 
 def test_bad_method_and_target_class(bundle, oblique_case):
@@ -185,3 +196,45 @@ def test_probability_equals_a_plain_forward_pass(bundle, lps_case, method):
     with torch.no_grad():
         expected = float(torch.softmax(loaded.model(prep.tensor.unsqueeze(0)), 1)[0, 1])
     assert detect(loaded, [image], method=method, device="cpu").probability == pytest.approx(expected, abs=1e-5)
+
+
+def test_cluster_settings_layer_and_far_roi_are_input_errors(bundle, oblique_case):
+    image, roi, _, _ = oblique_case
+    for kwargs, message in [({"cluster_threshold": 1.2}, "outside \\[0, 1\\]"),
+                            ({"min_cluster_mm3": -5.0}, "negative"), ({"layer": "layer9"}, "layer")]:
+        with pytest.raises(FCDInputError, match=message):
+            detect(bundle, [image], roi=roi, device="cpu", **kwargs)
+    far = roi.affine.copy()
+    far[:3, 3] += 1000.0
+    with pytest.raises(FCDInputError, match="does not overlap"):
+        detect(bundle, [image], roi=Image(roi.array, far), device="cpu")
+
+
+def test_lesion_figures_and_bundle_default_method(bundle, lps_case, tmp_path):
+    import json
+    import shutil
+
+    from FCDDetectLib.bundle import load_bundle, read_bundle_metadata, save_bundle
+
+    image, roi, control, _ = lps_case
+    result = detect(bundle, [image], roi=roi, device="cpu")
+    assert result.lesion["detected"] is True and result.lesion["peak_in_roi"] is True
+    assert result.clusters.clusters[0].peak == pytest.approx(1.0)
+    assert result.to_json()["top_cluster"]["overlaps_roi"] is True
+    no_roi = detect(bundle, [control], device="cpu")
+    assert no_roi.lesion["has_roi"] is False and no_roi.to_json()["detected"] is None
+    # the bundle's default explanation is used when none is asked for; an older bundle.json loads
+    meta = read_bundle_metadata(bundle)
+    meta.explain_method, meta.explain_layer = "layercam", "layer3"
+    copy = save_bundle(tmp_path / "layercam.fcdbundle", load_bundle(bundle).model, meta)
+    chosen = detect(copy, [image], device="cpu")
+    assert (chosen.method, chosen.layer) == ("layercam", "layer3")
+    assert detect(copy, [image], method="gradcam", layer="layer4", device="cpu").layer == "layer4"
+    old = tmp_path / "old.fcdbundle"
+    shutil.copytree(bundle, old)
+    data = json.loads((old / "bundle.json").read_text())
+    data.pop("explain_method", None)
+    data.pop("explain_layer", None)
+    (old / "bundle.json").write_text(json.dumps(data))
+    assert read_bundle_metadata(old).explain_method is None
+    assert detect(old, [image], device="cpu").method == "gradcam"

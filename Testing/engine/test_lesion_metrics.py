@@ -47,6 +47,10 @@ def test_peak_in_roi_and_missed_lesion():
     roi[17:19, 1:3, 17:19] = True
     missed = subject_lesion_metrics(heat, np.eye(4), clusters, roi)
     assert missed["detected"] is False and missed["fp_clusters"] == 2 and missed["dice"] == 0.0
+    plateau = np.zeros(SHAPE, np.float32)
+    plateau[0:6, 0:6, 0:6] = 1.0  # a CAM-like plateau at the maximum, starting outside the ROI
+    row = subject_lesion_metrics(plateau, np.eye(4), find_clusters(plateau, np.eye(4)), _roi())
+    assert row["peak_in_roi"] is True
     flat = np.zeros(SHAPE, np.float32)
     row = subject_lesion_metrics(flat, np.eye(4), find_clusters(flat, np.eye(4)), _roi())
     assert row["peak_in_roi"] is False and row["detected"] is False and row["top_cluster"] is None

@@ -46,6 +46,19 @@ def test_evaluate_recomputes_the_runs_test_fold_metrics(run, tmp_path, capsys):
     assert sorted(r["subject"] for r in rows) == [f"sub-{i:05d}" for i in range(1, 13)]
     accs = [report["folds"][k]["accuracy"] for k in ("0", "1")]
     assert report["folds_summary"]["accuracy"]["mean"] == pytest.approx(np.mean(accs))
+    # lesion-level figures per fold, consistent with the rows (every subject has clusters counted)
+    for fold in ("0", "1"):
+        fold_rows = [r for r in rows if r["fold"] == fold]
+        assert all(r["n_clusters"] != "" for r in fold_rows)
+        patients = [r for r in fold_rows if r["detected"] != ""]
+        controls = [r for r in fold_rows if r["label"] == "0"]
+        figures = report["folds"][fold]
+        if patients:
+            assert figures["lesion_detection_rate"] == pytest.approx(
+                np.mean([r["detected"] == "True" for r in patients]))
+        assert figures["lesion_specificity"] == pytest.approx(np.mean([r["n_clusters"] == "0" for r in controls]))
+        assert figures["lesion_level"]["heatmap"]["n_controls"] == len(controls)
+    assert "lesion_detection_rate" in report["folds_summary"]
 
 
 def test_evaluate_on_an_external_cohort_reports_folds_and_ensemble(run, tmp_path, capsys):

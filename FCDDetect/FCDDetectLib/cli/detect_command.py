@@ -1,8 +1,9 @@
-"""``fcd detect``: classify a scan (or a cohort), write its heatmap and result.json (and overlay.png with ``--png``).
+"""``fcd detect``: classify a scan (or a cohort), write its heatmap, its clusters and result.json (and overlay.png with ``--png``).
 
 Example:
     $ fcd detect --model model.fcdbundle --image sub-01_FLAIR.nii.gz \\
-          --roi sub-01_FLAIR_roi.nii.gz --method gradcam --out out/
+          --roi sub-01_FLAIR_roi.nii.gz --method layercam --layer layer2 \\
+          --cluster-threshold 0.5 --min-cluster-mm3 50 --out out/
     {"probability": 0.91, "prediction": "fcd", "heat_score": 2.4, ...}
     $ fcd detect --model model.fcdbundle --image DICOM/ --series "FLAIR 3D" --out out/ --dicom-out pacs/
     $ fcd detect --model model.fcdbundle --data ds004199/ --out results/ --workers 2
@@ -16,7 +17,8 @@ import os
 import sys
 from pathlib import Path
 
-from ..choices import DEVICES, EXPLANATION_METHODS
+from ..choices import DEVICES, EXPLANATION_LAYERS, EXPLANATION_METHODS
+from ..clusters import DEFAULT_MIN_SIZE_MM3, DEFAULT_THRESHOLD
 from .executor_options import add_executor_options
 
 
@@ -26,8 +28,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
         "detect",
         help="classify a scan or a cohort, explain it (heatmap) and score the explanation",
-        description="Writes OUT/heatmap.nii.gz (on the first image's grid, float32 in [0, 1]) "
-        "and OUT/result.json, and prints the result as JSON. Images: NIfTI, NRRD/NHDR, MetaImage "
+        description="Writes OUT/heatmap.nii.gz (on the first image's grid, float32 in [0, 1], "
+        "restricted to the head), OUT/clusters.nii.gz (int16 label map, 1 = highest-ranked cluster), "
+        "OUT/clusters.json, OUT/clusters.csv and OUT/result.json, and prints the result as JSON. "
+        "Images: NIfTI, NRRD/NHDR, MetaImage "
         "(.mha/.mhd) or a DICOM series folder. With --data: one folder per subject under OUT and "
         "OUT/summary.csv; exit 0 when every subject ran, 1 when some failed (listed in summary.csv).",
     )
@@ -43,7 +47,22 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--roi", help="lesion outline (mask, labelmap or Slicer .seg.nrrd) for the Heat-Score; any grid")
     parser.add_argument("--roi-segment", help="segment of a .seg.nrrd ROI (name or label value), or a labelmap value")
     parser.add_argument("--brain-mask", help="brain mask restricting the Heat-Score background")
-    parser.add_argument("--method", default="gradcam", choices=EXPLANATION_METHODS)
+    parser.add_argument(
+        "--method", choices=EXPLANATION_METHODS,
+        help="heatmap method (default: the bundle's explain_method, else gradcam)",
+    )
+    parser.add_argument(
+        "--layer", choices=EXPLANATION_LAYERS,
+        help="network stage for the CAM methods; multi = mean of layer2-4 (default: the bundle's, else layer4)",
+    )
+    parser.add_argument(
+        "--cluster-threshold", type=float, default=DEFAULT_THRESHOLD,
+        help=f"map value in [0, 1] at or above which voxels form clusters (default {DEFAULT_THRESHOLD})",
+    )
+    parser.add_argument(
+        "--min-cluster-mm3", type=float, default=DEFAULT_MIN_SIZE_MM3,
+        help=f"smallest cluster kept, mm3 (default {DEFAULT_MIN_SIZE_MM3:g})",
+    )
     parser.add_argument("--target-class", default="fcd", help="class the heatmap explains (default: fcd)")
     parser.add_argument("--device", default="auto", choices=DEVICES)
     parser.add_argument("--out", required=True, help="output folder")
@@ -79,10 +98,12 @@ def _checksums(out: str) -> dict:
 
 def run(args: argparse.Namespace) -> int:
     """Run detection; bad input raises FCDInputError before anything is written."""
+    from ..clusters import check_cluster_settings
     from ..errors import FCDInputError
     from ..lean_imports import import_monai_lean
 
     import_monai_lean()  # MONAI without matplotlib/pandas/scikit-learn: seconds off every call
+    check_cluster_settings(args.cluster_threshold, args.min_cluster_mm3)  # before any subject runs
     if args.data:
         return run_cohort_command(args)
     if args.executor != "local":
@@ -130,6 +151,9 @@ def run(args: argparse.Namespace) -> int:
         localized_smoothgrad=args.localized_smoothgrad,
         nt_samples=args.nt_samples,
         noise_sd=args.noise_sd,
+        layer=args.layer,
+        cluster_threshold=args.cluster_threshold,
+        min_cluster_mm3=args.min_cluster_mm3,
     )
     result.inputs = [str(p) for p in args.image]
     for warning in result.warnings:
@@ -194,17 +218,19 @@ def run_cohort_command(args: argparse.Namespace) -> int:
             from ..ray_cohort import run_cohort_ray
 
             rows = run_cohort_ray(
-                args.model, subjects, out, method=args.method, workers=args.workers,
+                args.model, subjects, out, method=_method(args), workers=args.workers,
                 gpus_per_worker=args.gpus_per_task or 0.0, cpus_per_worker=args.cpus_per_task or 1.0,
                 address=args.ray_address or os.environ.get("RAY_ADDRESS"), max_retries=args.max_retries,
                 progress=progress, resume=not args.no_resume, device=args.device, target_class=args.target_class,
+                layer=args.layer, cluster_threshold=args.cluster_threshold, min_cluster_mm3=args.min_cluster_mm3,
             )
         else:
             if args.ray_address or args.gpus_per_task:
                 raise FCDInputError("--ray-address and --gpus-per-worker: only with --executor ray")
             rows = run_cohort(
-                args.model, subjects, out, method=args.method, workers=args.workers or 1, progress=progress,
+                args.model, subjects, out, method=_method(args), workers=args.workers or 1, progress=progress,
                 resume=not args.no_resume, device=args.device, target_class=args.target_class,
+                layer=args.layer, cluster_threshold=args.cluster_threshold, min_cluster_mm3=args.min_cluster_mm3,
             )
     bad = failed(rows)
     counts = {status: sum(r["status"] == status for r in rows) for status in ("done", "resumed", "error", "pending")}
@@ -214,3 +240,11 @@ def run_cohort_command(args: argparse.Namespace) -> int:
               f"{out / SUMMARY_NAME} (first: {bad[0]['subject']}: {bad[0]['error']})", file=sys.stderr)
         return 1
     return 0
+
+
+def _method(args: argparse.Namespace) -> str:
+    """The explanation method: --method, else the bundle's default, else the engine's (one name for resume checks)."""
+    from ..bundle import read_bundle_metadata
+    from ..defaults import DEFAULT_METHOD
+
+    return args.method or read_bundle_metadata(args.model).explain_method or DEFAULT_METHOD

@@ -205,12 +205,17 @@ class DetectionLogic:
                                    self.lower_threshold)
             created.extend(made)
             out["lesion_map_node"] = made[0]
-        clusters = list(getattr(result, "clusters", None) or [])
+        clusters = getattr(result, "clusters", None)
+        if hasattr(clusters, "to_json"):  # the engine's ClusterSet: its ranked clusters as JSON rows
+            clusters = clusters.to_json()["clusters"]
+        clusters = list(clusters or [])
         if clusters:
             table = clusters_table_node(scene, clusters, f"{base} clusters")
             created.append(table)
             markups = clusters_markups_node(scene, clusters, f"{base} cluster peaks")
             created.append(markups)
+            # its display node too: a bare MRML scene does not remove it with the markups node
+            created.extend(markups.GetNthDisplayNode(i) for i in range(markups.GetNumberOfDisplayNodes()))
             link_cluster_points(table, markups)
             out["clusters_table_node"], out["clusters_markups_node"] = table, markups
         plot = contributions_plot_nodes(scene, getattr(result, "modality_contributions", None),

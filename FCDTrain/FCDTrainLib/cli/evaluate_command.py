@@ -10,7 +10,7 @@ from __future__ import annotations
 import argparse
 import json
 
-from FCDDetectLib.choices import DEVICES, EXPLANATION_METHODS
+from FCDDetectLib.choices import DEVICES, EXPLANATION_LAYERS, EXPLANATION_METHODS
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -28,7 +28,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--out", help="output folder")
     parser.add_argument("--device", default="auto", choices=DEVICES)
     parser.add_argument("--method", choices=EXPLANATION_METHODS,
-                        help="explanation method for the Heat-Score (default: the run's)")
+                        help="explanation method for the Heat-Score and clusters (default: the run's)")
+    parser.add_argument("--layer", choices=EXPLANATION_LAYERS,
+                        help="network stage of the CAM methods (default: the bundle's, else layer4)")
     parser.add_argument("--modality-contributions", action="store_true",
                         help="localized signed SmoothGrad over the run's test patients (ROI components), TP vs FN: "
                         "OUT/modality-contributions/{contributions.csv,.png,.json} with a FLAIR vs T1 Wilcoxon test")
@@ -60,6 +62,6 @@ def run(args: argparse.Namespace) -> int:
     from ..evaluate import evaluate_run
 
     report = evaluate_run(args.run, data=args.data, out=args.out, device=args.device, method=args.method,
-                          allow_missing=args.allow_missing)
+                          allow_missing=args.allow_missing, layer=args.layer)
     print(json.dumps(report, indent=2))
     return 0
