@@ -3,14 +3,15 @@ cluster), the lesion map as a second overlay with its own colour map, the modali
 contributions as a plot, all saved with the scene (MRB round trip), on slicer-core.
 
 The result is the engine's real ``DetectionResult`` carrying the fields the lesion and
-saliency work adds (``clusters``, ``lesion_map``, ``modality_contributions``, OOD fields),
-set here on a synthetic head, since those engine changes land separately.
+saliency work adds (``clusters`` as the engine's ``ClusterSet``, ``lesion_map``,
+``modality_contributions``, OOD fields), set here on a synthetic head with known values.
 """
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
+from FCDDetectLib.clusters import Cluster, ClusterSet
 from FCDDetectLib.detect import DetectionResult
 from FCDDetectLib.image_io import Image
 from FCDDetectLib.mrml.conversion import new_volume_node
@@ -26,12 +27,13 @@ from FCDDetectLib.mrml.result_nodes import (
 from Testing.builders.geometry_fixtures import centred_affine
 
 SHAPE = (20, 16, 12)
-CLUSTERS = [
-    {"id": 1, "voxels": 40, "volume_mm3": 320.5, "peak": 0.93, "mean": 0.71,
-     "peak_ras": [10.0, -20.0, 5.0], "centroid_ras": [11.0, -19.0, 6.0], "hemisphere": "right"},
-    {"id": 2, "voxels": 12, "volume_mm3": 96.0, "peak": 0.61, "mean": 0.55,
-     "peak_ras": [-14.0, 3.0, -2.0], "centroid_ras": [-13.5, 2.5, -1.0], "hemisphere": "left"},
-]
+CLUSTERS = ClusterSet(
+    clusters=[
+        Cluster(1, 40, 320.5, 0.93, 0.71, (10.0, -20.0, 5.0), (11.0, -19.0, 6.0), "right", 0.93),
+        Cluster(2, 12, 96.0, 0.61, 0.55, (-14.0, 3.0, -2.0), (-13.5, 2.5, -1.0), "left", 0.61),
+    ],
+    labels=np.zeros(SHAPE, np.int16), threshold=0.5, min_size_mm3=50.0,
+)
 
 
 def _result(affine, **extra):
