@@ -52,6 +52,8 @@ def _options() -> argparse.Namespace:
                         "of the cohort only (a CSV manifest over the same files)")
     parser.add_argument("--folds", type=int, default=5, help="fold 0's test part is held out (default 5: 20 %%)")
     parser.add_argument("--lr", type=float, default=3e-4)
+    parser.add_argument("--batch-size", type=int, default=2, help="volumes per step (2: four times the optimizer "
+                        "steps of the demo's 8 per epoch; dense supervision needs steps, see DESIGN.md)")
     parser.add_argument("--seed-cache", help="a RUN/cache folder of the same grid and files to start from "
                         "(saves preprocessing the cohort again)")
     parser.add_argument("--lesion-weight", type=float, default=1.0)
@@ -70,7 +72,7 @@ def _config(cohort: Path, args: argparse.Namespace, supervision: str):
     # early stopping is off (patience = epochs): dense supervision needs its epochs (DESIGN.md).
     return RunConfig.preset(
         "demo", data=str(cohort), widen_factor=args.widen_factor, folds=args.folds, seed=0, max_epochs=args.epochs,
-        lr=args.lr, spacing=list(args.spacing), shape=list(args.shape), early_stop_patience=args.epochs,
+        lr=args.lr, batch_size=args.batch_size, spacing=list(args.spacing), shape=list(args.shape), early_stop_patience=args.epochs,
         device="cpu", supervision=supervision, lesion_weight=args.lesion_weight,
     )
 
@@ -137,6 +139,7 @@ def main() -> int:
                    "subtlety": args.subtlety, "size": "small", "seed": args.seed},
         "options": {"epochs": args.epochs, "spacing": args.spacing, "shape": args.shape, "lr": args.lr,
                     "widen_factor": args.widen_factor, "lesion_weight": args.lesion_weight, "folds": args.folds,
+                    "batch_size": args.batch_size,
                     "held_out": "fold 0's test part (never seen in training or validation)"},
         "synth_seconds": round(synth_seconds, 1),
         "protocols": {},
