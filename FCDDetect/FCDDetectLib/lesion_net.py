@@ -50,7 +50,8 @@ one per supervision (:data:`FCDDetectLib.choices.SUPERVISION`)."""
 DEFAULT_DECODER_WIDTH = 16
 # Prior probability of a lesion voxel for the output bias (Lin et al. 2017, "Focal loss",
 # section 4.1): the head starts by predicting 1 % foreground everywhere instead of 50 %,
-# so the first epochs do not drown in background loss.
+# so the first epochs do not drown in background loss. Training replaces it with the
+# training targets' own foreground share (LesionDecoder.set_foreground_prior).
 _FOREGROUND_PRIOR = 0.01
 
 
@@ -89,7 +90,25 @@ class LesionDecoder(nn.Module):
             nn.ReLU(inplace=True),
         )
         self.out = nn.Conv3d(fine, 1, kernel_size=1)
-        nn.init.constant_(self.out.bias, -math.log((1 - _FOREGROUND_PRIOR) / _FOREGROUND_PRIOR))
+        self.set_foreground_prior(_FOREGROUND_PRIOR)
+
+    def set_foreground_prior(self, prior: float) -> None:
+        """Start the output at ``prior`` foreground probability everywhere (bias = logit(prior)).
+
+        Lin et al. 2017 (focal loss, section 4.1). With lesions of 0.01-0.1 % of the voxels a
+        prior far above their share costs thousands of optimizer steps just to lower the bias
+        (Adam moves it about lr per step), before Dice sees a usable denominator.
+
+        Example:
+            >>> decoder = LesionDecoder(1, [8, 8, 16, 32, 64], width=8)
+            >>> decoder.set_foreground_prior(1e-4)
+            >>> round(float(torch.sigmoid(decoder.out.bias)[0]), 6)
+            0.0001
+        """
+        if not 0.0 < prior < 1.0:
+            raise ValueError(f"foreground prior {prior}: expected a probability in (0, 1)")
+        with torch.no_grad():
+            self.out.bias.fill_(-math.log((1 - prior) / prior))
 
     def forward(self, x: torch.Tensor, features: list[torch.Tensor]) -> torch.Tensor:
         """Lesion logits (N, 1, *x.shape[2:]) from the input and the encoder features (shallow first)."""
