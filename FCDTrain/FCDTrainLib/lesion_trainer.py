@@ -27,10 +27,12 @@ sigmoid, i.e. soft Dice + binary cross-entropy, computed over the whole batch
   which the 0.5 cluster threshold then cuts away.
 - The decoder's output bias starts at the training targets' own foreground share (the
   mean of every training target voxel, controls included, bounded to [1e-6, 0.01]): the
-  prior initialisation of Lin et al. 2017. A fixed 1 % prior, 50-100 times the share of
-  the demo grid's lesions (2e-4 in the patients, 1e-4 over patients and controls), kept
-  the head predicting nothing for 30 epochs: Adam lowers the bias by about ``lr`` per
-  step, and until it has, Dice's denominator is all background (``benchmarks/bench_lesion.py``).
+  prior initialisation of Lin et al. 2017. A fixed 1 % prior is 50-100 times the share of
+  the demo grid's lesions (2e-4 in the patients, 1e-4 over patients and controls), and
+  Adam lowers the bias by only about ``lr`` per step: the lesion loss then spends its
+  first thousands of steps on the bias. This alone did not make the head learn the thin
+  lesions of ``fcd synth --subtlety 0.5`` on the 4 mm demo grid: validation Dice stayed 0
+  for 21 epochs (``benchmarks/results-lesion-cpu.json``, ``attempts_2026_12_02``).
 
 The project's reference probe (DESIGN.md: BasicUNet, BCE + Dice) used the same pair.
 
