@@ -124,10 +124,10 @@ class LesionTrainer(Trainer):
             lesion = lesion_logits.float().sum() * 0.0
         return class_loss, lesion, logits, lesion_logits
 
-    def loss(self, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, dict[str, float]]:
+    def loss(self, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         class_loss, lesion, _, _ = self._losses(batch)
         total = class_loss + float(self.config.lesion_weight) * lesion
-        return total, {"class_loss": float(class_loss.detach()), "lesion_loss": float(lesion.detach())}
+        return total, {"class_loss": class_loss.detach(), "lesion_loss": lesion.detach()}  # summed on the device
 
     def validation_metrics(self) -> dict[str, Any]:
         data, size = self.data, self.config.batch_size

@@ -100,6 +100,28 @@ def resolve_device(device: str) -> str:
     return engine_resolve_device(device)
 
 
+def deterministic_cpu() -> None:
+    """Deterministic kernels for CPU training (resume is bit-exact), without the NaN fill of new memory.
+
+    ``torch.use_deterministic_algorithms(True)`` also sets
+    ``torch.utils.deterministic.fill_uninitialized_memory``, which fills every new tensor
+    (``torch.empty``) with NaN to catch reads of memory nobody wrote. That is a debugging
+    guard, not a source of determinism: results are the same without it, and it cost 15-19 %
+    of a training step on the CPU (``aten::fill_``, 521 calls per step of the demo network;
+    ``benchmarks/bench_train_pipeline.py``, variant ``fp32_fill``), so it is switched off.
+
+    Example:
+        >>> deterministic_cpu()
+        >>> import torch
+        >>> torch.are_deterministic_algorithms_enabled(), torch.utils.deterministic.fill_uninitialized_memory
+        (True, False)
+    """
+    import torch
+
+    torch.use_deterministic_algorithms(True, warn_only=True)
+    torch.utils.deterministic.fill_uninitialized_memory = False
+
+
 def _tensors(cache: Any, subjects: Sequence[Any], device: str):
     import torch
 
@@ -218,7 +240,6 @@ def train_run(config: RunConfig, run_dir: str | Path, only_fold: int | None = No
     ``only_fold`` runs a single fold (others can run later, or elsewhere, into the same
     folder). Raises :class:`FCDInputError` before writing anything for bad input.
     """
-    import torch
 
     from .cache import VolumeCache
 
@@ -254,7 +275,7 @@ def train_run(config: RunConfig, run_dir: str | Path, only_fold: int | None = No
         write_json_atomic(folds_path, fold_dicts)
         write_json_atomic(layout.skipped, warnings)
         if device == "cpu":
-            torch.use_deterministic_algorithms(True, warn_only=True)
+            deterministic_cpu()
         log.emit("start", folds=[f.fold for f in todo], pending=[f.fold for f in pending],
                  max_epochs=config.max_epochs, n_subjects=len(subjects), device=device, warnings=len(warnings))
         if cache.built:

@@ -42,6 +42,8 @@ from .events import EventLog
 from .layout import CHECKPOINT_NAME
 from .run_config import RunConfig
 
+Number = float | torch.Tensor  # a loss or loss part: a float or a detached 0-dim tensor
+
 
 @dataclass
 class FoldData:
@@ -134,7 +136,8 @@ def evaluate_loss(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, batc
                   device: torch.device) -> tuple[float, np.ndarray]:
     """Mean cross-entropy and FCD probabilities of ``x`` (eval mode, no gradients)."""
     model.eval()
-    losses, probs = 0.0, []
+    # sums stay on the device (float64, the same additions as Python floats): one copy at the end
+    losses, probs = torch.zeros((), dtype=torch.float64, device=device), []
     with torch.no_grad():
         for start in range(0, x.shape[0], batch_size):
             xb = x[start:start + batch_size].to(device, non_blocking=True)
@@ -142,9 +145,9 @@ def evaluate_loss(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, batc
             with _autocast(device):
                 logits = model(xb)
             logits = logits.float()
-            losses += float(F.cross_entropy(logits, yb, reduction="sum"))
-            probs.append(torch.softmax(logits, dim=1)[:, 1].cpu().numpy())
-    return losses / max(1, x.shape[0]), np.concatenate(probs) if probs else np.zeros(0)
+            losses += F.cross_entropy(logits, yb, reduction="sum").double()
+            probs.append(torch.softmax(logits, dim=1)[:, 1])
+    return float(losses) / max(1, x.shape[0]), torch.cat(probs).cpu().numpy() if probs else np.zeros(0)
 
 
 def _auc(labels: np.ndarray, probs: np.ndarray) -> float | None:
@@ -230,19 +233,26 @@ class Trainer:
                                     flip_axis=0 if self.config.flip else None)
         return batch
 
-    def loss(self, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, dict[str, float]]:
-        """Cross-entropy of the class logits (the paper); returns (loss, named parts)."""
+    def loss(self, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, dict[str, Number]]:
+        """Cross-entropy of the class logits (the paper); returns (loss, named parts).
+
+        Parts are floats or detached 0-dim tensors (left on the device: no synchronisation per step).
+        """
         with _autocast(self.device):
             logits = self.model(batch["x"])
         return F.cross_entropy(logits.float(), batch["y"]), {}
 
-    def step(self, batch: dict[str, torch.Tensor]) -> tuple[float, dict[str, float]]:
-        """One optimisation step on ``batch``; returns the loss and its parts."""
+    def step(self, batch: dict[str, torch.Tensor]) -> tuple[Number, dict[str, Number]]:
+        """One optimisation step on ``batch``; returns the loss and its parts.
+
+        The loss is returned as a detached 0-dim tensor, not a float: reading it would wait
+        for the device after every step; the epoch's sums stay on the device.
+        """
         loss, parts = self.loss(batch)
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
         self.optimizer.step()
-        return float(loss.detach()), parts
+        return loss.detach(), parts
 
     def validation_metrics(self) -> dict[str, Any]:
         """``val_loss`` (drives scheduler and early stopping), ``val_accuracy``, ``val_auc``."""
@@ -308,16 +318,22 @@ class Trainer:
         data, size = self.data, self.config.batch_size
         n_train = data.train_x.shape[0]
         order = torch.randperm(n_train, generator=generator)
-        total, parts_sum = 0.0, {}
+
+        def on_device(value: Number) -> torch.Tensor:
+            return torch.as_tensor(value, dtype=torch.float64, device=self.device)
+
+        # Sums in float64 on the device: the same roundings as Python floats (bit-identical
+        # figures), but no wait for the device per step; read once per epoch.
+        total, parts_sum = on_device(0.0), {}
         for start in range(0, n_train, size):
             index = order[start:start + size]
             batch = self.augment(self.batch(data.train_x, data.train_y, index, "train"), generator)
             loss, parts = self.step(batch)
-            total += loss * index.numel()
+            total += on_device(loss) * index.numel()
             for key, value in parts.items():
-                parts_sum[key] = parts_sum.get(key, 0.0) + value * index.numel()
+                parts_sum[key] = parts_sum.get(key, on_device(0.0)) + on_device(value) * index.numel()
         n = max(1, n_train)
-        return total / n, {key: value / n for key, value in parts_sum.items()}
+        return float(total) / n, {key: float(value) / n for key, value in parts_sum.items()}
 
     def fit(self) -> FoldTraining:
         """Train (or resume, or just return) the fold; see the module docstring."""
