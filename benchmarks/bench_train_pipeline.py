@@ -28,8 +28,10 @@ with the machine, the date and the load average at start and end, since the mach
 be shared): training volumes/s of the pipeline (training epochs after the first, which
 carries the first allocations), the limit's volumes/s, their ratio, and the input
 pipeline's share of a training epoch (batch assembly + augmentation against the step).
-Because the pipeline and the limit run one after the other, a change of load between them
-moves that ratio; ``ratio_fastest_batch_to_limit`` compares the fastest full batch of the
+The headline ratio, ``ratio_to_adjacent_limit_median``, compares each training epoch with
+limit steps taken right after it (under the same load) and is the median over epochs.
+The other ratios compare with the limit measured after the whole pipeline, so a change of
+load between the two moves them; ``ratio_fastest_batch_to_limit`` compares the fastest full batch of the
 pipeline (batch + augment + step) with the limit's fastest step, and
 ``ratio_fastest_epoch_to_limit`` the fastest training epoch (partial last batch included):
 figures a shared machine disturbs less.
@@ -204,15 +206,19 @@ def compile_in_child(args: argparse.Namespace, timeout: float) -> dict[str, Any]
 
 
 # --------------------------------------------------------------------- the pipeline
-def timed_trainer_class(device: torch.device):
-    """A :class:`Trainer` whose hooks add their wall time to ``self.seconds`` (the real hooks run)."""
+def timed_trainer_class(device: torch.device, limit: BareLoop, limit_steps: int):
+    """A :class:`Trainer` whose hooks add their wall time to ``self.seconds`` (the real hooks run).
+
+    After each training epoch (outside its timers) ``limit`` takes ``limit_steps`` steps, so
+    each epoch has a measurement of the limit taken under the same load.
+    """
     from FCDTrainLib.trainer import Trainer
 
     class TimedTrainer(Trainer):
         def __init__(self, *args: Any, **kwargs: Any) -> None:
             super().__init__(*args, **kwargs)
-            self.epochs: list[dict[str, float]] = []
-            self.seconds: dict[str, float] = {}
+            self.epochs: list[dict[str, Any]] = []
+            self.seconds: dict[str, Any] = {}
 
         def _timed(self, name: str, call, *args: Any):
             _sync(device)
@@ -245,6 +251,7 @@ def timed_trainer_class(device: torch.device):
         def _train_epoch(self, generator):
             self.seconds = {}
             result = self._timed("train_epoch", super()._train_epoch, generator)
+            self.seconds["limit_steps"] = [limit.step() for _ in range(limit_steps)]
             self.epochs.append(self.seconds)
             return result
 
@@ -252,7 +259,7 @@ def timed_trainer_class(device: torch.device):
 
 
 def pipeline(config: RunConfig, work: Path, device: torch.device, n_subjects: int,
-             cohort: Path | None) -> dict[str, Any]:
+             cohort: Path | None, limit_steps: int = 2) -> dict[str, Any]:
     """Cohort -> folds -> VolumeCache -> fold_data -> Trainer.fit(), timed (see the module docstring)."""
     from FCDTrainLib.cache import VolumeCache
     from FCDTrainLib.data.synth import synth_cohort
@@ -278,8 +285,9 @@ def pipeline(config: RunConfig, work: Path, device: torch.device, n_subjects: in
     started = time.perf_counter()
     data = fold_data(config, split, by_id, cache, device.type)
     figures["fold_data_seconds"] = round(time.perf_counter() - started, 2)
-    trainer = timed_trainer_class(device)(config, 0, data, layout.fold(0), EventLog(run_dir / "events.jsonl"),
-                                          device=device, progress=False)
+    limit = BareLoop(config, device, "policy")
+    trainer = timed_trainer_class(device, limit, limit_steps)(
+        config, 0, data, layout.fold(0), EventLog(run_dir / "events.jsonl"), device=device, progress=False)
     started = time.perf_counter()
     outcome = trainer.fit()
     _sync(device)
@@ -291,7 +299,14 @@ def pipeline(config: RunConfig, work: Path, device: torch.device, n_subjects: in
     train_volumes = n_train * len(steady)
     full = [seconds for epoch in steady for size, seconds in epoch.get("iterations", []) if size == config.batch_size]
     epoch_seconds = [h["seconds"] for h in outcome.history]
+    # per epoch: the pipeline's training volumes/s against the limit's fastest step right after it
+    ratios = [(n_train / epoch["train_epoch"]) / (config.batch_size / min(epoch["limit_steps"]))
+              for epoch in steady if epoch["limit_steps"]]
     figures.update({
+        "ratio_per_epoch_to_adjacent_limit": [round(r, 3) for r in ratios],
+        "ratio_to_adjacent_limit_median": round(statistics.median(ratios), 3) if ratios else None,
+        "adjacent_limit_volumes_per_second": [round(config.batch_size / min(e["limit_steps"]), 3)
+                                              for e in steady if e["limit_steps"]],
         "subjects": len(subjects), "n_train": n_train, "n_val": n_val, "epochs": outcome.epochs_run,
         "epochs_timed": len(steady), "fit_seconds": round(fit_seconds, 2),
         "epoch_seconds": [round(s, 2) for s in epoch_seconds],
@@ -316,7 +331,8 @@ def main() -> None:
                         help="demo: RunConfig.preset('demo') (ResNet-18 x0.25, 4 mm, 48x56x48, batch 8); "
                              "default: RunConfig's defaults (2 mm, 96x112x96)")
     parser.add_argument("--device", default="cpu", choices=("cpu", "cuda", "auto"))
-    parser.add_argument("--subjects", type=int, default=40, help="synthetic cohort size (fold 0 of 5 is trained)")
+    parser.add_argument("--subjects", type=int, default=50,
+                        help="synthetic cohort size (fold 0 of 5 is trained: 32 training volumes of 50)")
     parser.add_argument("--cohort", type=Path, default=None, help="use this cohort folder instead of a new one")
     parser.add_argument("--epochs", type=int, default=6, help="Trainer epochs (the first is not timed)")
     parser.add_argument("--batch-size", type=int, default=None, help="default: the config's")
@@ -324,6 +340,8 @@ def main() -> None:
     parser.add_argument("--warmup", type=int, default=2, help="untimed steps of each bare loop (the first included)")
     parser.add_argument("--variants", nargs="+", choices=VARIANTS, default=list(VARIANTS))
     parser.add_argument("--no-compile", action="store_true", help="skip the torch.compile variant")
+    parser.add_argument("--bare-only", action="store_true",
+                        help="only the bare-loop variants (no cohort, no Trainer); written under DEVICE-GRID-bare")
     parser.add_argument("--compile-timeout", type=float, default=300.0, help="seconds for the compile variant")
     parser.add_argument("--threads", type=int, default=None, help="CPU threads (default: torch's)")
     parser.add_argument("--out", type=Path, default=RESULTS)
@@ -347,6 +365,9 @@ def main() -> None:
         return
 
     load_start, started = _load(), time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+    if args.bare_only:
+        bare_only(args, device, load_start, started)
+        return
     with tempfile.TemporaryDirectory(prefix="bench-train-pipeline-") as tmp:
         work = Path(tmp)
         config = make_config(args.grid, args.cohort or work / "cohort", args.device, args.epochs, args.batch_size)
@@ -373,6 +394,7 @@ def main() -> None:
         "grid": args.grid, "depth": config.depth, "widen_factor": config.widen_factor, "geometry": config.geometry,
         "spacing": list(config.spacing), "shape": list(config.shape), "batch_size": config.batch_size,
         "precision_policy": "bf16 autocast" if device.type == "cuda" else "fp32",
+        "ratio_to_adjacent_limit_median": pipe["ratio_to_adjacent_limit_median"],
         "limit_volumes_per_second": limit,
         "pipeline_train_volumes_per_second": pipe["train_volumes_per_second"],
         "ratio_pipeline_to_limit": round(pipe["train_volumes_per_second"] / limit, 3),
@@ -383,16 +405,49 @@ def main() -> None:
         "input_share": pipe["input_share"], "pipeline": pipe, "variants": best,
         "command": " ".join(["python", "benchmarks/bench_train_pipeline.py", *sys.argv[1:]]),
     }
-    print(json.dumps({k: result[k] for k in ("limit_volumes_per_second", "pipeline_train_volumes_per_second",
+    print(json.dumps({k: result[k] for k in ("ratio_to_adjacent_limit_median", "limit_volumes_per_second", "pipeline_train_volumes_per_second",
                                              "ratio_pipeline_to_limit", "ratio_epoch_to_limit",
                                              "ratio_fastest_epoch_to_limit", "ratio_fastest_batch_to_limit",
                                              "input_share")}))
-    results = json.loads(args.out.read_text()) if args.out.is_file() else {}
-    results.setdefault("pipeline", {})[f"{device.type}-{args.grid}"] = result
-    tmp = args.out.with_name(args.out.name + ".tmp")
+    _merge(args.out, f"{device.type}-{args.grid}", result)
+
+
+def bare_only(args: argparse.Namespace, device: torch.device, load_start: list[float], started: str) -> None:
+    """``--bare-only``: the variants of the bare loop, no pipeline."""
+    config = make_config(args.grid, Path("unused"), args.device, 1, args.batch_size)
+    variants = ["policy", *[v for v in args.variants if v not in ("compile", "policy", "fp32")]]
+    best = bare_loops(config, device, variants, args.iters, args.warmup)
+    if "compile" in args.variants and not args.no_compile:
+        best["compile"] = compile_in_child(args, args.compile_timeout)
+    for row in best.values():
+        if "volumes_per_second" in row:
+            row["vs_fp32"] = round(row["volumes_per_second"] / best["policy"]["volumes_per_second"], 3)
+        print(json.dumps(row))
+    result = {
+        "measured": started, "finished": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "machine": _machine(device), "device": device.type, "torch": torch.__version__,
+        "load_average_start": load_start, "load_average_end": _load(), "grid": args.grid, "depth": config.depth,
+        "widen_factor": config.widen_factor, "spacing": list(config.spacing), "shape": list(config.shape),
+        "batch_size": config.batch_size, "variants": best,
+        "command": " ".join(["python", "benchmarks/bench_train_pipeline.py", *sys.argv[1:]]),
+    }
+    _merge(args.out, f"{device.type}-{args.grid}-bare", result)
+
+
+def _merge(out: Path, key: str, result: dict[str, Any]) -> None:
+    results = json.loads(out.read_text()) if out.is_file() else {}
+    runs = results.setdefault("pipeline", {})
+    if key in runs:  # the machine may be shared: keep the headline figures of the last runs
+        previous = runs[key]
+        headline = ("measured", "load_average_start", "load_average_end", "ratio_to_adjacent_limit_median",
+                    "limit_volumes_per_second", "pipeline_train_volumes_per_second", "input_share")
+        earlier = [{k: previous.get(k) for k in headline if k in previous}, *previous.get("earlier", [])]
+        result["earlier"] = earlier[:5]
+    runs[key] = result
+    tmp = out.with_name(out.name + ".tmp")
     tmp.write_text(json.dumps(results, indent=2) + "\n")
-    os.replace(tmp, args.out)
-    print(f"written: {args.out}")
+    os.replace(tmp, out)
+    print(f"written: {out}")
 
 
 if __name__ == "__main__":

@@ -106,9 +106,10 @@ def deterministic_cpu() -> None:
     ``torch.use_deterministic_algorithms(True)`` also sets
     ``torch.utils.deterministic.fill_uninitialized_memory``, which fills every new tensor
     (``torch.empty``) with NaN to catch reads of memory nobody wrote. That is a debugging
-    guard, not a source of determinism: results are the same without it, and it cost 15-19 %
-    of a training step on the CPU (``aten::fill_``, 521 calls per step of the demo network;
-    ``benchmarks/bench_train_pipeline.py``, variant ``fp32_fill``), so it is switched off.
+    guard, not a source of determinism: results are the same without it (the same history and
+    weights, bit for bit), and on a loaded 2-core CPU it cost 17 % of a training step
+    (``benchmarks/bench_train_pipeline.py``, variant ``fp32_fill``; ``aten::fill_``, 521 calls
+    per step of the demo network, 15-19 % of a step's CPU time in profiles), so it is switched off.
 
     Example:
         >>> deterministic_cpu()
