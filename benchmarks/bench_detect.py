@@ -114,11 +114,13 @@ def _stages(bundle_path: Path, image: Path, device: str, out: Path) -> dict:
     """One timed pass of each stage of ``detect`` + ``write_detection``, in their order."""
     import torch
     from FCDDetectLib.bundle import load_bundle
-    from FCDDetectLib.detect import _explain_and_classify
+    from FCDDetectLib.clusters import find_clusters
+    from FCDDetectLib.detect import _explain_and_classify, clusters_csv
     from FCDDetectLib.explain import explain, minmax_normalise
-    from FCDDetectLib.files import write_json_atomic
+    from FCDDetectLib.files import write_json_atomic, write_text_atomic
     from FCDDetectLib.image_io import load_image, save_image
-    from FCDDetectLib.preprocess import preprocess, to_input_grid
+    from FCDDetectLib.lesion_metrics import subject_lesion_metrics
+    from FCDDetectLib.preprocess import head_mask, preprocess, to_input_grid
 
     times: dict[str, float] = {}
 
@@ -138,8 +140,16 @@ def _stages(bundle_path: Path, image: Path, device: str, out: Path) -> dict:
     x = prep.tensor.unsqueeze(0).to(device)
     heat, _ = stage("Grad-CAM (forward + backward to layer4, upsampling)",
                     lambda: _explain_and_classify(bundle.model, x, "gradcam", 1, explain))
-    heatmap = stage("map back to the 1 mm grid + min-max", lambda: minmax_normalise(to_input_grid(heat, prep)))
+    mapped = stage("map back to the 1 mm grid", lambda: to_input_grid(heat, prep))
+    head = stage("head mask on the 1 mm grid", lambda: head_mask(scan.array))
+    heatmap = stage("restrict to the head + min-max", lambda: minmax_normalise(np.where(head, mapped, np.float32(0))))
+    clusters = stage("clusters (threshold, 26-connected labels, ranking)",
+                     lambda: find_clusters(heatmap, scan.affine, head_mask=head))
+    stage("lesion figures (no ROI)", lambda: subject_lesion_metrics(heatmap, scan.affine, clusters, None))
     stage("write heatmap.nii.gz", lambda: save_image(out / "stage-heatmap.nii.gz", heatmap, scan.affine))
+    stage("write clusters.nii.gz/.csv", lambda: (
+        save_image(out / "stage-clusters.nii.gz", clusters.labels, scan.affine, dtype=np.int16),
+        write_text_atomic(out / "stage-clusters.csv", clusters_csv(clusters))))
     stage("write result.json", lambda: write_json_atomic(out / "stage-result.json", {"x": 1}))
     return times
 

