@@ -244,3 +244,19 @@ def test_existing_output_refused_and_nothing_half_written(tmp_path, monkeypatch)
     with pytest.raises(RuntimeError, match="disk full"):
         synth_cohort(tmp_path / "partial", 3, size="tiny", overlays=0)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["busy"]
+
+
+def test_a_folder_filled_by_another_writer_meanwhile_is_one_error_and_nothing_of_ours_is_kept(tmp_path):
+    # Two `fcd demo` runs into one folder: the other process's cohort lands while this one
+    # is still writing (done here by the progress callback, with a real file in the folder).
+    target = tmp_path / "cohort"
+
+    def other_writer(done, total):
+        if done == 1:
+            target.mkdir()
+            (target / "participants.tsv").write_text("participant_id\n")
+
+    with pytest.raises(FCDInputError, match="filled by another process"):
+        synth_cohort(target, 2, seed=0, size="small", overlays=0, progress=other_writer)
+    assert [p.name for p in target.iterdir()] == ["participants.tsv"]  # the other writer's, untouched
+    assert [p.name for p in tmp_path.iterdir()] == ["cohort"]  # no temporary folder left

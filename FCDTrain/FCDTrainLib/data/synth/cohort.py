@@ -192,9 +192,13 @@ def synth_cohort(
                 progress(index + 1, n_subjects)
         _write_metadata(work, rows, seed, size, subtlety, mix, confound)
         _ordinary_permissions(work)
-        if target.exists():
-            target.rmdir()
-        os.replace(work, target)
+        try:
+            if target.exists():
+                target.rmdir()  # the empty folder checked at the start
+            os.replace(work, target)
+        except OSError as error:  # another process filled the folder while this one wrote
+            raise FCDInputError(f"{target}: was filled by another process while this cohort was being written "
+                                f"({error.strerror}); nothing of this run was kept, choose a new --out") from None
     except BaseException:
         shutil.rmtree(work, ignore_errors=True)
         raise
