@@ -34,8 +34,7 @@ from .errors import FCDInputError
 from .geometry import mask_onto_grid, same_grid
 from .image_io import Image
 
-__all__ = ["HeatScoreResult", "heat_score", "heat_score_images"]
-
+__all__ = ["HeatScoreResult", "empty_roi_message", "heat_score", "heat_score_images"]
 
 
 @dataclass
@@ -59,6 +58,16 @@ class _UndefinedScore(FCDInputError):
     """Zero background spread: the score is undefined (an input error only where asked for one)."""
 
 
+
+def empty_roi_message(roi_name: str) -> str:
+    """The one error text for an ROI with no voxel set (Heat-Score, lesion figures, detection).
+
+    Example:
+        >>> empty_roi_message("roi.nii.gz")
+        'roi.nii.gz: ROI is empty: no voxel above 0.5 (a mask voxel counts as set when its value is > 0.5)'
+    """
+    return f"{roi_name}: ROI is empty: no voxel above 0.5 (a mask voxel counts as set when its value is > 0.5)"
+
 def _score(
     heatmap: np.ndarray, roi: np.ndarray, brain_mask: np.ndarray | None, roi_name: str,
     mask_name: str = "brain mask",
@@ -73,7 +82,7 @@ def _score(
         raise FCDInputError("heatmap: contains NaN or Inf values")
     n_roi = int(inside.sum())
     if n_roi == 0:
-        raise FCDInputError(f"{roi_name}: ROI is empty: no voxel above 0.5 (a mask voxel counts as set when its value is > 0.5)")
+        raise FCDInputError(empty_roi_message(roi_name))
     background = ~inside
     if brain_mask is not None:
         brain = np.asarray(brain_mask) > 0.5
@@ -136,7 +145,7 @@ def heat_score_images(
         >>> print(f"{result.heat_score:.3f} ({result.roi_voxels} ROI voxels)")  # doctest: +SKIP
     """
     if not np.any(np.asarray(roi.array) > 0.5):
-        raise FCDInputError(f"{roi_name}: ROI is empty: no voxel above 0.5 (a mask voxel counts as set when its value is > 0.5)")
+        raise FCDInputError(empty_roi_message(roi_name))
     resampled = False
     roi_array = np.asarray(roi.array)
     if not same_grid(roi, heatmap):

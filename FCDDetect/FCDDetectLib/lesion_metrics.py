@@ -48,6 +48,7 @@ import numpy as np
 
 from .clusters import ClusterSet
 from .errors import FCDInputError
+from .heat_score import empty_roi_message
 from .image_io import Image
 
 __all__ = ["CONTROL_LABELS", "PEAK_TOLERANCE", "cohort_lesion_metrics", "roi_on_grid", "subject_lesion_metrics"]
@@ -82,7 +83,7 @@ def roi_on_grid(
     if mask.ndim != 3:
         raise FCDInputError(f"{roi_name}: expected a 3D mask, got shape {mask.shape}")
     if not mask.any():
-        raise FCDInputError(f"{roi_name}: ROI is empty (no voxel set)")
+        raise FCDInputError(empty_roi_message(roi_name))
     grid = Image(np.empty(tuple(shape[:3]), np.uint8), np.asarray(affine, np.float64))
     if roi_affine is None:
         if mask.shape != tuple(shape[:3]):
