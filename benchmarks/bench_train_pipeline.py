@@ -330,7 +330,9 @@ def main() -> None:
     parser.add_argument("--grid", choices=("demo", "default"), default="demo",
                         help="demo: RunConfig.preset('demo') (ResNet-18 x0.25, 4 mm, 48x56x48, batch 8); "
                              "default: RunConfig's defaults (2 mm, 96x112x96)")
-    parser.add_argument("--device", default="cpu", choices=("cpu", "cuda", "auto"))
+    from FCDDetectLib.choices import DEVICES
+
+    parser.add_argument("--device", default="cpu", choices=DEVICES)
     parser.add_argument("--subjects", type=int, default=50,
                         help="synthetic cohort size (fold 0 of 5 is trained: 32 training volumes of 50)")
     parser.add_argument("--cohort", type=Path, default=None, help="use this cohort folder instead of a new one")
