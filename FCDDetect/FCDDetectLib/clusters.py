@@ -46,6 +46,7 @@ from dataclasses import asdict, dataclass
 import numpy as np
 
 from .errors import FCDInputError
+from .geometry import mask_bounds
 
 __all__ = [
     "CONNECTIVITY",
@@ -257,9 +258,10 @@ def find_clusters(
     structure = ndimage.generate_binary_structure(3, CONNECTIVITY)
     empty = ClusterSet([], np.zeros(data.shape, np.int16), level, min_size, mid)
     above = data >= level
-    box = _bounding_box(above)
-    if box is None:
+    bounds = mask_bounds(above)
+    if bounds is None:
         return empty
+    box = tuple(slice(int(a), int(b)) for a, b in zip(*bounds, strict=True))
     # Components and their statistics inside the box of supra-threshold voxels only (the
     # same result: nothing outside it can belong to a cluster); a 1 mm head has 8.7 M voxels.
     components, count = ndimage.label(above[box], structure=structure)
@@ -300,14 +302,3 @@ def find_clusters(
     labels = np.zeros(empty.labels.shape, dtype=np.int16)
     labels[box] = relabel[components]
     return ClusterSet(clusters, labels, level, min_size, mid)
-
-
-def _bounding_box(mask: np.ndarray) -> tuple[slice, ...] | None:
-    """The smallest box (slices) holding every True voxel of ``mask``, or None when there is none."""
-    box = []
-    for axis in range(mask.ndim):
-        hit = np.flatnonzero(mask.any(axis=tuple(a for a in range(mask.ndim) if a != axis)))
-        if hit.size == 0:
-            return None
-        box.append(slice(int(hit[0]), int(hit[-1]) + 1))
-    return tuple(box)

@@ -37,6 +37,28 @@ def voxel_sizes(affine: np.ndarray) -> tuple[float, ...]:
     return tuple(float(v) for v in np.sqrt((np.asarray(affine, dtype=np.float64)[:3, :3] ** 2).sum(axis=0)))
 
 
+def mask_bounds(mask: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
+    """Voxel box ``[start, stop)`` per axis holding every True (non-zero) voxel of ``mask``; None when empty.
+
+    Computed from one projection per axis, not from the coordinates of every voxel (a 1 mm
+    head has millions of them).
+
+    Example:
+        >>> m = np.zeros((4, 5, 6), bool); m[1, 2:4, 5] = True
+        >>> [v.tolist() for v in mask_bounds(m)]
+        [[1, 2, 5], [2, 4, 6]]
+    """
+    data = np.asarray(mask, dtype=bool)
+    start, stop = [], []
+    for axis in range(data.ndim):
+        hit = np.flatnonzero(data.any(axis=tuple(a for a in range(data.ndim) if a != axis)))
+        if hit.size == 0:
+            return None
+        start.append(int(hit[0]))
+        stop.append(int(hit[-1]) + 1)
+    return np.array(start), np.array(stop)
+
+
 def grid_of(item: Any) -> Grid:
     """``(shape, affine)`` of an :class:`~FCDDetectLib.image_io.Image` (or of a grid tuple)."""
     if hasattr(item, "array") and hasattr(item, "affine"):

@@ -62,6 +62,7 @@ import numpy as np
 import torch
 
 from .errors import FCDInputError
+from .geometry import mask_bounds
 from .image_io import Image
 
 __all__ = ["HEAD_FRACTION", "Preprocessed", "head_mask", "preprocess", "to_input_grid"]
@@ -257,8 +258,7 @@ def preprocess(images: Sequence[Image], spacing: Sequence[float], shape: Sequenc
         head = head_mask(spaced[0].numpy())
         if not head.any():
             raise FCDInputError("image 1: no head found (no voxel clearly above the background)")
-        idx = np.argwhere(head)
-        start, end = idx.min(0), idx.max(0) + 1
+        start, end = mask_bounds(head)
         size = np.array(spaced.shape[1:])
         window = np.floor((start + end - 1) / 2.0 - (np.array(sh) - 1) / 2.0 + 0.5).astype(int)
         before = np.maximum(0, -window)
@@ -364,10 +364,11 @@ def _input_box_of_nonzero(
     only. The box's eight corners, mapped to input voxels (inverse of ``to_model``), bound
     the rest; one voxel more on each side covers rounding. None when ``volume`` is all zero.
     """
-    nonzero = np.argwhere(volume != 0)
-    if nonzero.size == 0:
+    bounds = mask_bounds(volume != 0)
+    if bounds is None:
         return None
-    low, high = nonzero.min(0) - 1.0, nonzero.max(0) + 1.0
+    first, end = bounds  # end = last non-zero voxel + 1
+    low, high = first - 1.0, end.astype(np.float64)  # the non-zero box widened by one voxel
     corners = np.array([[(low, high)[bit >> a & 1][a] for a in range(3)] for bit in range(8)])
     to_input = np.linalg.inv(to_model)
     positions = corners @ to_input[:3, :3].T + to_input[:3, 3]
