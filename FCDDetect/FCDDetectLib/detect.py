@@ -97,7 +97,6 @@ class DetectionResult:
         if self.lesion_map is None:
             return None
         details, clusters = self.lesion_heat_score_details, self.lesion_clusters
-        figures = self.lesion_map_metrics or {}
         return {
             "heat_score": self.lesion_heat_score,
             "heat_score_note": details.note if details else None,
@@ -106,16 +105,12 @@ class DetectionResult:
             "cluster_min_size_mm3": clusters.min_size_mm3 if clusters is not None else None,
             "n_clusters": len(clusters.clusters) if clusters is not None else None,
             "top_cluster": clusters.clusters[0].to_json() if clusters is not None and clusters.clusters else None,
-            "detected": figures.get("detected"),
-            "fp_clusters": figures.get("fp_clusters") if figures.get("has_roi") else None,
-            "peak_in_roi": figures.get("peak_in_roi"),
-            "dice": figures.get("dice"),
+            **_roi_figures(self.lesion_map_metrics),
         }
 
     def to_json(self) -> dict[str, Any]:
         """The JSON-ready summary written to ``result.json`` (no arrays)."""
         details = self.heat_score_details
-        lesion = self.lesion or {}
         clusters = self.clusters
         return {
             "probability": self.probability,
@@ -132,11 +127,8 @@ class DetectionResult:
             "cluster_threshold": clusters.threshold if clusters else None,
             "min_cluster_mm3": clusters.min_size_mm3 if clusters else None,
             "n_clusters": len(clusters.clusters) if clusters else None,
-            "top_cluster": lesion.get("top_cluster"),
-            "detected": lesion.get("detected"),
-            "fp_clusters": lesion.get("fp_clusters") if lesion.get("has_roi") else None,
-            "peak_in_roi": lesion.get("peak_in_roi"),
-            "dice": lesion.get("dice"),
+            "top_cluster": (self.lesion or {}).get("top_cluster"),
+            **_roi_figures(self.lesion),
             "target_class": self.target_class,
             "model": self.model,
             "modalities": self.modalities,
@@ -152,6 +144,17 @@ class DetectionResult:
             "input_statistics": dict(self.input_statistics),
             "lesion_map": self.lesion_json(),
         }
+
+
+def _roi_figures(row: dict[str, Any] | None) -> dict[str, Any]:
+    """A map's figures against the ROI for ``result.json`` (from :func:`subject_lesion_metrics`; None without ROI)."""
+    row = row or {}
+    return {
+        "detected": row.get("detected"),
+        "fp_clusters": row.get("fp_clusters") if row.get("has_roi") else None,
+        "peak_in_roi": row.get("peak_in_roi"),
+        "dice": row.get("dice"),
+    }
 
 
 def resolve_device(device: str) -> str:
