@@ -139,7 +139,9 @@ def evaluate_run(run_dir: str | Path, data: str | Path | None = None, out: str |
         bundle = load_bundle(path, device=device)
         fold_subjects = [by_id[i] for i in test_sets[fold]] if data is None else subjects
         fold_rows, metrics = evaluate_subjects(bundle, fold_subjects, cache, device=device, method=method,
-                                               batch_size=config.batch_size, layer=layer)
+                                               batch_size=config.batch_size, layer=layer,
+                                               cluster_threshold=config.cluster_threshold,
+                                               min_cluster_mm3=config.min_cluster_mm3)
         per_fold[fold] = metrics
         for row in fold_rows:
             rows.append({"fold": fold, **row})

@@ -38,6 +38,9 @@ def test_evaluate_recomputes_the_runs_test_fold_metrics(run, tmp_path, capsys):
         again = report["folds"][str(fold)]
         assert again["accuracy"] == pytest.approx(trained["accuracy"])
         assert again["roc_auc"] == pytest.approx(trained["roc_auc"], abs=1e-6)
+        # the run's own cluster settings, not the engine defaults
+        assert (again["cluster_threshold"], again["min_cluster_mm3"]) == (
+            trained["cluster_threshold"], trained["min_cluster_mm3"])
         if trained["heat_score"] is None:
             assert again["heat_score"] is None
         else:
