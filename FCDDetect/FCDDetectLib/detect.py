@@ -24,8 +24,6 @@ Example:
 
 from __future__ import annotations
 
-import csv
-import io
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -45,7 +43,7 @@ from .clusters import (
 )
 from .defaults import DEFAULT_LAYER, DEFAULT_METHOD
 from .errors import FCDInputError
-from .files import write_json_atomic, write_text_atomic
+from .files import csv_text, write_json_atomic, write_text_atomic
 from .heat_score import HeatScoreResult, heat_score_images
 from .image_io import Image, load_image, load_mask, save_image, validate_array
 from .lesion_metrics import roi_on_grid, subject_lesion_metrics
@@ -432,17 +430,15 @@ def clusters_csv(clusters: ClusterSet, overlaps: dict[int, bool] | None = None) 
         >>> print(clusters_csv(ClusterSet([], np.zeros((1, 1, 1), np.int16), 0.5, 50.0)), end="")
         id,voxels,volume_mm3,peak,mean,confidence,hemisphere,overlaps_roi,peak_x,peak_y,peak_z,centroid_x,centroid_y,centroid_z
     """
-    buffer = io.StringIO()
-    writer = csv.DictWriter(buffer, fieldnames=CLUSTER_COLUMNS, lineterminator="\n")
-    writer.writeheader()
+    rows = []
     for cluster in clusters.clusters:
         row = cluster.to_json()
         peak, centre = row.pop("peak_ras"), row.pop("centroid_ras")
         row.update(zip(("peak_x", "peak_y", "peak_z"), peak, strict=True))
         row.update(zip(("centroid_x", "centroid_y", "centroid_z"), centre, strict=True))
         row["overlaps_roi"] = "" if not overlaps else overlaps.get(cluster.id, False)
-        writer.writerow(row)
-    return buffer.getvalue()
+        rows.append(row)
+    return csv_text(rows, CLUSTER_COLUMNS)
 
 
 def write_clusters(result: DetectionResult, folder: Path) -> None:
