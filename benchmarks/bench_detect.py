@@ -114,8 +114,9 @@ def _stages(bundle_path: Path, image: Path, device: str, out: Path) -> dict:
     """One timed pass of each stage of ``detect`` + ``write_detection``, in their order."""
     import torch
     from FCDDetectLib.bundle import load_bundle
+    from FCDDetectLib.cluster_files import clusters_csv
     from FCDDetectLib.clusters import find_clusters
-    from FCDDetectLib.detect import _explain_and_classify, clusters_csv
+    from FCDDetectLib.detect import _explain_and_classify
     from FCDDetectLib.explain import explain, minmax_normalise
     from FCDDetectLib.files import write_json_atomic, write_text_atomic
     from FCDDetectLib.image_io import load_image, save_image

@@ -34,6 +34,7 @@ import numpy as np
 
 from . import __version__
 from .choices import CAM_METHODS, DEVICES, EXPLANATION_LAYERS, EXPLANATION_METHODS
+from .cluster_files import CLUSTER_FILES, write_cluster_listing, write_clusters
 from .clusters import (
     DEFAULT_MIN_SIZE_MM3,
     DEFAULT_THRESHOLD,
@@ -43,7 +44,6 @@ from .clusters import (
 )
 from .defaults import DEFAULT_LAYER, DEFAULT_METHOD
 from .errors import FCDInputError
-from .files import csv_text, write_json_atomic, write_text_atomic
 from .heat_score import HeatScoreResult, heat_score_images
 from .image_io import Image, load_image, load_mask, save_image, validate_array
 from .lesion_metrics import roi_on_grid, subject_lesion_metrics
@@ -409,59 +409,8 @@ def _explain_and_classify(
 DetectionWriter = Callable[["DetectionResult", Path], None]
 """Writes more files of one detection into the (staging) folder it is given, e.g. clusters.json."""
 
-CLUSTER_FILES = ("clusters.nii.gz", "clusters.json", "clusters.csv")
-"""The files a detection with clusters adds (:func:`write_clusters`)."""
-
 DETECTION_FILES = ("heatmap.nii.gz", "result.json", *CLUSTER_FILES)
 """The files a detection writes (more may come from writers); checked before computing."""
-
-
-CLUSTER_COLUMNS = [
-    "id", "voxels", "volume_mm3", "peak", "mean", "confidence", "hemisphere", "overlaps_roi",
-    "peak_x", "peak_y", "peak_z", "centroid_x", "centroid_y", "centroid_z",
-]
-"""Columns of ``clusters.csv`` (positions in RAS mm)."""
-
-
-def clusters_csv(clusters: ClusterSet, overlaps: dict[int, bool] | None = None) -> str:
-    """``clusters.csv`` text: one row per cluster, RAS mm positions; ``overlaps_roi`` empty without ROI.
-
-    Example:
-        >>> print(clusters_csv(ClusterSet([], np.zeros((1, 1, 1), np.int16), 0.5, 50.0)), end="")
-        id,voxels,volume_mm3,peak,mean,confidence,hemisphere,overlaps_roi,peak_x,peak_y,peak_z,centroid_x,centroid_y,centroid_z
-    """
-    rows = []
-    for cluster in clusters.clusters:
-        row = cluster.to_json()
-        peak, centre = row.pop("peak_ras"), row.pop("centroid_ras")
-        row.update(zip(("peak_x", "peak_y", "peak_z"), peak, strict=True))
-        row.update(zip(("centroid_x", "centroid_y", "centroid_z"), centre, strict=True))
-        row["overlaps_roi"] = "" if not overlaps else overlaps.get(cluster.id, False)
-        rows.append(row)
-    return csv_text(rows, CLUSTER_COLUMNS)
-
-
-def write_clusters(result: DetectionResult, folder: Path) -> None:
-    """The cluster writer: ``clusters.nii.gz``, ``clusters.json`` and ``clusters.csv`` into ``folder``.
-
-    ``clusters.nii.gz`` is an int16 label map on the input grid (0 none, k = cluster k),
-    ``clusters.json`` the settings and ranked clusters, ``clusters.csv`` one row per
-    cluster (:data:`CLUSTER_COLUMNS`). :func:`write_detection` calls it inside the output
-    set when the result has clusters; it writes nothing otherwise.
-
-    Example:
-        >>> write_clusters(result, staged.folder)  # doctest: +SKIP
-    """
-    if result.clusters is None:
-        return
-    overlaps = (result.lesion or {}).get("cluster_overlaps") or None
-    save_image(folder / "clusters.nii.gz", result.clusters.labels, result.affine, dtype=np.int16)
-    listing = result.clusters.to_json()
-    if overlaps:
-        for entry in listing["clusters"]:
-            entry["overlaps_roi"] = overlaps.get(entry["id"], False)
-    write_json_atomic(folder / "clusters.json", listing)
-    write_text_atomic(folder / "clusters.csv", clusters_csv(result.clusters, overlaps))
 
 
 def write_detection(result: DetectionResult, out_dir: str | Path,
@@ -495,9 +444,7 @@ def write_detection(result: DetectionResult, out_dir: str | Path,
         if result.lesion_map is not None:
             save_image(staged.folder / "lesion_map.nii.gz", result.lesion_map, result.affine)
             if result.lesion_clusters is not None:
-                save_image(staged.folder / "lesion_clusters.nii.gz", result.lesion_clusters.labels, result.affine,
-                           dtype=np.int16)
-                write_json_atomic(staged.folder / "lesion_clusters.json", result.lesion_clusters.to_json())
+                write_cluster_listing(staged.folder, "lesion_clusters", result.lesion_clusters, result.affine)
         for writer in (write_clusters, *extra_writers):
             writer(result, staged.folder)
         staged.manifest = result.to_json()
