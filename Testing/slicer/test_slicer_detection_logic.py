@@ -26,23 +26,42 @@ CENTRE = (3.0, -5.0, 8.0)
 LESION = (6.0, -3.0, 10.0)
 
 
-@pytest.fixture(scope="module")
-def tiny_bundle(tmp_path_factory):
+def _save_tiny_bundle(folder, name, lesion_prior=None):
+    """A tiny real ResNet-18 bundle; with ``lesion_prior`` a lesion head too, whose map is
+    that constant probability everywhere (output weights zeroed, bias = logit of the prior)."""
     import torch
     from FCDDetectLib.bundle import BundleMetadata, save_bundle
+    from FCDDetectLib.lesion_net import build_lesion_resnet
     from FCDDetectLib.models import build_resnet
 
     torch.manual_seed(3)
     # medicalnet geometry (dilated layer3/4): a 24^3 grid still gives a 3x3x3 last stage.
-    model = build_resnet(18, in_channels=1, widen_factor=0.25, geometry="medicalnet")
+    if lesion_prior is None:
+        model = build_resnet(18, in_channels=1, widen_factor=0.25, geometry="medicalnet")
+    else:
+        model = build_lesion_resnet(18, in_channels=1, widen_factor=0.25, geometry="medicalnet", decoder_width=8)
     with torch.no_grad():  # FCD logit = +mean of the last-stage features: Grad-CAM is not flat
         model.fc.weight.zero_()
         model.fc.bias.zero_()
         model.fc.weight[1] = 1.0 / model.fc.weight.shape[1]
         model.fc.weight[0] = -1.0 / model.fc.weight.shape[1]
+        if lesion_prior is not None:
+            model.decoder.out.weight.zero_()
+            model.decoder.set_foreground_prior(lesion_prior)
     meta = BundleMetadata(depth=18, geometry="medicalnet", modalities=["flair"], target_spacing=[2.0, 2.0, 2.0],
-                          target_shape=[24, 24, 24], name="tiny-flair")
-    return save_bundle(tmp_path_factory.mktemp("models") / "tiny-flair.fcdbundle", model, meta)
+                          target_shape=[24, 24, 24], name=name, head="none" if lesion_prior is None else "lesion")
+    return save_bundle(folder / f"{name}.fcdbundle", model, meta)
+
+
+@pytest.fixture(scope="module")
+def tiny_bundle(tmp_path_factory):
+    return _save_tiny_bundle(tmp_path_factory.mktemp("models"), "tiny-flair")
+
+
+@pytest.fixture(scope="module")
+def lesion_bundle(tmp_path_factory):
+    """Lesion map 0.9 over the head: above the cluster threshold, so it has clusters."""
+    return _save_tiny_bundle(tmp_path_factory.mktemp("models"), "tiny-flair-lesion", lesion_prior=0.9)
 
 
 @pytest.fixture(scope="module")
@@ -171,6 +190,55 @@ def test_without_segmentation_no_heat_score(slicer_app, files, tiny_bundle):
     assert _table_values(out.table_node)["method"] == "gradcam++"
 
 
+def _column(table_node, name):
+    array = table_node.GetTable().GetColumnByName(name)
+    return [array.GetValue(i) for i in range(array.GetNumberOfTuples())]
+
+
+def _points(markups_node):
+    points = []
+    for i in range(markups_node.GetNumberOfControlPoints()):
+        position = [0.0, 0.0, 0.0]
+        markups_node.GetNthControlPointPosition(i, position)
+        points.append(position)
+    return points
+
+
+def test_lesion_clusters_become_a_table_and_peak_markups(slicer_app, files, lesion_bundle):
+    from FCDDetectLib.mrml.result_nodes import LESION_CLUSTER_COLOR, cluster_jump_point
+
+    volume = slicer_app.load_volume(files["volume"], "FLAIR")
+    out = DetectionLogic().process([volume], lesion_bundle, device="cpu")
+    rows = out.result.lesion_clusters.to_json()["clusters"]
+    assert rows  # the constant 0.9 lesion map is one cluster over the head at least
+
+    table, markups = out.lesion_clusters_table_node, out.lesion_clusters_markups_node
+    assert table.GetName() == "FLAIR FCD gradcam lesion clusters"
+    assert markups.GetName() == "FLAIR FCD gradcam lesion cluster peaks"
+    assert _column(table, "id") == [row["id"] for row in rows]
+    assert _column(table, "peak") == [row["peak"] for row in rows]
+    assert _column(table, "volume_mm3") == [row["volume_mm3"] for row in rows]
+    assert markups.GetNumberOfControlPoints() == len(rows)
+    assert _points(markups) == [row["peak_ras"] for row in rows]
+    assert markups.GetNthControlPointLabel(0) == f"cluster {rows[0]['id']}"
+    assert cluster_jump_point(table, 0) == rows[0]["peak_ras"]  # the table is linked to its markups
+    assert markups.GetDisplayNode().GetSelectedColor() == LESION_CLUSTER_COLOR
+    # the heatmap's clusters stay their own nodes, default colour
+    assert out.clusters_table_node is not table and out.clusters_markups_node is not markups
+    assert out.clusters_markups_node.GetDisplayNode().GetSelectedColor() != LESION_CLUSTER_COLOR
+    shn = slicer.vtkMRMLSubjectHierarchyNode.GetSubjectHierarchyNode(slicer_app.scene)
+    parent = shn.GetItemParent(shn.GetItemByDataNode(out.heatmap_node))
+    for node in (table, markups):
+        assert shn.GetItemParent(shn.GetItemByDataNode(node)) == parent
+
+
+def test_without_lesion_head_no_lesion_cluster_nodes(slicer_app, files, tiny_bundle):
+    volume = slicer_app.load_volume(files["volume"], "FLAIR")
+    out = DetectionLogic().process([volume], tiny_bundle, device="cpu")
+    assert out.result.lesion_clusters is None
+    assert out.lesion_clusters_table_node is None and out.lesion_clusters_markups_node is None
+
+
 def _assert_error_leaves_scene(app, match, **kwargs):
     before = app.node_ids()
     with pytest.raises(FCDInputError, match=match):
@@ -200,7 +268,9 @@ def test_bad_inputs_are_clear_errors_and_leave_scene_unchanged(slicer_app, files
     assert lesion_id
 
 
-def test_failure_while_creating_nodes_removes_them(slicer_app, files, tiny_bundle, monkeypatch):
+@pytest.mark.parametrize("bundle", ["tiny_bundle", "lesion_bundle"])
+def test_failure_while_creating_nodes_removes_them(slicer_app, files, bundle, monkeypatch, request):
+    bundle = request.getfixturevalue(bundle)
     volume = slicer_app.load_volume(files["volume"], "FLAIR")
     before = slicer_app.node_ids()
 
@@ -209,7 +279,7 @@ def test_failure_while_creating_nodes_removes_them(slicer_app, files, tiny_bundl
 
     monkeypatch.setattr(detection_module, "place_beside", broken)
     with pytest.raises(RuntimeError, match="subject hierarchy"):
-        DetectionLogic().process([volume], tiny_bundle, device="cpu")
+        DetectionLogic().process([volume], bundle, device="cpu")
     assert slicer_app.node_ids() == before
 
 

@@ -57,6 +57,8 @@ class DetectionNodes:
     lesion_map_node: Any = None  # vtkMRMLScalarVolumeNode, when the bundle has a lesion head
     clusters_table_node: Any = None  # vtkMRMLTableNode, one row per cluster
     clusters_markups_node: Any = None  # vtkMRMLMarkupsFiducialNode, one point per cluster
+    lesion_clusters_table_node: Any = None  # vtkMRMLTableNode, one row per cluster of the lesion map
+    lesion_clusters_markups_node: Any = None  # vtkMRMLMarkupsFiducialNode, one point per lesion cluster
     contributions_chart_node: Any = None  # vtkMRMLPlotChartNode (per modality, positive / negative)
 
     @property
@@ -187,13 +189,12 @@ class DetectionLogic:
         return DetectionNodes(result=result, heatmap_node=heat_node, table_node=table_node, **lesion_outputs)
 
     def _lesion_outputs(self, input_node: Any, result: Any, base: str, created: list[Any]) -> dict[str, Any]:
-        """Lesion map, clusters (table + markups) and modality contributions, when the result has them."""
+        """Lesion map, clusters of the heatmap and of the lesion map (table + markups each) and
+        modality contributions, when the result has them."""
         from .result_nodes import (
+            LESION_CLUSTER_COLOR,
             LESION_MAP_COLOR_NODE_ID,
-            clusters_markups_node,
-            clusters_table_node,
             contributions_plot_nodes,
-            link_cluster_points,
             map_volume_node,
         )
 
@@ -205,19 +206,11 @@ class DetectionLogic:
                                    self.lower_threshold)
             created.extend(made)
             out["lesion_map_node"] = made[0]
-        clusters = getattr(result, "clusters", None)
-        if hasattr(clusters, "to_json"):  # the engine's ClusterSet: its ranked clusters as JSON rows
-            clusters = clusters.to_json()["clusters"]
-        clusters = list(clusters or [])
-        if clusters:
-            table = clusters_table_node(scene, clusters, f"{base} clusters")
-            created.append(table)
-            markups = clusters_markups_node(scene, clusters, f"{base} cluster peaks")
-            created.append(markups)
-            # its display node too: a bare MRML scene does not remove it with the markups node
-            created.extend(markups.GetNthDisplayNode(i) for i in range(markups.GetNumberOfDisplayNodes()))
-            link_cluster_points(table, markups)
-            out["clusters_table_node"], out["clusters_markups_node"] = table, markups
+        out["clusters_table_node"], out["clusters_markups_node"] = _cluster_nodes(
+            scene, getattr(result, "clusters", None), f"{base} clusters", f"{base} cluster peaks", created)
+        out["lesion_clusters_table_node"], out["lesion_clusters_markups_node"] = _cluster_nodes(
+            scene, getattr(result, "lesion_clusters", None), f"{base} lesion clusters",
+            f"{base} lesion cluster peaks", created, color=LESION_CLUSTER_COLOR)
         plot = contributions_plot_nodes(scene, getattr(result, "modality_contributions", None),
                                         f"{base} modality contributions")
         created.extend(plot)
@@ -268,6 +261,30 @@ class DetectionLogic:
             composite.SetBackgroundVolumeID(background_node.GetID())
             composite.SetForegroundVolumeID(heat_node.GetID())
             composite.SetForegroundOpacity(opacity)
+
+
+def _cluster_nodes(scene: Any, clusters: Any, table_name: str, markups_name: str, created: list[Any],
+                   color: Sequence[float] | None = None) -> tuple[Any, Any]:
+    """Clusters table + peaks markups (linked, for the jump) of ``clusters``, or (None, None)
+    without clusters; every node added goes into ``created``.
+
+    ``clusters``: the engine's ``ClusterSet`` (its ranked clusters as JSON rows) or those rows.
+    """
+    from .result_nodes import clusters_markups_node, clusters_table_node, link_cluster_points
+
+    if hasattr(clusters, "to_json"):
+        clusters = clusters.to_json()["clusters"]
+    clusters = list(clusters or [])
+    if not clusters:
+        return None, None
+    table = clusters_table_node(scene, clusters, table_name)
+    created.append(table)
+    markups = clusters_markups_node(scene, clusters, markups_name, color=color)
+    created.append(markups)
+    # its display node too: a bare MRML scene does not remove it with the markups node
+    created.extend(markups.GetNthDisplayNode(i) for i in range(markups.GetNumberOfDisplayNodes()))
+    link_cluster_points(table, markups)
+    return table, markups
 
 
 def place_beside(input_node: Any, new_nodes: Sequence[Any]) -> None:

@@ -6,13 +6,15 @@
 - :func:`clusters_table_node`: one row per cluster: id, volume_mm3, peak, mean, centroid
   R/A/S, hemisphere.
 - :func:`clusters_markups_node`: a markups fiducial node with one point per cluster, at the
-  cluster's peak (always inside the cluster; a centroid may fall outside a curved one).
+  cluster's peak (always inside the cluster; a centroid may fall outside a curved one);
+  the lesion map's clusters get :data:`LESION_CLUSTER_COLOR` (green, like their map).
 - :func:`cluster_jump_point`: the RAS to centre the slice views on for a table row, and
   :func:`jump_slices_to`, which centres every slice view there (pure MRML).
 - :func:`contributions_plot_nodes`: the modality contributions (per modality, positive and
   negative) as a table and a bar chart (plot chart + two plot series).
 
-Inputs follow the engine's result fields: ``result.clusters`` (list of dicts
+Inputs follow the engine's result fields: ``result.clusters`` and ``result.lesion_clusters``
+(the engine's ``ClusterSet``; its ``to_json()["clusters"]`` rows: list of dicts
 ``{"id", "voxels", "volume_mm3", "peak", "mean", "peak_ras", "centroid_ras", "hemisphere"}``),
 ``result.lesion_map`` (array on the input grid, like ``heatmap``) and
 ``result.modality_contributions`` (``{modality: {"positive": p, "negative": n}}`` or a list of
@@ -35,6 +37,7 @@ import vtk
 
 IRON_COLOR_NODE_ID = "vtkMRMLColorTableNodeIron"
 LESION_MAP_COLOR_NODE_ID = "vtkMRMLColorTableNodeGreen"
+LESION_CLUSTER_COLOR = (0.2, 0.8, 0.2)  # markups of the lesion map's clusters: green like their map
 CLUSTER_POINTS_REFERENCE = "FCDClusterPoints"
 CLUSTER_COLUMNS = ("id", "volume_mm3", "peak", "mean", "centroid_r", "centroid_a", "centroid_s", "hemisphere")
 _COLOR_TYPES = {IRON_COLOR_NODE_ID: "SetTypeToIron", LESION_MAP_COLOR_NODE_ID: "SetTypeToGreen"}
@@ -124,13 +127,23 @@ def clusters_table_node(scene: Any, clusters: Sequence[Mapping[str, Any]], name:
     return table_node
 
 
-def clusters_markups_node(scene: Any, clusters: Sequence[Mapping[str, Any]], name: str) -> Any:
-    """A markups fiducial node: point ``i`` is cluster ``i``'s peak, labelled "cluster <id>"."""
+def clusters_markups_node(scene: Any, clusters: Sequence[Mapping[str, Any]], name: str,
+                          color: Sequence[float] | None = None) -> Any:
+    """A markups fiducial node: point ``i`` is cluster ``i``'s peak, labelled "cluster <id>".
+
+    ``color`` (RGB 0..1) colours its points; None keeps the markups default.
+    """
     markups = scene.AddNewNodeByClass("vtkMRMLMarkupsFiducialNode", name)
     for cluster in clusters:
         point = _ras(cluster.get("peak_ras") or cluster.get("centroid_ras"))
         index = markups.AddControlPoint(vtk.vtkVector3d(*point), f"cluster {int(cluster.get('id', 0))}")
         markups.SetNthControlPointLocked(index, True)
+    if color is not None:
+        if markups.GetDisplayNode() is None:
+            markups.CreateDefaultDisplayNodes()
+        display = markups.GetDisplayNode()
+        display.SetSelectedColor(*(float(c) for c in color))
+        display.SetColor(*(float(c) for c in color))
     return markups
 
 
