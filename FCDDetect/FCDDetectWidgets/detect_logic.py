@@ -43,8 +43,9 @@ class FCDDetectLogic(ScriptedLoadableModuleLogic):
         ``model``: a .fcdbundle path or a loaded ModelBundle. The result has ``probability``,
         ``prediction``, ``heat_score``, ``heatmap_node``, ``table_node``, the lesion-level
         nodes when the model gives them (``lesion_map_node``, ``clusters_table_node``,
-        ``clusters_markups_node``, ``contributions_chart_node``) and ``result`` (the engine's
-        DetectionResult). With ``showResult`` the heatmap becomes the slice views'
+        ``clusters_markups_node``, the lesion map's ``lesion_clusters_table_node`` and
+        ``lesion_clusters_markups_node``, ``contributions_chart_node``) and ``result`` (the
+        engine's DetectionResult). With ``showResult`` the heatmap becomes the slice views'
         foreground over the first input.
         """
         if not ensureDependencies():

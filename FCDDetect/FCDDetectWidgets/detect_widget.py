@@ -16,7 +16,7 @@ Fixes that need Qt and how this code avoids them:
 import qt
 import slicer
 import vtk
-from FCDDetectLib.slicer_support.detect_presenter import DetectPresenter
+from FCDDetectLib.slicer_support.detect_presenter import ClusterTables, DetectPresenter
 from FCDDetectLib.slicer_support.models_registry import ModelsFolderRegistry
 from FCDDetectLib.slicer_support.paths import path_or_none
 from slicer.ScriptedLoadableModule import ScriptedLoadableModuleWidget
@@ -72,7 +72,8 @@ class FCDDetectWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         self.ui.opacitySliderWidget.connect("valueChanged(double)", self.onDisplayChanged)
         self.ui.thresholdSliderWidget.connect("valueChanged(double)", self.onDisplayChanged)
         self.ui.overlayComboBox.connect("currentIndexChanged(int)", self.onDisplayChanged)
-        self.ui.clustersTableView.connect("selectionChanged()", self.onClusterSelected)
+        for view in (self.ui.clustersTableView, self.ui.lesionClustersTableView):
+            view.connect("selectionChanged()", lambda view=view: self.onClusterSelected(view))
         self.ui.saveReportButton.connect("clicked(bool)", self.onSaveReport)
         self.ui.checkInstallationButton.connect("clicked(bool)", self.onCheckInstallation)
         self.initializeParameterNode()
@@ -135,7 +136,8 @@ class FCDDetectWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
             self.ui.segmentSelector.setCurrentNode(self._parameterNode.segmentationNode)
             if self._parameterNode.segmentId:
                 self.ui.segmentSelector.setCurrentSegmentID(self._parameterNode.segmentId)
-        self.ui.clustersTableView.setMRMLTableNode(self._parameterNode.clustersTable)
+        self.showClusterTables(ClusterTables(self._parameterNode.clustersTable,
+                                             self._parameterNode.lesionClustersTable))
         self.updateApplyButton()
 
     def updateApplyButton(self, caller=None, event=None) -> None:
@@ -190,8 +192,14 @@ class FCDDetectWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         node.GetDisplayNode().SetThreshold(self.ui.thresholdSliderWidget.value, 1.0)
         slicer.util.setSliceViewerLayers(foreground=node, foregroundOpacity=self.ui.opacitySliderWidget.value)
 
-    def onClusterSelected(self) -> None:
-        view = self.ui.clustersTableView
+    def showClusterTables(self, tables) -> None:
+        self.ui.clustersTableView.setMRMLTableNode(tables.heatmap)
+        self.ui.lesionClustersTableView.setMRMLTableNode(tables.lesion)
+        self.ui.lesionClustersLabel.visible = tables.lesion_shown
+        self.ui.lesionClustersTableView.visible = tables.lesion_shown
+
+    def onClusterSelected(self, view) -> None:
+        """A row was selected in ``view`` (the heatmap's or the lesion map's clusters table)."""
         table = view.mrmlTableNode()
         index = view.currentIndex()
         if table is None or not index.isValid():
@@ -219,8 +227,9 @@ class FCDDetectWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         p.heatmapVolume = out.heatmap_node
         p.lesionMapVolume = out.lesion_map_node
         p.resultTable = out.table_node
-        p.clustersTable = out.clusters_table_node
-        self.ui.clustersTableView.setMRMLTableNode(out.clusters_table_node)
+        tables = self.presenter.cluster_tables(out)
+        p.clustersTable, p.lesionClustersTable = tables.heatmap, tables.lesion
+        self.showClusterTables(tables)
         combo = self.ui.overlayComboBox
         wasBlocked = combo.blockSignals(True)
         combo.clear()

@@ -33,3 +33,4 @@ class FCDDetectParameterNode:
     lesionMapVolume: vtkMRMLScalarVolumeNode
     resultTable: vtkMRMLTableNode
     clustersTable: vtkMRMLTableNode
+    lesionClustersTable: vtkMRMLTableNode

@@ -121,7 +121,7 @@ class FakeDetectLogic:
         raise AssertionError("not used")
 
     def clusterJumpPoint(self, clustersTable, row):
-        self.jumps.append(row)
+        self.jumps.append((clustersTable, row))
         return [1.0, 2.0, 3.0] if row < 2 else None
 
     def checkInstallation(self, folders):
@@ -215,6 +215,22 @@ def test_overlay_choices_and_cluster_jump():
     assert presenter.overlay_node(nodes, "Heatmap") == "heat"
     assert presenter.cluster_selected("table", 1) == [1.0, 2.0, 3.0]
     assert presenter.cluster_selected("table", -1) is None and presenter.cluster_selected(None, 0) is None
+
+
+def test_lesion_map_clusters_get_their_own_table_and_jump_from_it():
+    logic = FakeDetectLogic()
+    presenter = _presenter(logic)
+    both = SimpleNamespace(clusters_table_node="heat clusters", lesion_clusters_table_node="lesion clusters")
+    tables = presenter.cluster_tables(both)
+    assert (tables.heatmap, tables.lesion) == ("heat clusters", "lesion clusters") and tables.lesion_shown
+    heat_only = presenter.cluster_tables(SimpleNamespace(clusters_table_node="heat clusters",
+                                                         lesion_clusters_table_node=None))
+    assert heat_only.lesion is None and not heat_only.lesion_shown  # no lesion head: its table is hidden
+    assert not presenter.cluster_tables(_nodes()).lesion_shown  # a result object without the field
+    # A row selected in either view jumps to that view's own table's cluster.
+    assert presenter.cluster_selected(tables.lesion, 0) == [1.0, 2.0, 3.0]
+    assert presenter.cluster_selected(tables.heatmap, 1) == [1.0, 2.0, 3.0]
+    assert logic.jumps == [("lesion clusters", 0), ("heat clusters", 1)]
 
 
 def test_save_report_guarded(tmp_path):

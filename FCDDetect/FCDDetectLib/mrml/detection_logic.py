@@ -8,8 +8,11 @@ succeeded adds to the scene of the input nodes:
   same parent transform), shown with the Iron colour map, window 0..1 and a lower threshold;
 - a table node with one row: probability, prediction, threshold, Heat-Score, method, model...,
   ``out_of_distribution`` (true/false/unknown), ``ood_reasons`` and ``warnings``;
+- when the result has them: the lesion map volume, the heatmap's clusters (table + peaks
+  markups), the lesion map's clusters (table + peaks markups) and the modality contributions
+  chart (see :class:`DetectionNodes`);
 
-both beside the input in the subject hierarchy. Any failure leaves the scene as it was.
+all beside the input in the subject hierarchy. Any failure leaves the scene as it was.
 The scene always comes from the nodes given (never ``slicer.mrmlScene``), so this runs on
 the ``slicer-core`` wheel as well as in the application.
 

@@ -98,6 +98,19 @@ class ModelList:
 
 
 @dataclass
+class ClusterTables:
+    """The panel's two clusters tables: the heatmap's and the lesion map's (None: no clusters)."""
+
+    heatmap: Any = None
+    lesion: Any = None
+
+    @property
+    def lesion_shown(self) -> bool:
+        """The lesion map's table (and its label) is shown only when there is one."""
+        return self.lesion is not None
+
+
+@dataclass
 class Message:
     """A message for the user: ``kind`` is "info", "warning" or "error"."""
 
@@ -228,8 +241,18 @@ class DetectPresenter:
             return nodes.lesion_map_node
         return nodes.heatmap_node
 
+    @staticmethod
+    def cluster_tables(nodes: Any) -> ClusterTables:
+        """The clusters tables of a result (``DetectionNodes``) for the panel's two table views."""
+        return ClusterTables(getattr(nodes, "clusters_table_node", None),
+                             getattr(nodes, "lesion_clusters_table_node", None))
+
     def cluster_selected(self, clusters_table: Any, row: int) -> list[float] | None:
-        """RAS to centre the slice views on when a row of the clusters table is selected."""
+        """RAS to centre the slice views on when a row of a clusters table is selected.
+
+        ``clusters_table``: the table of the view the row was selected in (the heatmap's or
+        the lesion map's); the jump is to that table's cluster, never the other table's.
+        """
         if clusters_table is None or row is None or row < 0:
             return None
         return self.logic.clusterJumpPoint(clusters_table, row)
