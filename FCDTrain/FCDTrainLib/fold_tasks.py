@@ -84,8 +84,11 @@ def on_fold_done(out: Path, log: EventLog, runs: dict[str, RunConfig], tasks: Se
     from .train_run import summarise_run
 
     left = {name: sum(t.run == name for t in tasks) for name in runs}
+    finished = 0
 
     def on_done(task: FoldTask, result: dict[str, Any]) -> None:
+        nonlocal finished
+        finished += 1
         log.emit("fold_done", run=task.run, fold=task.fold, metrics=result)
         left[task.run] -= 1
         if left[task.run] == 0:
@@ -96,6 +99,10 @@ def on_fold_done(out: Path, log: EventLog, runs: dict[str, RunConfig], tasks: Se
                 log.emit("run_done", run=task.run,
                          summary={k: summary.get(k) for k in ("accuracy", "roc_auc", "heat_score")})
         progress = experiment_progress(out) or {}
+        if progress.get("folds_total") is not None:
+            # Count this callback's folds, not the run folders': a parallel worker may already have
+            # written its own fold_done before its callback comes (seen: 1, 2, 4, 4 under load).
+            progress["folds_done"] = max(0, int(progress["folds_total"]) - len(tasks)) + finished
         log.emit("progress", **{k: progress.get(k) for k in ("folds_done", "folds_total", "fraction", "eta_seconds")})
 
     return on_done
