@@ -35,7 +35,7 @@ BAR = {
     "lesion_map_heat_score": (">=", 3.0),
 }
 FIGURES = ("detection_rate", "specificity", "fp_per_patient", "fp_per_control", "peak_in_roi_rate",
-           "dice_mean", "n_patients", "n_controls")
+           "peak_voxels_median", "peak_share_in_roi_median", "dice_mean", "n_patients", "n_controls")
 
 
 def _options() -> argparse.Namespace:

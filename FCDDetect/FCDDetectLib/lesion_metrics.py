@@ -11,7 +11,12 @@ Rules (also in ``docs/lesion-level.md``):
 - **Peak-in-ROI**: the map's maximum is reached inside the ROI (some ROI voxel holds the
   global maximum, within ``PEAK_TOLERANCE`` = 1e-4 of the map's range for float rounding;
   a CAM map can have a plateau at its maximum, so no single voxel is "the" peak). A
-  constant map has no peak: ``peak_in_roi`` is False.
+  constant map has no peak: ``peak_in_roi`` is False. Because a plateau can be large (a
+  lesion map stuck near its bias holds its maximum over hundreds of voxels), each row also
+  gives ``peak_voxels`` (how many voxels hold the maximum) and ``peak_share_in_roi`` (the
+  share of them inside the ROI); the cohort gives their medians over patients with ROI.
+  A peak-in-ROI rate with a median ``peak_voxels`` far above the ROI's size is a plateau
+  that happens to include the ROI, not a localisation.
 - **Dice**: of the clusters' voxels (the thresholded map, restricted to the head, after
   the minimum size) with the ROI: ``2 |C & R| / (|C| + |R|)``.
 - A subject without ROI has ``detected``, ``peak_in_roi`` and ``dice`` None. A patient
@@ -112,7 +117,9 @@ def subject_lesion_metrics(
     Keys: ``has_roi``, ``detected`` (None without ROI), ``n_clusters``, ``fp_clusters``,
     ``peak_in_roi`` (None without ROI), ``dice`` (None without ROI), ``top_cluster`` (the
     highest-ranked cluster's JSON with ``overlaps_roi``, or None), ``cluster_overlaps``
-    (per cluster id, whether it overlaps the ROI; empty without ROI) and, when given,
+    (per cluster id, whether it overlaps the ROI; empty without ROI), ``peak_voxels`` (voxels
+    at the map's maximum; None for a constant map), ``peak_share_in_roi`` (their share inside
+    the ROI; None without ROI) and, when given,
     ``label`` (the class of the subject, used by :func:`cohort_lesion_metrics`).
 
     Example:
@@ -127,10 +134,17 @@ def subject_lesion_metrics(
     row: dict[str, Any] = {
         "has_roi": roi is not None, "detected": None, "n_clusters": n_clusters, "fp_clusters": n_clusters,
         "peak_in_roi": None, "dice": None, "top_cluster": None, "cluster_overlaps": {},
+        "peak_voxels": None, "peak_share_in_roi": None,
     }
     if label is not None:
         row["label"] = label
     top = clusters.clusters[0].to_json() if clusters.clusters else None
+    maximum, minimum = float(data.max()), float(data.min())
+    has_peak = maximum > minimum
+    # an interpolated plateau's voxels differ by float rounding: "at the maximum" = within 1e-4 of the range
+    at_peak = data >= maximum - PEAK_TOLERANCE * (maximum - minimum)
+    n_at_peak = int(np.count_nonzero(at_peak)) if has_peak else None
+    row["peak_voxels"] = n_at_peak
     if roi is None:
         row["top_cluster"] = top
         return row
@@ -140,14 +154,12 @@ def subject_lesion_metrics(
     overlaps = {c.id: c.id in hit_ids for c in clusters.clusters}
     found = labels > 0
     both = int(np.count_nonzero(found & inside))
-    maximum, minimum = float(data.max()), float(data.min())
-    has_peak = maximum > minimum
-    # an interpolated plateau's voxels differ by float rounding: "at the maximum" = within 1e-4 of the range
-    at_peak = maximum - PEAK_TOLERANCE * (maximum - minimum)
+    peak_inside = int(np.count_nonzero(at_peak & inside)) if has_peak else 0
     row.update(
         detected=bool(hit_ids),
         fp_clusters=n_clusters - len(hit_ids),
-        peak_in_roi=bool(has_peak and float(data[inside].max()) >= at_peak),
+        peak_in_roi=bool(has_peak and peak_inside > 0),
+        peak_share_in_roi=peak_inside / n_at_peak if n_at_peak else None,
         dice=2.0 * both / float(np.count_nonzero(found) + np.count_nonzero(inside)),
         cluster_overlaps=overlaps,
     )
@@ -187,6 +199,8 @@ def cohort_lesion_metrics(rows: Sequence[dict]) -> dict:
     patients = [r for r in rows if not _is_control(r)]
     with_roi = [r for r in patients if r.get("has_roi")]
     dice = [float(r["dice"]) for r in with_roi if r.get("dice") is not None]
+    plateau = [float(r["peak_voxels"]) for r in with_roi if r.get("peak_voxels") is not None]
+    shares = [float(r["peak_share_in_roi"]) for r in with_roi if r.get("peak_share_in_roi") is not None]
     return {
         "n_patients": len(with_roi),
         "n_patients_without_roi": len(patients) - len(with_roi),
@@ -198,4 +212,6 @@ def cohort_lesion_metrics(rows: Sequence[dict]) -> dict:
         "peak_in_roi_rate": _mean([1.0 if r["peak_in_roi"] else 0.0 for r in with_roi]),
         "dice_mean": _mean(dice),
         "dice_sd": float(np.std(dice, ddof=1)) if len(dice) >= 2 else None,
+        "peak_voxels_median": float(np.median(plateau)) if plateau else None,
+        "peak_share_in_roi_median": float(np.median(shares)) if shares else None,
     }

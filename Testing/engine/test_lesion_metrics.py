@@ -51,9 +51,12 @@ def test_peak_in_roi_and_missed_lesion():
     plateau[0:6, 0:6, 0:6] = 1.0  # a CAM-like plateau at the maximum, starting outside the ROI
     row = subject_lesion_metrics(plateau, np.eye(4), find_clusters(plateau, np.eye(4)), _roi())
     assert row["peak_in_roi"] is True
+    # ... but the plateau is reported: 6^3 voxels at the maximum, 2^3 of them in the ROI
+    assert row["peak_voxels"] == 216 and row["peak_share_in_roi"] == pytest.approx(8 / 216)
     flat = np.zeros(SHAPE, np.float32)
     row = subject_lesion_metrics(flat, np.eye(4), find_clusters(flat, np.eye(4)), _roi())
     assert row["peak_in_roi"] is False and row["detected"] is False and row["top_cluster"] is None
+    assert row["peak_voxels"] is None and row["peak_share_in_roi"] is None
 
 
 def test_no_roi_is_reported_not_an_error():
@@ -108,6 +111,11 @@ def test_cohort_by_hand():
     assert figures["peak_in_roi_rate"] == pytest.approx(1 / 3)
     assert figures["dice_mean"] == pytest.approx(0.3)
     assert figures["dice_sd"] == pytest.approx(0.3)  # sample SD of (0.6, 0.0, 0.3)
+    assert figures["peak_voxels_median"] is None  # rows without plateau sizes
+    for r, (size, share) in zip(rows[:4], [(1, 1.0), (500, 0.02), (40, 0.5), (9, None)], strict=True):
+        r["peak_voxels"], r["peak_share_in_roi"] = size, share
+    figures = cohort_lesion_metrics(rows)  # medians over the 3 patients with ROI only
+    assert figures["peak_voxels_median"] == 40.0 and figures["peak_share_in_roi_median"] == 0.5
 
 
 def test_cohort_without_labels_and_empty_groups():
