@@ -310,7 +310,9 @@ def _build(metadata: BundleMetadata, state_dict: dict[str, Any]) -> torch.nn.Mod
 
         lateral = state_dict.get("decoder.lateral.0.weight")
         width = int(lateral.shape[0]) if lateral is not None and lateral.ndim == 5 else DEFAULT_DECODER_WIDTH
-        return build_lesion_resnet(metadata.depth, decoder_width=width, **arguments)
+        fuse = state_dict.get("decoder.input_fuse.0.weight")  # first-version bundles: fewer channels
+        fine = int(fuse.shape[0]) if fuse is not None and fuse.ndim == 5 else None
+        return build_lesion_resnet(metadata.depth, decoder_width=width, fine_width=fine, **arguments)
     return build_resnet(metadata.depth, **arguments)
 
 

@@ -48,11 +48,12 @@ HEADS = SUPERVISION
 one per supervision (:data:`FCDDetectLib.choices.SUPERVISION`)."""
 
 DEFAULT_DECODER_WIDTH = 16
-# Prior probability of a lesion voxel for the output bias (Lin et al. 2017, "Focal loss",
-# section 4.1): the head starts by predicting 1 % foreground everywhere instead of 50 %,
-# so the first epochs do not drown in background loss. Training replaces it with the
-# training targets' own foreground share (LesionDecoder.set_foreground_prior).
-_FOREGROUND_PRIOR = 0.01
+# The output starts at 50 % foreground everywhere (bias 0), as MONAI's and nnU-Net's
+# segmentation heads do, not at a low prior (Lin et al. 2017): near a prior of 1e-4 the
+# sigmoid's slope is about 1e-4, so the Dice term's gradient vanishes, and the background's
+# BCE turns every last-layer weight negative; the map's maximum is then stuck at
+# sigmoid(bias) wherever the features are zero (measured: docs/lesion-supervision.md).
+_START_PROBABILITY = 0.5
 
 
 def _block(in_channels: int, out_channels: int) -> nn.Sequential:
@@ -76,28 +77,32 @@ class LesionDecoder(nn.Module):
     input volume (``in_channels``) is the last, full-resolution skip.
     """
 
-    def __init__(self, in_channels: int, skip_channels: list[int], width: int = DEFAULT_DECODER_WIDTH) -> None:
+    def __init__(self, in_channels: int, skip_channels: list[int], width: int = DEFAULT_DECODER_WIDTH,
+                 fine_width: int | None = None) -> None:
         super().__init__()
         self.lateral = nn.ModuleList(nn.Conv3d(c, width, kernel_size=1) for c in skip_channels)
         self.fuse = nn.ModuleList(_block(2 * width, width) for _ in skip_channels[:-1])
         # The full-resolution step is the costly one (8 x the voxels of conv1's grid): 1x1x1
-        # convolutions only, on a few channels (3x3x3 ones there cost more than the whole
-        # encoder on a CPU: measured with torch.profiler, 48 x 56 x 48 inputs).
-        fine = max(4, width // 4)
+        # convolutions only (3x3x3 ones there cost more than the whole encoder on a CPU:
+        # measured with torch.profiler, 48 x 56 x 48 inputs). ``width`` channels by default:
+        # the first version's 4 (width // 4), started at a low prior, ended with every
+        # last-layer weight negative, a map stuck below sigmoid(bias); the head that learned
+        # the thin lesions had 16 and bias 0 (docs/lesion-supervision.md). Older bundles give
+        # their own ``fine_width`` (FCDDetectLib.bundle reads it from the weights).
+        fine = width if fine_width is None else int(fine_width)
         self.input_fuse = nn.Sequential(
             nn.Conv3d(width + in_channels, fine, kernel_size=1, bias=False),
             nn.BatchNorm3d(fine),
             nn.ReLU(inplace=True),
         )
         self.out = nn.Conv3d(fine, 1, kernel_size=1)
-        self.set_foreground_prior(_FOREGROUND_PRIOR)
+        self.set_foreground_prior(_START_PROBABILITY)
 
     def set_foreground_prior(self, prior: float) -> None:
         """Start the output at ``prior`` foreground probability everywhere (bias = logit(prior)).
 
-        Lin et al. 2017 (focal loss, section 4.1). With lesions of 0.01-0.1 % of the voxels a
-        prior far above their share costs thousands of optimizer steps just to lower the bias
-        (Adam moves it about lr per step), before Dice sees a usable denominator.
+        The decoder starts at 0.5 (see ``_START_PROBABILITY``); tests use this to build a
+        head with a known, constant map.
 
         Example:
             >>> decoder = LesionDecoder(1, [8, 8, 16, 32, 64], width=8)
@@ -124,12 +129,12 @@ class LesionDecoder(nn.Module):
 class LesionResNet(ResNet):
     """MONAI ``ResNet`` + :class:`LesionDecoder`; ``forward`` is the unchanged classifier."""
 
-    def add_lesion_decoder(self, width: int = DEFAULT_DECODER_WIDTH) -> None:
+    def add_lesion_decoder(self, width: int = DEFAULT_DECODER_WIDTH, fine_width: int | None = None) -> None:
         """Attach a freshly initialised decoder sized to this encoder."""
         skips = [int(self.conv1.out_channels)] + [
             _stage_channels(getattr(self, f"layer{i}")) for i in range(1, 5)
         ]
-        self.decoder = LesionDecoder(int(self.conv1.in_channels), skips, width)
+        self.decoder = LesionDecoder(int(self.conv1.in_channels), skips, width, fine_width)
 
     def encode(self, x: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor]]:
         """Class logits and the feature maps of conv1 and layer1-layer4 (one encoder pass).
@@ -158,8 +163,12 @@ class LesionResNet(ResNet):
 
 
 def build_lesion_resnet(depth: int, in_channels: int = 1, num_classes: int = 2, geometry: str = "paper", *,
-                        widen_factor: float = 1.0, decoder_width: int = DEFAULT_DECODER_WIDTH) -> LesionResNet:
+                        widen_factor: float = 1.0, decoder_width: int = DEFAULT_DECODER_WIDTH,
+                        fine_width: int | None = None) -> LesionResNet:
     """:func:`~FCDDetectLib.models.build_resnet`'s network with a lesion decoder.
+
+    ``fine_width``: channels of the full-resolution step (default ``decoder_width``; bundles
+    of the first version have ``max(4, decoder_width // 4)``).
 
     Example:
         >>> net = build_lesion_resnet(34, geometry="paper", widen_factor=0.25)
@@ -170,7 +179,7 @@ def build_lesion_resnet(depth: int, in_channels: int = 1, num_classes: int = 2, 
 
     model = build_resnet(depth, in_channels, num_classes, geometry, widen_factor=widen_factor,
                          network_class=LesionResNet)
-    model.add_lesion_decoder(decoder_width)
+    model.add_lesion_decoder(decoder_width, fine_width)
     return model
 
 

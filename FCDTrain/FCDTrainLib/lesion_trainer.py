@@ -25,14 +25,14 @@ sigmoid, i.e. soft Dice + binary cross-entropy, computed over the whole batch
   predictions early in training). Focal loss (``DiceFocalLoss``) also tames the
   background, but it pushes the positives' probabilities towards 0.5 (less confident),
   which the 0.5 cluster threshold then cuts away.
-- The decoder's output bias starts at the training targets' own foreground share (the
-  mean of every training target voxel, controls included, bounded to [1e-6, 0.01]): the
-  prior initialisation of Lin et al. 2017. A fixed 1 % prior is 50-100 times the share of
-  the demo grid's lesions (2e-4 in the patients, 1e-4 over patients and controls), and
-  Adam lowers the bias by only about ``lr`` per step: the lesion loss then spends its
-  first thousands of steps on the bias. This alone did not make the head learn the thin
-  lesions of ``fcd synth --subtlety 0.5`` on the 4 mm demo grid: validation Dice stayed 0
-  for 21 epochs (``benchmarks/results-lesion-cpu.json``, ``attempts_2026_12_02``).
+- The decoder's output starts at 0.5 everywhere (bias 0, :class:`FCDDetectLib.lesion_net.LesionDecoder`),
+  as MONAI's and nnU-Net's heads do. The first version started it at a low prior (the
+  training targets' foreground share, about 1e-4, after Lin et al. 2017); measured on the
+  thin lesions of ``fcd synth --subtlety 0.5`` (``benchmarks/results-lesion-cpu.json``,
+  ``diagnosis_2026_12_02``), that kept the map flat: near p = 1e-4 the sigmoid's slope is
+  about 1e-4, so the Dice term's gradient vanishes, while the background's BCE turns the
+  last layer's weights negative; the map then sits at sigmoid(bias) wherever the features
+  are zero, a plateau of hundreds of voxels, and cannot rise in a lesion.
 
 The project's reference probe (DESIGN.md: BasicUNet, BCE + Dice) used the same pair.
 
@@ -64,23 +64,6 @@ def lesion_loss_function():
     return DiceCELoss(sigmoid=True, batch=True)
 
 
-PRIOR_BOUNDS = (1e-6, 0.01)
-"""Bounds of the output bias's starting foreground probability (see the module docstring)."""
-
-
-def foreground_prior(targets: torch.Tensor, known: torch.Tensor) -> float:
-    """Mean foreground share of the known training targets, within :data:`PRIOR_BOUNDS`.
-
-    Example:
-        >>> roi = torch.zeros(2, 1, 10, 10, 10); roi[0, 0, :2, :5, :1] = 1.0
-        >>> foreground_prior(roi, torch.tensor([True, True]))
-        0.005
-    """
-    chosen = targets[known] if bool(known.any()) else targets[:0]
-    share = float(chosen.double().mean()) if chosen.numel() else PRIOR_BOUNDS[1]
-    return min(max(share, PRIOR_BOUNDS[0]), PRIOR_BOUNDS[1])
-
-
 class LesionTrainer(Trainer):
     """The paper's trainer with a lesion loss beside the cross-entropy (see the module docstring)."""
 
@@ -95,8 +78,6 @@ class LesionTrainer(Trainer):
             if getattr(data, f"{part}_roi_known") is None:
                 setattr(data, f"{part}_roi_known", torch.ones(getattr(data, f"{part}_y").shape[0], dtype=torch.bool))
         self.lesion_loss = lesion_loss_function()
-        # a resumed fold loads its own bias from the checkpoint afterwards (Trainer.fit)
-        self.model.decoder.set_foreground_prior(foreground_prior(data.train_roi, data.train_roi_known))
 
     def batch(self, x: torch.Tensor, y: torch.Tensor, index: torch.Tensor, part: str) -> dict[str, torch.Tensor]:
         batch = super().batch(x, y, index, part)

@@ -93,6 +93,19 @@ def test_bundle_round_trip_keeps_the_head(tmp_path, lesion_net):
         save_bundle(tmp_path / "mislabelled", lesion_net, _meta(head="none"))
 
 
+def test_first_version_lesion_bundle_with_a_narrow_last_step_still_loads(tmp_path):
+    # The first version's full-resolution step had max(4, width // 4) channels; today's has
+    # ``width``. Such a bundle's weights give their own width back (bundle._build).
+    torch.manual_seed(4)
+    old = build_lesion_resnet(18, geometry="medicalnet", widen_factor=WIDTH, decoder_width=16, fine_width=4).eval()
+    assert build_lesion_resnet(18, geometry="medicalnet", widen_factor=WIDTH).decoder.out.in_channels == 16
+    loaded = load_bundle(save_bundle(tmp_path / "v1-lesion", old, _meta()))
+    assert loaded.model.decoder.out.in_channels == 4
+    x = torch.randn(1, 1, 24, 28, 24)
+    with torch.no_grad():
+        torch.testing.assert_close(loaded.model.lesion_probability(x), old.lesion_probability(x))
+
+
 def test_bundle_written_the_old_way_still_loads(tmp_path):
     """A bundle as written before heads existed: format 1, no ``head`` field in bundle.json."""
     torch.manual_seed(4)

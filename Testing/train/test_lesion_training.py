@@ -40,15 +40,16 @@ def test_supervision_picks_the_trainer_variant():
 
 @pytest.mark.slow
 def test_lesion_map_peak_lands_in_the_planted_blob(tmp_path):
-    # Measured (4 epochs, 16 training volumes, blob gain 4, 4 held-out patients, 1 thread),
-    # seeds 0 / 1 / 2 / 3 (config, data and torch seed): with the decoder's prior from the
-    # targets' foreground share, the lesion map's maximum lay inside the blob for 4 / 4 / 2 / 4
-    # of the 4 patients, and the mean probability inside the blob over the mean outside was at
-    # least 1.14 for every patient (1.14-75). With the earlier fixed 1 % prior: 4 / 4 / 1 / 4
-    # and 1.15-1.56. The verdict: the peak in the blob for at least one patient, and every
-    # patient's blob at least 5 % above its background (margins below the worst seed).
+    # Measured (8 epochs, 16 training volumes, blob gain 4, 4 held-out patients, 1 thread),
+    # seeds 0 / 1 / 2 / 3 (config, data and torch seed), with the decoder's output starting at
+    # 0.5 and a 16-channel last step: the lesion map's maximum lay inside the blob for
+    # 4 / 4 / 4 / 2 of the 4 patients, and the mean probability inside the blob over the mean
+    # outside was 2.48-2.62 / 2.94-3.08 / 1.81-1.91 / 1.74-1.77. After 4 epochs it was not yet
+    # there (seeds 0 and 3: ratios 0.85-0.91), hence 8. The verdict: the peak in the blob for at
+    # least one patient, and every patient's blob at least 30 % above its background (margins
+    # below the worst seed).
     torch.manual_seed(0)
-    config = _blob_config(seed=0, epochs=4)
+    config = _blob_config(seed=0, epochs=8)
     data = _blob_data(0)
     trainer = LesionTrainer(config, 0, data, tmp_path / "fold-0", EventLog(tmp_path / "events.jsonl"), progress=False)
     outcome = trainer.fit()
@@ -62,7 +63,7 @@ def test_lesion_map_peak_lands_in_the_planted_blob(tmp_path):
     for i in patients:
         blob = data.val_roi[i, 0] > 0
         ratio = float(probability[i, 0][blob].mean() / probability[i, 0][~blob].mean())
-        assert ratio > 1.05, f"patient {i}: blob only {ratio:.2f} x its background"
+        assert ratio > 1.3, f"patient {i}: blob only {ratio:.2f} x its background"
     record = outcome.history[-1]
     for key in ("train_class_loss", "train_lesion_loss", "val_class_loss", "val_lesion_loss", "val_dice"):
         assert key in record, key
