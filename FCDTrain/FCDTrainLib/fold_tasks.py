@@ -99,10 +99,11 @@ def on_fold_done(out: Path, log: EventLog, runs: dict[str, RunConfig], tasks: Se
                 log.emit("run_done", run=task.run,
                          summary={k: summary.get(k) for k in ("accuracy", "roc_auc", "heat_score")})
         progress = experiment_progress(out) or {}
-        if progress.get("folds_total") is not None:
-            # Count this callback's folds, not the run folders': a parallel worker may already have
-            # written its own fold_done before its callback comes (seen: 1, 2, 4, 4 under load).
-            progress["folds_done"] = max(0, int(progress["folds_total"]) - len(tasks)) + finished
+        if progress:
+            # The experiment's start event lists exactly ``tasks``, so the folds done are the
+            # callbacks so far, not the run folders' fold_done events: a parallel worker may
+            # already have written its own before its callback comes (seen: 1, 2, 4, 4 under load).
+            progress["folds_done"] = finished
         log.emit("progress", **{k: progress.get(k) for k in ("folds_done", "folds_total", "fraction", "eta_seconds")})
 
     return on_done
