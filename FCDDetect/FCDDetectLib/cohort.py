@@ -1,18 +1,8 @@
 """Cohort detection: one loaded model over many subjects, one output folder each, a summary table.
 
-Three kinds of cohort are discovered by :func:`discover_subjects`:
-
-- a BIDS root (``participants.tsv`` or ``sub-*/anat`` folders, the OpenNeuro ds004199
-  layout): ``sub-X/[ses-Y/]anat/sub-X_[...]_<FLAIR|T1w>.nii[.gz]``, the ROI
-  ``..._FLAIR_roi.nii[.gz]`` when present (the one with the FLAIR's ``acq`` label first);
-- a CSV manifest: a ``subject`` (or ``participant_id``) column, one column per modality
-  (``flair``, ``t1`` or ``image_<name>``), optional ``roi``, ``brain_mask``, ``series``
-  (DICOM series choice) and ``roi_segment`` (``.seg.nrrd`` segment); paths relative to the CSV;
-- a folder of images (one-modality models): each image file (any format of
-  :mod:`FCDDetectLib.readers`) or DICOM series sub-folder is one subject.
-
-This discovery only needs the image paths, so the engine does it itself (the trainer's
-dataset loaders also read labels, protocols and grids, and the engine never imports the trainer).
+The subjects come from :func:`~FCDDetectLib.cohort_discovery.discover_subjects` (a BIDS
+root, a CSV/TSV manifest or a folder of images; also importable from here); the summary rows,
+``summary.csv`` and the resume check from :mod:`FCDDetectLib.cohort_summary`.
 
 :func:`run_cohort` loads the bundle once and runs :func:`process_subject` over the
 subjects. ``workers > 1`` reads the next subjects' images and writes the finished ones in
@@ -35,9 +25,6 @@ Example:
 
 from __future__ import annotations
 
-import csv
-import json
-import re
 import time
 from collections import deque
 from collections.abc import Callable, Sequence
@@ -46,193 +33,17 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .errors import FCDInputError
-from .files import csv_text, write_text_atomic
-from .image_io import Image, load_image, load_mask
-from .readers import is_image_file
-
-SUMMARY_COLUMNS = (
-    "subject", "status", "probability", "prediction", "heat_score", "top_cluster", "error", "output", "seconds",
+from .cohort_discovery import CohortSubject, discover_subjects  # noqa: F401  (also read as cohort.discover_subjects)
+from .cohort_summary import (  # noqa: F401  (SUMMARY_COLUMNS, failed: also read from here)
+    SUMMARY_COLUMNS,
+    SUMMARY_NAME,
+    failed,
+    finished_result,
+    summary_row,
+    write_summary,
 )
-"""Columns of ``summary.csv``. ``status``: ``done``, ``resumed`` (found finished), ``error``, ``pending`` (stopped before it)."""
-
-SUMMARY_NAME = "summary.csv"
-RESULT_NAME = "result.json"
-
-_BIDS_SUFFIX = {"flair": "FLAIR", "t1": "T1w", "t2": "T2w"}
-_SAFE_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
-
-
-@dataclass
-class CohortSubject:
-    """One subject of a cohort: its images in the model's modality order, optional ROI and brain mask.
-
-    ``error`` holds a discovery problem (e.g. no FLAIR found): the subject is reported, not run.
-    """
-
-    subject_id: str
-    images: list[Path]
-    roi: Path | None = None
-    brain_mask: Path | None = None
-    series: str | None = None
-    roi_segment: str | None = None
-    error: str | None = None
-    info: dict[str, str] = field(default_factory=dict)
-
-
-# ---------------------------------------------------------------- discovery
-
-
-def discover_subjects(data: str | Path, modalities: Sequence[str] = ("flair",)) -> list[CohortSubject]:
-    """The subjects of a BIDS root, a CSV manifest or a folder of images, images in ``modalities`` order.
-
-    Raises FCDInputError for a cohort that cannot be read at all (missing path, a manifest
-    without the needed columns, duplicate subject ids, no subject); a single subject's
-    problem is kept in its ``error``.
-
-    Example:
-        >>> subjects = discover_subjects("cohort.csv", modalities=["t1", "flair"])  # doctest: +SKIP
-    """
-    root = Path(data)
-    modalities = [m.lower() for m in modalities]
-    if not modalities:
-        raise FCDInputError("cohort: no modality given")
-    if root.is_file():
-        if root.suffix.lower() not in (".csv", ".tsv"):
-            raise FCDInputError(f"{root}: expected a cohort folder (BIDS or images) or a .csv/.tsv manifest")
-        subjects = _from_manifest(root, modalities)
-    elif root.is_dir():
-        if (root / "participants.tsv").is_file() or any(root.glob("sub-*/anat")) or any(root.glob("sub-*/ses-*/anat")):
-            subjects = _from_bids(root, modalities)
-        else:
-            subjects = _from_folder(root, modalities)
-    else:
-        raise FCDInputError(f"{root}: cohort not found (no such folder or manifest file)")
-    if not subjects:
-        raise FCDInputError(f"{root}: no subject found")
-    seen: set[str] = set()
-    for subject in subjects:
-        if not _SAFE_ID.match(subject.subject_id):
-            raise FCDInputError(f"{root}: subject id {subject.subject_id!r} is not usable as a folder name")
-        if subject.subject_id in seen:
-            raise FCDInputError(f"{root}: subject {subject.subject_id} listed twice")
-        seen.add(subject.subject_id)
-    return subjects
-
-
-def _bids_participants(root: Path) -> list[str]:
-    table = root / "participants.tsv"
-    listed: list[str] = []
-    if table.is_file():
-        with table.open(encoding="utf-8-sig", newline="") as handle:
-            for row in csv.DictReader(handle, delimiter="\t"):
-                subject_id = (row.get("participant_id") or "").strip()
-                if subject_id:
-                    listed.append(subject_id)
-    folders = sorted(p.name for p in root.glob("sub-*") if p.is_dir())
-    return listed + [f for f in folders if f not in listed]
-
-
-def _bids_files(root: Path, subject_id: str) -> list[Path]:
-    folder = root / subject_id
-    files = sorted(folder.glob("anat/*.nii*")) + sorted(folder.glob("ses-*/anat/*.nii*"))
-    return [f for f in files if f.name.startswith(subject_id + "_") and f.name.endswith((".nii", ".nii.gz"))]
-
-
-def _stem(path: Path) -> str:
-    name = path.name
-    for ending in (".nii.gz", ".seg.nrrd", ".nii", ".nrrd", ".nhdr", ".mha", ".mhd", ".hdr", ".img"):
-        if name.lower().endswith(ending):
-            return name[: -len(ending)]
-    return name
-
-
-def _acq(path: Path) -> str | None:
-    match = re.search(r"_acq-([A-Za-z0-9]+)", path.name)
-    return match[1] if match else None
-
-
-def _from_bids(root: Path, modalities: list[str]) -> list[CohortSubject]:
-    subjects = []
-    for subject_id in _bids_participants(root):
-        files = _bids_files(root, subject_id)
-        images: list[Path] = []
-        missing = []
-        for modality in modalities:
-            suffix = _BIDS_SUFFIX.get(modality, modality)
-            found = [f for f in files if _stem(f).endswith("_" + suffix)]
-            if found:
-                images.append(found[0])
-            else:
-                missing.append(f"{subject_id}/anat/{subject_id}_*_{suffix}.nii.gz")
-        error = f"{root / subject_id}: no {', '.join(missing)}" if missing else None
-        roi = None
-        rois = [f for f in files if _stem(f).endswith("_FLAIR_roi")]
-        if rois and images:
-            same_acq = [f for f in rois if _acq(f) == _acq(images[0])]
-            roi = (same_acq or rois)[0]
-        subjects.append(CohortSubject(subject_id, images, roi=roi, error=error))
-    return subjects
-
-
-def _from_manifest(table: Path, modalities: list[str]) -> list[CohortSubject]:
-    delimiter = "\t" if table.suffix.lower() == ".tsv" else ","
-    with table.open(encoding="utf-8-sig", newline="") as handle:
-        reader = csv.DictReader(handle, delimiter=delimiter)
-        columns = [(c or "").strip().lower() for c in (reader.fieldnames or [])]
-        rows = [{(k or "").strip().lower(): (v or "").strip() for k, v in row.items()} for row in reader]
-    id_column = next((c for c in ("subject", "participant_id") if c in columns), None)
-    if id_column is None:
-        raise FCDInputError(f"{table}: missing column 'subject' (has: {', '.join(columns) or 'none'})")
-    image_columns = {}
-    for modality in modalities:
-        column = next((c for c in (modality, f"image_{modality}") if c in columns), None)
-        if column is None:
-            raise FCDInputError(
-                f"{table}: missing column {modality!r} (or image_{modality}) for the model's modality {modality}"
-            )
-        image_columns[modality] = column
-
-    def resolve(value: str) -> Path | None:
-        if not value:
-            return None
-        path = Path(value).expanduser()
-        return path if path.is_absolute() else table.parent / path
-
-    subjects = []
-    for number, row in enumerate(rows, start=2):
-        if not any(row.values()):
-            continue
-        subject_id = row.get(id_column, "")
-        if not subject_id:
-            raise FCDInputError(f"{table}: line {number} has an empty {id_column}")
-        empty = [m for m, c in image_columns.items() if not row.get(c)]
-        subjects.append(
-            CohortSubject(
-                subject_id,
-                [p for p in (resolve(row.get(c, "")) for c in image_columns.values()) if p is not None],
-                roi=resolve(row.get("roi", "")),
-                brain_mask=resolve(row.get("brain_mask", "")),
-                series=row.get("series") or None,
-                roi_segment=row.get("roi_segment") or None,
-                error=f"{table}: {subject_id}: empty {', '.join(empty)} cell" if empty else None,
-            )
-        )
-    return subjects
-
-
-def _from_folder(root: Path, modalities: list[str]) -> list[CohortSubject]:
-    entries = sorted(p for p in root.iterdir() if not p.name.startswith("."))
-    candidates = [p for p in entries if (p.is_file() and is_image_file(p) and not p.name.lower().endswith(".img")) or p.is_dir()]
-    if not candidates:
-        return []
-    if len(modalities) != 1:
-        raise FCDInputError(
-            f"{root}: a folder of images gives one image per subject, the model takes {len(modalities)} "
-            f"({', '.join(modalities)}); use a BIDS folder or a CSV manifest"
-        )
-    return [CohortSubject(_stem(p), [p]) for p in candidates]
-
+from .errors import FCDInputError
+from .image_io import Image, load_image, load_mask
 
 # ---------------------------------------------------------------- one subject
 
@@ -262,55 +73,6 @@ def load_subject(subject: CohortSubject, modalities: Sequence[str]) -> LoadedSub
     except FCDInputError as error:
         return LoadedSubject(subject, error=str(error), started=started)
     return LoadedSubject(subject, images, roi, mask, started=started)
-
-
-def _top_cluster(result: dict[str, Any], out: Path | None = None) -> str | None:
-    """The first (highest-ranked) cluster, compact JSON; None when there is none.
-
-    Read defensively: from ``result["clusters"]`` (a list, or a ``{"clusters": [...]}`` set), else
-    from a ``clusters.json`` beside ``result.json``.
-    """
-    clusters = result.get("clusters")
-    if clusters is None and out is not None and (out / "clusters.json").is_file():
-        try:
-            clusters = json.loads((out / "clusters.json").read_text(encoding="utf-8"))
-        except (OSError, ValueError):
-            clusters = None
-    if isinstance(clusters, dict):  # {"clusters": [...], ...} summaries
-        clusters = clusters.get("clusters")
-    if isinstance(clusters, list) and clusters:
-        return json.dumps(clusters[0], separators=(",", ":"), sort_keys=True)
-    return None
-
-
-def summary_row(subject_id: str, result: dict[str, Any] | None, out: Path | None, status: str,
-                error: str | None = None, seconds: float | None = None) -> dict[str, Any]:
-    """One ``summary.csv`` row from a ``result.json`` dict (or an error)."""
-    result = result or {}
-    return {
-        "subject": subject_id,
-        "status": status,
-        "probability": result.get("probability"),
-        "prediction": result.get("prediction"),
-        "heat_score": result.get("heat_score"),
-        "top_cluster": _top_cluster(result, out) if status in ("done", "resumed") else None,
-        "error": error,
-        "output": str(out) if out is not None and status in ("done", "resumed") else None,
-        "seconds": round(seconds, 3) if seconds is not None else None,
-    }
-
-
-def finished_result(out: Path, model_name: str, method: str) -> dict[str, Any] | None:
-    """The ``result.json`` of a finished subject folder made by the same model and method, else None."""
-    try:
-        result = json.loads((out / RESULT_NAME).read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return None
-    if not isinstance(result, dict) or result.get("probability") is None:
-        return None
-    if result.get("model") != model_name or result.get("method") != method:
-        return None
-    return result
 
 
 def detect_loaded(bundle: Any, loaded: LoadedSubject, **detect_options: Any):
@@ -364,12 +126,6 @@ def process_subject(
         return write_subject(result, loaded, out_dir)
     except FCDInputError as error:
         return summary_row(subject.subject_id, None, None, "error", str(error))
-
-
-def write_summary(rows: Sequence[dict[str, Any]], path: str | Path) -> Path:
-    """Write ``rows`` as ``summary.csv`` (:data:`SUMMARY_COLUMNS`), atomically."""
-    write_text_atomic(path, csv_text(rows, SUMMARY_COLUMNS))
-    return Path(path)
 
 
 # ---------------------------------------------------------------- the run
@@ -504,8 +260,3 @@ def run_cohort(
             future.cancel()
         drain(block=True)
     return list(rows.values())
-
-
-def failed(rows: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
-    """The rows of subjects whose detection failed."""
-    return [row for row in rows if row["status"] == "error"]

@@ -16,6 +16,8 @@ After Spagnolo et al. (FLAIR vs MPRAGE, localized saliency; ``docs/saliency.md``
 
 Regions live on the reference input's grid: the connected components of an ROI
 (26-connectivity), the clusters of a map, or the whole head (:func:`brain_region`).
+The targets are in :mod:`FCDDetectLib.saliency_targets`; the regions and the per-region
+figures in :mod:`FCDDetectLib.saliency_regions`. This module takes the gradients.
 
 Gradients are taken with captum ``NoiseTunnel(Saliency(f), ...)`` with ``abs=False``:
 ``Saliency`` returns d f / d input for every input element, channels apart, and ``f``
@@ -27,7 +29,8 @@ grid with :func:`FCDDetectLib.preprocess.to_input_grid` (linear, 0 outside the m
 field of view). Their values are not normalised: the sign and the magnitude are the result.
 
 Example:
-    >>> from FCDDetectLib.localized_saliency import localized_smoothgrad, roi_regions
+    >>> from FCDDetectLib.localized_saliency import localized_smoothgrad
+    >>> from FCDDetectLib.saliency_regions import roi_regions
     >>> regions = roi_regions(roi_image, prep.reference)  # doctest: +SKIP
     >>> sal = localized_smoothgrad(net, prep, ["t1", "flair"], regions, class_index=1)  # doctest: +SKIP
     >>> sal.regions[0].modalities[1].positive  # FLAIR, positive gradients per voxel  # doctest: +SKIP
@@ -36,72 +39,31 @@ Example:
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
 from .errors import FCDInputError
-from .geometry import voxel_sizes
 from .image_io import Image
+from .saliency_regions import (  # noqa: F401  (band_around, roi_regions: also read from here)
+    DEFAULT_BAND_MM,
+    Region,
+    RegionContributions,
+    band_around,
+    detection_regions,
+    region_contributions,
+    roi_regions,
+)
+from .saliency_targets import Target, _lesion_logits, classifier_logit, lesion_logits_in_region
 
 DEFAULT_NT_SAMPLES = 50
 """Noisy copies per SmoothGrad (Spagnolo et al.: 50)."""
 DEFAULT_NOISE_SD = 0.05
 """Noise sd as a fraction of the model input's value range (Spagnolo et al.: 0.05)."""
-DEFAULT_BAND_MM = 3.0
-"""Width of the band around a region (mm): about one to two voxels of a clinical 3D scan."""
 DEFAULT_SEED = 0
 TARGETS = ("fcd-logit", "lesion-logits")
-
-Target = Callable[[Any, Any], Any]
-"""``target(model_output, region_weights_or_None) -> tensor (N,)``, one value per noisy copy."""
-
-
-@dataclass
-class Region:
-    """A set of voxels on the reference input grid (``mask``, bool) with a name and its kind
-    (``"roi-component"``, ``"cluster"`` or ``"brain"``)."""
-
-    name: str
-    kind: str
-    mask: np.ndarray
-
-
-@dataclass
-class ModalityContribution:
-    """One modality's signed gradients in one region (values per voxel, see the module docstring)."""
-
-    modality: str
-    positive: float
-    negative: float
-    band_positive: float | None
-    band_negative: float | None
-    share: float | None
-
-    def to_json(self) -> dict[str, Any]:
-        return dict(self.__dict__)
-
-
-@dataclass
-class RegionContributions:
-    """The contributions of every modality inside one region and in the band around it."""
-
-    name: str
-    kind: str
-    voxels: int
-    band_voxels: int
-    volume_mm3: float
-    modalities: list[ModalityContribution]
-    band_mm: float = DEFAULT_BAND_MM
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "name": self.name, "kind": self.kind, "voxels": self.voxels, "band_voxels": self.band_voxels,
-            "band_mm": self.band_mm, "volume_mm3": round(self.volume_mm3, 3),
-            "modalities": [m.to_json() for m in self.modalities],
-        }
 
 
 @dataclass
@@ -144,81 +106,6 @@ def check_options(nt_samples: int, noise_sd: float, band_mm: float = DEFAULT_BAN
         raise FCDInputError(f"SmoothGrad: noise sd must be a finite number >= 0, got {noise_sd!r}")
     if not (isinstance(band_mm, (int, float)) and math.isfinite(band_mm)) or band_mm < 0:
         raise FCDInputError(f"SmoothGrad: band width must be a finite number of mm >= 0, got {band_mm!r}")
-
-
-# ---------------------------------------------------------------- targets
-
-
-def _class_logits(output: Any) -> Any:
-    """The (N, K) class logits of a model output: a tensor, a (logits, lesion) pair or a dict."""
-    if isinstance(output, dict):
-        for key in ("logits", "class_logits", "classification"):
-            if key in output:
-                return output[key]
-        raise FCDInputError(f"model output has no class logits (keys: {', '.join(map(str, output))})")
-    if isinstance(output, (tuple, list)):
-        return output[0]
-    return output
-
-
-def _lesion_logits(output: Any) -> Any:
-    """The (N, 1, X, Y, Z) lesion logit map of a model output: a 5D tensor, the second item of a
-    (logits, lesion) pair, or ``output["lesion"]`` / ``output["lesion_logits"]``."""
-    if isinstance(output, dict):
-        for key in ("lesion_logits", "lesion"):
-            if key in output:
-                return output[key]
-        raise FCDInputError(f"model output has no lesion logit map (keys: {', '.join(map(str, output))})")
-    if isinstance(output, (tuple, list)):
-        if len(output) < 2:
-            raise FCDInputError("model output has no lesion logit map (a sequence of one item)")
-        return output[1]
-    if getattr(output, "ndim", 0) == 5:
-        return output
-    raise FCDInputError("model output has no lesion logit map: this bundle has no lesion head")
-
-
-def classifier_logit(class_index: int) -> Target:
-    """Target: the logit of the class probability, log(p / (1 - p)) = z_k - logsumexp(other z)
-    (for two classes z_fcd - z_control). The raw score z_k alone is not identified by a softmax
-    (adding one function to every class changes nothing), so its gradient can point anywhere;
-    the log-odds is what the probability follows. The region does not enter; it only selects
-    where the gradients are summed.
-
-    Example:
-        >>> import torch
-        >>> classifier_logit(1)(torch.tensor([[0.5, 2.0]]), None).tolist()
-        [1.5]
-    """
-    import torch
-
-    def target(output: Any, _weights: Any) -> Any:
-        logits = _class_logits(output)
-        others = torch.cat([logits[:, :class_index], logits[:, class_index + 1:]], dim=1)
-        return logits[:, class_index] - torch.logsumexp(others, dim=1)
-
-    return target
-
-
-def lesion_logits_in_region(output: Any, weights: Any) -> Any:
-    """Target: the lesion head's logits summed over the region (``weights``: (X, Y, Z) on the
-    lesion map's grid, the region's share of each model voxel), as in the seed paper.
-
-    Example:
-        >>> import torch
-        >>> lesion = torch.ones(1, 1, 2, 2, 2)
-        >>> w = torch.zeros(2, 2, 2); w[0, 0, 0] = 1
-        >>> lesion_logits_in_region(lesion, w).tolist()
-        [1.0]
-    """
-    lesion = _lesion_logits(output)
-    if weights is None:
-        raise FCDInputError("lesion-logits target needs a region")
-    if tuple(lesion.shape[-3:]) != tuple(weights.shape):
-        raise FCDInputError(
-            f"lesion logit map {tuple(lesion.shape[-3:])} is not on the model grid {tuple(weights.shape)}"
-        )
-    return (lesion.reshape(lesion.shape[0], -1, *weights.shape) * weights).sum(dim=(1, 2, 3, 4))
 
 
 # ---------------------------------------------------------------- SmoothGrad
@@ -266,126 +153,6 @@ def _region_on_model_grid(region: np.ndarray, prep: Any) -> np.ndarray:
         region.astype(np.float32), to_input[:3, :3], offset=to_input[:3, 3], output_shape=tuple(prep.shape),
         output=np.float32, order=1, mode="constant", cval=0.0,
     )
-
-
-# ---------------------------------------------------------------- regions
-
-
-def roi_regions(roi: Image, grid: Image, name: str = "ROI") -> list[Region]:
-    """The connected components (26-connectivity) of ``roi`` on ``grid``'s voxels, largest first.
-
-    An ROI on another grid is resampled (nearest neighbour, as for the Heat-Score). Raises
-    FCDInputError for an empty ROI or one that does not overlap ``grid``.
-
-    Example:
-        >>> import numpy as np
-        >>> m = np.zeros((8, 8, 8), bool); m[1:3, 1:3, 1:3] = True; m[6, 6, 6] = True
-        >>> [r.mask.sum() for r in roi_regions(Image(m, np.eye(4)), Image(np.zeros((8, 8, 8)), np.eye(4)))]
-        [8, 1]
-    """
-    from scipy import ndimage
-
-    from .geometry import mask_onto_grid, same_grid
-
-    array = np.asarray(roi.array) > 0.5
-    if not array.any():
-        raise FCDInputError(f"{name}: ROI is empty (no voxel set)")
-    if not same_grid(roi, grid):
-        array = mask_onto_grid(roi, grid)
-        if not array.any():
-            raise FCDInputError(
-                f"{name}: ROI does not overlap the image's grid after resampling "
-                "(outside its field of view, or smaller than one voxel)"
-            )
-    labels, count = ndimage.label(array, structure=np.ones((3, 3, 3), bool))
-    sizes = np.bincount(labels.ravel())[1:]
-    order = np.argsort(-sizes, kind="stable") + 1
-    return [Region(f"roi-{rank}", "roi-component", labels == int(k)) for rank, k in enumerate(order, start=1)]
-
-
-def brain_region(reference: Image) -> Region:
-    """The whole head of the reference image (preprocessing's head mask on its own grid)."""
-    from .preprocess import head_mask
-
-    return Region("brain", "brain", head_mask(np.asarray(reference.array, np.float32)))
-
-
-def cluster_regions(labels: np.ndarray, ids: Sequence[int]) -> list[Region]:
-    """Regions of a cluster label volume (``ClusterSet.labels``), in the order of ``ids``."""
-    return [Region(f"cluster-{int(k)}", "cluster", np.asarray(labels) == int(k)) for k in ids]
-
-
-def band_around(mask: np.ndarray, affine: np.ndarray, band_mm: float) -> np.ndarray:
-    """Voxels outside ``mask`` within ``band_mm`` of it (Euclidean distance in mm between voxel
-    centres, voxel sizes from the affine's columns).
-
-    Example:
-        >>> import numpy as np
-        >>> m = np.zeros((9, 9, 9), bool); m[4, 4, 4] = True
-        >>> int(band_around(m, np.eye(4), 1.0).sum())  # the 6 face neighbours
-        6
-    """
-    from scipy import ndimage
-
-    mask = np.asarray(mask, bool)
-    if band_mm <= 0 or not mask.any():
-        return np.zeros_like(mask)
-    sizes = np.asarray(voxel_sizes(affine))
-    reach = np.ceil(band_mm / sizes).astype(int) + 1
-    idx = np.argwhere(mask)
-    lo = np.maximum(idx.min(0) - reach, 0)
-    hi = np.minimum(idx.max(0) + reach + 1, mask.shape)
-    box = tuple(slice(int(a), int(b)) for a, b in zip(lo, hi, strict=True))
-    distance = ndimage.distance_transform_edt(~mask[box], sampling=sizes)
-    band = np.zeros_like(mask)
-    band[box] = (distance > 0) & (distance <= band_mm + 1e-6)
-    return band
-
-
-def region_contributions(
-    maps: dict[str, np.ndarray], region: Region, affine: np.ndarray, band_mm: float = DEFAULT_BAND_MM,
-) -> RegionContributions:
-    """Per-modality positive and negative sums / voxel count inside ``region`` and in its band.
-
-    The band is :func:`band_around` with ``max(band_mm, largest voxel size)`` (so it always
-    holds at least the face neighbours; ``band_mm`` of the result is the width used).
-
-    ``share`` = (positive - negative) of the modality / the same summed over modalities
-    (None when every gradient inside is 0). Raises FCDInputError for a region without voxels.
-
-    Example:
-        >>> import numpy as np
-        >>> m = np.zeros((4, 4, 4), bool); m[1, 1, 1] = True
-        >>> g = np.zeros((4, 4, 4), np.float32); g[1, 1, 1] = 3.0
-        >>> r = region_contributions({"flair": g, "t1": -g / 3}, Region("a", "roi-component", m), np.eye(4), 0)
-        >>> [(c.modality, c.positive, c.negative, c.share) for c in r.modalities]
-        [('flair', 3.0, 0.0, 0.75), ('t1', 0.0, -1.0, 0.25)]
-    """
-    inside = np.asarray(region.mask, bool)
-    n = int(inside.sum())
-    if n == 0:
-        raise FCDInputError(f"region {region.name}: has no voxels")
-    if band_mm > 0:
-        band_mm = max(float(band_mm), max(voxel_sizes(affine)))
-    band = band_around(inside, affine, band_mm)
-    n_band = int(band.sum())
-    rows = []
-    for modality, grad in maps.items():
-        values = np.asarray(grad, np.float64)
-        v_in = values[inside]
-        v_band = values[band]
-        rows.append([
-            modality, float(v_in[v_in > 0].sum() / n), float(v_in[v_in < 0].sum() / n),
-            float(v_band[v_band > 0].sum() / n_band) if n_band else None,
-            float(v_band[v_band < 0].sum() / n_band) if n_band else None,
-        ])
-    total = sum(pos - neg for _, pos, neg, _, _ in rows)
-    contributions = [
-        ModalityContribution(m, pos, neg, bpos, bneg, float((pos - neg) / total) if total > 0 else None)
-        for m, pos, neg, bpos, bneg in rows
-    ]
-    volume = float(n * abs(np.linalg.det(np.asarray(affine, float)[:3, :3])))
-    return RegionContributions(region.name, region.kind, n, n_band, volume, contributions, float(band_mm))
 
 
 # ---------------------------------------------------------------- the whole computation
@@ -467,27 +234,6 @@ def localized_smoothgrad(
     return LocalizedSaliency(maps=maps, affine=affine, regions=results, target=target_name, nt_samples=int(nt_samples),
                              noise_sd=float(noise_sd), noise_stdev=float(noise_stdev), band_mm=float(band_mm),
                              seed=int(seed), notes=notes)
-
-
-def detection_regions(prep: Any, roi: Image | None = None, clusters: Any = None, heatmap: np.ndarray | None = None,
-                      roi_name: str = "ROI") -> tuple[list[Region], list[str]]:
-    """The regions of one detection and notes: the ROI's components when an ROI is given, else the
-    clusters of the map (``clusters``, a :class:`~FCDDetectLib.clusters.ClusterSet` on the input
-    grid, or found in ``heatmap`` with the cluster defaults), else (no cluster) the whole head.
-
-    Example:
-        >>> regions, notes = detection_regions(prep, roi=roi_image)  # doctest: +SKIP
-    """
-    reference = prep.reference
-    if roi is not None:
-        return roi_regions(roi, reference, name=roi_name), []
-    if clusters is None and heatmap is not None:
-        from .clusters import find_clusters
-
-        clusters = find_clusters(heatmap, reference.affine, image=np.asarray(reference.array, np.float32))
-    if clusters is not None and clusters.clusters:
-        return cluster_regions(clusters.labels, [c.id for c in clusters.clusters]), []
-    return [brain_region(reference)], ["no ROI and no cluster: the region is the whole head"]
 
 
 def localize_detection(model: Any, prep: Any, modalities: Sequence[str], class_index: int, *,

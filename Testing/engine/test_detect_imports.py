@@ -29,6 +29,8 @@ ABSENT_AFTER_DETECT = (
     "pydicom",
     "highdicom",
     "FCDDetectLib.cohort",
+    "FCDDetectLib.cohort_discovery",
+    "FCDDetectLib.cohort_summary",
     "FCDDetectLib.dicom_series",
     "FCDDetectLib.dicom_out",
     "FCDDetectLib.overlay",
