@@ -13,6 +13,9 @@ outside it are set to 0 and the map is min-max normalised again (its maximum is 
 coarse stage's cells reach past the head (flat beyond the last cell centre); this keeps
 their bands off the air. On a brain-extracted input the mask is the brain.
 
+The result record is :mod:`FCDDetectLib.detection_result`; writing its files,
+:mod:`FCDDetectLib.detection_files` (:func:`write_detection`, re-exported here).
+
 Example:
     >>> from FCDDetectLib.detect import detect, write_detection
     >>> result = detect("model.fcdbundle", ["sub-01_FLAIR.nii.gz"],
@@ -25,134 +28,26 @@ Example:
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from . import __version__
 from .choices import CAM_METHODS, DEVICES, EXPLANATION_LAYERS, EXPLANATION_METHODS
-from .cluster_files import CLUSTER_FILES, write_cluster_listing, write_clusters
-from .clusters import (
-    DEFAULT_MIN_SIZE_MM3,
-    DEFAULT_THRESHOLD,
-    ClusterSet,
-    check_cluster_settings,
-    find_clusters,
-)
+from .clusters import DEFAULT_MIN_SIZE_MM3, DEFAULT_THRESHOLD, check_cluster_settings, find_clusters
 from .defaults import DEFAULT_LAYER, DEFAULT_METHOD
+from .detection_files import DETECTION_FILES, write_detection  # noqa: F401 (re-exported for callers)
+from .detection_result import DetectionResult
 from .errors import FCDInputError
-from .heat_score import HeatScoreResult, heat_score_images
-from .image_io import Image, load_image, load_mask, save_image, validate_array
+from .heat_score import heat_score_images
+from .image_io import Image, load_image, load_mask, validate_array
 from .lesion_metrics import roi_on_grid, subject_lesion_metrics
 from .localized_saliency import DEFAULT_NOISE_SD, DEFAULT_NT_SAMPLES
 
 ImageSource = str | Path | Image
 
 
-@dataclass
-class DetectionResult:
-    """What one detection produced. ``heatmap`` lies on the first input image's grid.
-
-    ``clusters`` are the heatmap's clusters (``clusters.labels`` on the same grid);
-    ``lesion`` the subject's lesion-level figures (:func:`subject_lesion_metrics`; with
-    ``detected``/``peak_in_roi``/``dice`` None when no ROI was given).
-    """
-
-    probability: float
-    prediction: str
-    threshold: float
-    method: str
-    model: str
-    target_class: str
-    seconds: float
-    heatmap: np.ndarray
-    affine: np.ndarray
-    heat_score: float | None = None
-    heat_score_details: HeatScoreResult | None = None
-    modalities: list[str] = field(default_factory=list)
-    inputs: list[str] = field(default_factory=list)
-    device: str = "cpu"
-    saliency: Any = None  # localized_saliency.LocalizedSaliency when asked for (--localized-smoothgrad)
-    model_metadata: dict[str, Any] = field(default_factory=dict)  # the bundle's metadata (for the report)
-    warnings: list[str] = field(default_factory=list)
-    out_of_distribution: bool | None = None
-    ood_reasons: list[str] = field(default_factory=list)
-    input_statistics: dict[str, float] = field(default_factory=dict)
-    layer: str | None = DEFAULT_LAYER
-    clusters: ClusterSet | None = None
-    lesion: dict[str, Any] | None = None
-    lesion_map: np.ndarray | None = None
-    lesion_heat_score: float | None = None
-    lesion_heat_score_details: HeatScoreResult | None = None
-    lesion_clusters: ClusterSet | None = None  # the lesion map's clusters
-    lesion_map_metrics: dict[str, Any] | None = None  # subject_lesion_metrics of the lesion map
-
-    def lesion_json(self) -> dict[str, Any] | None:
-        """The lesion map's summary (bundles with a lesion head), or None."""
-        if self.lesion_map is None:
-            return None
-        details, clusters = self.lesion_heat_score_details, self.lesion_clusters
-        return {
-            "heat_score": self.lesion_heat_score,
-            "heat_score_note": details.note if details else None,
-            "max_probability": float(self.lesion_map.max()) if self.lesion_map.size else None,
-            "cluster_threshold": clusters.threshold if clusters is not None else None,
-            "cluster_min_size_mm3": clusters.min_size_mm3 if clusters is not None else None,
-            "n_clusters": len(clusters.clusters) if clusters is not None else None,
-            "top_cluster": clusters.clusters[0].to_json() if clusters is not None and clusters.clusters else None,
-            **_roi_figures(self.lesion_map_metrics),
-        }
-
-    def to_json(self) -> dict[str, Any]:
-        """The JSON-ready summary written to ``result.json`` (no arrays)."""
-        details = self.heat_score_details
-        clusters = self.clusters
-        return {
-            "probability": self.probability,
-            "prediction": self.prediction,
-            "threshold": self.threshold,
-            "heat_score": self.heat_score,
-            "roi_voxels": details.roi_voxels if details else None,
-            "roi_resampled": details.roi_resampled if details else None,
-            "background_voxels": details.background_voxels if details else None,
-            "heat_score_note": details.note if details else None,
-            "method": self.method,
-            "layer": self.layer,
-            "head_restricted": True,
-            "cluster_threshold": clusters.threshold if clusters else None,
-            "min_cluster_mm3": clusters.min_size_mm3 if clusters else None,
-            "n_clusters": len(clusters.clusters) if clusters else None,
-            "top_cluster": (self.lesion or {}).get("top_cluster"),
-            **_roi_figures(self.lesion),
-            "target_class": self.target_class,
-            "model": self.model,
-            "modalities": self.modalities,
-            "inputs": self.inputs,
-            "device": self.device,
-            "seconds": round(self.seconds, 3),
-            "engine_version": __version__,
-            **({"modality_contributions": self.saliency.to_json()} if self.saliency is not None else {}),
-            "warnings": list(self.warnings),
-            # "unknown" for a bundle that records no training input ranges (older bundles)
-            "out_of_distribution": "unknown" if self.out_of_distribution is None else self.out_of_distribution,
-            "ood_reasons": list(self.ood_reasons),
-            "input_statistics": dict(self.input_statistics),
-            "lesion_map": self.lesion_json(),
-        }
-
-
-def _roi_figures(row: dict[str, Any] | None) -> dict[str, Any]:
-    """A map's figures against the ROI for ``result.json`` (from :func:`subject_lesion_metrics`; None without ROI)."""
-    row = row or {}
-    return {
-        "detected": row.get("detected"),
-        "fp_clusters": row.get("fp_clusters") if row.get("has_roi") else None,
-        "peak_in_roi": row.get("peak_in_roi"),
-        "dice": row.get("dice"),
-    }
 
 
 def resolve_device(device: str) -> str:
@@ -404,48 +299,3 @@ def _explain_and_classify(
         return heat, outputs[0]
     with torch.no_grad():
         return heat, net(x)
-
-
-DetectionWriter = Callable[["DetectionResult", Path], None]
-"""Writes more files of one detection into the (staging) folder it is given, e.g. clusters.json."""
-
-DETECTION_FILES = ("heatmap.nii.gz", "result.json", *CLUSTER_FILES)
-"""The files a detection writes (more may come from writers); checked before computing."""
-
-
-def write_detection(result: DetectionResult, out_dir: str | Path,
-                    extra_writers: Sequence[DetectionWriter] = ()) -> Path:
-    """Write ``heatmap.nii.gz`` (input grid, float32), ``result.json``, cluster and writers' files into ``out_dir``.
-
-    ``heatmap.nii.gz`` is restricted to the head; when the result has clusters,
-    :func:`write_clusters` adds ``clusters.nii.gz``, ``clusters.json`` and ``clusters.csv``.
-    With a lesion head also ``lesion_map.nii.gz`` (voxel probability, input grid),
-    ``lesion_clusters.nii.gz`` (its cluster labels, int16) and ``lesion_clusters.json``.
-
-    All files of one detection are committed as one unit (:class:`~FCDDetectLib.output_set.OutputSet`):
-    a kill at any point leaves the previous detection's set or this one (after the
-    recovery the next writer or :func:`~FCDDetectLib.output_set.read_output_set` does),
-    and ``result.json`` lists every other file's SHA-256 under ``"files"``. Each writer
-    in ``extra_writers`` is called as ``writer(result, folder)`` and writes plain files
-    into ``folder``. Returns the output folder.
-
-    Example:
-        >>> write_detection(result, "out/")  # doctest: +SKIP
-        PosixPath('out')
-    """
-    from .output_set import OutputSet
-
-    out = Path(out_dir)
-    with OutputSet(out) as staged:
-        save_image(staged.folder / "heatmap.nii.gz", result.heatmap, result.affine)
-        if result.saliency is not None:
-            for modality, signed in result.saliency.maps.items():
-                save_image(staged.folder / f"smoothgrad_{modality}.nii.gz", signed, result.saliency.affine)
-        if result.lesion_map is not None:
-            save_image(staged.folder / "lesion_map.nii.gz", result.lesion_map, result.affine)
-            if result.lesion_clusters is not None:
-                write_cluster_listing(staged.folder, "lesion_clusters", result.lesion_clusters, result.affine)
-        for writer in (write_clusters, *extra_writers):
-            writer(result, staged.folder)
-        staged.manifest = result.to_json()
-    return out
