@@ -61,6 +61,8 @@ def _options() -> argparse.Namespace:
     parser.add_argument("--shape", type=int, nargs=3, default=[48, 56, 48])
     parser.add_argument("--widen-factor", type=float, default=0.25)
     parser.add_argument("--shift", type=float, default=None, help="random shifts in mm (default: the demo preset's)")
+    parser.add_argument("--patience", type=int, default=None, help="ReduceLROnPlateau patience in epochs "
+                        "(default: the demo preset's)")
     parser.add_argument("--protocols", nargs="+", default=list(reversed(SUPERVISION)), choices=SUPERVISION)
     parser.add_argument("--results", default="benchmarks/results-lesion-cpu.json")
     return parser.parse_args()
@@ -76,6 +78,7 @@ def _config(cohort: Path, args: argparse.Namespace, supervision: str):
         lr=args.lr, batch_size=args.batch_size, spacing=list(args.spacing), shape=list(args.shape), early_stop_patience=args.epochs,
         device="cpu", supervision=supervision, lesion_weight=args.lesion_weight,
         **({} if args.shift is None else {"shift_mm": args.shift}),
+        **({} if args.patience is None else {"patience": args.patience}),
     )
 
 
@@ -141,7 +144,7 @@ def main() -> int:
                    "subtlety": args.subtlety, "size": "small", "seed": args.seed},
         "options": {"epochs": args.epochs, "spacing": args.spacing, "shape": args.shape, "lr": args.lr,
                     "widen_factor": args.widen_factor, "lesion_weight": args.lesion_weight, "folds": args.folds,
-                    "batch_size": args.batch_size, "shift_mm": args.shift,
+                    "batch_size": args.batch_size, "shift_mm": args.shift, "patience": args.patience,
                     "held_out": "fold 0's test part (never seen in training or validation)"},
         "synth_seconds": round(synth_seconds, 1),
         "protocols": {},

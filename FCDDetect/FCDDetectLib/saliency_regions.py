@@ -88,7 +88,7 @@ def roi_regions(roi: Image, grid: Image, name: str = "ROI") -> list[Region]:
     Example:
         >>> import numpy as np
         >>> m = np.zeros((8, 8, 8), bool); m[1:3, 1:3, 1:3] = True; m[6, 6, 6] = True
-        >>> [r.mask.sum() for r in roi_regions(Image(m, np.eye(4)), Image(np.zeros((8, 8, 8)), np.eye(4)))]
+        >>> [int(r.mask.sum()) for r in roi_regions(Image(m, np.eye(4)), Image(np.zeros((8, 8, 8)), np.eye(4)))]
         [8, 1]
     """
     from scipy import ndimage
