@@ -186,8 +186,9 @@ class Trainer:
       transform for everything spatial in it),
     - :meth:`loss` (the scalar to minimise and its named parts, logged per epoch),
     - :meth:`step` (one optimisation step),
-    - :meth:`validation_metrics` (``val_loss``, which drives the scheduler and early
-      stopping, and any other figures for the history),
+    - :meth:`validation_metrics` (``val_loss`` and any other figures for the history);
+      :attr:`monitor` names the one that drives the scheduler, early stopping and the best
+      epoch (``val_loss`` here),
     - :meth:`checkpoint_payload` / :meth:`save_checkpoint` / :meth:`load_checkpoint`.
 
     The model is built once (:meth:`build_model`, or passed in) and is the object whose
@@ -200,6 +201,7 @@ class Trainer:
     """
 
     supervision = "none"
+    monitor = "val_loss"  # the validation figure (lower is better) the scheduler, early stopping and best epoch follow
 
     def __init__(self, config: RunConfig, fold: int, data: FoldData, fold_dir: Path, log: EventLog,
                  device: str | torch.device = "cpu", later_folds: int = 0, progress: bool = True,
@@ -356,7 +358,7 @@ class Trainer:
                 _set_train_mode(self.model)
                 train_loss, train_parts = self._train_epoch(generator)
                 validation = self.validation_metrics()
-                val_loss = validation["val_loss"]
+                val_loss = validation[self.monitor]
                 lr = float(self.optimizer.param_groups[0]["lr"])
                 self.scheduler.step(val_loss)
                 improved = val_loss < state["best_val_loss"]

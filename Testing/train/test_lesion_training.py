@@ -97,6 +97,22 @@ def test_lesion_training_resumes_bit_exact(tmp_path):
         assert torch.equal(resumed.best_state[name], value), name
 
 
+@pytest.mark.slow
+def test_lesion_training_follows_the_validation_lesion_loss(tmp_path):
+    # The best epoch, best_val_loss (and so the scheduler and early stopping, which read the
+    # same figure) follow val_lesion_loss under lesion supervision, not the class + lesion sum.
+    config = _blob_config(seed=2, epochs=3)
+    outcome = LesionTrainer(config, 0, _blob_data(2, 8, 4), tmp_path / "fold-0", EventLog(tmp_path / "e.jsonl"),
+                            progress=False).fit()
+    assert LesionTrainer.monitor == "val_lesion_loss" and Trainer.monitor == "val_loss"
+    for k, record in enumerate(outcome.history):
+        seen = outcome.history[: k + 1]
+        assert record["best_val_loss"] == min(h["val_lesion_loss"] for h in seen)
+        assert record["best_epoch"] == min(seen, key=lambda h: h["val_lesion_loss"])["epoch"]
+        assert record["val_loss"] > record["val_lesion_loss"]  # the sum still recorded beside it
+    assert outcome.best_val_loss == min(h["val_lesion_loss"] for h in outcome.history)
+
+
 def test_transfer_mode_trains_layer4_fc_and_decoder_only():
     torch.manual_seed(1)
     from FCDDetectLib.lesion_net import build_lesion_resnet
