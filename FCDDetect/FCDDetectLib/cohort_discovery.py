@@ -33,6 +33,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .errors import FCDInputError
+from .manifest_table import id_column, open_table, subject_rows
 from .readers import is_image_file
 
 _BIDS_SUFFIX = {"flair": "FLAIR", "t1": "T1w", "t2": "T2w"}
@@ -149,14 +150,9 @@ def _from_bids(root: Path, modalities: list[str]) -> list[CohortSubject]:
 
 
 def _from_manifest(table: Path, modalities: list[str]) -> list[CohortSubject]:
-    delimiter = "\t" if table.suffix.lower() == ".tsv" else ","
-    with table.open(encoding="utf-8-sig", newline="") as handle:
-        reader = csv.DictReader(handle, delimiter=delimiter)
-        columns = [(c or "").strip().lower() for c in (reader.fieldnames or [])]
-        rows = [{(k or "").strip().lower(): (v or "").strip() for k, v in row.items()} for row in reader]
-    id_column = next((c for c in ("subject", "participant_id") if c in columns), None)
-    if id_column is None:
-        raise FCDInputError(f"{table}: missing column 'subject' (has: {', '.join(columns) or 'none'})")
+    with open_table(table) as (columns, lazy_rows):
+        rows = list(lazy_rows)
+    subject_column = id_column(table, columns)
     image_columns = {}
     for modality in modalities:
         column = next((c for c in (modality, f"image_{modality}") if c in columns), None)
@@ -173,12 +169,7 @@ def _from_manifest(table: Path, modalities: list[str]) -> list[CohortSubject]:
         return path if path.is_absolute() else table.parent / path
 
     subjects = []
-    for number, row in enumerate(rows, start=2):
-        if not any(row.values()):
-            continue
-        subject_id = row.get(id_column, "")
-        if not subject_id:
-            raise FCDInputError(f"{table}: line {number} has an empty {id_column}")
+    for subject_id, row in subject_rows(table, rows, subject_column):
         empty = [m for m, c in image_columns.items() if not row.get(c)]
         subjects.append(
             CohortSubject(

@@ -43,7 +43,7 @@ follow ``val_lesion_loss`` (:attr:`monitor`; ``best_val_loss`` then holds it), n
 measured on the thin lesions of ``fcd synth --subtlety 0.5`` (``benchmarks/results-lesion-cpu.json``,
 ``lr_3e-4_patience_20``), the class loss of a head at chance moves by more from epoch to
 epoch than the lesion loss gains, so the sum stalled (and the learning rate was cut) while
-the lesion loss was still falling at every epoch; with the lesion loss driving them, the
+the lesion loss was still falling; with the lesion loss driving them, the
 same 100-epoch benchmark went from detection 0.70 to 0.95 (``lesion_loss_monitor_run``).
 
 Example:

@@ -20,11 +20,11 @@ Example:
 
 from __future__ import annotations
 
-import csv
 from pathlib import Path
 
 from FCDDetectLib.errors import FCDInputError
 from FCDDetectLib.geometry import same_grid, voxel_sizes
+from FCDDetectLib.manifest_table import id_column, open_table, subject_rows
 
 from .grids import is_thick_slice, read_grid
 from .labels import LabelNames, parse_label
@@ -62,13 +62,8 @@ def load_manifest(path: str | Path, label_names: LabelNames | None = None) -> Da
     if not table.is_file():
         raise FCDInputError(f"{table}: manifest file not found")
     names = label_names or LabelNames()
-    delimiter = "\t" if table.suffix.lower() == ".tsv" else ","
-    with table.open(encoding="utf-8-sig", newline="") as handle:
-        reader = csv.DictReader(handle, delimiter=delimiter)
-        columns = [(c or "").strip().lower() for c in (reader.fieldnames or [])]
-        id_column = "subject" if "subject" in columns else "participant_id" if "participant_id" in columns else None
-        if id_column is None:
-            raise FCDInputError(f"{table}: missing column 'subject' (has: {', '.join(columns) or 'none'})")
+    with open_table(table) as (columns, lazy_rows):
+        subject_column = id_column(table, columns)
         if "label" not in columns:
             raise FCDInputError(f"{table}: missing column 'label' (has: {', '.join(columns)})")
         modality_columns = _modality_columns(columns)
@@ -76,17 +71,12 @@ def load_manifest(path: str | Path, label_names: LabelNames | None = None) -> Da
             raise FCDInputError(
                 f"{table}: missing image column; need at least one of {', '.join(MODALITIES)} or image_<name>"
             )
-        rows = [{(k or "").strip().lower(): (v or "").strip() for k, v in row.items()} for row in reader]
+        rows = list(lazy_rows)
     base = table.parent
     subjects: list[Subject] = []
     warnings: list[str] = []
     seen: set[str] = set()
-    for number, row in enumerate(rows, start=2):
-        if not any(row.values()):
-            continue
-        subject_id = row.get(id_column, "")
-        if not subject_id:
-            raise FCDInputError(f"{table}: line {number} has an empty {id_column}")
+    for subject_id, row in subject_rows(table, rows, subject_column):
         if subject_id in seen:
             raise FCDInputError(f"{table}: subject {subject_id} listed twice")
         seen.add(subject_id)
