@@ -36,13 +36,16 @@ def open_table(table: Path) -> Iterator[tuple[list[str], Iterator[dict[str, str]
     """The table's lower-case column names and its rows (lower-case keys, stripped cells), read lazily.
 
     The rows are read while the ``with`` block is open, so a caller can check the columns
-    before reading any row.
+    before reading any row. A table that is not UTF-8 gives FCDInputError naming it.
     """
     delimiter = "\t" if table.suffix.lower() == ".tsv" else ","
     with table.open(encoding="utf-8-sig", newline="") as handle:
-        reader = csv.DictReader(handle, delimiter=delimiter)
-        columns = [(c or "").strip().lower() for c in (reader.fieldnames or [])]
-        yield columns, ({(k or "").strip().lower(): (v or "").strip() for k, v in row.items()} for row in reader)
+        try:
+            reader = csv.DictReader(handle, delimiter=delimiter)
+            columns = [(c or "").strip().lower() for c in (reader.fieldnames or [])]
+            yield columns, ({(k or "").strip().lower(): (v or "").strip() for k, v in row.items()} for row in reader)
+        except UnicodeDecodeError as error:  # e.g. a spreadsheet saved as Latin-1 / Windows-1252 CSV
+            raise FCDInputError(f"{table}: not UTF-8 text (byte {error.start}); save it as CSV UTF-8") from None
 
 
 def id_column(table: Path, columns: list[str]) -> str:

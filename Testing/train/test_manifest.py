@@ -110,3 +110,16 @@ def test_missing_manifest_and_wrong_suffix(tmp_path):
     with pytest.raises(FCDInputError, match=r"list.txt: expected a dataset folder or a .csv/.tsv manifest"):
         load_dataset(other)
     assert os.path.exists(other)
+
+
+def test_a_manifest_that_is_not_utf8_is_one_clear_error(tmp_path):
+    # A spreadsheet saved as Windows-1252 CSV: "é" is byte 0xe9, not UTF-8. Both manifest
+    # readers share FCDDetectLib.manifest_table, so both name the file instead of a traceback.
+    from FCDDetectLib.cohort_discovery import discover_subjects
+
+    manifest = tmp_path / "cohort.csv"
+    manifest.write_bytes("subject,label,flair\nRené,fcd,r.nii.gz\n".encode("cp1252"))
+    with pytest.raises(FCDInputError, match=r"cohort\.csv: not UTF-8 text \(byte \d+\); save it as CSV UTF-8"):
+        load_manifest(manifest)
+    with pytest.raises(FCDInputError, match=r"cohort\.csv: not UTF-8 text"):
+        discover_subjects(manifest, modalities=["flair"])
