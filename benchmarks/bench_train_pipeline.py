@@ -36,6 +36,9 @@ pipeline (batch + augment + step) with the limit's fastest step, and
 ``ratio_fastest_epoch_to_limit`` the fastest training epoch (partial last batch included):
 figures a shared machine disturbs less.
 
+The loops and the timed pipeline are in ``benchmarks/train_pipeline_timing.py``; this
+script parses the options, runs them and writes the results.
+
 Usage:
     nice -n 10 python benchmarks/bench_train_pipeline.py                  # demo grid, CPU
     python benchmarks/bench_train_pipeline.py --grid default --device cuda --subjects 60
@@ -48,26 +51,26 @@ import argparse
 import json
 import os
 import platform
-import statistics
 import subprocess
 import sys
 import tempfile
 import time
-from contextlib import nullcontext
 from pathlib import Path
 from typing import Any
 
 import torch
-import torch.nn.functional as F
 from FCDTrainLib.run_config import RunConfig
+from train_pipeline_timing import (  # noqa: F401  (the loops and timers: re-exported for callers)
+    BareLoop,
+    _sync,
+    _variant_context,
+    bare_loops,
+    pipeline,
+    timed_trainer_class,
+)
 
 RESULTS = Path(__file__).with_name("results-train.json")
 VARIANTS = ("fp32", "fp32_fill", "channels_last", "bf16", "compile")
-
-
-def _sync(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize()
 
 
 def _machine(device: torch.device) -> str:
@@ -99,88 +102,6 @@ def make_config(grid: str, cohort: Path, device: str, epochs: int, batch_size: i
     return RunConfig(**overrides)
 
 
-# ------------------------------------------------------------------------ the limit
-def _variant_context(variant: str, device: torch.device):
-    from FCDTrainLib.trainer import _autocast
-
-    if variant == "bf16":
-        return torch.autocast(device.type, dtype=torch.bfloat16)
-    if variant in ("policy", "fp32_fill"):
-        return _autocast(device)
-    return nullcontext()
-
-
-class BareLoop:
-    """Forward + CE + backward + Adam on random tensors on ``device``, one variant.
-
-    ``policy``: the Trainer's precision (the limit); ``fp32``; ``fp32_fill`` (fp32 with
-    ``torch.utils.deterministic.fill_uninitialized_memory`` on, as ``fcd train`` ran before
-    :func:`FCDTrainLib.train_run.deterministic_cpu`); ``channels_last``; ``bf16``; ``compile``.
-    Each :meth:`step` returns its wall time; the first step (for ``compile``: the
-    compilation) is timed in ``first_step_seconds``.
-    """
-
-    def __init__(self, config: RunConfig, device: torch.device, variant: str) -> None:
-        from FCDTrainLib.trainer import build_model
-
-        self.config, self.device, self.variant = config, device, variant
-        model, _ = build_model(config, 0)  # the fold's very network and initialisation
-        model.to(device).train()
-        self.x = torch.randn(config.batch_size, len(config.modalities), *config.shape, device=device)
-        self.y = torch.randint(0, 2, (config.batch_size,), device=device)
-        if variant == "channels_last":
-            model = model.to(memory_format=torch.channels_last_3d)
-            self.x = self.x.contiguous(memory_format=torch.channels_last_3d)
-        self.optimizer = torch.optim.Adam([p for p in model.parameters() if p.requires_grad], lr=config.lr)
-        self.forward = torch.compile(model) if variant == "compile" else model
-        self.times: list[float] = []
-        self.first_step_seconds = self.step(record=False)
-
-    def step(self, record: bool = True) -> float:
-        fill = torch.utils.deterministic.fill_uninitialized_memory
-        if self.variant == "fp32_fill":
-            torch.utils.deterministic.fill_uninitialized_memory = torch.are_deterministic_algorithms_enabled()
-        try:
-            _sync(self.device)
-            started = time.perf_counter()
-            with _variant_context(self.variant, self.device):
-                logits = self.forward(self.x)
-            loss = F.cross_entropy(logits.float(), self.y)
-            self.optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            self.optimizer.step()
-            _sync(self.device)
-            seconds = time.perf_counter() - started
-        finally:
-            torch.utils.deterministic.fill_uninitialized_memory = fill
-        if record:
-            self.times.append(seconds)
-        return seconds
-
-    def figures(self) -> dict[str, Any]:
-        """Fastest and median step (the fastest is the least disturbed on a shared machine)."""
-        fastest, median = min(self.times), statistics.median(self.times)
-        batch = self.config.batch_size
-        return {"variant": self.variant, "steps": len(self.times), "step_seconds_min": round(fastest, 4),
-                "step_seconds_median": round(median, 4), "volumes_per_second": round(batch / fastest, 3),
-                "volumes_per_second_median": round(batch / median, 3),
-                "first_step_seconds": round(self.first_step_seconds, 2)}
-
-
-def bare_loops(config: RunConfig, device: torch.device, variants: list[str], iters: int,
-               warmup: int) -> dict[str, dict[str, Any]]:
-    """Every variant's :class:`BareLoop`, their steps interleaved (one of each in turn), so a
-    change of the machine's load falls on all of them alike."""
-    loops = [BareLoop(config, device, variant) for variant in variants]
-    for _ in range(max(0, warmup - 1)):
-        for loop in loops:
-            loop.step(record=False)
-    for _ in range(iters):
-        for loop in loops:
-            loop.step()
-    return {loop.variant: loop.figures() for loop in loops}
-
-
 def compile_in_child(args: argparse.Namespace, timeout: float) -> dict[str, Any]:
     """The ``compile`` variant in a child process (time limit; a failure is recorded, not raised)."""
     command = [sys.executable, __file__, "--child-compile", "--grid", args.grid, "--device", args.device,
@@ -203,126 +124,6 @@ def compile_in_child(args: argparse.Namespace, timeout: float) -> dict[str, Any]
     row = json.loads(lines[-1])
     row["wall_seconds"] = round(time.perf_counter() - started, 1)
     return row
-
-
-# --------------------------------------------------------------------- the pipeline
-def timed_trainer_class(device: torch.device, limit: BareLoop, limit_steps: int):
-    """A :class:`Trainer` whose hooks add their wall time to ``self.seconds`` (the real hooks run).
-
-    After each training epoch (outside its timers) ``limit`` takes ``limit_steps`` steps, so
-    each epoch has a measurement of the limit taken under the same load.
-    """
-    from FCDTrainLib.trainer import Trainer
-
-    class TimedTrainer(Trainer):
-        def __init__(self, *args: Any, **kwargs: Any) -> None:
-            super().__init__(*args, **kwargs)
-            self.epochs: list[dict[str, Any]] = []
-            self.seconds: dict[str, Any] = {}
-
-        def _timed(self, name: str, call, *args: Any):
-            _sync(device)
-            started = time.perf_counter()
-            result = call(*args)
-            _sync(device)
-            seconds = time.perf_counter() - started
-            self.seconds[name] = self.seconds.get(name, 0.0) + seconds
-            if name in ("batch_train", "augment", "step") and self.seconds.get("iterations"):
-                self.seconds["iterations"][-1][1] += seconds  # this batch's input + step time
-            return result
-
-        def batch(self, x, y, index, part):
-            if part == "train":
-                self.seconds["iterations"] = [*self.seconds.get("iterations", []), [int(index.numel()), 0.0]]
-            return self._timed(f"batch_{part}", super().batch, x, y, index, part)
-
-        def augment(self, batch, generator):
-            return self._timed("augment", super().augment, batch, generator)
-
-        def step(self, batch):
-            return self._timed("step", super().step, batch)
-
-        def validation_metrics(self):
-            return self._timed("validation", super().validation_metrics)
-
-        def save_checkpoint(self, payload):
-            return self._timed("checkpoint", super().save_checkpoint, payload)
-
-        def _train_epoch(self, generator):
-            self.seconds = {}
-            result = self._timed("train_epoch", super()._train_epoch, generator)
-            self.seconds["limit_steps"] = [limit.step() for _ in range(limit_steps)]
-            self.epochs.append(self.seconds)
-            return result
-
-    return TimedTrainer
-
-
-def pipeline(config: RunConfig, work: Path, device: torch.device, n_subjects: int,
-             cohort: Path | None, limit_steps: int = 2) -> dict[str, Any]:
-    """Cohort -> folds -> VolumeCache -> fold_data -> Trainer.fit(), timed (see the module docstring)."""
-    from FCDTrainLib.cache import VolumeCache
-    from FCDTrainLib.data.synth import synth_cohort
-    from FCDTrainLib.events import EventLog
-    from FCDTrainLib.layout import RunLayout
-    from FCDTrainLib.train_run import fold_data, prepare
-
-    figures: dict[str, Any] = {}
-    if cohort is None:
-        cohort = work / "cohort"
-        started = time.perf_counter()
-        synth_cohort(cohort, n_subjects, seed=0, size="small")
-        figures["synth_seconds"] = round(time.perf_counter() - started, 1)
-    run_dir = work / "run"
-    subjects, _, folds = prepare(config, run_dir)
-    split = folds[0]
-    by_id = {s.subject_id: s for s in subjects}
-    layout = RunLayout(run_dir)
-    cache = VolumeCache(layout.cache, config.spacing, config.shape, config.modalities)
-    started = time.perf_counter()
-    cache.build([by_id[i] for i in (*split.train, *split.val)])
-    figures["cache_build_seconds"] = round(time.perf_counter() - started, 1)
-    started = time.perf_counter()
-    data = fold_data(config, split, by_id, cache, device.type)
-    figures["fold_data_seconds"] = round(time.perf_counter() - started, 2)
-    limit = BareLoop(config, device, "policy")
-    trainer = timed_trainer_class(device, limit, limit_steps)(
-        config, 0, data, layout.fold(0), EventLog(run_dir / "events.jsonl"), device=device, progress=False)
-    started = time.perf_counter()
-    outcome = trainer.fit()
-    _sync(device)
-    fit_seconds = time.perf_counter() - started
-    n_train, n_val = int(data.train_x.shape[0]), int(data.val_x.shape[0])
-    steady = trainer.epochs[1:] or trainer.epochs  # the first epoch carries the first allocations
-    total = {key: sum(epoch.get(key, 0.0) for epoch in steady) for key in
-             ("train_epoch", "batch_train", "augment", "step", "validation", "checkpoint")}
-    train_volumes = n_train * len(steady)
-    full = [seconds for epoch in steady for size, seconds in epoch.get("iterations", []) if size == config.batch_size]
-    epoch_seconds = [h["seconds"] for h in outcome.history]
-    # per epoch: the pipeline's training volumes/s against the limit's fastest step right after it
-    ratios = [(n_train / epoch["train_epoch"]) / (config.batch_size / min(epoch["limit_steps"]))
-              for epoch in steady if epoch["limit_steps"]]
-    figures.update({
-        "ratio_per_epoch_to_adjacent_limit": [round(r, 3) for r in ratios],
-        "ratio_to_adjacent_limit_median": round(statistics.median(ratios), 3) if ratios else None,
-        "adjacent_limit_volumes_per_second": [round(config.batch_size / min(e["limit_steps"]), 3)
-                                              for e in steady if e["limit_steps"]],
-        "subjects": len(subjects), "n_train": n_train, "n_val": n_val, "epochs": outcome.epochs_run,
-        "epochs_timed": len(steady), "fit_seconds": round(fit_seconds, 2),
-        "epoch_seconds": [round(s, 2) for s in epoch_seconds],
-        "train_volumes_per_second": round(train_volumes / total["train_epoch"], 3),
-        "epoch_volumes_per_second": round(train_volumes / sum(epoch_seconds[-len(steady):]), 3),
-        "seconds_per_train_epoch": {key: round(value / len(steady), 3) for key, value in total.items()},
-        "input_share": round((total["batch_train"] + total["augment"]) / total["train_epoch"], 3),
-        "augment_share": round(total["augment"] / total["train_epoch"], 3),
-        "batch_share": round(total["batch_train"] / total["train_epoch"], 3),
-        "step_share": round(total["step"] / total["train_epoch"], 3),
-        "first_epoch_train_seconds": round(trainer.epochs[0]["train_epoch"], 2),
-        "fastest_epoch_train_volumes_per_second": round(n_train / min(e["train_epoch"] for e in steady), 3),
-        "fastest_full_batch_seconds": round(min(full), 4) if full else None,
-        "fastest_full_batch_volumes_per_second": round(config.batch_size / min(full), 3) if full else None,
-    })
-    return figures
 
 
 def main() -> None:

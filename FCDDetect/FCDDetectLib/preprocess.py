@@ -20,25 +20,11 @@ grids) are resampled through world coordinates straight onto the reference's mod
 (MONAI ``SpatialResample`` with ``dst_affine``, linear, zeros outside their field of
 view), then z-scored inside their own head mask.
 
-Head mask (our choice; the paper does not say): threshold at 10 % of the robust range,
-``p2 + 0.10 * (p99.5 - p2)``, fill holes in 3D, keep the largest connected component, then
-fill holes in every axial slice (skull, CSF and ventricles are dark but inside the head; the
-slice-wise fill also closes cavities that the 3D fill misses where the field of view cuts
-the neck). Air in magnitude MRI sits near p2 and scalp/brain far above 10 % of p99.5.
-
-Inverse (:func:`to_input_grid`): one linear resampling of the model-grid volume at the
-world positions of the reference's voxels, through the two affines
-(``scipy.ndimage.affine_transform``, 0 outside the model field of view), sampled only
-inside the box of input voxels that can see a non-zero model voxel (the rest is exactly
-0; on a 1 mm scan this skips most of the 8.7 M voxels). We first used
-MONAI's own ``Compose.inverse`` and checked it (MONAI 1.6.1, oblique 20 deg about x and y,
-0.9 x 1.3 x 3.5 mm, LPS, non-cubic): its shape and affine are exact (affine error 1e-16),
-but its values are not: it goes back through the intermediate target-spacing grid, so
-(a) the model-grid values in the part of the window that was padding are thrown away and
-(b) in the input's outer voxel layer(s), beyond that grid's outermost voxel centres, it
-repeats border values instead of interpolating (errors up to 0.36 on a random heatmap).
-It also builds a float64 sampling grid of the input's size (about 1.2 GB for a 512 x 512
-x 200 scan). Resampling through the affines has none of these problems.
+Head mask: :func:`~FCDDetectLib.head_mask.head_mask` (its rule is that module's docstring).
+Inverse (:func:`to_input_grid`, in :mod:`FCDDetectLib.input_grid`): one linear resampling
+of the model-grid volume at the world positions of the reference's voxels, through the two
+affines (why not MONAI's ``Compose.inverse``: that module's docstring). Both are
+re-exported here.
 
 Example:
     >>> import numpy as np
@@ -63,12 +49,11 @@ import torch
 
 from .errors import FCDInputError
 from .geometry import mask_bounds
+from .head_mask import HEAD_FRACTION, fill_holes, head_mask  # noqa: F401  (re-exported for callers)
 from .image_io import Image
+from .input_grid import to_input_grid  # noqa: F401  (re-exported for callers)
 
 __all__ = ["HEAD_FRACTION", "Preprocessed", "head_mask", "preprocess", "to_input_grid"]
-
-HEAD_FRACTION = 0.10
-"""Head threshold as a fraction of the robust intensity range (p2 .. p99.5)."""
 
 _RAS_LABELS = (("L", "R"), ("P", "A"), ("I", "S"))
 _AXES = "RAS"
@@ -99,73 +84,6 @@ class Preprocessed:
     intensity_stats: list[tuple[float, float]] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
     head_edge_fraction: float = 0.0
-
-
-def head_mask(array: np.ndarray) -> np.ndarray:
-    """Bool head mask of a 3D intensity volume (threshold, largest component, hole filling).
-
-    Example:
-        >>> import numpy as np
-        >>> vol = np.zeros((20, 20, 20), np.float32); vol[5:15, 5:15, 5:15] = 50; vol[9:11, 9:11, 9:11] = 0
-        >>> int(head_mask(vol).sum())  # the dark core is filled
-        1000
-    """
-    from scipy import ndimage
-
-    data = np.asarray(array, dtype=np.float32)
-    lo, hi = np.percentile(data, [2.0, 99.5])
-    if hi <= lo:
-        hi = float(data.max())
-    mask = data > lo + HEAD_FRACTION * (hi - lo)
-    if not mask.any():
-        return mask
-    # Fill first, then keep the largest component: with the skull on, the scalp can be a
-    # closed shell that the dark bone and CSF separate from the brain; filling first puts
-    # the brain inside the scalp's component instead of discarding the scalp (or the brain).
-    mask = fill_holes(mask)
-    labels, count = ndimage.label(mask)
-    if count > 1:
-        sizes = np.bincount(labels.ravel())
-        sizes[0] = 0
-        mask = labels == int(np.argmax(sizes))
-    mask = fill_holes(mask)
-    return fill_holes(mask, in_plane_axis=2)  # and every axial slice
-
-
-def fill_holes(mask: np.ndarray, in_plane_axis: int | None = None) -> np.ndarray:
-    """``scipy.ndimage.binary_fill_holes`` of a 3D mask, or of each of its slices along ``in_plane_axis``.
-
-    Same result (tested against scipy) at a third of the time on a 1 mm head: scipy fills by
-    dilating the background from the border until it stops (one pass per voxel of depth);
-    here the background's 6-connected components are labelled once (``ndimage.label``) and
-    those that touch no border become foreground. With ``in_plane_axis`` the components are
-    connected only within slices (one label call for all slices).
-
-    Example:
-        >>> cube = np.ones((5, 5, 5), bool); cube[2, 2, 2] = False
-        >>> bool(fill_holes(cube)[2, 2, 2])
-        True
-    """
-    from scipy import ndimage
-
-    mask = np.asarray(mask, dtype=bool)
-    if in_plane_axis is None:
-        structure, faces = ndimage.generate_binary_structure(mask.ndim, 1), range(mask.ndim)
-    else:
-        structure = np.zeros((3,) * mask.ndim, dtype=bool)
-        plane = [slice(None)] * mask.ndim
-        plane[in_plane_axis] = 1
-        structure[tuple(plane)] = ndimage.generate_binary_structure(mask.ndim - 1, 1)
-        faces = [axis for axis in range(mask.ndim) if axis != in_plane_axis]
-    labels, count = ndimage.label(~mask, structure=structure)
-    if count == 0:
-        return mask.copy()
-    open_to_border = np.zeros(count + 1, dtype=bool)
-    open_to_border[0] = True  # label 0 is the mask itself
-    for axis in faces:
-        for end in (0, -1):
-            open_to_border[np.take(labels, end, axis=axis)] = True
-    return mask | ~open_to_border[labels]
 
 
 def _zscore(channel: np.ndarray, mask: np.ndarray, label: str) -> tuple[np.ndarray, tuple[float, float]]:
@@ -314,70 +232,6 @@ def preprocess(images: Sequence[Image], spacing: Sequence[float], shape: Sequenc
         warnings=warnings,
         head_edge_fraction=edge_fraction,
     )
-
-
-def to_input_grid(volume_on_model_grid: np.ndarray, prep: Preprocessed) -> np.ndarray:
-    """Map a model-grid volume (e.g. a heatmap) onto the reference input's voxel grid.
-
-    Linear interpolation; voxels outside the model field of view get 0. The result has
-    the shape of ``prep.reference.array`` and is to be saved with ``prep.reference.affine``.
-
-    Example:
-        >>> heat_input = to_input_grid(heat_model, prep)  # doctest: +SKIP
-        >>> save_image("heatmap.nii.gz", heat_input, prep.reference.affine)  # doctest: +SKIP
-    """
-    from scipy import ndimage
-
-    volume = np.asarray(volume_on_model_grid, dtype=np.float32)
-    if volume.shape != tuple(prep.shape):
-        raise ValueError(f"volume shape {volume.shape} is not the model grid {tuple(prep.shape)}")
-    reference = prep.reference
-    # input voxel -> world -> model voxel; affine_transform samples `volume` there.
-    to_model = np.linalg.inv(prep.model_affine) @ np.asarray(reference.affine, dtype=np.float64)
-    result = np.zeros(reference.array.shape, dtype=np.float32)
-    box = _input_box_of_nonzero(volume, to_model, reference.array.shape)
-    if box is None:
-        return result
-    start, stop = box
-    # Only the input voxels that can see a non-zero model voxel are sampled (the head's
-    # part of an 8.7 M-voxel scan): the same samples as over the whole grid, the rest is 0.
-    result[tuple(slice(a, b) for a, b in zip(start, stop, strict=True))] = ndimage.affine_transform(
-        volume,
-        to_model[:3, :3],
-        offset=to_model[:3, 3] + to_model[:3, :3] @ start,
-        output_shape=tuple(int(n) for n in stop - start),
-        output=np.float32,
-        order=1,
-        mode="constant",
-        cval=0.0,
-    )
-    return result
-
-
-def _input_box_of_nonzero(
-    volume: np.ndarray, to_model: np.ndarray, input_shape: Sequence[int]
-) -> tuple[np.ndarray, np.ndarray] | None:
-    """Input-voxel box [start, stop) outside which linear sampling of ``volume`` gives exactly 0.
-
-    A linear sample depends on the model voxels within one cell of it, so input voxels
-    whose model position lies outside the non-zero box widened by one voxel read zeros
-    only. The box's eight corners, mapped to input voxels (inverse of ``to_model``), bound
-    the rest; one voxel more on each side covers rounding. None when ``volume`` is all zero.
-    """
-    bounds = mask_bounds(volume != 0)
-    if bounds is None:
-        return None
-    first, end = bounds  # end = last non-zero voxel + 1
-    low, high = first - 1.0, end.astype(np.float64)  # the non-zero box widened by one voxel
-    corners = np.array([[(low, high)[bit >> a & 1][a] for a in range(3)] for bit in range(8)])
-    to_input = np.linalg.inv(to_model)
-    positions = corners @ to_input[:3, :3].T + to_input[:3, 3]
-    shape = np.asarray(input_shape)
-    start = np.clip(np.floor(positions.min(0)).astype(int) - 1, 0, shape)
-    stop = np.clip(np.ceil(positions.max(0)).astype(int) + 2, 0, shape)
-    if np.any(stop <= start):
-        return None
-    return start, stop
 
 
 def mask_to_model_grid(mask: Image, prep: Preprocessed, name: str = "ROI") -> np.ndarray:

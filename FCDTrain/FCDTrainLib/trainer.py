@@ -3,6 +3,9 @@
 :class:`Trainer` is the loop with hooks (loss, step, validation metrics, checkpoint);
 the paper's protocol is the class itself, lesion supervision
 (:class:`FCDTrainLib.lesion_trainer.LesionTrainer`) a subclass of it.
+The fold's records (:class:`FoldData`, :class:`FoldTraining`) live in
+:mod:`FCDTrainLib.fold_data`, its network (:func:`build_model`, autocast, the validation
+loss) in :mod:`FCDTrainLib.fold_model`; both are re-exported here.
 
 Section 2.3 of the paper: cross-entropy, Adam (lr 1e-3), ReduceLROnPlateau (factor 0.1,
 patience 5) on the validation loss, early stopping on the validation loss, random
@@ -26,8 +29,6 @@ import copy
 import random
 import sys
 import time
-from contextlib import nullcontext
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -39,121 +40,23 @@ from FCDDetectLib.files import write_atomic
 from .augment import random_augment
 from .checkpoint import load_best, load_checkpoint, restore_rng, rng_states, save_checkpoint
 from .events import EventLog
+from .fold_data import FoldData, FoldTraining  # noqa: F401  (re-exported for callers)
+from .fold_model import (  # noqa: F401  (re-exported for callers: lesion_trainer, fold_eval, benchmarks)
+    _auc,
+    _autocast,
+    _set_train_mode,
+    build_model,
+    evaluate_loss,
+)
 from .layout import CHECKPOINT_NAME
 from .run_config import RunConfig
 
 Number = float | torch.Tensor  # a loss or loss part: a float or a detached 0-dim tensor
 
 
-@dataclass
-class FoldData:
-    """One fold's training and validation tensors (N, C, X, Y, Z) and labels (N,).
-
-    Lesion supervision adds the lesion targets on the model grid, (N, 1, X, Y, Z) in
-    [0, 1] (controls all 0), and which subjects' targets are known (N,) bool (False for a
-    patient without an ROI: no lesion loss for it).
-    """
-
-    train_x: torch.Tensor
-    train_y: torch.Tensor
-    val_x: torch.Tensor
-    val_y: torch.Tensor
-    train_roi: torch.Tensor | None = None
-    val_roi: torch.Tensor | None = None
-    train_roi_known: torch.Tensor | None = None
-    val_roi_known: torch.Tensor | None = None
-
-
-@dataclass
-class FoldTraining:
-    """What training a fold produced: the best epoch's weights and the history."""
-
-    best_state: dict[str, torch.Tensor]
-    best_epoch: int
-    best_val_loss: float
-    epochs_run: int
-    stopped_early: bool
-    history: list[dict[str, Any]] = field(default_factory=list)
-
-
 def epoch_seed(seed: int, fold: int, epoch: int) -> int:
     """The seed of one epoch's batch order and augmentations."""
     return (int(seed) * 1_000_003 + int(fold) * 10_007 + int(epoch)) % (2**63 - 1)
-
-
-def build_model(config: RunConfig, fold: int) -> tuple[torch.nn.Module, dict[str, Any]]:
-    """The fold's network, initialised from ``seed + fold`` (and MedicalNet weights when asked).
-
-    Returns the model and a provenance dict (weights load report, trainable parameters).
-    """
-    from FCDDetectLib.models import build_resnet
-
-    from .transfer import set_trainable
-
-    torch.manual_seed(int(config.seed) + int(fold))
-    arguments = dict(in_channels=len(config.modalities), num_classes=2, geometry=config.geometry,
-                     widen_factor=config.widen_factor)
-    if config.supervision == "lesion":
-        from FCDDetectLib.lesion_net import build_lesion_resnet
-
-        model = build_lesion_resnet(config.depth, decoder_width=config.decoder_width, **arguments)
-    else:
-        model = build_resnet(config.depth, **arguments)
-    info: dict[str, Any] = {"pretrained": config.pretrained, "supervision": config.supervision,
-                            "head": "lesion" if config.supervision == "lesion" else "none"}
-    if config.pretrained != "none":
-        from FCDDetectLib.medicalnet import load_medicalnet_weights
-
-        report = load_medicalnet_weights(model, config.weights, config.depth)
-        info["weights_loaded"] = len(report.loaded)
-        info["weights_missing"] = list(report.missing)
-        info["weights_unexpected"] = len(report.unexpected)
-    trainable = set_trainable(model, config.transfer_mode)
-    info["trainable_mode"] = config.transfer_mode
-    info["trainable_parameters"] = len(trainable)
-    return model, info
-
-
-def _set_train_mode(model: torch.nn.Module) -> None:
-    """Train mode, but frozen BatchNorm layers keep their (pre-trained) running statistics.
-
-    In transfer mode only layer4 and fc may change (paper 2.4); a BatchNorm whose affine
-    parameters are frozen stays in eval mode so its running mean/var do not drift either.
-    """
-    from .transfer import freeze_batchnorm_stats
-
-    model.train()
-    freeze_batchnorm_stats(model)
-
-
-def _autocast(device: torch.device):
-    if device.type == "cuda":
-        return torch.autocast("cuda", dtype=torch.bfloat16)
-    return nullcontext()
-
-
-def evaluate_loss(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, batch_size: int,
-                  device: torch.device) -> tuple[float, np.ndarray]:
-    """Mean cross-entropy and FCD probabilities of ``x`` (eval mode, no gradients)."""
-    model.eval()
-    # sums stay on the device (float64, the same additions as Python floats): one copy at the end
-    losses, probs = torch.zeros((), dtype=torch.float64, device=device), []
-    with torch.no_grad():
-        for start in range(0, x.shape[0], batch_size):
-            xb = x[start:start + batch_size].to(device, non_blocking=True)
-            yb = y[start:start + batch_size].to(device)
-            with _autocast(device):
-                logits = model(xb)
-            logits = logits.float()
-            losses += F.cross_entropy(logits, yb, reduction="sum").double()
-            probs.append(torch.softmax(logits, dim=1)[:, 1])
-    return float(losses) / max(1, x.shape[0]), torch.cat(probs).cpu().numpy() if probs else np.zeros(0)
-
-
-def _auc(labels: np.ndarray, probs: np.ndarray) -> float | None:
-    from sklearn.metrics import roc_auc_score
-
-    return float(roc_auc_score(labels, probs)) if len(set(labels.tolist())) == 2 else None
 
 
 def _atomic_save(obj: Any, path: Path) -> None:
