@@ -128,3 +128,16 @@ def test_bad_map_and_mask():
         find_clusters(np.full((5, 5, 5), np.nan, np.float32), np.eye(4))
     with pytest.raises(FCDInputError, match="head mask"):
         find_clusters(np.zeros((5, 5, 5), np.float32), np.eye(4), head_mask=np.ones((4, 5, 5), bool))
+
+
+def test_tied_maxima_give_the_first_peak_voxel_in_c_order():
+    # A plateau of equal maxima: the documented rule is the first voxel in C order.
+    # scipy's maximum_position returns whichever its unstable sort puts last (on this map
+    # it is not the first one), which the engine used before.
+    heat = np.zeros((12, 12, 12), np.float32)
+    heat[2:9, 3:9, 4:10] = 0.6
+    plateau = [(3, 7, 5), (5, 4, 8), (8, 8, 4), (4, 5, 6)]
+    for voxel in plateau:
+        heat[voxel] = 0.9
+    (cluster,) = find_clusters(heat, np.eye(4), min_size_mm3=0.0).clusters
+    assert cluster.peak_ras == pytest.approx(tuple(float(v) for v in min(plateau)))

@@ -26,3 +26,33 @@ def test_fill_holes_equals_scipy_in_3d_and_per_slice(index):
     assert np.array_equal(fill_holes(mask), ndimage.binary_fill_holes(mask))
     per_slice = np.stack([ndimage.binary_fill_holes(mask[:, :, k]) for k in range(mask.shape[2])], axis=2)
     assert np.array_equal(fill_holes(mask, in_plane_axis=2), per_slice)
+
+
+def _head_mask_on_the_whole_grid(volume):
+    """The head mask's rule computed on the whole grid with scipy's fills (head_mask crops to a box)."""
+    from FCDDetectLib.preprocess import HEAD_FRACTION
+
+    lo, hi = np.percentile(volume, [2.0, 99.5])
+    mask = ndimage.binary_fill_holes(volume > lo + HEAD_FRACTION * (hi - lo))
+    labels, count = ndimage.label(mask)
+    if count > 1:
+        sizes = np.bincount(labels.ravel())
+        sizes[0] = 0
+        mask = labels == int(np.argmax(sizes))
+    mask = ndimage.binary_fill_holes(mask)
+    return np.stack([ndimage.binary_fill_holes(mask[:, :, k]) for k in range(mask.shape[2])], axis=2)
+
+
+@pytest.mark.parametrize("cut", ["whole", "neck cut", "side cut"])
+def test_head_mask_inside_its_box_equals_the_whole_grid(cut):
+    # head_mask works inside the box of supra-threshold voxels (plus one voxel); the head
+    # touching the volume's border (a cut field of view) must give the same mask.
+    from FCDDetectLib.preprocess import head_mask
+    from FCDTrainLib.data.synth.template import load_template
+
+    tissue = load_template(2)  # the MNI152 brain in a synthetic skull and scalp, 2 mm
+    volume = (0.9 * tissue.wm + 0.6 * tissue.gm + 0.3 * tissue.csf + 0.05 * tissue.skull + 0.7 * tissue.scalp)
+    volume = volume.astype(np.float32)
+    volume = {"whole": volume, "neck cut": volume[:, :, 20:], "side cut": volume[15:, :70, :]}[cut]
+    mask = head_mask(volume)
+    assert mask.any() and np.array_equal(mask, _head_mask_on_the_whole_grid(volume))

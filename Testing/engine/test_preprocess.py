@@ -78,12 +78,14 @@ def test_round_trip_lands_on_exactly_the_input_grid(tmp_path, oblique_affine_in)
     np.testing.assert_allclose(reread.affine, oblique_affine_in, atol=1e-5)
 
 
-def test_to_input_grid_matches_an_independent_resampling_through_the_affines(oblique_affine_in):
-    prep = preprocess(
-        [Image(head_phantom(oblique_affine_in, IN_SHAPE, HEAD_CENTRE, HEAD_RADII), oblique_affine_in)],
-        SPACING,
-        SHAPE,
-    )
+@pytest.mark.parametrize("grid", ["oblique LPS", "axial LPS", "axial RAS"])
+def test_to_input_grid_matches_an_independent_resampling_through_the_affines(grid):
+    angles = IN_ANGLES if grid.startswith("oblique") else (0.0, 0.0, 0.0)
+    affine = centred_affine(IN_SPACING, IN_SHAPE, HEAD_CENTRE, angles, lps=grid.endswith("LPS"))
+    prep = preprocess([Image(head_phantom(affine, IN_SHAPE, HEAD_CENTRE, HEAD_RADII), affine)], SPACING, SHAPE)
+    to_model = (np.linalg.inv(prep.model_affine) @ affine)[:3, :3]
+    # axial grids have their axes along the model's: to_input_grid takes scipy's diagonal form
+    assert np.any(to_model - np.diag(np.diagonal(to_model))) == grid.startswith("oblique")
     heat = np.random.default_rng(2).random(SHAPE).astype(np.float32)
     back = to_input_grid(heat, prep)
     idx, inside = _model_voxels_of_input(prep, margin=0.0)
