@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: test test-repeat demo docs lint benchmark probe clean
+.PHONY: test test-repeat demo docs lint benchmark probe gpu-wheels clean
 
 $(STAMP): pyproject.toml requirements-dev.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -44,6 +44,11 @@ benchmark: $(STAMP)
 # Hostile inputs of issue 9 against the real CLI (random SIGKILLs included); see docs/reliability.md
 probe: $(STAMP)
 	$(PY) benchmarks/probe_hostile.py --detect-kills 50 --train-kills 20
+
+# Issue 15's GPU checks (docs/speed.md, "GPU checks"): the wheels the GPU machine lacks, into .whl/;
+# then, there, `bash benchmarks/gpu/run_checks.sh all` (here, `DRY=1` rehearses it on the CPU).
+gpu-wheels: $(STAMP)
+	PY=$(PY) bash benchmarks/gpu/fetch_wheels.sh
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .

@@ -20,6 +20,10 @@ def pytest_configure(config: pytest.Config) -> None:
         "numerics: verdict depends on a trained model's floats; `make test-repeat` runs these under "
         "FCD_TEST_SEED=0..4 (the planted model's training seed)",
     )
+    config.addinivalue_line(
+        "markers",
+        "cuda: needs a CUDA GPU (skipped without one); benchmarks/gpu/run_checks.sh runs them on a GPU machine",
+    )
 
 
 @pytest.fixture(autouse=True, scope="session")

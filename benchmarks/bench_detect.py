@@ -28,13 +28,27 @@ import numpy as np
 
 
 def _mni_volume(folder: Path) -> Path:
-    import nibabel as nib
-    from nilearn.datasets import load_mni152_template
+    """nilearn's 1 mm MNI152 2009 T1 as ``load_mni152_template(resolution=1)`` gives it (float32, max 1).
 
-    template = load_mni152_template(resolution=1)
+    Read from nilearn's package data by the synthetic generator's reader, without importing
+    ``nilearn.datasets`` (4 s, and it needs ``requests``, which the GPU machine may lack).
+    """
+    import nibabel as nib
+    from FCDTrainLib.data.synth.template import _read_1mm
+
+    data, affine = _read_1mm("t1")
     path = folder / "mni152_T1w.nii.gz"
-    nib.save(nib.Nifti1Image(np.asarray(template.get_fdata(), dtype=np.float32), template.affine), path)
+    nib.save(nib.Nifti1Image(np.array(data, dtype=np.float32), affine), path)
     return path
+
+
+# Speed does not depend on the weights, but the work after the network does on the map: an
+# untrained network's Grad-CAM (ReLU'd) may be zero in the whole head, and then mapping back and
+# clusters have nothing to do. Seed 0 gives ResNet-18 and ResNet-50 maps that are non-zero in the
+# whole head (21.6 % and 21.8 % of the 1 mm volume, the head's share; seeds 1 and 3 of ResNet-18
+# gave 1.4 % and 0 %), as a trained model's map is: the case a user waits longest for. Each
+# result records the share (``heatmap_nonzero_fraction``).
+SEEDED_WEIGHTS = 0
 
 
 def _timed(fn, repeats: int) -> list[float]:
@@ -58,6 +72,7 @@ def bench_depth(depth: int, device: str, repeats: int, image: Path, folder: Path
     from FCDDetectLib.models import build_resnet
     from FCDDetectLib.preprocess import preprocess
 
+    torch.manual_seed(SEEDED_WEIGHTS)  # untrained weights whose Grad-CAM covers the whole head
     model = build_resnet(depth, in_channels=1, geometry="paper")
     meta = BundleMetadata(
         name=f"bench-resnet{depth}",
@@ -76,6 +91,9 @@ def bench_depth(depth: int, device: str, repeats: int, image: Path, folder: Path
             raise RuntimeError("fcd detect failed")
 
     end_to_end_s = _timed(end_to_end, repeats)
+    import nibabel as nib
+
+    nonzero = float((np.asarray(nib.load(out / "heatmap.nii.gz").dataobj) > 0).mean())
 
     net = load_bundle(bundle_path, device=device).model
     x = preprocess([load_image(image)], DEFAULT_SPACING, DEFAULT_SHAPE).tensor.unsqueeze(0).to(device)
@@ -106,6 +124,7 @@ def bench_depth(depth: int, device: str, repeats: int, image: Path, folder: Path
         "forward_backward_seconds_median": round(fwd_bwd, 3),
         "ratio_end_to_end_to_forward": round(e2e / fwd, 2),
         "ratio_end_to_end_to_forward_backward": round(e2e / fwd_bwd, 2),
+        "heatmap_nonzero_fraction": round(nonzero, 3),
         "stages_seconds": _stages(bundle_path, image, device, out),
     }
 
@@ -113,15 +132,6 @@ def bench_depth(depth: int, device: str, repeats: int, image: Path, folder: Path
 def _stages(bundle_path: Path, image: Path, device: str, out: Path) -> dict:
     """One timed pass of each stage of ``detect`` + ``write_detection``, in their order."""
     import torch
-    from FCDDetectLib.bundle import load_bundle
-    from FCDDetectLib.cluster_files import clusters_csv
-    from FCDDetectLib.clusters import find_clusters
-    from FCDDetectLib.detect import _explain_and_classify
-    from FCDDetectLib.explain import explain, minmax_normalise
-    from FCDDetectLib.files import write_json_atomic, write_text_atomic
-    from FCDDetectLib.image_io import load_image, save_image
-    from FCDDetectLib.lesion_metrics import subject_lesion_metrics
-    from FCDDetectLib.preprocess import head_mask, preprocess, to_input_grid
 
     times: dict[str, float] = {}
 
@@ -132,6 +142,26 @@ def _stages(bundle_path: Path, image: Path, device: str, out: Path) -> dict:
             torch.cuda.synchronize()
         times[name] = round(time.perf_counter() - start, 3)
         return value
+
+    run_stages(bundle_path, image, device, out, stage)
+    return times
+
+
+def run_stages(bundle_path: Path, image: Path, device: str, out: Path, stage) -> None:
+    """Run each stage of ``detect`` + ``write_detection`` once, in their order, as ``stage(name, fn)``.
+
+    ``stage`` calls ``fn`` and returns its value; it measures what it likes around the call
+    (seconds here, peak memory in ``bench_memory.py``).
+    """
+    from FCDDetectLib.bundle import load_bundle
+    from FCDDetectLib.cluster_files import clusters_csv
+    from FCDDetectLib.clusters import find_clusters
+    from FCDDetectLib.detect import _explain_and_classify
+    from FCDDetectLib.explain import explain, minmax_normalise
+    from FCDDetectLib.files import write_json_atomic, write_text_atomic
+    from FCDDetectLib.image_io import load_image, save_image
+    from FCDDetectLib.lesion_metrics import subject_lesion_metrics
+    from FCDDetectLib.preprocess import head_mask, preprocess, to_input_grid
 
     bundle = stage("load bundle", lambda: load_bundle(bundle_path, device=device))
     scan = stage("read NIfTI.gz (1 mm)", lambda: load_image(image))
@@ -152,7 +182,6 @@ def _stages(bundle_path: Path, image: Path, device: str, out: Path) -> dict:
         save_image(out / "stage-clusters.nii.gz", clusters.labels, scan.affine, dtype=np.int16),
         write_text_atomic(out / "stage-clusters.csv", clusters_csv(clusters))))
     stage("write result.json", lambda: write_json_atomic(out / "stage-result.json", {"x": 1}))
-    return times
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -161,6 +190,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--depths", type=int, nargs="+", default=[18, 50])
     parser.add_argument("--threads", type=int, default=2, help="torch CPU threads (the target machine has 2)")
+    parser.add_argument("--out", type=Path, default=None, help="default: benchmarks/results-detect-<device>.json")
     args = parser.parse_args(argv)
 
     import torch
@@ -189,7 +219,7 @@ def main(argv: list[str] | None = None) -> int:
     }
     text = json.dumps(report, indent=2)
     print(text)
-    out = Path(__file__).with_name(f"results-detect-{args.device}.json")
+    out = args.out or Path(__file__).with_name(f"results-detect-{args.device}.json")
     out.write_text(text + "\n")
     print(f"written to {out}", file=sys.stderr)
     return 0

@@ -7,8 +7,7 @@ default grid, Grad-CAM, it measures in one run:
 - the wall time of ``python -m FCDDetectLib.cli detect ...`` (a fresh process each time);
 - the same ``fcd detect`` call in this process after a warm-up (imports already paid);
 - ``fcd --help`` and ``fcd detect --help`` as processes;
-- peak RSS of the detection process for ResNet-18 and ResNet-50 at the default grid and
-  for ResNet-18 at three grid sizes (how memory grows with the voxel count);
+- the peak RSS of those processes (by depth and grid size: ``bench_memory.py``);
 - the heatmap's gzip level: seconds to write and bytes on disk at levels 1, 6 and 9.
 
 The machine's load average is recorded beside the figures: on a shared machine the
@@ -31,19 +30,24 @@ import tempfile
 import time
 from pathlib import Path
 
+# The peak RSS is read from /proc/self/status (VmHWM): the child's own peak since its exec
+# (ru_maxrss would also hold this benchmark's own peak at the child's start: see bench_memory.py).
 _HARNESS = (
-    "import json, resource, sys\n"
+    "import json, sys\n"
     "from FCDDetectLib.cli import main\n"
     "code = main(sys.argv[1:])\n"
-    "print(json.dumps({'code': code, 'peak_rss_mb': resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}),"
-    " file=sys.stderr)\n"
+    "hwm = next(int(l.split()[1]) for l in open('/proc/self/status') if l.startswith('VmHWM:'))\n"
+    "print(json.dumps({'code': code, 'peak_rss_mb': hwm / 1024}), file=sys.stderr)\n"
 )
 
 
 def _bundle(folder: Path, depth: int, spacing, shape) -> Path:
+    import torch
+    from bench_detect import SEEDED_WEIGHTS
     from FCDDetectLib.bundle import BundleMetadata, save_bundle
     from FCDDetectLib.models import build_resnet
 
+    torch.manual_seed(SEEDED_WEIGHTS)  # a Grad-CAM non-zero in the whole head, as in bench_detect.py
     meta = BundleMetadata(name=f"bench-resnet{depth}", depth=depth, geometry="paper", modalities=["t1"],
                           target_spacing=list(spacing), target_shape=list(shape))
     name = f"resnet{depth}-{'x'.join(str(s) for s in shape)}.fcdbundle"
@@ -138,15 +142,7 @@ def main(argv: list[str] | None = None) -> int:
             "process_overhead_seconds": round(process - inproc, 2),
         }
 
-        memory = [{"depth": 18, "grid": list(DEFAULT_SHAPE), "voxels": int(DEFAULT_SHAPE[0] * DEFAULT_SHAPE[1]
-                   * DEFAULT_SHAPE[2]), "peak_rss_mb": round(max(rss))}]
-        grids = [(18, (64, 72, 64)), (18, (80, 96, 80)), (50, tuple(DEFAULT_SHAPE))]
-        for depth, shape in grids:
-            model = _bundle(folder, depth, DEFAULT_SPACING, shape)
-            _, info = _process(detect_args(model, f"m{depth}-{shape[0]}"), harness=True)
-            memory.append({"depth": depth, "grid": list(shape), "voxels": int(shape[0] * shape[1] * shape[2]),
-                           "peak_rss_mb": round(info["peak_rss_mb"])})
-        report["peak_rss_detect_process"] = sorted(memory, key=lambda row: (row["depth"], row["voxels"]))
+        report["detect"]["process_peak_rss_mb"] = [round(value) for value in rss]  # by depth and grid: bench_memory.py
 
         import nibabel as nib
 
