@@ -38,8 +38,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from FCDDetectLib.choices import DEPTHS, MODALITIES
-from FCDTrainLib.data.synth.protocols import SIZES
+from FCDDetectLib.choices import DEPTHS, MODALITIES, SYNTH_SIZES
 
 
 def _fcd(args: list[str]) -> list[str]:
@@ -86,7 +85,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--device", default="cuda", choices=["cpu", "cuda"])
     parser.add_argument("--depth", type=int, default=50, choices=DEPTHS)
     parser.add_argument("--subjects", type=int, default=170, help="cohort size (170: the paper's)")
-    parser.add_argument("--size", default="small", choices=SIZES, help="fcd synth --size")
+    parser.add_argument("--size", default="small", choices=SYNTH_SIZES, help="fcd synth --size")
     parser.add_argument("--shards", type=int, default=os.cpu_count() or 1, help="parallel fcd synth processes")
     parser.add_argument("--time-limit", type=float, default=540.0, help="seconds the fold may run before it is stopped")
     parser.add_argument("--train-args", default="", help="more fcd train options, one string")

@@ -49,6 +49,9 @@ INPUT_MODALITIES: tuple[str, ...] = ("flair", "t1", "t1+flair")
 SUPERVISION: tuple[str, ...] = ("none", "lesion")
 """Training signal beyond the label: none, or the lesion outline (ROI)."""
 
+SYNTH_SIZES: tuple[str, ...] = ("tiny", "small", "full")
+"""Voxel sizes of the synthetic cohort (``fcd synth --size``): ~6 mm, ~3 mm, the real protocol's."""
+
 CHOICE_LISTS: dict[str, tuple] = {
     "DEVICES": DEVICES,
     "EXPLANATION_METHODS": EXPLANATION_METHODS,
@@ -60,5 +63,6 @@ CHOICE_LISTS: dict[str, tuple] = {
     "MODALITIES": MODALITIES,
     "INPUT_MODALITIES": INPUT_MODALITIES,
     "SUPERVISION": SUPERVISION,
+    "SYNTH_SIZES": SYNTH_SIZES,
 }
 """Name -> list, for tests and docs (CAM_METHODS is a subset of EXPLANATION_METHODS)."""

@@ -9,6 +9,8 @@ from __future__ import annotations
 import argparse
 import json
 
+from FCDDetectLib.choices import SYNTH_SIZES
+
 
 def register(subparsers) -> None:
     parser = subparsers.add_parser(
@@ -21,7 +23,7 @@ def register(subparsers) -> None:
     parser.add_argument("--subjects", type=int, required=True, help="number of subjects (at least 2: one of each class)")
     parser.add_argument("--fcd-fraction", type=float, default=0.5, help="share of patients (default 0.5)")
     parser.add_argument("--seed", type=int, default=0, help="random seed; same seed, same files (default 0)")
-    parser.add_argument("--size", choices=("tiny", "small", "full"), default="small",
+    parser.add_argument("--size", choices=SYNTH_SIZES, default="small",
                         help="voxel size: small ~3 mm (default, ~1 s/subject), full = real protocol (0.8-1 mm), "
                         "tiny ~6 mm (unit tests)")
     parser.add_argument("--subtlety", type=float, default=0.3,

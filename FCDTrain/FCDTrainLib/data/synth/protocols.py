@@ -17,10 +17,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+from FCDDetectLib.choices import SYNTH_SIZES
 
 from .deform import rotation_matrix
 
-SIZES = ("tiny", "small", "full")
+SIZES = SYNTH_SIZES  # declared once, with the other choice lists
 TEMPLATE_RESOLUTION = {"tiny": 4, "small": 2, "full": 1}
 
 _AXES = {"R": (1, 0, 0), "L": (-1, 0, 0), "A": (0, 1, 0), "P": (0, -1, 0), "S": (0, 0, 1), "I": (0, 0, -1)}
