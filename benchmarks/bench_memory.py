@@ -51,15 +51,28 @@ def _mb(kilobytes: float) -> float:
 
 
 def _status_kb(field: str) -> int:
-    """One ``/proc/self/status`` figure in kB (``VmRSS``: now, ``VmHWM``: peak since the last reset)."""
+    """One ``/proc/self/status`` figure in kB (``VmRSS``: now, ``VmHWM``: peak since the last reset).
+
+    Where the kernel (or a sandbox such as gVisor) does not report ``VmHWM``, the peak falls
+    back to ``ru_maxrss``, which can hold the parent's peak (see the note above).
+    """
     for line in Path("/proc/self/status").read_text().splitlines():
         if line.startswith(field + ":"):
             return int(line.split()[1])
+    if field == "VmHWM":
+        import resource
+
+        return int(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
     raise RuntimeError(f"/proc/self/status has no {field}")
 
 
-def _reset_peak() -> None:
-    Path("/proc/self/clear_refs").write_text("5")  # Linux >= 4.0: VmHWM := VmRSS
+def _reset_peak() -> bool:
+    """Reset the peak-RSS counter (Linux >= 4.0: VmHWM := VmRSS); False where that is refused."""
+    try:
+        Path("/proc/self/clear_refs").write_text("5")
+    except OSError:
+        return False
+    return True
 
 
 def _cuda_peak_mb(device: str) -> float | None:
@@ -81,9 +94,10 @@ def _child_stages(bundle: Path, image: Path, device: str, out: Path) -> dict:
         if device == "cuda":
             torch.cuda.reset_peak_memory_stats()
         before = _status_kb("VmRSS")
-        _reset_peak()
+        reset = _reset_peak()
         value = fn()
         rows.append({"stage": name, "rss_before_mb": _mb(before), "peak_rss_mb": _mb(_status_kb("VmHWM")),
+                     "peak_since": "stage start" if reset else "process start",
                      "cuda_peak_allocated_mb": _cuda_peak_mb(device)})
         return value
 
