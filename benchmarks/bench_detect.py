@@ -1,7 +1,7 @@
 """Benchmark: end-to-end ``fcd detect`` seconds on a 1 mm 197x233x189 brain.
 
 The scan is nilearn's MNI152 2009 T1 template (shipped inside the package). For
-ResNet-18 and ResNet-50 (untrained weights: speed does not depend on them) at the
+ResNet-18 and ResNet-50 (untrained weights, seeded: see SEEDED_WEIGHTS) at the
 default model grid, it times the whole ``fcd detect`` command run in-process (bundle
 loading, preprocessing, forward, Grad-CAM, inverse resampling, writing the outputs)
 a bare forward pass and a bare forward + backward pass of the same network on the same
