@@ -30,14 +30,15 @@ import tempfile
 import time
 from pathlib import Path
 
-# The peak RSS is read from /proc/self/status (VmHWM): the child's own peak since its exec
-# (ru_maxrss would also hold this benchmark's own peak at the child's start: see bench_memory.py).
+# The peak RSS is the child's own peak since its exec, read by bench_memory._status_kb (VmHWM;
+# ru_maxrss would also hold this benchmark's own peak at the child's start: see bench_memory.py).
 _HARNESS = (
     "import json, sys\n"
+    f"sys.path.insert(0, {str(Path(__file__).resolve().parent)!r})\n"
+    "from bench_memory import _status_kb\n"
     "from FCDDetectLib.cli import main\n"
     "code = main(sys.argv[1:])\n"
-    "hwm = next(int(l.split()[1]) for l in open('/proc/self/status') if l.startswith('VmHWM:'))\n"
-    "print(json.dumps({'code': code, 'peak_rss_mb': hwm / 1024}), file=sys.stderr)\n"
+    "print(json.dumps({'code': code, 'peak_rss_mb': _status_kb('VmHWM') / 1024}), file=sys.stderr)\n"
 )
 
 

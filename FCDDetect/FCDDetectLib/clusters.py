@@ -252,11 +252,11 @@ def _cluster_statistics(
     for row, label in enumerate(keep):
         box = boxes[int(label) - 1]
         corner = np.array([axis.start for axis in box], dtype=np.float64)
-        inside = components[box] == label
-        values = np.where(inside, data[box], -np.inf)
+        inside, region = components[box] == label, data[box]
+        values = np.where(inside, region, -np.inf)
         flat = int(np.argmax(values))  # argmax: the first maximum in C order
         peaks[row] = float(values.flat[flat])
-        means[row] = float(data[box][inside].astype(np.float64).mean())
+        means[row] = float(region[inside].astype(np.float64).mean())
         peak_ijk[row] = np.array(np.unravel_index(flat, inside.shape), dtype=np.float64) + corner
         centre_ijk[row] = np.argwhere(inside).mean(axis=0) + corner
     return peaks, means, peak_ijk, centre_ijk

@@ -15,6 +15,7 @@ import torch
 from FCDDetectLib.detect import detect
 from FCDDetectLib.image_io import Image
 
+from Testing.builders.geometry_fixtures import centred_affine
 from Testing.builders.planted_model import save_planted_bundle, train_planted_model
 
 pytestmark = [
@@ -25,17 +26,11 @@ pytestmark = [
 CENTER = (24, 16, 16)  # on a Grad-CAM cell centre of the planted model's 32^3 grid (see test_detect.py)
 
 
-def _affine(shape: tuple[int, int, int]) -> np.ndarray:
-    affine = np.diag([4.0, 4.0, 4.0, 1.0])
-    affine[:3, 3] = -4.0 * (np.asarray(shape) - 1) / 2
-    return affine
-
-
 @pytest.mark.parametrize("method", ["gradcam", "gradcam++"])
 def test_detection_on_cuda_matches_the_cpu(tmp_path, method):
     planted = train_planted_model()
     bundle = save_planted_bundle(planted, tmp_path / "planted.fcdbundle")
-    image = Image(planted.make_volume(CENTER), _affine(planted.shape))
+    image = Image(planted.make_volume(CENTER), centred_affine((4.0, 4.0, 4.0), planted.shape))  # the bundle's grid
     roi = Image(planted.blob_mask(CENTER), image.affine)
 
     on_cpu = detect(bundle, [image], roi=roi, method=method, device="cpu")
