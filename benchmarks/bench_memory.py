@@ -110,7 +110,7 @@ def _child_train(depth: int, shape: tuple[int, ...], device: str, batch_size: in
     import torch.nn.functional as F
     from FCDDetectLib.models import build_resnet
     from FCDTrainLib.augment import random_rotate
-    from FCDTrainLib.trainer import _autocast
+    from FCDTrainLib.trainer import autocast_context
 
     torch.manual_seed(0)
     model = build_resnet(depth, geometry="paper").to(device).train()
@@ -120,7 +120,7 @@ def _child_train(depth: int, shape: tuple[int, ...], device: str, batch_size: in
     generator = torch.Generator().manual_seed(0)
     before = _status_kb("VmRSS")
     for _ in range(2):  # the second step has Adam's state allocated
-        with _autocast(torch.device(device)):
+        with autocast_context(torch.device(device)):
             logits = model(random_rotate(x, 15.0, generator))
         loss = F.cross_entropy(logits.float(), y)
         optimizer.zero_grad(set_to_none=True)

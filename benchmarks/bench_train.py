@@ -27,7 +27,7 @@ from FCDDetectLib.choices import DEVICES, GEOMETRIES
 from FCDDetectLib.models import build_resnet
 from FCDTrainLib.augment import random_rotate
 from FCDTrainLib.run_config import RunConfig
-from FCDTrainLib.trainer import _autocast
+from FCDTrainLib.trainer import autocast_context
 
 DEFAULT_SPACING, DEFAULT_SHAPE = RunConfig.defaults()["spacing"], RunConfig.defaults()["shape"]
 
@@ -57,7 +57,7 @@ def bench(depth: int, device: str, batch_size: int, iters: int, warmup: int, sha
 
     def step():
         xb = random_rotate(x, 15.0, generator)
-        with _autocast(torch.device(device)):  # training's own policy: bf16 on CUDA, none on CPU
+        with autocast_context(torch.device(device)):  # training's own policy: bf16 on CUDA, none on CPU
             logits = model(xb)
         loss = F.cross_entropy(logits.float(), y)
         optimizer.zero_grad(set_to_none=True)
@@ -74,7 +74,7 @@ def bench(depth: int, device: str, batch_size: int, iters: int, warmup: int, sha
     train_seconds = (time.perf_counter() - started) / iters
 
     model.eval()
-    with torch.no_grad(), _autocast(torch.device(device)):
+    with torch.no_grad(), autocast_context(torch.device(device)):
         model(x)
         _sync(device)
         started = time.perf_counter()

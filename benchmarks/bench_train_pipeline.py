@@ -5,7 +5,7 @@ One run, one network, one grid, one batch size (``RunConfig.preset("demo")`` by 
 
 - **limit**: a bare loop of forward + cross-entropy + backward + Adam on random tensors
   already on the device, under the Trainer's own precision policy
-  (:func:`FCDTrainLib.trainer._autocast`: bf16 on CUDA, fp32 on CPU); no augmentation,
+  (:func:`FCDTrainLib.trainer.autocast_context`: bf16 on CUDA, fp32 on CPU); no augmentation,
   no batch assembly.
 - **variants** of that loop on the same tensors: ``fp32`` (plain), ``channels_last``
   (``channels_last_3d`` model and input), ``bf16`` (``torch.autocast`` bf16 on the

@@ -32,12 +32,12 @@ def _sync(device: torch.device) -> None:
 
 # ------------------------------------------------------------------------ the limit
 def _variant_context(variant: str, device: torch.device):
-    from FCDTrainLib.trainer import _autocast
+    from FCDTrainLib.trainer import autocast_context
 
     if variant == "bf16":
         return torch.autocast(device.type, dtype=torch.bfloat16)
     if variant in ("policy", "fp32_fill"):
-        return _autocast(device)
+        return autocast_context(device)
     return nullcontext()
 
 

@@ -16,14 +16,13 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
-__version__ = "0.1.0"
-
 # Imported eagerly: these functions share their names with their modules (``detect``,
 # ``heat_score``), and a lazy attribute would be shadowed by the submodule once imported.
 from .detect import DetectionResult, detect, write_detection  # noqa: E402
 from .errors import FCDInputError  # noqa: E402
 from .heat_score import HeatScoreResult, heat_score, heat_score_images  # noqa: E402
 from .image_io import Image, load_image, load_mask, save_image  # noqa: E402
+from .version import __version__  # noqa: E402
 
 _LAZY = {
     "build_resnet": "models",

@@ -53,7 +53,7 @@ from .bundle_metadata import (  # noqa: F401  (re-exported for callers: the name
     SPACING_RANGE_MM,
     WEIGHTS_FILE,
     BundleMetadata,
-    _bundle_dir,
+    bundle_dir,
     check_model_grid,
     read_bundle_metadata,
 )
@@ -194,7 +194,7 @@ def load_bundle(path: str | os.PathLike, device: str = "cpu") -> ModelBundle:
     from .safe_load import load_tensors
 
     metadata = read_bundle_metadata(path)
-    folder = _bundle_dir(path)
+    folder = bundle_dir(path)
     weights_path = folder / WEIGHTS_FILE
     if not weights_path.is_file():
         raise FCDInputError(f"{weights_path}: missing; {folder} is not a complete model bundle")

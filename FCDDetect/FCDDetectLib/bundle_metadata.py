@@ -76,7 +76,7 @@ def check_model_grid(spacing: Any, shape: Any, source: str, spacing_name: str = 
 
 
 def _engine_version() -> str:
-    from . import __version__
+    from .version import __version__
 
     return __version__
 
@@ -234,7 +234,7 @@ def _check_fields(v: dict[str, Any], source: str) -> None:
             raise bad(name, f"null or one of {allowed}")
 
 
-def _bundle_dir(path: str | os.PathLike) -> Path:
+def bundle_dir(path: str | os.PathLike) -> Path:
     """The bundle folder for a folder path or a path to its bundle.json."""
     path = Path(path)
     if path.name == METADATA_FILE and path.is_file():
@@ -249,7 +249,7 @@ def read_bundle_metadata(path: str | os.PathLike) -> BundleMetadata:
         >>> read_bundle_metadata("models/flair-r18.fcdbundle").depth  # doctest: +SKIP
         18
     """
-    folder = _bundle_dir(path)
+    folder = bundle_dir(path)
     if not folder.exists():
         raise FCDInputError(f"{folder}: model bundle not found")
     if not folder.is_dir():

@@ -66,3 +66,8 @@ CHOICE_LISTS: dict[str, tuple] = {
     "SYNTH_SIZES": SYNTH_SIZES,
 }
 """Name -> list, for tests and docs (CAM_METHODS is a subset of EXPLANATION_METHODS)."""
+
+DEFAULT_METHOD: str = "gradcam"
+"""Heatmap method of ``fcd detect`` when neither the caller nor the bundle names one."""
+DEFAULT_LAYER: str = "layer4"  # the paper's stage
+"""Network stage a CAM method reads when neither the caller nor the bundle names one."""

@@ -172,7 +172,7 @@ def run_cohort(
         ...                   progress=lambda done, total, row: print(done, total, row["status"]))  # doctest: +SKIP
     """
     from .choices import EXPLANATION_METHODS
-    from .detect import _load_model, resolve_device
+    from .detect import load_model, resolve_device
 
     if method not in EXPLANATION_METHODS:
         raise FCDInputError(f"method {method!r}: expected one of {', '.join(EXPLANATION_METHODS)}")
@@ -180,7 +180,7 @@ def run_cohort(
         raise FCDInputError(f"workers {workers}: expected 1 or more")
     out = check_out_dir(out_dir)
     device = resolve_device(detect_options.pop("device", "auto"))
-    bundle = _load_model(model, device)
+    bundle = load_model(model, device)
     modalities = list(bundle.metadata.modalities)
     summary = out / SUMMARY_NAME
     rows: dict[str, dict[str, Any]] = {

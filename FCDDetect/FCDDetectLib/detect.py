@@ -34,9 +34,15 @@ from typing import Any
 
 import numpy as np
 
-from .choices import CAM_METHODS, DEVICES, EXPLANATION_LAYERS, EXPLANATION_METHODS
+from .choices import (
+    CAM_METHODS,
+    DEFAULT_LAYER,
+    DEFAULT_METHOD,
+    DEVICES,
+    EXPLANATION_LAYERS,
+    EXPLANATION_METHODS,
+)
 from .clusters import DEFAULT_MIN_SIZE_MM3, DEFAULT_THRESHOLD, check_cluster_settings, find_clusters
-from .defaults import DEFAULT_LAYER, DEFAULT_METHOD
 from .detection_files import DETECTION_FILES, write_detection  # noqa: F401 (re-exported for callers)
 from .detection_result import DetectionResult
 from .errors import FCDInputError
@@ -76,7 +82,7 @@ def _source_name(source: ImageSource, fallback: str) -> str:
     return str(source) if isinstance(source, (str, Path)) else fallback
 
 
-def _load_model(model: Any, device: str):
+def load_model(model: Any, device: str):
     from .bundle import ModelBundle, load_bundle
 
     if isinstance(model, ModelBundle):
@@ -146,7 +152,7 @@ def detect(
     if isinstance(images, (str, Path, Image)):
         images = [images]
     device = resolve_device(device)
-    bundle = _load_model(model, device)
+    bundle = load_model(model, device)
     meta = bundle.metadata
     method = method or getattr(meta, "explain_method", None) or DEFAULT_METHOD
     layer = layer or getattr(meta, "explain_layer", None) or DEFAULT_LAYER

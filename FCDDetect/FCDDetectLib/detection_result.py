@@ -23,10 +23,10 @@ from typing import Any
 
 import numpy as np
 
-from . import __version__
+from .choices import DEFAULT_LAYER
 from .clusters import ClusterSet
-from .defaults import DEFAULT_LAYER
 from .heat_score import HeatScoreResult
+from .version import __version__
 
 
 @dataclass

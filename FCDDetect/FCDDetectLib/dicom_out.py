@@ -33,10 +33,10 @@ from pathlib import Path
 
 import numpy as np
 
-from . import __version__
 from .dicom_series import DicomSeries
 from .errors import FCDInputError
 from .image_io import Image
+from .version import __version__
 
 RESEARCH_NOTE = "RESEARCH USE - NOT FOR DIAGNOSIS"
 MANUFACTURER = "fcd-detect (open-source research software)"

@@ -60,10 +60,12 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .choices import CAM_METHODS  # the lists are declared once, in choices.py
+from .choices import (
+    CAM_METHODS,  # the lists are declared once, in choices.py
+    DEFAULT_LAYER,
+)
 from .choices import EXPLANATION_LAYERS as LAYERS
 from .choices import EXPLANATION_METHODS as METHODS
-from .defaults import DEFAULT_LAYER
 from .errors import FCDInputError
 
 __all__ = ["CAM_METHODS", "DEFAULT_LAYER", "LAYERS", "METHODS", "MULTI_STAGES", "explain", "minmax_normalise"]
@@ -152,7 +154,7 @@ def explain(
         def compute(m: torch.nn.Module, t: torch.Tensor, c: int) -> torch.Tensor:
             return _smoothgrad(m, t, c, nt_samples, noise_level)
 
-    with _clean_model(model), torch.enable_grad():
+    with clean_model(model), torch.enable_grad():
         raw = compute(model, inputs, target_class)
     return minmax_normalise(raw.detach().float().cpu().numpy().reshape(x.shape[2:]))
 
@@ -292,7 +294,7 @@ def minmax_normalise(heat: np.ndarray) -> np.ndarray:
 
 
 @contextmanager
-def _clean_model(model: torch.nn.Module) -> Iterator[None]:
+def clean_model(model: torch.nn.Module) -> Iterator[None]:
     """Eval mode inside; afterwards every module's mode, the parameters' requires_grad and
     .grad, and the set of registered hooks are exactly as before (MONAI's CAM classes
     register hooks they never remove, and zero the model's gradients)."""

@@ -56,7 +56,7 @@ from .saliency_regions import (  # noqa: F401  (band_around, roi_regions: also r
     region_contributions,
     roi_regions,
 )
-from .saliency_targets import Target, _lesion_logits, classifier_logit, lesion_logits_in_region
+from .saliency_targets import Target, classifier_logit, lesion_logits, lesion_logits_in_region
 
 DEFAULT_NT_SAMPLES = 50
 """Noisy copies per SmoothGrad (Spagnolo et al.: 50)."""
@@ -178,7 +178,7 @@ def localized_smoothgrad(
     """
     import torch
 
-    from .explain import _clean_model
+    from .explain import clean_model
     from .preprocess import to_input_grid
 
     check_options(nt_samples, noise_sd, band_mm)
@@ -219,7 +219,7 @@ def localized_smoothgrad(
         return {m: to_input_grid(grads[c], prep) for c, m in enumerate(modalities)}
 
     affine = np.asarray(prep.reference.affine, np.float64)
-    with _clean_model(model):
+    with clean_model(model):
         if per_region:
             results, maps = [], {m: np.zeros(shape, np.float32) for m in modalities}
             for region in regions:
@@ -259,7 +259,7 @@ def localize_detection(model: Any, prep: Any, modalities: Sequence[str], class_i
             probe = model(prep.tensor[None].to(device=parameter.device, dtype=parameter.dtype))
         target = "fcd-logit"
         try:
-            _lesion_logits(probe)
+            lesion_logits(probe)
             target = "lesion-logits"
         except FCDInputError:
             pass

@@ -39,7 +39,7 @@ HEAT_FLOOR = 0.2
 """Heatmap values below this fraction of the heatmap's range are not drawn."""
 
 
-def _to_ras(array: np.ndarray, affine: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def to_ras(array: np.ndarray, affine: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Array in closest-RAS voxel order, the orientation used, and voxel sizes in that order."""
     import nibabel.orientations as ornt_lib
 
@@ -51,7 +51,7 @@ def _to_ras(array: np.ndarray, affine: np.ndarray) -> tuple[np.ndarray, np.ndarr
     return ornt_lib.apply_orientation(array, ornt), ornt, ras_zooms
 
 
-def _index_to_ras(index: Sequence[float], shape: Sequence[int], ornt: np.ndarray) -> list[int]:
+def index_to_ras(index: Sequence[float], shape: Sequence[int], ornt: np.ndarray) -> list[int]:
     out = [0, 0, 0]
     for axis, (target, flip) in enumerate(ornt):
         value = int(round(float(index[axis])))
@@ -95,10 +95,10 @@ def render_rows(
         heatmap = _check("heatmap", heatmap, shape)
         roi = _check("ROI", roi, shape)
         center = default_center(shape, heatmap, roi) if center is None else center
-        data, ornt, zooms = _to_ras(np.asarray(image.array, np.float32), np.asarray(image.affine, float))
-        heat = _to_ras(np.asarray(heatmap, np.float32), image.affine)[0] if heatmap is not None else None
-        mask = _to_ras(np.asarray(roi, np.float32), image.affine)[0] if roi is not None else None
-        c = _index_to_ras(center, shape, ornt)
+        data, ornt, zooms = to_ras(np.asarray(image.array, np.float32), np.asarray(image.affine, float))
+        heat = to_ras(np.asarray(heatmap, np.float32), image.affine)[0] if heatmap is not None else None
+        mask = to_ras(np.asarray(roi, np.float32), image.affine)[0] if roi is not None else None
+        c = index_to_ras(center, shape, ornt)
         c = [int(np.clip(v, 0, n - 1)) for v, n in zip(c, data.shape, strict=True)]
         low, high = np.percentile(data[data > 0] if np.any(data > 0) else data, [0.5, 99.5])
         # (slice, horizontal axis in mm, vertical axis in mm, side labels) for each view, RAS order.

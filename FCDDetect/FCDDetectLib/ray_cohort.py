@@ -31,12 +31,12 @@ class CohortWorker:
     def __init__(self, model: str, device: str, threads: int | None) -> None:
         import torch
 
-        from .detect import _load_model, resolve_device
+        from .detect import load_model, resolve_device
 
         if threads:
             torch.set_num_threads(int(threads))
         self.device = resolve_device(device)
-        self.bundle = _load_model(model, self.device)
+        self.bundle = load_model(model, self.device)
 
     def detect(self, subject: Any, out_dir: str, method: str, resume: bool,
                options: dict[str, Any]) -> dict[str, Any]:

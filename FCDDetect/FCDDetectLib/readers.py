@@ -18,7 +18,7 @@ project was read through it and its qform/sform handling is the reference one.
 Every reader returns the voxels in the engine's (I, J, K) order with a voxel -> RAS affine
 (the LPS/RAS flip happens in :mod:`FCDDetectLib.orientation` only), after refusing with one
 :class:`~FCDDetectLib.errors.FCDInputError` line: a volume over
-:data:`~FCDDetectLib.defaults.MAX_VOXELS` (checked from the header, before reading), a NIfTI
+:data:`~FCDDetectLib.voxel_limits.MAX_VOXELS` (checked from the header, before reading), a NIfTI
 without orientation (qform and sform codes 0) or an Analyze file, a gzip file named ``.nii``,
 an NRRD with a non-spatial axis, values that do not fit float32, and for ``.seg.nrrd`` a
 missing or ambiguous segment.
@@ -35,16 +35,15 @@ from pathlib import Path
 
 import numpy as np
 
-from .defaults import MAX_VOXELS
 from .errors import FCDInputError
 from .orientation import itk_array_to_ijk, sitk_image_to_ras_affine
+from .voxel_limits import check_voxel_count, to_float32
 
 NIFTI_SUFFIXES = (".nii", ".nii.gz", ".hdr", ".img")
 ITK_SUFFIXES = (".nrrd", ".nhdr", ".mha", ".mhd")
 IMAGE_SUFFIXES = NIFTI_SUFFIXES + ITK_SUFFIXES
 """File endings read as images (a folder is read as a DICOM series)."""
 
-_FLOAT32_MAX = float(np.finfo(np.float32).max)
 _SPATIAL_KINDS = ("domain", "space")
 
 
@@ -52,33 +51,6 @@ def is_image_file(path: str | os.PathLike) -> bool:
     """Whether ``path``'s name ends like an image this module reads (``.seg.nrrd`` included)."""
     name = Path(path).name.lower()
     return name.endswith(IMAGE_SUFFIXES) and not name.endswith(".img.gz")
-
-
-def check_voxel_count(shape: tuple[int, ...], label: str) -> None:
-    """Refuse a volume over :data:`MAX_VOXELS` voxels (from its header, before any voxel is read)."""
-    count = int(np.prod([int(n) for n in shape], dtype=np.float64))
-    if count > MAX_VOXELS:
-        dims = "x".join(str(int(n)) for n in shape)
-        raise FCDInputError(
-            f"{label}: header declares {dims} = {count:,} voxels, over the reader's bound of "
-            f"{MAX_VOXELS:,} (512^3); refused before reading (a corrupt header or a decompression bomb?)"
-        )
-
-
-def to_float32(data: np.ndarray, label: str) -> np.ndarray:
-    """``data`` as float32, refusing finite values that float32 cannot hold (no numpy overflow warning)."""
-    if data.dtype == np.float32 or data.dtype.kind not in "fc":
-        return data.astype(np.float32, copy=False) if data.dtype.kind in "iu" else data
-    if data.dtype.kind == "c":
-        raise FCDInputError(f"{label}: complex voxels ({data.dtype}); expected a real-valued image")
-    finite = np.isfinite(data)
-    largest = float(np.abs(data[finite]).max()) if finite.any() else 0.0
-    if largest > _FLOAT32_MAX:
-        raise FCDInputError(
-            f"{label}: {data.dtype} values up to {largest:.3g} do not fit float32 (max {_FLOAT32_MAX:.3g}); "
-            "rescale the image"
-        )
-    return data.astype(np.float32)
 
 
 def read_volume(

@@ -53,14 +53,14 @@ from typing import Any
 
 import numpy as np
 
-from . import __version__
 from .errors import FCDInputError
 from .files import write_atomic
 from .geometry import mask_onto_grid, same_grid
 from .image_io import Image, load_image, load_mask, validate_array
-from .overlay import _to_ras  # the overlay PNGs' RAS reordering
-from .report_pages import DISCLAIMER, _below_lines, _cluster_page, _summary_lines, _text_page
-from .report_slices import _ras
+from .overlay import to_ras  # the overlay PNGs' RAS reordering
+from .report_pages import DISCLAIMER, below_threshold_lines, cluster_page, summary_lines, text_page
+from .report_slices import ras_of
+from .version import __version__
 
 __all__ = ["DISCLAIMER", "PageInfo", "ReportFiles", "check_writable", "write_report"]
 
@@ -200,10 +200,10 @@ def write_report(result: Any, images: Sequence[Any] | None = None, out_dir: str 
     paged = clusters.clusters[:max_cluster_pages]
 
     affine = np.asarray(reference.affine, float)
-    image_ras, ornt, zooms = _to_ras(ref_data, affine)
+    image_ras, ornt, zooms = to_ras(ref_data, affine)
     data = {"ornt": ornt, "shape": shape, "zooms": zooms, "affine": affine, "image": image_ras,
-            "heat": _ras(np.asarray(result.heatmap, np.float32), affine),
-            "roi": _ras(roi_mask.astype(np.float32), affine) if roi_mask is not None else None}
+            "heat": ras_of(np.asarray(result.heatmap, np.float32), affine),
+            "roi": ras_of(roi_mask.astype(np.float32), affine) if roi_mask is not None else None}
     subject = subject or _subject_name(result)
     info = model_info or getattr(result, "model_metadata", None) or {}
 
@@ -213,17 +213,17 @@ def write_report(result: Any, images: Sequence[Any] | None = None, out_dir: str 
     plt.rcParams["figure.max_open_warning"] = max(limit, max_cluster_pages + 3)
     try:
         figure = plt.figure(figsize=PAGE_SIZE)
-        _text_page(figure, _summary_lines(result, subject, clusters, info, _name(roi) if roi is not None else None))
+        text_page(figure, summary_lines(result, subject, clusters, info, _name(roi) if roi is not None else None))
         figures.append((figure, PageInfo(out / "report-page-1.png", "summary")))
         for cluster in paged:
             figure = plt.figure(figsize=PAGE_SIZE)
-            views, slices, _ = _cluster_page(figure, result, cluster, len(clusters.clusters),
+            views, slices, _ = cluster_page(figure, result, cluster, len(clusters.clusters),
                                              clusters.labels == cluster.id, data, subject)
             page = PageInfo(out / f"report-page-{len(figures) + 1}.png", "cluster", cluster.id, slices=slices)
             page.panels = {name: _pixel_box(ax, figure) for name, ax in views.items()}
             figures.append((figure, page))
         figure = plt.figure(figsize=PAGE_SIZE)
-        _text_page(figure, _below_lines(below, clusters.threshold, low))
+        text_page(figure, below_threshold_lines(below, clusters.threshold, low))
         figures.append((figure, PageInfo(out / f"report-page-{len(figures) + 1}.png", "below-threshold")))
 
         def write_pdf(tmp: str) -> None:

@@ -1,7 +1,7 @@
 """The pages of a detection report: the summary, one page per cluster, the below-threshold list.
 
-:func:`_summary_lines` and :func:`_below_lines` give the text lines of the first and the
-last page (:func:`_text_page` sets them on a figure); :func:`_cluster_page` lays out one
+:func:`summary_lines` and :func:`below_threshold_lines` give the text lines of the first and the
+last page (:func:`text_page` sets them on a figure); :func:`cluster_page` lays out one
 cluster's page (its slice panels from :mod:`FCDDetectLib.report_slices`, colour bar,
 figures and, with a localized SmoothGrad, the modality contribution bars). What each page
 shows: :mod:`FCDDetectLib.report`, whose :func:`~FCDDetectLib.report.write_report` puts
@@ -9,10 +9,10 @@ the pages together and writes them. matplotlib and the saliency module are impor
 first use.
 
 Example:
-    >>> from FCDDetectLib.report_pages import _below_lines, _fmt
+    >>> from FCDDetectLib.report_pages import below_threshold_lines, _fmt
     >>> _fmt(0.123456), _fmt(None)
     ('0.123', 'n/a')
-    >>> _below_lines([], 0.5, 0.25)[2]  # the last page says "none" when nothing lies below
+    >>> below_threshold_lines([], 0.5, 0.25)[2]  # the last page says "none" when nothing lies below
     ('body', 'none')
 """
 
@@ -24,9 +24,9 @@ from typing import Any
 
 import numpy as np
 
-from . import __version__
-from .overlay import _index_to_ras
-from .report_slices import _VIEWS, _draw_slices, _input_axis, _ras
+from .overlay import index_to_ras
+from .report_slices import VIEWS, draw_slices, input_axis, ras_of
+from .version import __version__
 
 DISCLAIMER = (
     "For research use only. Not a medical device: not validated for diagnosis or treatment decisions. "
@@ -43,7 +43,7 @@ def _fmt(value: Any, digits: int = 3) -> str:
     return str(value)
 
 
-def _text_page(figure: Any, lines: Sequence[tuple[str, str]], top: float = 0.95) -> None:
+def text_page(figure: Any, lines: Sequence[tuple[str, str]], top: float = 0.95) -> None:
     y = top
     for style, text in lines:
         size = {"title": 16, "head": 12, "body": 9.5, "small": 8.5}[style]
@@ -54,7 +54,7 @@ def _text_page(figure: Any, lines: Sequence[tuple[str, str]], top: float = 0.95)
         y -= {"title": 0.04, "head": 0.026, "body": 0.019, "small": 0.017}[style] * (text.count("\n") + 1)
 
 
-def _summary_lines(result: Any, subject: str, clusters: Any, model_info: dict[str, Any],
+def summary_lines(result: Any, subject: str, clusters: Any, model_info: dict[str, Any],
                    roi_name: str | None) -> list[tuple[str, str]]:
     lines: list[tuple[str, str]] = [("title", "FCD detection report"), ("body", f"Subject: {subject}")]
     lines.append(("head", "Inputs"))
@@ -119,7 +119,7 @@ def _contribution_bars(ax: Any, region: Any) -> None:
     ax.set_title("Modality contributions (localized signed SmoothGrad)", fontsize=10)
 
 
-def _cluster_page(figure: Any, result: Any, cluster: Any, rank_of: int, mask: np.ndarray, data: dict[str, Any],
+def cluster_page(figure: Any, result: Any, cluster: Any, rank_of: int, mask: np.ndarray, data: dict[str, Any],
                   subject: str) -> tuple[dict[str, Any], dict[str, tuple[int, int]], list[Any]]:
     from .localized_saliency import Region, region_contributions
 
@@ -128,13 +128,13 @@ def _cluster_page(figure: Any, result: Any, cluster: Any, rank_of: int, mask: np
     if not mask[tuple(centre_in)]:  # a curved cluster: take its voxel nearest to the centroid
         idx = np.argwhere(mask)
         centre_in = [int(v) for v in idx[np.argmin(((idx - np.array(centre_in)) ** 2).sum(1))]]
-    centre = _index_to_ras(centre_in, shape, ornt)
+    centre = index_to_ras(centre_in, shape, ornt)
     figure.text(0.07, 0.965, f"Cluster {cluster.id} of {rank_of}  (rank {cluster.id}: highest confidence first)",
                 fontsize=14, fontweight="bold", va="top")
     figure.text(0.07, 0.937, f"Subject {subject}   |   {result.method} map   |   p(FCD) {result.probability:.3f}",
                 fontsize=9.5, va="top")
     boxes = [(0.05, 0.62, 0.29, 0.29), (0.355, 0.62, 0.29, 0.29), (0.66, 0.62, 0.29, 0.29)]
-    axes, image = _draw_slices(figure, boxes, data["image"], data["heat"], _ras(mask, data["affine"]), data["roi"],
+    axes, image = draw_slices(figure, boxes, data["image"], data["heat"], ras_of(mask, data["affine"]), data["roi"],
                                centre, data["zooms"])
     bar_ax = figure.add_axes((0.2, 0.595, 0.6, 0.012))
     colour_bar = figure.colorbar(image, cax=bar_ax, orientation="horizontal")
@@ -165,12 +165,12 @@ def _cluster_page(figure: Any, result: Any, cluster: Any, rank_of: int, mask: np
         figure.text(0.07, 0.3, "Modality contributions: not computed (run fcd detect with --localized-smoothgrad).",
                     fontsize=9.5, va="top")
     figure.text(0.07, 0.03, DISCLAIMER, fontsize=7.5, va="bottom", wrap=True)
-    slices = {name: (_input_axis(ras_axis, ornt), centre_in[_input_axis(ras_axis, ornt)])
-              for name, ras_axis, _ in _VIEWS}
-    return dict(zip([v[0] for v in _VIEWS], axes, strict=True)), slices, axes
+    slices = {name: (input_axis(ras_axis, ornt), centre_in[input_axis(ras_axis, ornt)])
+              for name, ras_axis, _ in VIEWS}
+    return dict(zip([v[0] for v in VIEWS], axes, strict=True)), slices, axes
 
 
-def _below_lines(below: Sequence[tuple[str, Any]], threshold: float, low: float) -> list[tuple[str, str]]:
+def below_threshold_lines(below: Sequence[tuple[str, Any]], threshold: float, low: float) -> list[tuple[str, str]]:
     lines: list[tuple[str, str]] = [("title", "Clusters below the report's threshold"),
                                     ("body", f"Clusters of the map between {low:g} and {threshold:g} "
                                              "(not touching a reported cluster) and reported clusters beyond the "

@@ -1,7 +1,7 @@
 """The slice panels of a report's cluster page: axial, coronal and sagittal cuts with the map and outlines.
 
-:func:`_draw_slices` draws, into given boxes of a figure, the three slices through one voxel
-of a volume brought to closest-RAS voxel order (:func:`_ras`, the overlay's reordering):
+:func:`draw_slices` draws, into given boxes of a figure, the three slices through one voxel
+of a volume brought to closest-RAS voxel order (:func:`ras_of`, the overlay's reordering):
 the scan in grey, the map in colour (inferno, faded below
 :data:`~FCDDetectLib.overlay.HEAT_FLOOR`), the cluster outline and, when given, the ROI
 outline, and the R/L, A/P or S/I label on each side. Panels are in radiological convention
@@ -10,8 +10,8 @@ outline, and the R/L, A/P or S/I label on each side. Panels are in radiological 
 
 Example:
     >>> import numpy as np
-    >>> from FCDDetectLib.report_slices import _VIEWS, _plane
-    >>> [name for name, _axis, _sides in _VIEWS]
+    >>> from FCDDetectLib.report_slices import VIEWS, _plane
+    >>> [name for name, _axis, _sides in VIEWS]
     ['axial', 'coronal', 'sagittal']
     >>> _plane(np.zeros((4, 5, 6)), 2, 3).shape  # axial: rows A->P, columns R->L
     (5, 4)
@@ -24,21 +24,21 @@ from typing import Any
 
 import numpy as np
 
-from .overlay import HEAT_FLOOR, _to_ras  # the overlay PNGs' RAS reordering and fade
+from .overlay import HEAT_FLOOR, to_ras  # the overlay PNGs' RAS reordering and fade
 
-# The RAS reordering (nibabel orientation codes) is the overlay's: overlay._to_ras / _index_to_ras.
-
-
-def _ras(array: np.ndarray, affine: np.ndarray) -> np.ndarray:
-    return _to_ras(np.asarray(array), affine)[0]
+# The RAS reordering (nibabel orientation codes) is the overlay's: overlay.to_ras / index_to_ras.
 
 
-def _input_axis(ras_axis: int, ornt: np.ndarray) -> int:
+def ras_of(array: np.ndarray, affine: np.ndarray) -> np.ndarray:
+    return to_ras(np.asarray(array), affine)[0]
+
+
+def input_axis(ras_axis: int, ornt: np.ndarray) -> int:
     return int(next(a for a, (target, _) in enumerate(ornt) if int(target) == ras_axis))
 
 
 # (view, RAS axis cut, labels left/right/top/bottom). Radiological: R on the left.
-_VIEWS = (("axial", 2, ("R", "L", "A", "P")), ("coronal", 1, ("R", "L", "S", "I")),
+VIEWS = (("axial", 2, ("R", "L", "A", "P")), ("coronal", 1, ("R", "L", "S", "I")),
           ("sagittal", 0, ("A", "P", "S", "I")))
 
 
@@ -48,7 +48,7 @@ def _plane(volume: np.ndarray, ras_axis: int, index: int) -> np.ndarray:
     return cut.T[::-1, ::-1]
 
 
-def _draw_slices(figure: Any, boxes: Sequence[tuple[float, float, float, float]], data: np.ndarray,
+def draw_slices(figure: Any, boxes: Sequence[tuple[float, float, float, float]], data: np.ndarray,
                  heat: np.ndarray, cluster: np.ndarray, roi: np.ndarray | None, centre: Sequence[int],
                  zooms: np.ndarray) -> tuple[list[Any], Any]:
     import matplotlib.pyplot as plt
@@ -56,7 +56,7 @@ def _draw_slices(figure: Any, boxes: Sequence[tuple[float, float, float, float]]
     inside = data[data > np.percentile(data, 2)] if np.any(data > np.percentile(data, 2)) else data.ravel()
     low, high = np.percentile(inside, [0.5, 99.5])
     axes = []
-    for box, (name, ras_axis, sides) in zip(boxes, _VIEWS, strict=True):
+    for box, (name, ras_axis, sides) in zip(boxes, VIEWS, strict=True):
         ax = figure.add_axes(box)
         others = [a for a in range(3) if a != ras_axis]
         dx, dy = zooms[others[0]], zooms[others[1]]

@@ -38,7 +38,7 @@ def _class_logits(output: Any) -> Any:
     return output
 
 
-def _lesion_logits(output: Any) -> Any:
+def lesion_logits(output: Any) -> Any:
     """The (N, 1, X, Y, Z) lesion logit map of a model output: a 5D tensor, the second item of a
     (logits, lesion) pair, or ``output["lesion"]`` / ``output["lesion_logits"]``."""
     if isinstance(output, dict):
@@ -88,7 +88,7 @@ def lesion_logits_in_region(output: Any, weights: Any) -> Any:
         >>> lesion_logits_in_region(lesion, w).tolist()
         [1.0]
     """
-    lesion = _lesion_logits(output)
+    lesion = lesion_logits(output)
     if weights is None:
         raise FCDInputError("lesion-logits target needs a region")
     if tuple(lesion.shape[-3:]) != tuple(weights.shape):

@@ -3,4 +3,6 @@
 No Qt, no slicer.app: runs headless through the ``fcd`` command and inside Slicer.
 """
 
-__version__ = "0.1.0"
+from FCDDetectLib.version import __version__
+
+__all__ = ["__version__"]

@@ -42,7 +42,7 @@ ROI_RESAMPLING = "linear-world-v1"  # part of every cached ROI's stamp
 def cache_key(spacing: Sequence[float], shape: Sequence[int], modalities: Sequence[str],
               normalisation: str = "zscore-head") -> str:
     """A short hash of everything that changes the preprocessed arrays."""
-    from FCDDetectLib import __version__ as engine_version
+    from FCDDetectLib.version import __version__ as engine_version
 
     payload = {
         "format": CACHE_FORMAT,

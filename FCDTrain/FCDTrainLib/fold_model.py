@@ -1,8 +1,8 @@
 """One fold's network: built from the run's config, put in train mode, run for the validation loss.
 
 :func:`build_model` (seed, MedicalNet weights, trainable layers), the train mode that keeps
-frozen BatchNorms' statistics, the precision policy (:func:`_autocast`: bf16 on CUDA, fp32
-elsewhere) and :func:`evaluate_loss` / ``_auc``, the validation figures. The training loop
+frozen BatchNorms' statistics, the precision policy (:func:`autocast_context`: bf16 on CUDA, fp32
+elsewhere) and :func:`evaluate_loss` / ``roc_auc_or_nan``, the validation figures. The training loop
 (:class:`FCDTrainLib.trainer.Trainer`) uses them; every name is also importable from
 :mod:`FCDTrainLib.trainer`.
 
@@ -57,7 +57,7 @@ def build_model(config: RunConfig, fold: int) -> tuple[torch.nn.Module, dict[str
     return model, info
 
 
-def _set_train_mode(model: torch.nn.Module) -> None:
+def set_train_mode(model: torch.nn.Module) -> None:
     """Train mode, but frozen BatchNorm layers keep their (pre-trained) running statistics.
 
     In transfer mode only layer4 and fc may change (paper 2.4); a BatchNorm whose affine
@@ -69,7 +69,7 @@ def _set_train_mode(model: torch.nn.Module) -> None:
     freeze_batchnorm_stats(model)
 
 
-def _autocast(device: torch.device):
+def autocast_context(device: torch.device):
     if device.type == "cuda":
         return torch.autocast("cuda", dtype=torch.bfloat16)
     return nullcontext()
@@ -85,7 +85,7 @@ def evaluate_loss(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, batc
         for start in range(0, x.shape[0], batch_size):
             xb = x[start:start + batch_size].to(device, non_blocking=True)
             yb = y[start:start + batch_size].to(device)
-            with _autocast(device):
+            with autocast_context(device):
                 logits = model(xb)
             logits = logits.float()
             losses += F.cross_entropy(logits, yb, reduction="sum").double()
@@ -93,7 +93,7 @@ def evaluate_loss(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, batc
     return float(losses) / max(1, x.shape[0]), torch.cat(probs).cpu().numpy() if probs else np.zeros(0)
 
 
-def _auc(labels: np.ndarray, probs: np.ndarray) -> float | None:
+def roc_auc_or_nan(labels: np.ndarray, probs: np.ndarray) -> float | None:
     from sklearn.metrics import roc_auc_score
 
     return float(roc_auc_score(labels, probs)) if len(set(labels.tolist())) == 2 else None

@@ -59,7 +59,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .trainer import Trainer, _auc, _autocast
+from .trainer import Trainer, autocast_context, roc_auc_or_nan
 
 
 def lesion_loss_function():
@@ -101,7 +101,7 @@ class LesionTrainer(Trainer):
 
     def _losses(self, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, ...]:
         """(class loss, lesion loss, class logits, lesion logits) of a batch."""
-        with _autocast(self.device):
+        with autocast_context(self.device):
             logits, lesion_logits = self.model.forward_with_lesion(batch["x"])
         class_loss = F.cross_entropy(logits.float(), batch["y"])
         known = batch["roi_known"]
@@ -146,5 +146,5 @@ class LesionTrainer(Trainer):
             "val_lesion_loss": lesion_loss,
             "val_dice": 2 * overlap / volume if volume else None,
             "val_accuracy": float(np.mean((probabilities >= 0.5).astype(int) == labels)) if len(labels) else None,
-            "val_auc": _auc(labels, probabilities),
+            "val_auc": roc_auc_or_nan(labels, probabilities),
         }

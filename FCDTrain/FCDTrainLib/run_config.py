@@ -21,6 +21,8 @@ from pathlib import Path
 from typing import Any
 
 from FCDDetectLib.choices import (
+    DEFAULT_LAYER,
+    DEFAULT_METHOD,
     DEPTHS,
     DEVICES,
     EXPLANATION_LAYERS,
@@ -31,7 +33,6 @@ from FCDDetectLib.choices import (
     SUPERVISION,
 )
 from FCDDetectLib.clusters import DEFAULT_MIN_SIZE_MM3, DEFAULT_THRESHOLD
-from FCDDetectLib.defaults import DEFAULT_LAYER, DEFAULT_METHOD
 from FCDDetectLib.errors import FCDInputError
 
 from .layout import CACHE_NAME, CONFIG_NAME, EVENTS_NAME

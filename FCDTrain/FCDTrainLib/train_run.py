@@ -158,7 +158,7 @@ def run_fold(config: RunConfig, split: FoldSplit, subjects: dict[str, Any], cach
     from FCDDetectLib.ood import summarise_ranges
 
     from .fold_eval import evaluate_subjects, predictions_csv
-    from .trainer import trainer_class
+    from .trainer_registry import trainer_class
 
     layout = RunLayout(run_dir)
     folder = layout.fold(split.fold)

@@ -42,11 +42,11 @@ from .checkpoint import load_best, load_checkpoint, restore_rng, rng_states, sav
 from .events import EventLog
 from .fold_data import FoldData, FoldTraining  # noqa: F401  (re-exported for callers)
 from .fold_model import (  # noqa: F401  (re-exported for callers: lesion_trainer, fold_eval, benchmarks)
-    _auc,
-    _autocast,
-    _set_train_mode,
+    autocast_context,
     build_model,
     evaluate_loss,
+    roc_auc_or_nan,
+    set_train_mode,
 )
 from .layout import CHECKPOINT_NAME
 from .run_config import RunConfig
@@ -143,7 +143,7 @@ class Trainer:
 
         Parts are floats or detached 0-dim tensors (left on the device: no synchronisation per step).
         """
-        with _autocast(self.device):
+        with autocast_context(self.device):
             logits = self.model(batch["x"])
         return F.cross_entropy(logits.float(), batch["y"]), {}
 
@@ -165,7 +165,7 @@ class Trainer:
                                             self.config.batch_size, self.device)
         labels = self.data.val_y.cpu().numpy()
         accuracy = float(np.mean((val_probs >= 0.5).astype(int) == labels)) if len(val_probs) else None
-        return {"val_loss": val_loss, "val_accuracy": accuracy, "val_auc": _auc(labels, val_probs)}
+        return {"val_loss": val_loss, "val_accuracy": accuracy, "val_auc": roc_auc_or_nan(labels, val_probs)}
 
     def checkpoint_payload(self, state: dict[str, Any]) -> dict[str, Any]:
         """Everything a resume needs, after an epoch."""
@@ -258,7 +258,7 @@ class Trainer:
                 generator = torch.Generator().manual_seed(seed)
                 random.seed(seed)
                 np.random.seed(seed % (2**32))
-                _set_train_mode(self.model)
+                set_train_mode(self.model)
                 train_loss, train_parts = self._train_epoch(generator)
                 validation = self.validation_metrics()
                 val_loss = validation[self.monitor]
@@ -299,33 +299,3 @@ class Trainer:
             best_val_loss=float(state["best_val_loss"]), epochs_run=int(state["epoch"]),
             stopped_early=bool(state["stopped_early"]), history=state["history"],
         )
-
-
-def trainer_class(config: RunConfig) -> type[Trainer]:
-    """The trainer of ``config.supervision``: :class:`Trainer` (``none``) or the lesion variant."""
-    if config.supervision == "lesion":
-        from .lesion_trainer import LesionTrainer
-
-        return LesionTrainer
-    return Trainer
-
-
-def train_fold(
-    config: RunConfig,
-    fold: int,
-    data: FoldData,
-    fold_dir: Path,
-    log: EventLog,
-    device: str | torch.device = "cpu",
-    later_folds: int = 0,
-    progress: bool = True,
-    model: torch.nn.Module | None = None,
-) -> FoldTraining:
-    """Train (or resume, or just return) fold ``fold`` with the trainer of ``config.supervision``.
-
-    ``later_folds`` (folds still to run after this one) only feeds the ETA of the events.
-    ``model`` (from :func:`build_model`) saves building it again; it is trained in place.
-    """
-    trainer = trainer_class(config)(config, fold, data, fold_dir, log, device=device, later_folds=later_folds,
-                                    progress=progress, model=model)
-    return trainer.fit()

@@ -98,7 +98,7 @@ def test_lean_monai_import_leaves_the_skipped_packages_importable():
 @pytest.mark.parametrize("geometry", ["medicalnet", "paper"])
 def test_hand_written_gradcam_equals_captum_layergradcam(geometry):
     from captum.attr import LayerGradCam
-    from FCDDetectLib.explain import _clean_model, _gradcam
+    from FCDDetectLib.explain import _gradcam, clean_model
     from FCDDetectLib.models import build_resnet
 
     torch.manual_seed(1)
@@ -106,7 +106,7 @@ def test_hand_written_gradcam_equals_captum_layergradcam(geometry):
     x = torch.randn(1, 1, 32, 36, 32)
     peaks = []
     for target in (0, 1):  # Grad-CAM's ReLU empties the map of one class or the other
-        with _clean_model(model), torch.enable_grad():
+        with clean_model(model), torch.enable_grad():
             ours = _gradcam(model, x.clone().requires_grad_(True), target).detach()
             reference = LayerGradCam(model, model.layer4).attribute(
                 x.clone().requires_grad_(True), target=target, relu_attributions=True

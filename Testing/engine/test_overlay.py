@@ -7,16 +7,16 @@ import numpy as np
 import pytest
 from FCDDetectLib.errors import FCDInputError
 from FCDDetectLib.image_io import Image
-from FCDDetectLib.overlay import _index_to_ras, _to_ras, default_center, render_overlay
+from FCDDetectLib.overlay import default_center, index_to_ras, render_overlay, to_ras
 
 
 def test_overlay_orientation_helpers():
     affine = np.array([[-2.0, 0, 0, 10], [0, 0, 3.0, -5], [0, -1.5, 0, 7], [0, 0, 0, 1]])  # L, I, A voxel axes
     array = np.zeros((4, 5, 6), np.float32)
-    ras, ornt, zooms = _to_ras(array, affine)
+    ras, ornt, zooms = to_ras(array, affine)
     assert ras.shape == (4, 6, 5) and list(zooms) == [2.0, 3.0, 1.5]
     # Voxel (0, 0, 0) is the most left, superior, posterior one -> RAS indices (3, 0, 4).
-    assert _index_to_ras((0, 0, 0), array.shape, ornt) == [3, 0, 4]
+    assert index_to_ras((0, 0, 0), array.shape, ornt) == [3, 0, 4]
     heat = np.zeros_like(array)
     heat[1, 2, 3] = 1
     roi = np.zeros(array.shape, bool)

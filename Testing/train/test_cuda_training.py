@@ -16,7 +16,7 @@ import torch
 from FCDDetectLib.bundle import load_bundle
 from FCDDetectLib.cli import main
 from FCDTrainLib.augment import random_rotate
-from FCDTrainLib.fold_model import _autocast
+from FCDTrainLib.fold_model import autocast_context
 
 from Testing.builders.train_fixtures import train_args, write_cohort
 
@@ -38,7 +38,7 @@ def test_rotation_on_the_gpu_draws_the_cpu_angles_and_resamples_alike():
 
 
 def test_training_policy_on_cuda_is_bf16_autocast():
-    with _autocast(torch.device("cuda")):
+    with autocast_context(torch.device("cuda")):
         out = torch.nn.Linear(4, 4).cuda()(torch.randn(2, 4, device="cuda"))
     assert out.dtype == torch.bfloat16
 

@@ -12,7 +12,8 @@ from FCDDetectLib.cli import main
 from FCDTrainLib.events import EventLog
 from FCDTrainLib.lesion_trainer import LesionTrainer
 from FCDTrainLib.run_config import RunConfig
-from FCDTrainLib.trainer import FoldData, Trainer, build_model, trainer_class
+from FCDTrainLib.trainer import FoldData, Trainer, build_model
+from FCDTrainLib.trainer_registry import trainer_class
 
 from Testing.builders.lesion_blobs import planted_blobs
 from Testing.builders.train_fixtures import TEST_SHAPE, TEST_SPACING, train_args, write_cohort

@@ -123,7 +123,8 @@ def test_transfer_mode_trains_only_layer4_and_fc(tmp_path):
     from FCDDetectLib.medicalnet import save_medicalnet_checkpoint
     from FCDDetectLib.models import build_resnet
     from FCDTrainLib.events import EventLog
-    from FCDTrainLib.trainer import FoldData, build_model, train_fold
+    from FCDTrainLib.trainer import FoldData, build_model
+    from FCDTrainLib.trainer_registry import train_fold
 
     torch.manual_seed(11)
     weights = tmp_path / "resnet_18.pth"

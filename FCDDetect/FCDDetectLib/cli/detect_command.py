@@ -245,6 +245,6 @@ def run_cohort_command(args: argparse.Namespace) -> int:
 def _method(args: argparse.Namespace) -> str:
     """The explanation method: --method, else the bundle's default, else the engine's (one name for resume checks)."""
     from ..bundle import read_bundle_metadata
-    from ..defaults import DEFAULT_METHOD
+    from ..choices import DEFAULT_METHOD
 
     return args.method or read_bundle_metadata(args.model).explain_method or DEFAULT_METHOD
