@@ -16,6 +16,7 @@ $(STAMP): pyproject.toml requirements-dev.txt
 
 test: $(STAMP)
 	$(VENV)/bin/ruff check .
+	$(VENV)/bin/lint-imports --no-cache
 	$(PY) -m pytest -q Testing
 	$(MAKE) docs
 
@@ -52,6 +53,7 @@ gpu-wheels: $(STAMP)
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .
+	$(VENV)/bin/lint-imports --no-cache
 
 clean:
 	rm -rf $(VENV) demo-output site .pytest_cache .ruff_cache

@@ -1,7 +1,7 @@
 """FCDDetect: FCD-II detection, explanation heatmap and Heat-Score in 3D Slicer.
 
 Thin module file: the panel is :mod:`FCDDetectWidgets.detect_widget` (its decisions in the
-Qt-free :mod:`FCDDetectLib.slicer_support`), the Slicer logic :mod:`FCDDetectWidgets.detect_logic`,
+Qt-free :mod:`FCDDetectLib.slicer_support`), the Slicer logic :mod:`FCDDetectWidgets.detect_module_logic`,
 the MRML work :mod:`FCDDetectLib.mrml` (tested outside Slicer on a real MRML scene).
 Nothing heavy is imported at module scope: torch, MONAI, captum and nibabel are checked
 (and installed after the user agrees) on first use. Needs Slicer 5.10 or newer; an older
@@ -24,7 +24,7 @@ from slicer.ScriptedLoadableModule import ScriptedLoadableModule
 # Checked before the engine is imported: an older Slicer (Python 3.9) gets a panel with the
 # message instead of a failure on the engine's Python 3.10 code.
 if slicer_version_problem(slicer.app.majorVersion, slicer.app.minorVersion) is None:
-    from FCDDetectWidgets.detect_logic import FCDDetectLogic
+    from FCDDetectWidgets.detect_module_logic import FCDDetectLogic
     from FCDDetectWidgets.detect_widget import FCDDetectWidget
     from FCDDetectWidgets.installer import ensureDependencies, requirementsPath
     from FCDDetectWidgets.self_test import FCDDetectTest

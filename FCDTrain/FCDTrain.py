@@ -1,7 +1,7 @@
 """FCDTrain: fold-based training of FCD-II classifiers from 3D Slicer, in a separate process.
 
 Thin module file: the panel is :mod:`FCDTrainWidgets.train_widget` (its decisions in the
-Qt-free :mod:`FCDTrainLib.slicer_support`), the Slicer logic :mod:`FCDTrainWidgets.train_logic`
+Qt-free :mod:`FCDTrainLib.slicer_support`), the Slicer logic :mod:`FCDTrainWidgets.train_module_logic`
 over :mod:`FCDTrainLib.mrml` (tested outside Slicer). It builds ``fcd train`` /
 ``fcd experiment`` settings, runs them with Slicer's Python in a child process (never in
 the GUI thread), follows ``events.jsonl`` for the progress bar and log, stops the whole
@@ -22,7 +22,7 @@ from slicer.ScriptedLoadableModule import ScriptedLoadableModule
 # message instead of a failure on the engine's Python 3.10 code.
 if slicer_version_problem(slicer.app.majorVersion, slicer.app.minorVersion) is None:
     from FCDTrainWidgets.self_test import FCDTrainTest
-    from FCDTrainWidgets.train_logic import FCDTrainLogic
+    from FCDTrainWidgets.train_module_logic import FCDTrainLogic
     from FCDTrainWidgets.train_widget import FCDTrainWidget
 else:  # pragma: no cover - Slicer < 5.10
     from FCDDetectWidgets.unsupported import unsupportedClasses

@@ -42,8 +42,9 @@ def _env() -> dict[str, str]:
 
 def _bundle(folder: Path) -> Path:
     import torch
-    from FCDDetectLib.bundle import BundleMetadata, save_bundle
-    from FCDDetectLib.models import build_resnet
+    from FCDDetectLib.networks.bundle import save_bundle
+    from FCDDetectLib.networks.bundle_metadata import BundleMetadata
+    from FCDDetectLib.networks.resnets import build_resnet
 
     torch.manual_seed(0)
     meta = BundleMetadata(name="bench-tiny", depth=18, geometry="medicalnet", modalities=["flair"],
@@ -97,8 +98,8 @@ def _median_time(fn, repeats: int) -> float:
 
 def bench_reading(folder: Path, repeats: int) -> dict:
     sys.path.insert(0, str(ROOT))
-    from FCDDetectLib.dicom_series import find_series, read_series
-    from FCDDetectLib.image_io import load_image
+    from FCDDetectLib.io.dicom_series import find_series, read_series
+    from FCDDetectLib.io.image_io import load_image
 
     from Testing.builders.format_fixtures import write_dicom_series
     from Testing.builders.geometry_fixtures import centred_affine, head_phantom, write_nifti

@@ -34,9 +34,9 @@ def _mni_volume(folder: Path) -> Path:
     ``nilearn.datasets`` (4 s, and it needs ``requests``, which the GPU machine may lack).
     """
     import nibabel as nib
-    from FCDTrainLib.data.synth.template import _read_1mm
+    from FCDTrainLib.data.synth.template import read_1mm
 
-    data, affine = _read_1mm("t1")
+    data, affine = read_1mm("t1")
     path = folder / "mni152_T1w.nii.gz"
     nib.save(nib.Nifti1Image(np.array(data, dtype=np.float32), affine), path)
     return path
@@ -63,14 +63,15 @@ def _timed(fn, repeats: int) -> list[float]:
 
 def bench_depth(depth: int, device: str, repeats: int, image: Path, folder: Path) -> dict:
     import torch
-    from FCDDetectLib.bundle import BundleMetadata, load_bundle, save_bundle
     from FCDDetectLib.cli import main as fcd_main
-    from FCDTrainLib.run_config import RunConfig
+    from FCDDetectLib.networks.bundle import load_bundle, save_bundle
+    from FCDDetectLib.networks.bundle_metadata import BundleMetadata
+    from FCDTrainLib.run_folder.run_config import RunConfig
 
     DEFAULT_SPACING, DEFAULT_SHAPE = RunConfig.defaults()["spacing"], RunConfig.defaults()["shape"]
-    from FCDDetectLib.image_io import load_image
-    from FCDDetectLib.models import build_resnet
-    from FCDDetectLib.preprocess import preprocess
+    from FCDDetectLib.grid.preprocess import preprocess
+    from FCDDetectLib.io.image_io import load_image
+    from FCDDetectLib.networks.resnets import build_resnet
 
     torch.manual_seed(SEEDED_WEIGHTS)  # untrained weights whose Grad-CAM covers the whole head
     model = build_resnet(depth, in_channels=1, geometry="paper")
@@ -153,15 +154,17 @@ def run_stages(bundle_path: Path, image: Path, device: str, out: Path, stage) ->
     ``stage`` calls ``fn`` and returns its value; it measures what it likes around the call
     (seconds here, peak memory in ``bench_memory.py``).
     """
-    from FCDDetectLib.bundle import load_bundle
-    from FCDDetectLib.cluster_files import clusters_csv
-    from FCDDetectLib.clusters import find_clusters
-    from FCDDetectLib.detect import _explain_and_classify
-    from FCDDetectLib.explain import explain, minmax_normalise
-    from FCDDetectLib.files import write_json_atomic, write_text_atomic
-    from FCDDetectLib.image_io import load_image, save_image
-    from FCDDetectLib.lesion_metrics import subject_lesion_metrics
-    from FCDDetectLib.preprocess import head_mask, preprocess, to_input_grid
+    from FCDDetectLib.detection.detect import explain_and_classify
+    from FCDDetectLib.explain.cams import explain, minmax_normalise
+    from FCDDetectLib.grid.head_mask import head_mask
+    from FCDDetectLib.grid.input_grid import to_input_grid
+    from FCDDetectLib.grid.preprocess import preprocess
+    from FCDDetectLib.io.atomic_files import write_json_atomic, write_text_atomic
+    from FCDDetectLib.io.image_io import load_image, save_image
+    from FCDDetectLib.maps.clusters import find_clusters
+    from FCDDetectLib.maps.lesion_metrics import subject_lesion_metrics
+    from FCDDetectLib.networks.bundle import load_bundle
+    from FCDDetectLib.outputs.cluster_files import clusters_csv
 
     bundle = stage("load bundle", lambda: load_bundle(bundle_path, device=device))
     scan = stage("read NIfTI.gz (1 mm)", lambda: load_image(image))
@@ -170,7 +173,7 @@ def run_stages(bundle_path: Path, image: Path, device: str, out: Path, stage) ->
                  lambda: preprocess([scan], meta.target_spacing, meta.target_shape))
     x = prep.tensor.unsqueeze(0).to(device)
     heat, _ = stage("Grad-CAM (forward + backward to layer4, upsampling)",
-                    lambda: _explain_and_classify(bundle.model, x, "gradcam", 1, explain))
+                    lambda: explain_and_classify(bundle.model, x, "gradcam", 1, explain))
     mapped = stage("map back to the 1 mm grid", lambda: to_input_grid(heat, prep))
     head = stage("head mask on the 1 mm grid", lambda: head_mask(scan.array))
     heatmap = stage("restrict to the head + min-max", lambda: minmax_normalise(np.where(head, mapped, np.float32(0))))
@@ -194,7 +197,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     import torch
-    from FCDTrainLib.run_config import RunConfig
+    from FCDTrainLib.run_folder.run_config import RunConfig
 
     DEFAULT_SPACING, DEFAULT_SHAPE = RunConfig.defaults()["spacing"], RunConfig.defaults()["shape"]
 

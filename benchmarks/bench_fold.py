@@ -54,7 +54,7 @@ def _synth_shard(folder: Path, subjects: int, seed: int, size: str) -> None:
 
 def write_cohort(root: Path, subjects: int, size: str, shards: int) -> Path:
     """``subjects`` synthetic subjects in ``shards`` ``fcd synth`` folders, and one CSV manifest over them."""
-    from FCDTrainLib.data import load_dataset
+    from FCDTrainLib.data.dataset_loader import load_dataset
 
     shards = max(1, min(shards, subjects // 2))  # each shard holds at least one patient and one control
     sizes = [subjects // shards + (k < subjects % shards) for k in range(shards)]

@@ -70,7 +70,7 @@ def _options() -> argparse.Namespace:
 
 
 def _config(cohort: Path, args: argparse.Namespace, supervision: str):
-    from FCDTrainLib.run_config import RunConfig
+    from FCDTrainLib.run_folder.run_config import RunConfig
 
     # The demo's network and augmentation (RunConfig.preset("demo")) at the demo's grid;
     # early stopping is off (patience = epochs): dense supervision needs its epochs (DESIGN.md).
@@ -87,7 +87,7 @@ def _manifest(cohort: Path, n: int, out: Path) -> Path:
     """A CSV manifest over the first n/2 patients and n/2 controls of a BIDS cohort."""
     import csv
 
-    from FCDTrainLib.data import load_dataset
+    from FCDTrainLib.data.dataset_loader import load_dataset
 
     subjects = load_dataset(cohort).subjects
     chosen = [s for s in subjects if s.label == 1][: n // 2] + [s for s in subjects if s.label == 0][: n - n // 2]
@@ -104,7 +104,7 @@ def _seed_cache(run_dir: Path, config: Any, cache: Path) -> None:
     """Start ``run_dir`` as a run killed right after caching: its config plus a copy of the arrays."""
     import shutil
 
-    from FCDTrainLib.run_config import write_config
+    from FCDTrainLib.run_folder.run_config import write_config
 
     if run_dir.exists() or not cache.is_dir():
         return
@@ -125,9 +125,9 @@ def _bar(figures: dict[str, Any]) -> dict[str, Any]:
 def main() -> int:
     args = _options()
     import torch
-    from FCDDetectLib.image_io import write_json_atomic
-    from FCDTrainLib.data.synth import synth_cohort
-    from FCDTrainLib.train_run import train_run
+    from FCDDetectLib.io.atomic_files import write_json_atomic
+    from FCDTrainLib.data.synth.write_cohort import synth_cohort
+    from FCDTrainLib.experiment.train_run import train_run
 
     work = Path(args.work)
     work.mkdir(parents=True, exist_ok=True)

@@ -50,7 +50,7 @@ def _mb(kilobytes: float) -> float:
     return round(kilobytes / 1024, 1)
 
 
-def _status_kb(field: str) -> int:
+def status_kb(field: str) -> int:
     """One ``/proc/self/status`` figure in kB (``VmRSS``: now, ``VmHWM``: peak since the last reset).
 
     Where the kernel (or a sandbox such as gVisor) does not report ``VmHWM``, the peak falls
@@ -93,10 +93,10 @@ def _child_stages(bundle: Path, image: Path, device: str, out: Path) -> dict:
     def stage(name: str, fn):
         if device == "cuda":
             torch.cuda.reset_peak_memory_stats()
-        before = _status_kb("VmRSS")
+        before = status_kb("VmRSS")
         reset = _reset_peak()
         value = fn()
-        rows.append({"stage": name, "rss_before_mb": _mb(before), "peak_rss_mb": _mb(_status_kb("VmHWM")),
+        rows.append({"stage": name, "rss_before_mb": _mb(before), "peak_rss_mb": _mb(status_kb("VmHWM")),
                      "peak_since": "stage start" if reset else "process start",
                      "cuda_peak_allocated_mb": _cuda_peak_mb(device)})
         return value
@@ -108,9 +108,9 @@ def _child_stages(bundle: Path, image: Path, device: str, out: Path) -> dict:
 def _child_train(depth: int, shape: tuple[int, ...], device: str, batch_size: int) -> dict:
     import torch
     import torch.nn.functional as F
-    from FCDDetectLib.models import build_resnet
-    from FCDTrainLib.augment import random_rotate
-    from FCDTrainLib.trainer import autocast_context
+    from FCDDetectLib.networks.resnets import build_resnet
+    from FCDTrainLib.training.augment import random_rotate
+    from FCDTrainLib.training.fold_model import autocast_context
 
     torch.manual_seed(0)
     model = build_resnet(depth, geometry="paper").to(device).train()
@@ -118,7 +118,7 @@ def _child_train(depth: int, shape: tuple[int, ...], device: str, batch_size: in
     x = torch.randn(batch_size, 1, *shape, device=device)
     y = torch.randint(0, 2, (batch_size,), device=device)
     generator = torch.Generator().manual_seed(0)
-    before = _status_kb("VmRSS")
+    before = status_kb("VmRSS")
     for _ in range(2):  # the second step has Adam's state allocated
         with autocast_context(torch.device(device)):
             logits = model(random_rotate(x, 15.0, generator))
@@ -161,7 +161,7 @@ def _child(argv: list[str]) -> int:
         figures = _child_stages(args.bundle, args.image, args.device, args.out)
     else:
         figures = _child_train(args.depth, tuple(args.shape), args.device, args.batch_size)
-    figures["peak_rss_mb"] = _mb(_status_kb("VmHWM"))  # not ru_maxrss (see the note above _mb)
+    figures["peak_rss_mb"] = _mb(status_kb("VmHWM"))  # not ru_maxrss (see the note above _mb)
     print(json.dumps(figures))
     return 0
 
@@ -180,7 +180,7 @@ def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("OMP_NUM_THREADS", "2")
     sys.path.insert(0, str(HERE))
     from bench_detect import _mni_volume  # the same 1 mm scan as bench_detect.py
-    from bench_process import _bundle
+    from bench_process import seeded_bundle
 
     batch = args.batch_size or (8 if args.device == "cuda" else 2)
     load_before = os.getloadavg()[0]
@@ -192,7 +192,7 @@ def main(argv: list[str] | None = None) -> int:
             for spacing, shape in GRIDS:
                 grid = {"depth": depth, "spacing_mm": list(spacing), "grid": list(shape),
                         "voxels": shape[0] * shape[1] * shape[2]}
-                bundle = _bundle(folder, depth, spacing, shape)
+                bundle = seeded_bundle(folder, depth, spacing, shape)
                 common = ["--device", args.device, "--bundle", str(bundle), "--image", str(image)]
                 tag = f"{depth}-{shape[0]}"
                 process = [_run_child(["--child", "process", *common, "--out", str(folder / f"p{tag}-{i}")])

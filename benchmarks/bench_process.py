@@ -30,23 +30,24 @@ import tempfile
 import time
 from pathlib import Path
 
-# The peak RSS is the child's own peak since its exec, read by bench_memory._status_kb (VmHWM;
+# The peak RSS is the child's own peak since its exec, read by bench_memory.status_kb (VmHWM;
 # ru_maxrss would also hold this benchmark's own peak at the child's start: see bench_memory.py).
 _HARNESS = (
     "import json, sys\n"
     f"sys.path.insert(0, {str(Path(__file__).resolve().parent)!r})\n"
-    "from bench_memory import _status_kb\n"
+    "from bench_memory import status_kb\n"
     "from FCDDetectLib.cli import main\n"
     "code = main(sys.argv[1:])\n"
-    "print(json.dumps({'code': code, 'peak_rss_mb': _status_kb('VmHWM') / 1024}), file=sys.stderr)\n"
+    "print(json.dumps({'code': code, 'peak_rss_mb': status_kb('VmHWM') / 1024}), file=sys.stderr)\n"
 )
 
 
-def _bundle(folder: Path, depth: int, spacing, shape) -> Path:
+def seeded_bundle(folder: Path, depth: int, spacing, shape) -> Path:
     import torch
     from bench_detect import SEEDED_WEIGHTS
-    from FCDDetectLib.bundle import BundleMetadata, save_bundle
-    from FCDDetectLib.models import build_resnet
+    from FCDDetectLib.networks.bundle import save_bundle
+    from FCDDetectLib.networks.bundle_metadata import BundleMetadata
+    from FCDDetectLib.networks.resnets import build_resnet
 
     torch.manual_seed(SEEDED_WEIGHTS)  # a Grad-CAM non-zero in the whole head, as in bench_detect.py
     meta = BundleMetadata(name=f"bench-resnet{depth}", depth=depth, geometry="paper", modalities=["t1"],
@@ -102,7 +103,7 @@ def main(argv: list[str] | None = None) -> int:
 
     from bench_detect import _mni_volume  # the same 1 mm scan as bench_detect.py
     from FCDDetectLib.cli import main as fcd_main
-    from FCDTrainLib.run_config import RunConfig  # the model grid's defaults are declared there
+    from FCDTrainLib.run_folder.run_config import RunConfig  # the model grid's defaults are declared there
 
     DEFAULT_SPACING, DEFAULT_SHAPE = RunConfig.defaults()["spacing"], RunConfig.defaults()["shape"]
 
@@ -118,7 +119,7 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
         image = _mni_volume(folder)
-        bundle = _bundle(folder, 18, DEFAULT_SPACING, DEFAULT_SHAPE)
+        bundle = seeded_bundle(folder, 18, DEFAULT_SPACING, DEFAULT_SHAPE)
 
         def detect_args(model: Path, out: str) -> list[str]:
             return ["detect", "--model", str(model), "--image", str(image), "--device", "cpu", "--out", str(folder / out)]

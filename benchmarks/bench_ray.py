@@ -49,7 +49,7 @@ def _grid_args(cohort: Path, out: Path, folds: int, epochs: int, *extra: str) ->
 
 
 def _fold_seconds(out: Path) -> list[float]:
-    from FCDTrainLib.events import read_events
+    from FCDTrainLib.run_folder.event_log import read_events
 
     return [float(e["metrics"]["seconds"]) for e in read_events(out / "events.jsonl") if e["event"] == "fold_done"]
 

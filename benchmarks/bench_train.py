@@ -24,10 +24,10 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 from FCDDetectLib.choices import DEVICES, GEOMETRIES
-from FCDDetectLib.models import build_resnet
-from FCDTrainLib.augment import random_rotate
-from FCDTrainLib.run_config import RunConfig
-from FCDTrainLib.trainer import autocast_context
+from FCDDetectLib.networks.resnets import build_resnet
+from FCDTrainLib.run_folder.run_config import RunConfig
+from FCDTrainLib.training.augment import random_rotate
+from FCDTrainLib.training.fold_model import autocast_context
 
 DEFAULT_SPACING, DEFAULT_SHAPE = RunConfig.defaults()["spacing"], RunConfig.defaults()["shape"]
 

@@ -5,20 +5,20 @@ One run, one network, one grid, one batch size (``RunConfig.preset("demo")`` by 
 
 - **limit**: a bare loop of forward + cross-entropy + backward + Adam on random tensors
   already on the device, under the Trainer's own precision policy
-  (:func:`FCDTrainLib.trainer.autocast_context`: bf16 on CUDA, fp32 on CPU); no augmentation,
+  (:func:`FCDTrainLib.training.trainer.autocast_context`: bf16 on CUDA, fp32 on CPU); no augmentation,
   no batch assembly.
 - **variants** of that loop on the same tensors: ``fp32`` (plain), ``channels_last``
   (``channels_last_3d`` model and input), ``bf16`` (``torch.autocast`` bf16 on the
   device), ``compile`` (``torch.compile`` of the model, in a child process with a time
   limit, so a compiler that hangs or fails is recorded, not fatal), ``fp32_fill`` (what
-  ``fcd train`` did on the CPU before :func:`FCDTrainLib.train_run.deterministic_cpu`).
+  ``fcd train`` did on the CPU before :func:`FCDTrainLib.experiment.train_run.deterministic_cpu`).
   The variants' steps are interleaved; each reports its fastest step (the machine may be
   shared: the quickest step is the least disturbed one) and its median.
-- **pipeline**: the project's :class:`FCDTrainLib.trainer.Trainer` (``fit()`` for
+- **pipeline**: the project's :class:`FCDTrainLib.training.trainer.Trainer` (``fit()`` for
   ``--epochs`` epochs, checkpoints and all) on a real small cohort: written by the
   project's synthetic generator (:func:`FCDTrainLib.data.synth.synth_cohort`, what
   ``fcd synth`` runs), planned into folds and preprocessed through the real
-  :class:`FCDTrainLib.cache.VolumeCache` and :func:`FCDTrainLib.train_run.fold_data`, as
+  :class:`FCDTrainLib.training.input_cache.VolumeCache` and :func:`FCDTrainLib.experiment.train_run.fold_data`, as
   ``fcd train`` does (fold 0). A subclass of the Trainer times its hooks (``batch``,
   ``augment``, ``step``, validation, checkpoint) by calling the real ones; on CUDA each
   timer synchronises the device first, so the split is real time on the device.
@@ -59,7 +59,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from FCDTrainLib.run_config import RunConfig
+from FCDTrainLib.run_folder.run_config import RunConfig
 from train_pipeline_timing import (  # noqa: F401  (the loops and timers: re-exported for callers)
     BareLoop,
     _sync,
@@ -158,7 +158,7 @@ def main() -> None:
     if device.type == "cuda":
         torch.backends.cudnn.benchmark = True
     else:
-        from FCDTrainLib.train_run import deterministic_cpu
+        from FCDTrainLib.experiment.train_run import deterministic_cpu
 
         deterministic_cpu()  # what `fcd train` sets on the CPU
 

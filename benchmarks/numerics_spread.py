@@ -28,9 +28,10 @@ RESULTS = Path(__file__).with_name("results-numerics.json")
 
 
 def explain_figures(planted) -> dict:
-    from FCDDetectLib.explain import METHODS, explain
+    from FCDDetectLib.choices import EXPLANATION_METHODS as METHODS
+    from FCDDetectLib.explain.cams import explain
 
-    from Testing.engine.test_explain import CENTERS, local_heat_score
+    from Testing.builders.planted_cases import CENTERS, local_heat_score
 
     out = {"accuracy": planted.accuracy,
            "p_blob_min": min(planted.probability(planted.make_volume(c, seed=sum(c))) for c in CENTERS),
@@ -54,16 +55,16 @@ def explain_figures(planted) -> dict:
 
 
 def detect_figures(planted, folder: Path) -> dict:
-    from FCDDetectLib.detect import detect
+    from FCDDetectLib.detection.detect import detect
 
+    from Testing.builders.planted_cases import MODEL_SPACING, grid_case, model_affine
     from Testing.builders.planted_model import save_planted_bundle
-    from Testing.engine.test_detect import MODEL_SPACING, _grid_case, _model_affine
 
     n = planted.shape[0]
     index_map = np.eye(4)
     index_map[:3, :3] = [[0, -1, 0], [0, 0, -1], [0.5, 0, 0]]
     index_map[:3, 3] = [n - 1, n - 1, 0]
-    image, roi, control, blob_world = _grid_case(planted, _model_affine(planted.shape) @ index_map, (2 * n - 1, n, n))
+    image, roi, control, blob_world = grid_case(planted, model_affine(planted.shape) @ index_map, (2 * n - 1, n, n))
     bundle = save_planted_bundle(planted, folder / f"p{id(planted)}.fcdbundle", target_spacing=(MODEL_SPACING,) * 3)
     out = {"p_control": detect(bundle, [control], device="cpu").probability}
     for method in EXPLANATION_METHODS:

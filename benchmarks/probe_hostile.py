@@ -39,7 +39,7 @@ for part in ("FCDDetect", "FCDTrain", ""):
     if str(ROOT / part) not in sys.path:
         sys.path.insert(0, str(ROOT / part))
 
-from FCDDetectLib.output_set import read_output_set  # noqa: E402
+from FCDDetectLib.io.output_set import read_output_set  # noqa: E402
 
 from Testing.builders.hostile_fixtures import head, plant_pickle, save_nifti, tiny_bundle  # noqa: E402
 from Testing.builders.train_fixtures import train_args, write_cohort  # noqa: E402

@@ -30,8 +30,9 @@ import numpy as np
 
 
 def make_inputs(n_subjects: int, subtlety: float, seed: int, spacing, shape) -> tuple[np.ndarray, np.ndarray]:
-    from FCDDetectLib.preprocess import preprocess
-    from FCDTrainLib.data.synth import PROTOCOLS, make_subject
+    from FCDDetectLib.grid.preprocess import preprocess
+    from FCDTrainLib.data.synth.protocols import PROTOCOLS
+    from FCDTrainLib.data.synth.subject import make_subject
 
     arrays, labels = [], []
     for index in range(n_subjects):
@@ -59,8 +60,8 @@ def main(argv: list[str] | None = None) -> int:
 
     import torch
     import torch.nn.functional as F
-    from FCDDetectLib.models import build_resnet
-    from FCDTrainLib.augment import random_augment
+    from FCDDetectLib.networks.resnets import build_resnet
+    from FCDTrainLib.training.augment import random_augment
     from sklearn.metrics import roc_auc_score
 
     torch.set_num_threads(args.threads)

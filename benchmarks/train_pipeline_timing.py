@@ -22,7 +22,7 @@ from typing import Any
 
 import torch
 import torch.nn.functional as F
-from FCDTrainLib.run_config import RunConfig
+from FCDTrainLib.run_folder.run_config import RunConfig
 
 
 def _sync(device: torch.device) -> None:
@@ -32,7 +32,7 @@ def _sync(device: torch.device) -> None:
 
 # ------------------------------------------------------------------------ the limit
 def _variant_context(variant: str, device: torch.device):
-    from FCDTrainLib.trainer import autocast_context
+    from FCDTrainLib.training.fold_model import autocast_context
 
     if variant == "bf16":
         return torch.autocast(device.type, dtype=torch.bfloat16)
@@ -46,13 +46,13 @@ class BareLoop:
 
     ``policy``: the Trainer's precision (the limit); ``fp32``; ``fp32_fill`` (fp32 with
     ``torch.utils.deterministic.fill_uninitialized_memory`` on, as ``fcd train`` ran before
-    :func:`FCDTrainLib.train_run.deterministic_cpu`); ``channels_last``; ``bf16``; ``compile``.
+    :func:`FCDTrainLib.experiment.train_run.deterministic_cpu`); ``channels_last``; ``bf16``; ``compile``.
     Each :meth:`step` returns its wall time; the first step (for ``compile``: the
     compilation) is timed in ``first_step_seconds``.
     """
 
     def __init__(self, config: RunConfig, device: torch.device, variant: str) -> None:
-        from FCDTrainLib.trainer import build_model
+        from FCDTrainLib.training.fold_model import build_model
 
         self.config, self.device, self.variant = config, device, variant
         model, _ = build_model(config, 0)  # the fold's very network and initialisation
@@ -119,7 +119,7 @@ def timed_trainer_class(device: torch.device, limit: BareLoop, limit_steps: int)
     After each training epoch (outside its timers) ``limit`` takes ``limit_steps`` steps, so
     each epoch has a measurement of the limit taken under the same load.
     """
-    from FCDTrainLib.trainer import Trainer
+    from FCDTrainLib.training.trainer import Trainer
 
     class TimedTrainer(Trainer):
         def __init__(self, *args: Any, **kwargs: Any) -> None:
@@ -168,11 +168,11 @@ def timed_trainer_class(device: torch.device, limit: BareLoop, limit_steps: int)
 def pipeline(config: RunConfig, work: Path, device: torch.device, n_subjects: int,
              cohort: Path | None, limit_steps: int = 2) -> dict[str, Any]:
     """Cohort -> folds -> VolumeCache -> fold_data -> Trainer.fit(), timed (see the module docstring)."""
-    from FCDTrainLib.cache import VolumeCache
-    from FCDTrainLib.data.synth import synth_cohort
-    from FCDTrainLib.events import EventLog
-    from FCDTrainLib.layout import RunLayout
-    from FCDTrainLib.train_run import fold_data, prepare
+    from FCDTrainLib.data.synth.write_cohort import synth_cohort
+    from FCDTrainLib.experiment.train_run import fold_data, prepare
+    from FCDTrainLib.run_folder.event_log import EventLog
+    from FCDTrainLib.run_folder.layout import RunLayout
+    from FCDTrainLib.training.input_cache import VolumeCache
 
     figures: dict[str, Any] = {}
     if cohort is None:

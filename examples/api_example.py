@@ -6,8 +6,14 @@ Usage:
 
 from pathlib import Path
 
-from FCDDetectLib import detect, heat_score_images, load_image, load_mask, write_detection
-from FCDDetectLib.bundle import read_bundle_metadata
+from FCDDetectLib import (
+    detect,
+    heat_score_images,
+    load_image,
+    load_mask,
+    read_bundle_metadata,
+    write_detection,
+)
 
 bundle = Path("demo-output/model.fcdbundle")
 meta = read_bundle_metadata(bundle)                 # JSON only, no torch needed

@@ -16,22 +16,24 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
-# Imported eagerly: these functions share their names with their modules (``detect``,
-# ``heat_score``), and a lazy attribute would be shadowed by the submodule once imported.
-from .detect import DetectionResult, detect, write_detection  # noqa: E402
-from .errors import FCDInputError  # noqa: E402
-from .heat_score import HeatScoreResult, heat_score, heat_score_images  # noqa: E402
-from .image_io import Image, load_image, load_mask, save_image  # noqa: E402
-from .version import __version__  # noqa: E402
+# The public API: each name imported from the module that defines it. The network pieces are
+# resolved on first use (``__getattr__``) so that importing the package needs no torch.
+from FCDDetectLib.detection.detect import detect
+from FCDDetectLib.detection.result import DetectionResult
+from FCDDetectLib.errors import FCDInputError
+from FCDDetectLib.io.image_io import Image, load_image, load_mask, save_image
+from FCDDetectLib.maps.heat_score import HeatScoreResult, heat_score, heat_score_images
+from FCDDetectLib.outputs.detection_files import write_detection
+from FCDDetectLib.version import __version__
 
 _LAZY = {
-    "build_resnet": "models",
-    "load_medicalnet_weights": "medicalnet",
-    "BundleMetadata": "bundle",
-    "ModelBundle": "bundle",
-    "load_bundle": "bundle",
-    "save_bundle": "bundle",
-    "read_bundle_metadata": "bundle",
+    "build_resnet": "networks.resnets",
+    "load_medicalnet_weights": "networks.medicalnet",
+    "BundleMetadata": "networks.bundle_metadata",
+    "ModelBundle": "networks.bundle",
+    "load_bundle": "networks.bundle",
+    "save_bundle": "networks.bundle",
+    "read_bundle_metadata": "networks.bundle_metadata",
 }
 
 __all__ = [

@@ -20,7 +20,7 @@ DEVICES: tuple[str, ...] = ("auto", "cpu", "cuda")
 """Where a network runs; ``auto`` picks CUDA when available."""
 
 EXPLANATION_METHODS: tuple[str, ...] = ("gradcam", "gradcam++", "layercam", "smoothgrad")
-"""Heatmap methods of :func:`FCDDetectLib.explain.explain` (``layercam``: Jiang et al. 2021)."""
+"""Heatmap methods of :func:`FCDDetectLib.explain.cams.explain` (``layercam``: Jiang et al. 2021)."""
 
 CAM_METHODS: tuple[str, ...] = ("gradcam", "gradcam++", "layercam")
 """The methods that read a stage's activations (one forward pass gives the probability too)."""
@@ -29,7 +29,7 @@ EXPLANATION_LAYERS: tuple[str, ...] = ("layer2", "layer3", "layer4", "multi")
 """Network stages a CAM method explains; ``multi`` fuses layer2-4 (mean of their normalised maps)."""
 
 DEPTHS: tuple[int, ...] = (18, 34, 50)
-"""ResNet depths of :func:`FCDDetectLib.models.build_resnet` (MedicalNet releases these)."""
+"""ResNet depths of :func:`FCDDetectLib.networks.resnets.build_resnet` (MedicalNet releases these)."""
 
 GEOMETRIES: tuple[str, ...] = ("paper", "medicalnet")
 """Network geometries: ``paper`` (section 2.2, strided) or ``medicalnet`` (dilated layer3/4)."""

@@ -4,3 +4,13 @@ Imported only by ``FCDDetect.py`` (and ``FCDTrain``'s widgets) inside Slicer: th
 modules import ``qt`` and ``slicer``. Their decisions live in the Qt-free
 :mod:`FCDDetectLib.slicer_support`, so tests drive them without Qt.
 """
+
+__all__ = [
+    "compat",
+    "detect_module_logic",
+    "detect_widget",
+    "installer",
+    "parameters",
+    "self_test",
+    "unsupported",
+]

@@ -16,13 +16,13 @@ Fixes that need Qt and how this code avoids them:
 import qt
 import slicer
 import vtk
-from FCDDetectLib.slicer_support.detect_presenter import ClusterTables, DetectPresenter
+from FCDDetectLib.slicer_support.detect_presenter import ClusterTables, DetectPresenter, panel_options
 from FCDDetectLib.slicer_support.models_registry import ModelsFolderRegistry
 from FCDDetectLib.slicer_support.paths import path_or_none
 from slicer.ScriptedLoadableModule import ScriptedLoadableModuleWidget
 from slicer.util import VTKObservationMixin
 
-from .installer import versionProblem
+from FCDDetectWidgets.installer import versionProblem
 
 SCAN_DELAY_MS = 600
 
@@ -47,7 +47,7 @@ class FCDDetectWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
             self.layout.addStretch(1)
             return
         if self.logic is None:
-            from .detect_logic import FCDDetectLogic
+            from FCDDetectWidgets.detect_module_logic import FCDDetectLogic
 
             self.logic = FCDDetectLogic()
         self.presenter = DetectPresenter(self.logic, ModelsFolderRegistry(qt.QSettings()))
@@ -214,8 +214,9 @@ class FCDDetectWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         p = self._parameterNode
         with slicer.util.tryWithErrorDisplay("FCD detection failed.", waitCursor=True):
             inputs = [node for node in (p.inputVolume, p.secondVolume) if node]
+            options = panel_options(p.method, p.device, p.layer, p.clusterThreshold, p.minClusterMm3)
             out = self.logic.process(
-                inputs, p.modelPath, method=p.method, device=p.device,
+                inputs, p.modelPath, options,
                 segmentationNode=p.segmentationNode if p.segmentId else None, segmentId=p.segmentId or None,
                 brainMaskNode=p.brainMask, lowerThreshold=p.lowerThreshold, opacity=p.opacity,
             )

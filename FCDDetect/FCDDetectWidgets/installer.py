@@ -28,7 +28,7 @@ from FCDDetectLib.slicer_support.dependencies import (
     torch_constraint,
 )
 
-from .compat import slicer_version_problem
+from FCDDetectWidgets.compat import slicer_version_problem
 
 
 def requirementsPath() -> str:

@@ -9,8 +9,8 @@ import slicer
 import vtk
 from slicer.ScriptedLoadableModule import ScriptedLoadableModuleTest
 
-from .detect_logic import FCDDetectLogic
-from .installer import ensureDependencies
+from FCDDetectWidgets.detect_module_logic import FCDDetectLogic
+from FCDDetectWidgets.installer import ensureDependencies
 
 
 class FCDDetectTest(ScriptedLoadableModuleTest):
@@ -31,10 +31,11 @@ class FCDDetectTest(ScriptedLoadableModuleTest):
 
         import numpy as np
         import torch
-        from FCDDetectLib.bundle import BundleMetadata, save_bundle
-        from FCDDetectLib.image_io import Image
-        from FCDDetectLib.models import build_resnet
+        from FCDDetectLib.io.image_io import Image
         from FCDDetectLib.mrml.conversion import new_volume_node
+        from FCDDetectLib.networks.bundle import save_bundle
+        from FCDDetectLib.networks.bundle_metadata import BundleMetadata
+        from FCDDetectLib.networks.resnets import build_resnet
 
         shape = (24, 20, 12)
         ijk = np.stack(np.meshgrid(*[np.arange(n) for n in shape], indexing="ij"), -1).astype(np.float32)

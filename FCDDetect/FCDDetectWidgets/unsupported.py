@@ -12,7 +12,7 @@ from slicer.ScriptedLoadableModule import (
     ScriptedLoadableModuleWidget,
 )
 
-from .compat import slicer_version_problem
+from FCDDetectWidgets.compat import slicer_version_problem
 
 
 def versionProblem():

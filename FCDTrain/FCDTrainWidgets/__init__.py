@@ -2,3 +2,10 @@
 
 Decisions live in the Qt-free :mod:`FCDTrainLib.slicer_support.train_presenter`.
 """
+
+__all__ = [
+    "parameters",
+    "self_test",
+    "train_module_logic",
+    "train_widget",
+]

@@ -4,7 +4,7 @@ import os
 from pathlib import Path
 
 import slicer
-from FCDTrainLib.slicer_support.train_logic import TrainSettings
+from FCDTrainLib.slicer_support.train_launcher import TrainSettings
 from slicer.ScriptedLoadableModule import ScriptedLoadableModuleTest
 
 
@@ -21,9 +21,9 @@ class FCDTrainTest(ScriptedLoadableModuleTest):
     def test_FCDTrain_events_and_results(self):
         import tempfile
 
-        from FCDTrainLib.events import EventLog
-        from FCDTrainLib.mrml.results_nodes import experiment_results_nodes
-        from FCDTrainLib.slicer_support.train_logic import run_progress
+        from FCDTrainLib.mrml.experiment_nodes import experiment_results_nodes
+        from FCDTrainLib.run_folder.event_log import EventLog
+        from FCDTrainLib.slicer_support.train_launcher import run_progress
 
         with tempfile.TemporaryDirectory() as folder:
             settings = TrainSettings(data=folder, out=os.path.join(folder, "run"), depths=[18], max_epochs=2, folds=2)

@@ -52,7 +52,7 @@ class FCDTrainWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
             self.layout.addStretch(1)
             return
         if self.logic is None:
-            from .train_logic import FCDTrainLogic
+            from FCDTrainWidgets.train_module_logic import FCDTrainLogic
 
             self.logic = FCDTrainLogic()
         self.presenter = TrainPresenter(self.logic, ModelsFolderRegistry(qt.QSettings()))
@@ -102,7 +102,7 @@ class FCDTrainWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
             self.initializeParameterNode()
 
     def initializeParameterNode(self) -> None:
-        from FCDTrainLib.medicalnet_weights import default_cache_dir
+        from FCDTrainLib.training.medicalnet_weights import default_cache_dir
 
         self.setParameterNode(self.logic.getParameterNode())
         p = self._parameterNode
@@ -159,7 +159,7 @@ class FCDTrainWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         self.ui.stopButton.enabled = state.stop
 
     def settings(self):
-        from FCDTrainLib.medicalnet_weights import find_cached
+        from FCDTrainLib.training.medicalnet_weights import find_cached
 
         return self.presenter.settings(self.panelValues(), find_cached)
 
@@ -168,7 +168,8 @@ class FCDTrainWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         with slicer.util.tryWithErrorDisplay("Dataset audit failed.", waitCursor=True):
             if not self.logic.ensureDependencies():
                 return
-            from FCDTrainLib.data import audit_dataset, load_dataset
+            from FCDTrainLib.data.audit import audit_dataset
+            from FCDTrainLib.data.dataset_loader import load_dataset
 
             dataset = load_dataset(self.settings().data)
             audit = audit_dataset(dataset)
@@ -235,7 +236,7 @@ class FCDTrainWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
 
     # -- MedicalNet weights -----------------------------------------------------------------------
     def refreshWeightsCache(self) -> None:
-        from FCDTrainLib.medicalnet_weights import cached_files
+        from FCDTrainLib.training.medicalnet_weights import cached_files
 
         self.ui.weightsCacheListWidget.clear()
         folder = path_or_none(self._parameterNode.weightsCacheFolder) if self._parameterNode else None
@@ -243,7 +244,7 @@ class FCDTrainWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
             self.ui.weightsCacheListWidget.addItem(f"{entry.name}  ({entry.size_text})")
 
     def onDeleteWeights(self) -> None:
-        from FCDTrainLib.medicalnet_weights import delete_cached
+        from FCDTrainLib.training.medicalnet_weights import delete_cached
 
         item = self.ui.weightsCacheListWidget.currentItem()
         if item is None:
@@ -255,7 +256,7 @@ class FCDTrainWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         self.refreshWeightsCache()
 
     def onDownloadWeights(self) -> None:
-        from FCDTrainLib import medicalnet_weights as weights_cache
+        from FCDTrainLib.training import medicalnet_weights as weights_cache
 
         try:
             with slicer.util.tryWithErrorDisplay("Download failed."):

@@ -5,7 +5,7 @@ test suite's planted-evidence model, trained in seconds, is the only thing taken
 ``Testing/builders``) is loaded through Slicer's volumes logic, the lesion is imported as a
 segmentation, :class:`DetectionLogic` makes the heatmap volume and results table, and the
 figure is drawn from the nodes themselves (converted back through the MRML glue) by the
-engine's one renderer, :func:`FCDDetectLib.overlay.render_overlay`, the same that
+engine's one renderer, :func:`FCDDetectLib.outputs.overlay.render_overlay`, the same that
 ``fcd detect --png`` uses.
 
 Usage (from the repository root)::
@@ -30,7 +30,7 @@ def main(out: Path) -> Path:
     import torch
     from FCDDetectLib.mrml.conversion import image_from_volume_node, mask_from_segment
     from FCDDetectLib.mrml.detection_logic import DetectionLogic
-    from FCDDetectLib.overlay import detection_title, render_overlay
+    from FCDDetectLib.outputs.overlay import detection_title, render_overlay
 
     from Testing.builders.planted_model import save_planted_bundle, train_planted_model
     from Testing.builders.slicer_fixtures import make_slicer_app

@@ -3,7 +3,7 @@
 A T1 + FLAIR subject whose only evidence is a bright blob in FLAIR (the test suite's
 two-channel planted model, trained in seconds; ``Testing/builders/planted_channels.py``)
 goes through ``fcd detect`` itself (``detect(..., localized_smoothgrad=True)``) and
-:func:`FCDDetectLib.report.write_report`; the first cluster page is copied to OUT.
+:func:`FCDDetectLib.outputs.pdf_report.write_report`; the first cluster page is copied to OUT.
 
 Usage (from the repository root)::
 
@@ -24,11 +24,12 @@ sys.path[:0] = [str(ROOT), str(ROOT / "FCDDetect"), str(ROOT / "FCDTrain")]
 
 
 def main(out_png: str) -> None:
-    from FCDDetectLib.bundle import BundleMetadata, save_bundle
     from FCDDetectLib.choices import MODALITIES
-    from FCDDetectLib.detect import detect
-    from FCDDetectLib.image_io import save_image
-    from FCDDetectLib.report import write_report
+    from FCDDetectLib.detection.detect import detect
+    from FCDDetectLib.io.image_io import save_image
+    from FCDDetectLib.networks.bundle import save_bundle
+    from FCDDetectLib.networks.bundle_metadata import BundleMetadata
+    from FCDDetectLib.outputs.pdf_report import write_report
 
     from Testing.builders.planted_channels import train_two_channel_model
 
@@ -55,7 +56,7 @@ def main(out_png: str) -> None:
         # SmoothGrad map (the first method whose top cluster holds the blob centre is shown).
         for method in ("gradcam", "smoothgrad"):
             result = detect(bundle, paths, roi=roi, device="cpu", method=method, localized_smoothgrad=True)
-            from FCDDetectLib.clusters import find_clusters
+            from FCDDetectLib.maps.clusters import find_clusters
 
             clusters = find_clusters(result.heatmap, result.affine, image=volumes[0])
             if clusters.clusters and clusters.labels[centre] == 1 and clusters.clusters[0].volume_mm3 < 40000:

@@ -88,7 +88,7 @@ def build_replica(dest: str | Path) -> Path:
 
 def small_cohort(dest: str | Path, n_subjects: int = 6, seed: int = 0, size: str = "tiny", **options) -> Path:
     """A synthetic cohort for tests (``size="tiny"``: ~6 mm voxels, ~0.3 s/subject); returns its folder."""
-    from FCDTrainLib.data.synth import synth_cohort
+    from FCDTrainLib.data.synth.write_cohort import synth_cohort
 
     options.setdefault("overlays", 0)
     synth_cohort(dest, n_subjects, seed=seed, size=size, **options)

@@ -2,7 +2,7 @@
 
 Test helper (not a test file). Each writer takes the engine's convention (array (I, J, K),
 voxel -> RAS affine) and does its own LPS flip, so a reader bug in
-:mod:`FCDDetectLib.orientation` cannot cancel out against the same bug here:
+:mod:`FCDDetectLib.io.orientation` cannot cancel out against the same bug here:
 
 - :func:`write_nrrd` writes the NRRD text header and raw bytes by hand (the format is
   small; Slicer's fields: ``space``, ``space directions``, ``space origin``, ``kinds``).

@@ -45,8 +45,9 @@ def save_nifti(path: str | Path, array: np.ndarray, voxel: float = 4.0) -> Path:
 def tiny_bundle(path: str | Path, input_ranges: dict | None = None, seed: int = 3) -> Path:
     """An untrained ResNet-18 (width 1/4) bundle for 1-channel FLAIR on the 4 mm test grid."""
     import torch
-    from FCDDetectLib.bundle import BundleMetadata, save_bundle
-    from FCDDetectLib.models import build_resnet
+    from FCDDetectLib.networks.bundle import save_bundle
+    from FCDDetectLib.networks.bundle_metadata import BundleMetadata
+    from FCDDetectLib.networks.resnets import build_resnet
 
     torch.manual_seed(seed)
     meta = BundleMetadata(name="tiny", depth=18, geometry="paper", modalities=["flair"],

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
-from FCDDetectLib.models import build_resnet
+from FCDDetectLib.networks.resnets import build_resnet
 
 from Testing.builders.planted_model import blob_mask, make_volume, normalise, random_center, soft_blob
 

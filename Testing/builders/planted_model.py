@@ -1,7 +1,7 @@
 """A tiny, really trained 3D ResNet whose only evidence is a planted bright blob.
 
 Test helper (not a test file). :func:`train_planted_model` trains, in a few seconds on CPU,
-a narrow MONAI ResNet-18 from :func:`FCDDetectLib.models.build_resnet` on small synthetic
+a narrow MONAI ResNet-18 from :func:`FCDDetectLib.networks.resnets.build_resnet` on small synthetic
 heads: class 1 = a bright blob at a random position inside the head, class 0 = no blob,
 both over the same smooth noise texture. Whatever a heatmap method shows for class 1
 must therefore sit on the blob. The trained model is cached per process (per argument
@@ -24,8 +24,9 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from FCDDetectLib.bundle import BundleMetadata, save_bundle
-from FCDDetectLib.models import build_resnet
+from FCDDetectLib.networks.bundle import save_bundle
+from FCDDetectLib.networks.bundle_metadata import BundleMetadata
+from FCDDetectLib.networks.resnets import build_resnet
 from scipy.ndimage import gaussian_filter
 
 HEAD_VALUE = 100.0  # mean intensity inside the head

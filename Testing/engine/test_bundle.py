@@ -1,4 +1,4 @@
-"""FCDDetectLib.bundle: metadata validation, atomic save, load, every bad bundle named."""
+"""FCDDetectLib.networks.bundle: metadata validation, atomic save, load, every bad bundle named."""
 
 from __future__ import annotations
 
@@ -10,15 +10,10 @@ import numpy as np
 import pytest
 import torch
 from FCDDetectLib import __version__
-from FCDDetectLib.bundle import (
-    BUNDLE_FORMAT_VERSION,
-    BundleMetadata,
-    load_bundle,
-    read_bundle_metadata,
-    save_bundle,
-)
 from FCDDetectLib.errors import FCDInputError
-from FCDDetectLib.models import build_resnet
+from FCDDetectLib.networks.bundle import load_bundle, save_bundle
+from FCDDetectLib.networks.bundle_metadata import BUNDLE_FORMAT_VERSION, BundleMetadata, read_bundle_metadata
+from FCDDetectLib.networks.resnets import build_resnet
 
 WIDTH = 0.125
 
@@ -88,7 +83,7 @@ def test_depth34_two_channel_round_trip(tmp_path):
 def test_read_metadata_does_not_import_torch(bundle):
     code = (
         "import sys\n"
-        "from FCDDetectLib.bundle import read_bundle_metadata\n"
+        "from FCDDetectLib.networks.bundle import read_bundle_metadata\n"
         f"m = read_bundle_metadata({str(bundle)!r})\n"
         "assert m.depth == 18 and m.modalities == ['flair'], m\n"
         "assert 'torch' not in sys.modules, 'torch imported'\n"

@@ -37,8 +37,9 @@ def _save(path: Path, array: np.ndarray, affine: np.ndarray | None = None) -> Pa
 def bundle_path(tmp_path_factory) -> Path:
     """An untrained ResNet-18 with a fixed initialisation (its Grad-CAM is not constant here)."""
     import torch
-    from FCDDetectLib.bundle import BundleMetadata, save_bundle
-    from FCDDetectLib.models import build_resnet
+    from FCDDetectLib.networks.bundle import save_bundle
+    from FCDDetectLib.networks.bundle_metadata import BundleMetadata
+    from FCDDetectLib.networks.resnets import build_resnet
 
     torch.manual_seed(3)
     folder = tmp_path_factory.mktemp("bundle")
@@ -169,8 +170,9 @@ def test_every_bad_input_exits_2_with_one_line_and_writes_nothing(bundle_path, s
 
 
 def test_fewer_images_than_modalities(tmp_path, scan, capsys):
-    from FCDDetectLib.bundle import BundleMetadata, save_bundle
-    from FCDDetectLib.models import build_resnet
+    from FCDDetectLib.networks.bundle import save_bundle
+    from FCDDetectLib.networks.bundle_metadata import BundleMetadata
+    from FCDDetectLib.networks.resnets import build_resnet
 
     meta = BundleMetadata(name="two", depth=18, geometry="paper", modalities=["t1", "flair"],
                           target_spacing=[4.0, 4.0, 4.0], target_shape=list(SHAPE))
@@ -213,8 +215,9 @@ def test_no_evidence_gives_null_heat_score_not_an_error(scan, tmp_path, capsys):
     """A network with zero classifier weights has a constant Grad-CAM: detect still succeeds,
     the Heat-Score is null with a note; `fcd heat-score` on that heatmap is an error."""
     import torch
-    from FCDDetectLib.bundle import BundleMetadata, save_bundle
-    from FCDDetectLib.models import build_resnet
+    from FCDDetectLib.networks.bundle import save_bundle
+    from FCDDetectLib.networks.bundle_metadata import BundleMetadata
+    from FCDDetectLib.networks.resnets import build_resnet
 
     model = build_resnet(18, 1)
     with torch.no_grad():

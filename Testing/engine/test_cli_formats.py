@@ -23,8 +23,9 @@ def _scan() -> np.ndarray:
 @pytest.fixture(scope="module")
 def bundle_path(tmp_path_factory):
     import torch
-    from FCDDetectLib.bundle import BundleMetadata, save_bundle
-    from FCDDetectLib.models import build_resnet
+    from FCDDetectLib.networks.bundle import save_bundle
+    from FCDDetectLib.networks.bundle_metadata import BundleMetadata
+    from FCDDetectLib.networks.resnets import build_resnet
 
     torch.manual_seed(3)
     meta = BundleMetadata(name="tiny", depth=18, geometry="medicalnet", modalities=["flair"],

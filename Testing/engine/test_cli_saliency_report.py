@@ -14,7 +14,7 @@ import nibabel as nib
 import numpy as np
 import pytest
 from FCDDetectLib.cli import main
-from FCDDetectLib.clusters import find_clusters
+from FCDDetectLib.maps.clusters import find_clusters
 from pypdf import PdfReader
 
 from Testing.builders.geometry_fixtures import write_nifti
@@ -34,8 +34,9 @@ def _save(path: Path, array: np.ndarray, affine: np.ndarray | None = None) -> Pa
 @pytest.fixture(scope="module")
 def case(tmp_path_factory):
     import torch
-    from FCDDetectLib.bundle import BundleMetadata, save_bundle
-    from FCDDetectLib.models import build_resnet
+    from FCDDetectLib.networks.bundle import save_bundle
+    from FCDDetectLib.networks.bundle_metadata import BundleMetadata
+    from FCDDetectLib.networks.resnets import build_resnet
 
     torch.manual_seed(3)
     folder = tmp_path_factory.mktemp("case")

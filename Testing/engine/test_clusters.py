@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from FCDDetectLib.clusters import Cluster, ClusterSet, find_clusters
 from FCDDetectLib.errors import FCDInputError
+from FCDDetectLib.maps.clusters import Cluster, ClusterSet, find_clusters
 
 from Testing.builders.geometry_fixtures import centred_affine, ellipsoid_mask, head_phantom, world_coords
 

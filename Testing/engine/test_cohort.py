@@ -9,62 +9,16 @@ import nibabel as nib
 import numpy as np
 import pytest
 from FCDDetectLib.cli import main
-from FCDDetectLib.cohort import SUMMARY_COLUMNS, discover_subjects, process_subject, run_cohort, summary_row
-from FCDDetectLib.detect import detect
+from FCDDetectLib.cohort.discovery import discover_subjects
+from FCDDetectLib.cohort.runner import process_subject, run_cohort
+from FCDDetectLib.cohort.summary import SUMMARY_COLUMNS, summary_row
+from FCDDetectLib.detection.detect import detect
 from FCDDetectLib.errors import FCDInputError
 
+from Testing.builders.cohort_fixtures import AFFINE, SHAPE, cohort_scan
 from Testing.builders.ds004199_replica import build_replica
 from Testing.builders.format_fixtures import write_dicom_series, write_mha, write_nrrd
-from Testing.builders.geometry_fixtures import centred_affine, head_phantom, write_nifti
-
-SHAPE = (20, 22, 16)
-AFFINE = np.array([[-3.0, 0, 0, 30.0], [0, -3.0, 0, 33.0], [0, 0, 3.0, -24.0], [0, 0, 0, 1]])
-
-
-def _scan(seed: int) -> np.ndarray:
-    affine = centred_affine((3.0, 3.0, 3.0), SHAPE)
-    return np.round(head_phantom(affine, SHAPE, radii_mm=(24.0, 27.0, 20.0), seed=seed)).astype(np.int16)
-
-
-@pytest.fixture(scope="module")
-def bundle_path(tmp_path_factory):
-    import torch
-    from FCDDetectLib.bundle import BundleMetadata, save_bundle
-    from FCDDetectLib.models import build_resnet
-
-    torch.manual_seed(3)
-    meta = BundleMetadata(name="tiny", depth=18, geometry="medicalnet", modalities=["flair"],
-                          target_spacing=[4.0, 4.0, 4.0], target_shape=[16, 16, 16])
-    return save_bundle(tmp_path_factory.mktemp("b") / "tiny.fcdbundle", build_resnet(18, 1, widen_factor=0.125), meta)
-
-
-@pytest.fixture(scope="module")
-def bundle(bundle_path):
-    from FCDDetectLib.bundle import load_bundle
-
-    return load_bundle(bundle_path, device="cpu")
-
-
-@pytest.fixture
-def bids(tmp_path):
-    """Four subjects in the ds004199 layout: two good (one with an ROI), one corrupt FLAIR, one without FLAIR."""
-    root = tmp_path / "bids"
-    rows = ["participant_id\tgroup"]
-    for number in range(1, 5):
-        subject = f"sub-{number:05d}"
-        rows.append(f"{subject}\t{'fcd' if number % 2 else 'hc'}")
-        anat = root / subject / "anat"
-        anat.mkdir(parents=True)
-        write_nifti(anat / f"{subject}_acq-iso08_T1w.nii.gz", _scan(number + 10), AFFINE)
-        if number == 3:
-            (anat / f"{subject}_acq-T2sel_FLAIR.nii.gz").write_text("not an image")
-        elif number != 4:
-            write_nifti(anat / f"{subject}_acq-T2sel_FLAIR.nii.gz", _scan(number), AFFINE)
-    roi = np.zeros(SHAPE, np.uint8)
-    roi[8:12, 9:13, 6:9] = 1
-    write_nifti(root / "sub-00001" / "anat" / "sub-00001_acq-T2sel_FLAIR_roi.nii.gz", roi, AFFINE)
-    (root / "participants.tsv").write_text("\n".join(rows) + "\n")
-    return root
+from Testing.builders.geometry_fixtures import write_nifti
 
 
 def _summary(out) -> list[dict]:
@@ -119,10 +73,10 @@ def test_resume_skips_finished_subjects_and_stop_leaves_the_rest_pending(bids, b
 def test_manifest_with_every_format_and_one_worker_equals_two(bundle, tmp_path):
     data = tmp_path / "data"
     data.mkdir()
-    write_nrrd(data / "a.nrrd", _scan(1), AFFINE)
-    write_mha(data / "b.mha", _scan(2), AFFINE)
-    write_dicom_series(data / "c_dicom", _scan(3), AFFINE)
-    write_nifti(data / "d.nii.gz", _scan(4), AFFINE)
+    write_nrrd(data / "a.nrrd", cohort_scan(1), AFFINE)
+    write_mha(data / "b.mha", cohort_scan(2), AFFINE)
+    write_dicom_series(data / "c_dicom", cohort_scan(3), AFFINE)
+    write_nifti(data / "d.nii.gz", cohort_scan(4), AFFINE)
     manifest = data / "cohort.csv"
     manifest.write_text("subject,flair\na,a.nrrd\nb,b.mha\nc,c_dicom\nd,d.nii.gz\ne,missing.nii.gz\n")
     subjects = discover_subjects(manifest, ["flair"])
@@ -137,9 +91,9 @@ def test_manifest_with_every_format_and_one_worker_equals_two(bundle, tmp_path):
 
 def test_folder_of_images_and_process_subject_hook(bundle, tmp_path):
     folder = tmp_path / "images"
-    write_nifti(folder / "p01.nii.gz", _scan(1), AFFINE)
-    write_nrrd(folder / "p02.nrrd", _scan(2), AFFINE)
-    write_dicom_series(folder / "p03", _scan(3), AFFINE)
+    write_nifti(folder / "p01.nii.gz", cohort_scan(1), AFFINE)
+    write_nrrd(folder / "p02.nrrd", cohort_scan(2), AFFINE)
+    write_dicom_series(folder / "p03", cohort_scan(3), AFFINE)
     subjects = discover_subjects(folder, ["flair"])
     assert [s.subject_id for s in subjects] == ["p01", "p02", "p03"]
     row = process_subject(bundle, subjects[1], tmp_path / "shard", device="cpu")
@@ -172,7 +126,7 @@ def test_cli_cohort_summary_and_exit_code(bids, bundle_path, tmp_path, capsys):
 
 
 def test_cli_dicom_out_needs_a_dicom_input(bundle_path, tmp_path, capsys):
-    image = write_nifti(tmp_path / "scan.nii.gz", _scan(1), AFFINE)
+    image = write_nifti(tmp_path / "scan.nii.gz", cohort_scan(1), AFFINE)
     code = main(["detect", "--model", str(bundle_path), "--image", str(image), "--out", str(tmp_path / "out"),
                  "--dicom-out", str(tmp_path / "pacs"), "--device", "cpu"])
     err = capsys.readouterr().err.strip().splitlines()
@@ -182,8 +136,8 @@ def test_cli_dicom_out_needs_a_dicom_input(bundle_path, tmp_path, capsys):
 
 
 def test_cli_dicom_in_dicom_out(bundle_path, tmp_path, capsys):
-    write_dicom_series(tmp_path / "study", _scan(1), AFFINE, series_uid="1.2.3.4", description="FLAIR 3D", prefix="A")
-    write_dicom_series(tmp_path / "study", _scan(2), AFFINE, series_uid="1.2.3.5", description="T1", prefix="B")
+    write_dicom_series(tmp_path / "study", cohort_scan(1), AFFINE, series_uid="1.2.3.4", description="FLAIR 3D", prefix="A")
+    write_dicom_series(tmp_path / "study", cohort_scan(2), AFFINE, series_uid="1.2.3.5", description="T1", prefix="B")
     code = main(["detect", "--model", str(bundle_path), "--image", str(tmp_path / "study"), "--out", str(tmp_path / "out"),
                  "--device", "cpu", "--dicom-out", str(tmp_path / "pacs")])
     err = capsys.readouterr().err

@@ -12,8 +12,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from FCDDetectLib.detect import detect
-from FCDDetectLib.image_io import Image
+from FCDDetectLib.detection.detect import detect
+from FCDDetectLib.io.image_io import Image
 
 from Testing.builders.geometry_fixtures import centred_affine
 from Testing.builders.planted_model import save_planted_bundle, train_planted_model

@@ -15,37 +15,16 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from FCDDetectLib.detect import detect, write_detection
+from FCDDetectLib.detection.detect import detect
 from FCDDetectLib.errors import FCDInputError
-from FCDDetectLib.image_io import Image
-from scipy.ndimage import map_coordinates
+from FCDDetectLib.io.image_io import Image
+from FCDDetectLib.outputs.detection_files import write_detection
 
 from Testing.builders.geometry_fixtures import oblique_affine
+from Testing.builders.planted_cases import CENTER, MODEL_SPACING, grid_case, model_affine
 from Testing.builders.planted_model import save_planted_bundle, train_planted_model
 
 pytestmark = pytest.mark.numerics
-
-MODEL_SPACING = 4.0
-# Blob centre on the planted model's 32^3 grid. Grad-CAM cells of layer4 are 8 voxels (32 mm)
-# apart: a blob on a cell centre can be localised to within itself.
-CENTER = (24, 16, 16)
-
-
-def _model_affine(shape: tuple[int, int, int]) -> np.ndarray:
-    affine = np.diag([MODEL_SPACING] * 3 + [1.0])
-    affine[:3, 3] = -MODEL_SPACING * (np.asarray(shape) - 1) / 2
-    return affine
-
-
-def _resample_onto(volume: np.ndarray, source_affine: np.ndarray, affine: np.ndarray,
-                   shape: tuple[int, int, int], order: int) -> np.ndarray:
-    """Sample ``volume`` at the world positions of the voxels of (affine, shape)."""
-    ijk = np.indices(shape).reshape(3, -1)
-    world = affine[:3, :3] @ ijk + affine[:3, 3:4]
-    source_ijk = np.linalg.solve(source_affine[:3, :3], world - source_affine[:3, 3:4])
-    values = map_coordinates(volume, source_ijk, order=order, mode="constant", cval=0.0)
-    return values.reshape(shape).astype(np.float32)
-
 
 @pytest.fixture(scope="module")
 def planted():
@@ -56,17 +35,6 @@ def planted():
 def bundle(planted, tmp_path_factory):
     return save_planted_bundle(planted, tmp_path_factory.mktemp("planted") / "planted.fcdbundle",
                                target_spacing=(MODEL_SPACING,) * 3)
-
-
-def _grid_case(planted, affine: np.ndarray, shape: tuple[int, int, int]):
-    """Patient scan, blob outline and control scan of the planted model, sampled onto (affine, shape)."""
-    source_affine = _model_affine(planted.shape)
-    volume = _resample_onto(planted.make_volume(center=CENTER, seed=7), source_affine, affine, shape, order=1)
-    blob = planted.blob_mask(CENTER).astype(np.float32)
-    roi = _resample_onto(blob, source_affine, affine, shape, order=0) > 0.5
-    control = _resample_onto(planted.make_volume(center=None, seed=8), source_affine, affine, shape, order=1)
-    blob_world = source_affine[:3, :3] @ np.asarray(CENTER) + source_affine[:3, 3]
-    return Image(volume, affine), Image(roi, affine), Image(control, affine), blob_world
 
 
 @pytest.fixture(scope="module")
@@ -80,8 +48,8 @@ def lps_case(planted):
     index_map = np.eye(4)
     index_map[:3, :3] = [[0, -1, 0], [0, 0, -1], [0.5, 0, 0]]  # new (a, b, c) -> old (i, j, k)
     index_map[:3, 3] = [n - 1, n - 1, 0]
-    affine = _model_affine(planted.shape) @ index_map
-    return _grid_case(planted, affine, (2 * n - 1, n, n))
+    affine = model_affine(planted.shape) @ index_map
+    return grid_case(planted, affine, (2 * n - 1, n, n))
 
 
 @pytest.fixture(scope="module")
@@ -90,7 +58,7 @@ def oblique_case(planted):
     affine = oblique_affine((3.1, 3.6, 2.7), (12.0, -8.0, 0.0), lps=True)
     shape = (46, 40, 52)
     affine[:3, 3] = -(affine[:3, :3] @ ((np.asarray(shape) - 1) / 2))  # centred on the head
-    return _grid_case(planted, affine, shape)
+    return grid_case(planted, affine, shape)
 
 
 @pytest.mark.parametrize("method", ["gradcam", "gradcam++", "smoothgrad"])
@@ -138,7 +106,7 @@ def test_control_scan_is_called_control(bundle, lps_case):
 
 def test_roi_on_another_grid_is_resampled_and_scores_alike(bundle, lps_case, planted):
     image, roi, _, _ = lps_case
-    source_affine = _model_affine(planted.shape)
+    source_affine = model_affine(planted.shape)
     coarse = Image(planted.blob_mask(CENTER), source_affine)  # the blob on the model's own 4 mm grid
     # Grad-CAM++: deterministic and localised on every measured training seed (HS >= 2.5), so the
     # two Heat-Scores differ only by the ROI's resampling.
@@ -187,8 +155,8 @@ def test_bad_method_and_target_class(bundle, oblique_case):
 def test_probability_equals_a_plain_forward_pass(bundle, lps_case, method):
     """detect reuses the CAM's own forward pass for the probability: it must equal a separate one."""
     import torch
-    from FCDDetectLib.bundle import load_bundle
-    from FCDDetectLib.preprocess import preprocess
+    from FCDDetectLib.grid.preprocess import preprocess
+    from FCDDetectLib.networks.bundle import load_bundle
 
     image = lps_case[0]
     loaded = load_bundle(bundle)
@@ -214,7 +182,8 @@ def test_lesion_figures_and_bundle_default_method(bundle, lps_case, tmp_path):
     import json
     import shutil
 
-    from FCDDetectLib.bundle import load_bundle, read_bundle_metadata, save_bundle
+    from FCDDetectLib.networks.bundle import load_bundle, save_bundle
+    from FCDDetectLib.networks.bundle_metadata import read_bundle_metadata
 
     image, roi, control, _ = lps_case
     result = detect(bundle, [image], roi=roi, device="cpu")

@@ -28,12 +28,12 @@ ABSENT_AFTER_DETECT = (
     "SimpleITK",
     "pydicom",
     "highdicom",
-    "FCDDetectLib.cohort",
-    "FCDDetectLib.cohort_discovery",
-    "FCDDetectLib.cohort_summary",
-    "FCDDetectLib.dicom_series",
-    "FCDDetectLib.dicom_out",
-    "FCDDetectLib.overlay",
+    "FCDDetectLib.cohort.runner",
+    "FCDDetectLib.cohort.discovery",
+    "FCDDetectLib.cohort.summary",
+    "FCDDetectLib.io.dicom_series",
+    "FCDDetectLib.outputs.dicom_outputs",
+    "FCDDetectLib.outputs.overlay",
 )
 # The trainer's command registration (entry point fcd.commands) is imported to build the
 # parser (its option tables: a few light modules); running detect must add nothing of the
@@ -53,8 +53,9 @@ print(json.dumps({{"code": code, "loaded": loaded, "trainer_added": trainer,
 
 @pytest.fixture(scope="module")
 def bundle_and_scan(tmp_path_factory) -> tuple[Path, Path]:
-    from FCDDetectLib.bundle import BundleMetadata, save_bundle
-    from FCDDetectLib.models import build_resnet
+    from FCDDetectLib.networks.bundle import save_bundle
+    from FCDDetectLib.networks.bundle_metadata import BundleMetadata
+    from FCDDetectLib.networks.resnets import build_resnet
 
     folder = tmp_path_factory.mktemp("imports")
     torch.manual_seed(0)
@@ -85,7 +86,7 @@ def test_fcd_detect_process_imports_only_what_it_uses(bundle_and_scan, tmp_path)
 
 def test_lean_monai_import_leaves_the_skipped_packages_importable():
     code = (
-        "import sys; from FCDDetectLib.lean_imports import import_monai_lean; lean = import_monai_lean(); "
+        "import sys; from FCDDetectLib.networks.lean_monai import import_monai_lean; lean = import_monai_lean(); "
         "absent = [m for m in ('matplotlib', 'pandas', 'sklearn') if m in sys.modules]; "
         "import scipy.stats, monai.transforms, monai.networks.nets; "
         "print(lean, absent, 'scipy.stats' in sys.modules)"
@@ -98,8 +99,8 @@ def test_lean_monai_import_leaves_the_skipped_packages_importable():
 @pytest.mark.parametrize("geometry", ["medicalnet", "paper"])
 def test_hand_written_gradcam_equals_captum_layergradcam(geometry):
     from captum.attr import LayerGradCam
-    from FCDDetectLib.explain import _gradcam, clean_model
-    from FCDDetectLib.models import build_resnet
+    from FCDDetectLib.explain.cams import _gradcam, clean_model
+    from FCDDetectLib.networks.resnets import build_resnet
 
     torch.manual_seed(1)
     model = build_resnet(18, in_channels=1, geometry=geometry).eval()

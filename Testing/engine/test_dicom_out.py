@@ -5,11 +5,11 @@ from __future__ import annotations
 import numpy as np
 import pydicom
 import pytest
-from FCDDetectLib.detect import detect
-from FCDDetectLib.dicom_out import RESEARCH_NOTE, blend_slices, write_dicom_outputs
-from FCDDetectLib.dicom_series import find_series
-from FCDDetectLib.image_io import load_image
-from FCDDetectLib.orientation import LPS_TO_RAS
+from FCDDetectLib.detection.detect import detect
+from FCDDetectLib.io.dicom_series import find_series
+from FCDDetectLib.io.image_io import load_image
+from FCDDetectLib.io.orientation import LPS_TO_RAS
+from FCDDetectLib.outputs.dicom_outputs import RESEARCH_NOTE, blend_slices, write_dicom_outputs
 
 from Testing.builders.format_fixtures import write_dicom_series
 from Testing.builders.geometry_fixtures import centred_affine, head_phantom
@@ -21,8 +21,9 @@ AFFINE = centred_affine((1.5, 1.5, 3.0), SHAPE, angles_deg=(0.0, 10.0, 0.0), lps
 @pytest.fixture(scope="module")
 def pacs(tmp_path_factory):
     import torch
-    from FCDDetectLib.bundle import BundleMetadata, save_bundle
-    from FCDDetectLib.models import build_resnet
+    from FCDDetectLib.networks.bundle import save_bundle
+    from FCDDetectLib.networks.bundle_metadata import BundleMetadata
+    from FCDDetectLib.networks.resnets import build_resnet
 
     folder = tmp_path_factory.mktemp("pacs")
     scan = np.round(head_phantom(AFFINE, SHAPE, radii_mm=(25.0, 22.0, 16.0))).astype(np.int16)

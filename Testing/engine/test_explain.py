@@ -1,4 +1,4 @@
-"""FCDDetectLib.explain: planted evidence, orientation, no side effects, bad input.
+"""FCDDetectLib.explain.cams: planted evidence, orientation, no side effects, bad input.
 
 The planted model (Testing/builders/planted_model.py) is a real MONAI ResNet-18 trained so
 that only a bright blob decides class 1. Its floats depend on the training seed, the CPU,
@@ -16,23 +16,15 @@ import copy
 import numpy as np
 import pytest
 import torch
+from FCDDetectLib.choices import EXPLANATION_METHODS as METHODS
 from FCDDetectLib.errors import FCDInputError
-from FCDDetectLib.explain import METHODS, _upsample, explain
-from FCDDetectLib.models import build_resnet
+from FCDDetectLib.explain.cams import _upsample, explain
+from FCDDetectLib.networks.resnets import build_resnet
 
+from Testing.builders.planted_cases import CENTERS, local_heat_score
 from Testing.builders.planted_model import train_planted_model
 
 pytestmark = pytest.mark.numerics
-
-# Blob centres on layer4 cell centres (cell k of the medicalnet geometry sees voxel 8k).
-CENTERS = [(8, 16, 24), (24, 8, 16), (16, 16, 16)]
-
-
-def local_heat_score(heat: np.ndarray, roi: np.ndarray) -> float:
-    """HS = (mean H in ROI - mean H outside) / std H outside (paper, section 2.5)."""
-    outside = heat[~roi]
-    return float((heat[roi].mean() - outside.mean()) / outside.std())
-
 
 @pytest.fixture(scope="module")
 def planted():
@@ -95,7 +87,7 @@ def test_planted_evidence_peaks_on_blob_with_heat_score_above_threshold(planted,
 
 
 def test_heat_score_module_agrees_when_present(planted, heatmaps):
-    heat_score = pytest.importorskip("FCDDetectLib.heat_score").heat_score
+    heat_score = pytest.importorskip("FCDDetectLib.maps.heat_score").heat_score
     roi = planted.blob_mask(CENTERS[0])
     heat = heatmaps["gradcam", CENTERS[0]]
     assert heat_score(heat, roi) == pytest.approx(local_heat_score(heat, roi), rel=1e-4)

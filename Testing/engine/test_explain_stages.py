@@ -5,10 +5,12 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from FCDDetectLib.bundle import BundleMetadata
+from FCDDetectLib.choices import CAM_METHODS
+from FCDDetectLib.choices import EXPLANATION_LAYERS as LAYERS
 from FCDDetectLib.errors import FCDInputError
-from FCDDetectLib.explain import CAM_METHODS, LAYERS, MULTI_STAGES, explain, minmax_normalise
-from FCDDetectLib.models import build_resnet, feature_stride
+from FCDDetectLib.explain.cams import MULTI_STAGES, explain, minmax_normalise
+from FCDDetectLib.networks.bundle_metadata import BundleMetadata
+from FCDDetectLib.networks.resnets import build_resnet, feature_stride
 
 
 @pytest.fixture(scope="module")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from FCDDetectLib.preprocess import fill_holes
+from FCDDetectLib.grid.head_mask import fill_holes
 from scipy import ndimage
 
 
@@ -30,7 +30,7 @@ def test_fill_holes_equals_scipy_in_3d_and_per_slice(index):
 
 def _head_mask_on_the_whole_grid(volume):
     """The head mask's rule computed on the whole grid with scipy's fills (head_mask crops to a box)."""
-    from FCDDetectLib.preprocess import HEAD_FRACTION
+    from FCDDetectLib.grid.head_mask import HEAD_FRACTION
 
     lo, hi = np.percentile(volume, [2.0, 99.5])
     mask = ndimage.binary_fill_holes(volume > lo + HEAD_FRACTION * (hi - lo))
@@ -47,7 +47,7 @@ def _head_mask_on_the_whole_grid(volume):
 def test_head_mask_inside_its_box_equals_the_whole_grid(cut):
     # head_mask works inside the box of supra-threshold voxels (plus one voxel); the head
     # touching the volume's border (a cut field of view) must give the same mask.
-    from FCDDetectLib.preprocess import head_mask
+    from FCDDetectLib.grid.head_mask import head_mask
     from FCDTrainLib.data.synth.template import load_template
 
     tissue = load_template(2)  # the MNI152 brain in a synthetic skull and scalp, 2 mm

@@ -1,4 +1,4 @@
-"""FCDDetectLib.geometry (one same-grid tolerance, voxel sizes) and FCDDetectLib.files (one JSON policy)."""
+"""FCDDetectLib.grid.geometry (one same-grid tolerance, voxel sizes) and FCDDetectLib.io.atomic_files (one JSON policy)."""
 
 from __future__ import annotations
 
@@ -6,9 +6,9 @@ import json
 
 import numpy as np
 import pytest
-from FCDDetectLib.files import json_text, to_jsonable, write_json_atomic
-from FCDDetectLib.geometry import GRID_ATOL_MM, mask_onto_grid, same_grid, voxel_sizes
-from FCDDetectLib.image_io import Image
+from FCDDetectLib.grid.geometry import GRID_ATOL_MM, mask_onto_grid, same_grid, voxel_sizes
+from FCDDetectLib.io.atomic_files import json_text, to_jsonable, write_json_atomic
+from FCDDetectLib.io.image_io import Image
 
 
 def test_voxel_sizes_of_an_oblique_affine():
@@ -46,8 +46,8 @@ def test_one_nan_policy_everywhere(tmp_path):
 
 
 def test_events_and_bundle_metadata_use_the_same_policy(tmp_path):
-    from FCDDetectLib.bundle import BundleMetadata
-    from FCDTrainLib.events import EventLog, read_events
+    from FCDDetectLib.networks.bundle_metadata import BundleMetadata
+    from FCDTrainLib.run_folder.event_log import EventLog, read_events
 
     log = EventLog(tmp_path / "events.jsonl")
     log.emit("epoch", val_auc=float("nan"), loss=np.float32(0.5))

@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from FCDDetectLib.errors import FCDInputError
-from FCDDetectLib.heat_score import HeatScoreResult, heat_score, heat_score_images
-from FCDDetectLib.image_io import Image, load_image, load_mask
+from FCDDetectLib.io.image_io import Image, load_image, load_mask
+from FCDDetectLib.maps.heat_score import HeatScoreResult, heat_score, heat_score_images
 
 from Testing.builders.geometry_fixtures import oblique_affine, world_coords, write_nifti
 

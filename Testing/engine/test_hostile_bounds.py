@@ -1,6 +1,6 @@
 """Issue 9, items 4, 11 and 12: bounded grids, messages that blame the right thing, stable grid sizes.
 
-Bounds (FCDDetectLib.bundle): spacing in [0.2, 10] mm, 8..512 voxels per axis, at most
+Bounds (FCDDetectLib.networks.bundle): spacing in [0.2, 10] mm, 8..512 voxels per axis, at most
 256^3 voxels, a field of view of at most 600 mm. A 400^3 bundle is refused (not warned).
 """
 
@@ -10,11 +10,12 @@ import json
 
 import numpy as np
 import pytest
-from FCDDetectLib.bundle import load_bundle, read_bundle_metadata
 from FCDDetectLib.errors import FCDInputError
-from FCDDetectLib.heat_score import heat_score_images
-from FCDDetectLib.image_io import Image
-from FCDDetectLib.preprocess import preprocess
+from FCDDetectLib.grid.preprocess import preprocess
+from FCDDetectLib.io.image_io import Image
+from FCDDetectLib.maps.heat_score import heat_score_images
+from FCDDetectLib.networks.bundle import load_bundle
+from FCDDetectLib.networks.bundle_metadata import read_bundle_metadata
 
 from Testing.builders.hostile_fixtures import head, tiny_bundle
 

@@ -2,7 +2,7 @@
 
 The bundle's ``input_ranges`` come from "training" heads like those of the training
 fixtures (ellipsoids, 4 mm voxels, 120-136 mm fields of view) run through the same
-preprocessing and statistics as training does (FCDDetectLib.ood). Each hostile input
+preprocessing and statistics as training does (FCDDetectLib.grid.ood). Each hostile input
 must come out ``out_of_distribution: true`` with a reason, a head of the same kind
 ``false``, and a bundle without ranges ``"unknown"``.
 """
@@ -14,10 +14,10 @@ import json
 import numpy as np
 import pytest
 from FCDDetectLib.cli import main
-from FCDDetectLib.detect import detect
-from FCDDetectLib.image_io import Image
-from FCDDetectLib.ood import input_statistics, summarise_ranges
-from FCDDetectLib.preprocess import preprocess
+from FCDDetectLib.detection.detect import detect
+from FCDDetectLib.grid.ood import input_statistics, summarise_ranges
+from FCDDetectLib.grid.preprocess import preprocess
+from FCDDetectLib.io.image_io import Image
 
 from Testing.builders.hostile_fixtures import GRID_SHAPE, GRID_SPACING, head, save_nifti, tiny_bundle
 

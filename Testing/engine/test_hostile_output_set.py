@@ -2,7 +2,7 @@
 
 A writer process (``write_detection`` of a small result, the real function ``fcd detect``
 calls) is SIGKILLed at each named point of the commit (``FCD_TEST_KILL_AT``, see
-FCDDetectLib.output_set), into an empty folder and over a previous detection. After each
+FCDDetectLib.io.output_set), into an empty folder and over a previous detection. After each
 kill, the next reader (``read_output_set``) must find the old set or the new set, every
 checksum right, and no temporary file of the killed writer left.
 """
@@ -19,12 +19,13 @@ from pathlib import Path
 
 import pytest
 from FCDDetectLib.errors import FCDInputError
-from FCDDetectLib.output_set import OutputSet, check_output_folder, read_output_set
+from FCDDetectLib.io.output_set import OutputSet, check_output_folder, read_output_set
 
 WRITER = textwrap.dedent("""
     import sys
     import numpy as np
-    from FCDDetectLib.detect import DetectionResult, write_detection
+    from FCDDetectLib.detection.result import DetectionResult
+    from FCDDetectLib.outputs.detection_files import write_detection
 
     tag, out, extra = sys.argv[1], sys.argv[2], sys.argv[3] == "1"
     rng = np.random.default_rng(abs(hash(tag)) % 1000)

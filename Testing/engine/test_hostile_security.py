@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 from FCDDetectLib.errors import FCDInputError
-from FCDDetectLib.safe_load import UnsafeFileError, load_tensors
+from FCDDetectLib.io.safe_load import UnsafeFileError, load_tensors
 
 from Testing.builders.hostile_fixtures import (
     head,

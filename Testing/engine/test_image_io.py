@@ -10,15 +10,8 @@ import nibabel as nib
 import numpy as np
 import pytest
 from FCDDetectLib.errors import FCDInputError
-from FCDDetectLib.image_io import (
-    Image,
-    load_image,
-    load_mask,
-    save_image,
-    validate_array,
-    write_json_atomic,
-    write_text_atomic,
-)
+from FCDDetectLib.io.atomic_files import write_json_atomic, write_text_atomic
+from FCDDetectLib.io.image_io import Image, load_image, load_mask, save_image, validate_array
 
 from Testing.builders.geometry_fixtures import oblique_affine, write_nifti
 

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from FCDDetectLib.clusters import find_clusters
 from FCDDetectLib.errors import FCDInputError
-from FCDDetectLib.image_io import Image
-from FCDDetectLib.lesion_metrics import cohort_lesion_metrics, subject_lesion_metrics
+from FCDDetectLib.io.image_io import Image
+from FCDDetectLib.maps.clusters import find_clusters
+from FCDDetectLib.maps.lesion_metrics import cohort_lesion_metrics, subject_lesion_metrics
 
 SHAPE = (20, 20, 20)
 

@@ -1,4 +1,4 @@
-"""FCDDetectLib.lesion_net: the lesion head on the classifier's encoder, its bundle and detection."""
+"""FCDDetectLib.networks.lesion_resnet: the lesion head on the classifier's encoder, its bundle and detection."""
 
 from __future__ import annotations
 
@@ -8,14 +8,16 @@ import nibabel as nib
 import numpy as np
 import pytest
 import torch
-from FCDDetectLib.bundle import BundleMetadata, load_bundle, read_bundle_metadata, save_bundle
-from FCDDetectLib.detect import detect, write_detection
-from FCDDetectLib.explain import explain
-from FCDDetectLib.lesion_net import LesionResNet, build_lesion_resnet, has_lesion_head
-from FCDDetectLib.medicalnet import load_medicalnet_weights
-from FCDDetectLib.models import build_resnet, feature_stride
+from FCDDetectLib.detection.detect import detect
+from FCDDetectLib.explain.cams import explain
+from FCDDetectLib.networks.bundle import load_bundle, save_bundle
+from FCDDetectLib.networks.bundle_metadata import BundleMetadata, read_bundle_metadata
+from FCDDetectLib.networks.lesion_resnet import LesionResNet, build_lesion_resnet, has_lesion_head
+from FCDDetectLib.networks.medicalnet import load_medicalnet_weights
+from FCDDetectLib.networks.resnets import build_resnet, feature_stride
+from FCDDetectLib.outputs.detection_files import write_detection
 
-from Testing.engine.test_medicalnet import WIDTH, medicalnet_source, released_format
+from Testing.builders.medicalnet_checkpoints import WIDTH, medicalnet_source, released_format
 
 
 @pytest.mark.parametrize("geometry", ["paper", "medicalnet"])

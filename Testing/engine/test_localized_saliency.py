@@ -1,4 +1,4 @@
-"""FCDDetectLib.localized_saliency: signed per-modality SmoothGrad, localized per region.
+"""FCDDetectLib.explain.localized_smoothgrad: signed per-modality SmoothGrad, localized per region.
 
 - against an independent computation: plain torch autograd over the same noisy copies
   (the same seeded draws from torch's generator that captum's NoiseTunnel makes);
@@ -14,16 +14,10 @@ import numpy as np
 import pytest
 import torch
 from FCDDetectLib.errors import FCDInputError
-from FCDDetectLib.image_io import Image
-from FCDDetectLib.localized_saliency import (
-    Region,
-    band_around,
-    check_options,
-    localized_smoothgrad,
-    region_contributions,
-    roi_regions,
-)
-from FCDDetectLib.preprocess import Preprocessed
+from FCDDetectLib.explain.localized_smoothgrad import check_options, localized_smoothgrad
+from FCDDetectLib.explain.saliency_regions import Region, band_around, region_contributions, roi_regions
+from FCDDetectLib.grid.preprocess import Preprocessed
+from FCDDetectLib.io.image_io import Image
 
 from Testing.builders.planted_channels import train_two_channel_model
 

@@ -1,11 +1,11 @@
-"""FCDDetectLib.models: geometry, shortcut types, feature-map sizes."""
+"""FCDDetectLib.networks.resnets: geometry, shortcut types, feature-map sizes."""
 
 from __future__ import annotations
 
 import pytest
 import torch
 from FCDDetectLib.choices import DEPTHS, GEOMETRIES
-from FCDDetectLib.models import build_resnet, feature_stride, layer4_shape
+from FCDDetectLib.networks.resnets import build_resnet, feature_stride, layer4_shape
 
 
 @pytest.fixture(scope="module")

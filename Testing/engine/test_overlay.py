@@ -1,4 +1,4 @@
-"""FCDDetectLib.overlay: orientation, centre choice, PNG writing, and drawing a detection."""
+"""FCDDetectLib.outputs.overlay: orientation, centre choice, PNG writing, and drawing a detection."""
 
 from __future__ import annotations
 
@@ -6,8 +6,8 @@ import matplotlib.image as mpimg
 import numpy as np
 import pytest
 from FCDDetectLib.errors import FCDInputError
-from FCDDetectLib.image_io import Image
-from FCDDetectLib.overlay import default_center, index_to_ras, render_overlay, to_ras
+from FCDDetectLib.io.image_io import Image
+from FCDDetectLib.outputs.overlay import default_center, index_to_ras, render_overlay, to_ras
 
 
 def test_overlay_orientation_helpers():

@@ -8,13 +8,14 @@ import sys
 
 def test_public_names_are_the_functions_even_after_submodule_imports():
     import FCDDetectLib
-    import FCDDetectLib.detect  # noqa: F401 - a submodule import must not shadow the function
-    import FCDDetectLib.heat_score  # noqa: F401
+    import FCDDetectLib.detection.detect  # noqa: F401 - a submodule import must not shadow the function
+    import FCDDetectLib.maps.heat_score  # noqa: F401
     from FCDDetectLib import detect, heat_score, heat_score_images, read_bundle_metadata, write_detection
 
     for function in (detect, heat_score, heat_score_images, read_bundle_metadata, write_detection):
         assert callable(function) and not isinstance(function, type(FCDDetectLib))
     assert FCDDetectLib.detect is detect
+    assert FCDDetectLib.detection.detect.detect is detect  # one home: the function of the stage module
 
 
 def test_importing_the_engine_and_reading_metadata_needs_no_torch():

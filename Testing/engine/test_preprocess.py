@@ -10,8 +10,10 @@ import nibabel as nib
 import numpy as np
 import pytest
 from FCDDetectLib.errors import FCDInputError
-from FCDDetectLib.image_io import Image, load_image, save_image
-from FCDDetectLib.preprocess import head_mask, preprocess, to_input_grid
+from FCDDetectLib.grid.head_mask import head_mask
+from FCDDetectLib.grid.input_grid import to_input_grid
+from FCDDetectLib.grid.preprocess import preprocess
+from FCDDetectLib.io.image_io import Image, load_image, save_image
 from scipy import ndimage
 
 from Testing.builders.geometry_fixtures import (

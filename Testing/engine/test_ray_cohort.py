@@ -13,9 +13,8 @@ import nibabel as nib
 import numpy as np
 import pytest
 from FCDDetectLib.cli import main
-from FCDDetectLib.cohort import discover_subjects, run_cohort
-
-from Testing.engine.test_cohort import bids, bundle, bundle_path  # noqa: F401  (fixtures)
+from FCDDetectLib.cohort.discovery import discover_subjects
+from FCDDetectLib.cohort.runner import run_cohort
 
 ray = pytest.importorskip("ray")
 

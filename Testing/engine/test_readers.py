@@ -12,9 +12,9 @@ import warnings
 import nibabel as nib
 import numpy as np
 import pytest
-from FCDDetectLib.detect import detect
+from FCDDetectLib.detection.detect import detect
 from FCDDetectLib.errors import FCDInputError
-from FCDDetectLib.image_io import load_image, load_mask
+from FCDDetectLib.io.image_io import load_image, load_mask
 
 from Testing.builders.format_fixtures import write_dicom_series, write_mha, write_nrrd, write_seg_nrrd
 from Testing.builders.geometry_fixtures import centred_affine, head_phantom, write_nifti
@@ -49,8 +49,9 @@ def formats(scan, tmp_path_factory) -> dict:
 def bundle(tmp_path_factory):
     """An untrained ResNet-18 with a fixed initialisation: its Grad-CAM is not constant."""
     import torch
-    from FCDDetectLib.bundle import BundleMetadata, load_bundle, save_bundle
-    from FCDDetectLib.models import build_resnet
+    from FCDDetectLib.networks.bundle import load_bundle, save_bundle
+    from FCDDetectLib.networks.bundle_metadata import BundleMetadata
+    from FCDDetectLib.networks.resnets import build_resnet
 
     torch.manual_seed(3)
     meta = BundleMetadata(name="tiny", depth=18, geometry="medicalnet", modalities=["flair"],
@@ -87,7 +88,7 @@ def test_every_format_gives_the_same_heatmap_on_the_same_grid(scan, bundle, tmp_
 def test_nibabel_and_simpleitk_agree_on_nifti(scan, formats):
     """NIfTI stays on nibabel; SimpleITK reads the same array and affine from the same file."""
     import SimpleITK as sitk
-    from FCDDetectLib.orientation import itk_array_to_ijk, sitk_image_to_ras_affine
+    from FCDDetectLib.io.orientation import itk_array_to_ijk, sitk_image_to_ras_affine
 
     image = sitk.ReadImage(str(formats["nifti"]))
     np.testing.assert_array_equal(itk_array_to_ijk(sitk.GetArrayFromImage(image)), scan)

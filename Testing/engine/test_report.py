@@ -1,4 +1,4 @@
-"""FCDDetectLib.report: the per-subject PDF report (summary, one page per cluster, below-threshold page).
+"""FCDDetectLib.outputs.pdf_report: the per-subject PDF report (summary, one page per cluster, below-threshold page).
 
 A planted subject: an oblique-free LPS-free RAS grid, non-cubic, with two hot spots in the
 map (two clusters) and a weak one (below the threshold). Each cluster's axial slice carries a dark
@@ -13,12 +13,13 @@ import os
 
 import numpy as np
 import pytest
-from FCDDetectLib.detect import DetectionResult
+from FCDDetectLib.detection.result import DetectionResult
 from FCDDetectLib.errors import FCDInputError
-from FCDDetectLib.image_io import Image, save_image
-from FCDDetectLib.localized_saliency import Region, localized_smoothgrad
-from FCDDetectLib.preprocess import Preprocessed
-from FCDDetectLib.report import write_report
+from FCDDetectLib.explain.localized_smoothgrad import localized_smoothgrad
+from FCDDetectLib.explain.saliency_regions import Region
+from FCDDetectLib.grid.preprocess import Preprocessed
+from FCDDetectLib.io.image_io import Image, save_image
+from FCDDetectLib.outputs.pdf_report import write_report
 from PIL import Image as PILImage
 from pypdf import PdfReader
 

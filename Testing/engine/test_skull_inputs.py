@@ -12,9 +12,9 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from FCDDetectLib.detect import detect
-from FCDDetectLib.image_io import Image
-from FCDDetectLib.preprocess import head_mask
+from FCDDetectLib.detection.detect import detect
+from FCDDetectLib.grid.head_mask import head_mask
+from FCDDetectLib.io.image_io import Image
 
 from Testing.builders.planted_model import HEAD_VALUE, save_planted_bundle, train_planted_model
 

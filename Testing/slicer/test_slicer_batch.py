@@ -1,6 +1,6 @@
 """Batch detection in Slicer (issue 14, item 4): a folder of synthetic scans, the CLI's
 outputs per subject, a summary table node, progress, stop and resume; on slicer-core with a
-tiny real bundle. Skipped while the engine has no ``FCDDetectLib.cohort``."""
+tiny real bundle. Skipped while the engine has no ``FCDDetectLib.cohort.runner``."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import json
 
 import pytest
 
-pytest.importorskip("FCDDetectLib.cohort")
+pytest.importorskip("FCDDetectLib.cohort.runner")
 
 from FCDDetectLib.errors import FCDInputError  # noqa: E402
 from FCDDetectLib.mrml.batch_logic import process_folder  # noqa: E402
@@ -21,8 +21,9 @@ SHAPE = (22, 18, 12)
 @pytest.fixture(scope="module")
 def bundle(tmp_path_factory):
     import torch
-    from FCDDetectLib.bundle import BundleMetadata, save_bundle
-    from FCDDetectLib.models import build_resnet
+    from FCDDetectLib.networks.bundle import save_bundle
+    from FCDDetectLib.networks.bundle_metadata import BundleMetadata
+    from FCDDetectLib.networks.resnets import build_resnet
 
     torch.manual_seed(3)
     model = build_resnet(18, in_channels=1, widen_factor=0.25, geometry="medicalnet")

@@ -12,7 +12,7 @@ import pytest
 import slicer
 import vtk
 from FCDDetectLib.errors import FCDInputError
-from FCDDetectLib.image_io import Image
+from FCDDetectLib.io.image_io import Image
 from FCDDetectLib.mrml.conversion import (
     image_from_volume_node,
     mask_from_segment,

@@ -30,9 +30,10 @@ def _save_tiny_bundle(folder, name, lesion_prior=None):
     """A tiny real ResNet-18 bundle; with ``lesion_prior`` a lesion head too, whose map is
     that constant probability everywhere (output weights zeroed, bias = logit of the prior)."""
     import torch
-    from FCDDetectLib.bundle import BundleMetadata, save_bundle
-    from FCDDetectLib.lesion_net import build_lesion_resnet
-    from FCDDetectLib.models import build_resnet
+    from FCDDetectLib.networks.bundle import save_bundle
+    from FCDDetectLib.networks.bundle_metadata import BundleMetadata
+    from FCDDetectLib.networks.lesion_resnet import build_lesion_resnet
+    from FCDDetectLib.networks.resnets import build_resnet
 
     torch.manual_seed(3)
     # medicalnet geometry (dilated layer3/4): a 24^3 grid still gives a 3x3x3 last stage.
@@ -95,9 +96,9 @@ def _table_values(table_node):
 
 
 def test_process_matches_engine_on_files(slicer_app, files, tiny_bundle):
-    from FCDDetectLib.detect import detect
-    from FCDDetectLib.heat_score import heat_score_images
-    from FCDDetectLib.image_io import Image, load_mask
+    from FCDDetectLib.detection.detect import detect
+    from FCDDetectLib.io.image_io import Image, load_mask
+    from FCDDetectLib.maps.heat_score import heat_score_images
 
     volume = slicer_app.load_volume(files["volume"], "FLAIR")
     segmentation, segment_id = _segmentation(slicer_app, files["roi"], "Lesion")
@@ -149,7 +150,7 @@ def test_process_matches_engine_on_files(slicer_app, files, tiny_bundle):
 
 
 def test_segmentation_on_other_overlapping_grid_is_resampled(slicer_app, files, tiny_bundle):
-    from FCDDetectLib.detect import detect
+    from FCDDetectLib.detection.detect import detect
 
     volume = slicer_app.load_volume(files["volume"], "FLAIR")
     segmentation, segment_id = _segmentation(slicer_app, files["roi_other"], "Lesion 2mm")
@@ -162,9 +163,9 @@ def test_segmentation_on_other_overlapping_grid_is_resampled(slicer_app, files, 
 
 
 def test_brain_mask_restricts_the_background(slicer_app, files, tiny_bundle, tmp_path):
-    from FCDDetectLib.detect import detect
-    from FCDDetectLib.heat_score import heat_score_images
-    from FCDDetectLib.image_io import Image, load_mask
+    from FCDDetectLib.detection.detect import detect
+    from FCDDetectLib.io.image_io import Image, load_mask
+    from FCDDetectLib.maps.heat_score import heat_score_images
 
     affine = nib.load(str(files["volume"])).affine
     brain = ellipsoid_mask(affine, SHAPE, CENTRE, (9.0, 8.0, 11.0)).astype(np.uint8)
@@ -205,7 +206,7 @@ def _points(markups_node):
 
 
 def test_lesion_clusters_become_a_table_and_peak_markups(slicer_app, files, lesion_bundle):
-    from FCDDetectLib.mrml.result_nodes import LESION_CLUSTER_COLOR, cluster_jump_point
+    from FCDDetectLib.mrml.detection_nodes import LESION_CLUSTER_COLOR, cluster_jump_point
 
     volume = slicer_app.load_volume(files["volume"], "FLAIR")
     out = DetectionLogic().process([volume], lesion_bundle, device="cpu")
@@ -286,7 +287,7 @@ def test_failure_while_creating_nodes_removes_them(slicer_app, files, bundle, mo
 def test_models_folder_lists_bundles_with_tooltips(tmp_path, tiny_bundle):
     import shutil
 
-    from FCDDetectLib.models_folder import list_bundles
+    from FCDDetectLib.slicer_support.models_folder import list_bundles
 
     for where in ("site-a", "site-b"):  # the same name twice: told apart by folder
         shutil.copytree(tiny_bundle, tmp_path / where / "fold-0" / "model.fcdbundle")

@@ -15,8 +15,9 @@ from FCDDetectLib.slicer_support.install_check import check_installation
 @pytest.fixture(scope="module")
 def models(tmp_path_factory):
     import torch
-    from FCDDetectLib.bundle import BundleMetadata, save_bundle
-    from FCDDetectLib.models import build_resnet
+    from FCDDetectLib.networks.bundle import save_bundle
+    from FCDDetectLib.networks.bundle_metadata import BundleMetadata
+    from FCDDetectLib.networks.resnets import build_resnet
 
     root = tmp_path_factory.mktemp("models")
     torch.manual_seed(0)

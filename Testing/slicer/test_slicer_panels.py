@@ -16,8 +16,8 @@ from types import SimpleNamespace
 
 import pytest
 from FCDDetectLib.errors import FCDInputError
-from FCDDetectLib.models_folder import BundleListing, find_bundle_folders, list_bundles
 from FCDDetectLib.slicer_support.detect_presenter import LESION_MAP_OVERLAY, REPORT_MISSING, DetectPresenter
+from FCDDetectLib.slicer_support.models_folder import BundleListing, find_bundle_folders, list_bundles
 from FCDDetectLib.slicer_support.models_registry import (
     EXTRA_MODEL_FOLDERS_KEY,
     MODELS_FOLDER_KEY,
@@ -25,14 +25,14 @@ from FCDDetectLib.slicer_support.models_registry import (
     ModelsFolderRegistry,
 )
 from FCDDetectLib.slicer_support.paths import is_set, path_or_none, scan_refusal
-from FCDTrainLib.medicalnet_weights import DownloadCancelled
-from FCDTrainLib.slicer_support.train_logic import TrainLogic, TrainSettings
+from FCDTrainLib.slicer_support.train_launcher import TrainLogic, TrainSettings
 from FCDTrainLib.slicer_support.train_presenter import PanelValues, TrainPresenter
+from FCDTrainLib.training.medicalnet_weights import DownloadCancelled
 
 
 def _write_bundle(folder: Path, name: str = "m") -> Path:
     """A bundle folder whose bundle.json is valid for list_bundles (metadata only)."""
-    from FCDDetectLib.bundle import BundleMetadata
+    from FCDDetectLib.networks.bundle_metadata import BundleMetadata
 
     folder.mkdir(parents=True)
     meta = BundleMetadata(depth=18, geometry="paper", modalities=["flair"], target_spacing=[2.0, 2.0, 2.0],
@@ -239,7 +239,7 @@ def test_save_report_guarded(tmp_path):
     assert presenter.save_report(None, str(tmp_path)).kind == "error"
     assert presenter.save_report(_nodes(), ".").kind == "error"
     message = presenter.save_report(_nodes(), str(tmp_path))
-    assert message.kind == "warning" and message.text == REPORT_MISSING  # FCDDetectLib.report absent
+    assert message.kind == "warning" and message.text == REPORT_MISSING  # FCDDetectLib.outputs.pdf_report absent
     logic.writer = lambda result, folder: folder / "report.pdf"
     message = presenter.save_report(_nodes(), str(tmp_path))
     assert message.kind == "info" and str(tmp_path / "report.pdf") in message.text
@@ -311,7 +311,7 @@ def test_cancelled_download_is_not_a_failure():
 
 def test_closing_slicer_stops_the_training_child(tmp_path):
     """cleanup() -> presenter.on_close(): the child (own session) must not outlive Slicer (item 6)."""
-    from FCDTrainLib.process import TreeProcess
+    from FCDDetectLib.slicer_support.tree_process import TreeProcess
 
     logic = TrainLogic()
     logic.process = TreeProcess([sys.executable, "-c", "import time; time.sleep(60)"])
@@ -323,7 +323,7 @@ def test_closing_slicer_stops_the_training_child(tmp_path):
 
 
 def test_windows_child_and_taskkill_get_no_console_window():
-    from FCDTrainLib.process import CREATE_NO_WINDOW, kill_tree_command, popen_options
+    from FCDDetectLib.slicer_support.tree_process import CREATE_NO_WINDOW, kill_tree_command, popen_options
 
     flags = popen_options("win32")["creationflags"]
     assert flags & CREATE_NO_WINDOW and flags & 0x00000200  # and a new process group for taskkill /T
@@ -344,18 +344,18 @@ def test_report_writer_is_guarded_and_adapts_to_the_signature(monkeypatch, tmp_p
     from FCDDetectLib.slicer_support.detect_presenter import report_writer
 
     try:
-        importlib.import_module("FCDDetectLib.report")
+        importlib.import_module("FCDDetectLib.outputs.pdf_report")
     except ImportError:
         assert report_writer() is None  # the engine has no report module yet: no crash, a message
     calls = []
-    fake = types.ModuleType("FCDDetectLib.report")  # stands for the report module's entry point only
+    fake = types.ModuleType("FCDDetectLib.outputs.pdf_report")  # stands for the report module's entry point only
 
     def write_report(result, out_dir, pages=True):
         calls.append((result, out_dir))
         return out_dir / "report.pdf"
 
     fake.write_report = write_report
-    monkeypatch.setitem(sys.modules, "FCDDetectLib.report", fake)
+    monkeypatch.setitem(sys.modules, "FCDDetectLib.outputs.pdf_report", fake)
     import FCDDetectLib
 
     monkeypatch.setattr(FCDDetectLib, "report", fake, raising=False)

@@ -11,12 +11,12 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from FCDDetectLib.clusters import Cluster, ClusterSet
-from FCDDetectLib.detect import DetectionResult
-from FCDDetectLib.image_io import Image
+from FCDDetectLib.detection.result import DetectionResult
+from FCDDetectLib.io.image_io import Image
+from FCDDetectLib.maps.clusters import Cluster, ClusterSet
 from FCDDetectLib.mrml.conversion import new_volume_node
 from FCDDetectLib.mrml.detection_logic import DetectionLogic
-from FCDDetectLib.mrml.result_nodes import (
+from FCDDetectLib.mrml.detection_nodes import (
     CLUSTER_COLUMNS,
     LESION_MAP_COLOR_NODE_ID,
     cluster_jump_point,

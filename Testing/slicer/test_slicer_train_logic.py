@@ -16,11 +16,11 @@ import time
 import numpy as np
 import pytest
 from FCDDetectLib.errors import FCDInputError
-from FCDTrainLib import medicalnet_weights as weights_cache
-from FCDTrainLib.events import EventLog, progress_from_events, read_events
-from FCDTrainLib.mrml.results_nodes import experiment_results_nodes, table_column_names
-from FCDTrainLib.process import TreeProcess
-from FCDTrainLib.slicer_support.train_logic import TrainLogic, TrainSettings, format_event, run_progress
+from FCDDetectLib.slicer_support.tree_process import TreeProcess
+from FCDTrainLib.mrml.experiment_nodes import experiment_results_nodes, table_column_names
+from FCDTrainLib.run_folder.event_log import EventLog, progress_from_events, read_events
+from FCDTrainLib.slicer_support.train_launcher import TrainLogic, TrainSettings, format_event, run_progress
+from FCDTrainLib.training import medicalnet_weights as weights_cache
 
 from Testing.builders.train_fixtures import TEST_SHAPE, TEST_SPACING, write_cohort
 
@@ -198,8 +198,8 @@ def test_cli_input_error_is_raised_as_fcdinputerror(cohort, tmp_path):
 
 
 def test_experiment_results_table_and_plot(tmp_path, slicer_app):
-    from FCDTrainLib.report import write_report
-    from FCDTrainLib.stats import summarise
+    from FCDTrainLib.evaluation.stats import summarise
+    from FCDTrainLib.experiment.results_report import write_report
 
     rows = [dict(depth=18, pretrained=p, modality="flair", fold=f, accuracy=0.6 + 0.1 * f + (p != "none") * (0.03 + 0.01 * f),
                  roc_auc=0.7, heat_score=1.0 + f, run=f"r18-{p}") for p in ("none", "medicalnet23") for f in range(3)]

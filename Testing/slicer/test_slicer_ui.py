@@ -29,7 +29,7 @@ from FCDDetectLib.slicer_support.dependencies import (
 
 ROOT = Path(__file__).resolve().parents[2]
 MODULES = ("FCDDetect", "FCDTrain")
-HEAVY = {"torch", "monai", "captum", "nibabel", "numpy", "scipy", "sklearn", "matplotlib", "FCDDetectLib.detect"}
+HEAVY = {"torch", "monai", "captum", "nibabel", "numpy", "scipy", "sklearn", "matplotlib", "FCDDetectLib.detection.detect"}
 # Fields of slicer-extension-catalog-entry-schema v1.0.1 (Slicer/Slicer Schemas/), additionalProperties false.
 CATALOGUE_FIELDS = {"$schema", "category", "scm_url", "scm_revision", "scm_type", "build_dependencies",
                     "build_subdirectory", "enabled", "tier"}
@@ -62,7 +62,8 @@ def test_ui_parses_and_has_every_widget_the_code_uses(module):
     assert used, "the module uses no widget?"
     assert used <= names, f"widgets used by {module}.py but missing from the .ui: {sorted(used - names)}"
     declared = {c.findtext("class") for c in root.iter("customwidget")}
-    standard = {"QLabel", "QPushButton", "QComboBox", "QCheckBox", "QSpinBox", "QProgressBar", "QPlainTextEdit",
+    standard = {"QLabel", "QPushButton", "QComboBox", "QCheckBox", "QSpinBox", "QDoubleSpinBox", "QProgressBar",
+                "QPlainTextEdit",
                 "QListWidget", "QWidget"}
     classes = {w.get("class") for w in root.iter("widget")}
     assert classes - standard <= declared, f"undeclared custom widgets: {classes - standard - declared}"

@@ -8,7 +8,9 @@ from pathlib import Path
 import pytest
 from FCDDetectLib.cli import main
 from FCDDetectLib.errors import FCDInputError
-from FCDTrainLib.data import Dataset, Subject, audit_dataset, load_dataset
+from FCDTrainLib.data.audit import audit_dataset
+from FCDTrainLib.data.dataset_loader import load_dataset
+from FCDTrainLib.data.records import Dataset, Subject
 
 from Testing.builders.ds004199_replica import build_replica, small_cohort
 

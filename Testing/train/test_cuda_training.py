@@ -13,10 +13,10 @@ import math
 
 import pytest
 import torch
-from FCDDetectLib.bundle import load_bundle
 from FCDDetectLib.cli import main
-from FCDTrainLib.augment import random_rotate
-from FCDTrainLib.fold_model import autocast_context
+from FCDDetectLib.networks.bundle import load_bundle
+from FCDTrainLib.training.augment import random_rotate
+from FCDTrainLib.training.fold_model import autocast_context
 
 from Testing.builders.train_fixtures import train_args, write_cohort
 
@@ -45,7 +45,7 @@ def test_training_policy_on_cuda_is_bf16_autocast():
 
 @pytest.mark.parametrize("supervision", ["none", "lesion"])
 def test_a_fold_trains_on_cuda_resumes_and_its_bundle_detects_on_both_devices(tmp_path, supervision):
-    from FCDDetectLib.detect import detect
+    from FCDDetectLib.detection.detect import detect
 
     cohort = write_cohort(tmp_path / "cohort", n_fcd=6, n_hc=6, seed=5)
     args = train_args(cohort, tmp_path / "run", "--fold", "0", "--supervision", supervision, "--device", "cuda",

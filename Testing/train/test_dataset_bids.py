@@ -11,7 +11,9 @@ import nibabel as nib
 import numpy as np
 import pytest
 from FCDDetectLib.errors import FCDInputError
-from FCDTrainLib.data import FLAG_2D_FLAIR, FLAG_ROI_ACQ_MISMATCH, load_bids, load_dataset
+from FCDTrainLib.data.bids_loader import load_bids
+from FCDTrainLib.data.dataset_loader import load_dataset
+from FCDTrainLib.data.records import FLAG_2D_FLAIR, FLAG_ROI_ACQ_MISMATCH
 
 from Testing.builders.ds004199_replica import DATA, build_replica
 

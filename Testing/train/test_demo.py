@@ -7,7 +7,7 @@ import json
 import nibabel as nib
 import numpy as np
 import pytest
-from FCDTrainLib.demo import DemoOptions, run_demo
+from FCDTrainLib.experiment.demo import DemoOptions, run_demo
 
 pytestmark = pytest.mark.slow  # trains a real network
 

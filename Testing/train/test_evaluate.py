@@ -102,7 +102,7 @@ def test_evaluate_reads_grid_and_threshold_from_the_bundles(run, tmp_path, capsy
     evaluation uses the bundles' grid (it still works) and their threshold (ensemble included)."""
     import shutil
 
-    from FCDTrainLib.layout import RunLayout
+    from FCDTrainLib.run_folder.layout import RunLayout
 
     _, out = run
     copy = RunLayout(tmp_path / "copy")
@@ -122,8 +122,8 @@ def test_evaluate_reads_grid_and_threshold_from_the_bundles(run, tmp_path, capsy
     assert report["threshold"] == 0.9 and report["ensemble"]["threshold"] == 0.9
     ensemble = [r for r in _rows(copy.evaluation("external") / "predictions.csv") if r["fold"] == "ensemble"]
     assert all(int(r["prediction"]) == int(float(r["probability"]) >= 0.9) for r in ensemble)
-    from FCDDetectLib.bundle import read_bundle_metadata
-    from FCDTrainLib.cache import cache_key
+    from FCDDetectLib.networks.bundle_metadata import read_bundle_metadata
+    from FCDTrainLib.training.input_cache import cache_key
 
     meta = read_bundle_metadata(copy.bundle(0))
     assert [p.name for p in copy.cache.iterdir()] == [cache_key(meta.target_spacing, meta.target_shape,

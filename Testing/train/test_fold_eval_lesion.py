@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from FCDDetectLib.bundle import load_bundle
-from FCDDetectLib.detect import detect
-from FCDTrainLib.data.types import Subject
-from FCDTrainLib.fold_eval import detect_subjects, heat_scores, summarise_lesions
+from FCDDetectLib.detection.detect import detect
+from FCDDetectLib.detection.options import DetectOptions
+from FCDDetectLib.networks.bundle import load_bundle
+from FCDTrainLib.data.records import Subject
+from FCDTrainLib.evaluation.fold_eval import detect_subjects, heat_scores, summarise_lesions
 
 from Testing.builders.geometry_fixtures import write_nifti
 from Testing.builders.planted_model import save_planted_bundle, train_planted_model
@@ -35,7 +36,7 @@ def cohort(tmp_path_factory):
 
 def test_detect_subjects_match_detect_and_summarise(cohort):
     bundle, subjects = cohort
-    found = detect_subjects(bundle, subjects, method="gradcam", device="cpu", layer="layer4")
+    found = detect_subjects(bundle, subjects, DetectOptions(method="gradcam", device="cpu", layer="layer4"))
     scores, rows = found.heat_scores, found.lesion_rows["heatmap"]
     assert found.warnings == []
     assert set(found.lesion_rows) == {"heatmap"}  # no lesion head, no lesion-map rows
@@ -55,5 +56,5 @@ def test_detect_subjects_match_detect_and_summarise(cohort):
         np.mean([rows["sub-p0"]["detected"], rows["sub-p1"]["detected"]]))
     # the planted model finds its blob
     assert figures["lesion_detection_rate"] == 1.0
-    only_heat, _ = heat_scores(bundle, subjects, device="cpu", layer="layer4")
+    only_heat, _ = heat_scores(bundle, subjects, DetectOptions(device="cpu", layer="layer4"))
     assert only_heat == pytest.approx(scores)

@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 import torch
 from FCDDetectLib.errors import FCDInputError
-from FCDTrainLib.augment import random_augment, random_rotate
-from FCDTrainLib.events import EventLog, progress_from_events, read_events
-from FCDTrainLib.folds import make_folds
+from FCDTrainLib.run_folder.event_log import EventLog, progress_from_events, read_events
+from FCDTrainLib.training.augment import random_augment, random_rotate
+from FCDTrainLib.training.folds import make_folds
 
 
 def _cohort(n_fcd=15, n_hc=15):

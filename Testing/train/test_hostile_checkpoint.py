@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 import torch
 from FCDDetectLib.errors import FCDInputError
-from FCDTrainLib.checkpoint import load_checkpoint, restore_rng, rng_states, save_checkpoint
+from FCDTrainLib.training.checkpoint import load_checkpoint, restore_rng, rng_states, save_checkpoint
 
 from Testing.builders.hostile_fixtures import one_error_line, plant_pickle, run_fcd
 from Testing.builders.train_fixtures import train_args, write_cohort

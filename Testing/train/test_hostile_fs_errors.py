@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 from FCDDetectLib.cli import main
-from FCDTrainLib.run_config import RunConfig
+from FCDTrainLib.run_folder.run_config import RunConfig
 
 from Testing.builders.hostile_fixtures import tiny_bundle
 

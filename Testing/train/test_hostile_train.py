@@ -13,9 +13,9 @@ import json
 import shutil
 
 import pytest
-from FCDDetectLib.bundle import read_bundle_metadata
 from FCDDetectLib.cli import main
-from FCDTrainLib.run_config import RunConfig
+from FCDDetectLib.networks.bundle_metadata import read_bundle_metadata
+from FCDTrainLib.run_folder.run_config import RunConfig
 
 from Testing.builders.hostile_fixtures import one_error_line, run_fcd, tiny_bundle
 from Testing.builders.train_fixtures import train_args, write_cohort

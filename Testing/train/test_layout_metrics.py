@@ -1,4 +1,4 @@
-"""FCDTrainLib.layout (every path of a run) and FCDTrainLib.metrics (one set of figures, one sd)."""
+"""FCDTrainLib.run_folder.layout (every path of a run) and FCDTrainLib.evaluation.metrics (one set of figures, one sd)."""
 
 from __future__ import annotations
 
@@ -7,8 +7,14 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from FCDTrainLib.layout import ExperimentLayout, RunLayout, fold_name
-from FCDTrainLib.metrics import SD_DDOF, classification_metrics, mean_std, summarise_folds, summarise_heat
+from FCDTrainLib.evaluation.metrics import (
+    SD_DDOF,
+    classification_metrics,
+    mean_std,
+    summarise_folds,
+    summarise_heat,
+)
+from FCDTrainLib.run_folder.layout import ExperimentLayout, RunLayout, fold_name
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -60,7 +66,7 @@ def test_classification_metrics_use_the_given_threshold():
 
 
 def test_demo_summary_uses_the_same_metrics():
-    from FCDTrainLib.demo import summarise
+    from FCDTrainLib.experiment.demo import summarise
 
     rows = [{"subject": "a", "label": 1, "probability": 0.9, "prediction": "fcd", "threshold": 0.5, "heat_score": 2.0},
             {"subject": "b", "label": 1, "probability": 0.4, "prediction": "control", "threshold": 0.5,

@@ -9,11 +9,13 @@ import numpy as np
 import pytest
 import torch
 from FCDDetectLib.cli import main
-from FCDTrainLib.events import EventLog
-from FCDTrainLib.lesion_trainer import LesionTrainer
-from FCDTrainLib.run_config import RunConfig
-from FCDTrainLib.trainer import FoldData, Trainer, build_model
-from FCDTrainLib.trainer_registry import trainer_class
+from FCDTrainLib.run_folder.event_log import EventLog
+from FCDTrainLib.run_folder.run_config import RunConfig
+from FCDTrainLib.training.fold_data import FoldData
+from FCDTrainLib.training.fold_model import build_model
+from FCDTrainLib.training.lesion_trainer import LesionTrainer
+from FCDTrainLib.training.trainer import Trainer
+from FCDTrainLib.training.trainer_registry import trainer_class
 
 from Testing.builders.lesion_blobs import planted_blobs
 from Testing.builders.train_fixtures import TEST_SHAPE, TEST_SPACING, train_args, write_cohort
@@ -116,8 +118,8 @@ def test_lesion_training_follows_the_validation_lesion_loss(tmp_path):
 
 def test_transfer_mode_trains_layer4_fc_and_decoder_only():
     torch.manual_seed(1)
-    from FCDDetectLib.lesion_net import build_lesion_resnet
-    from FCDTrainLib.transfer import set_trainable
+    from FCDDetectLib.networks.lesion_resnet import build_lesion_resnet
+    from FCDTrainLib.training.transfer import set_trainable
 
     net = build_lesion_resnet(18, geometry="medicalnet", widen_factor=0.25, decoder_width=8)
     names = set_trainable(net, "transfer")
@@ -134,8 +136,8 @@ def test_transfer_mode_trains_layer4_fc_and_decoder_only():
 
 
 def test_transfer_mode_with_the_head_trains_layer4_fc_and_decoder(tmp_path):
-    from FCDDetectLib.medicalnet import save_medicalnet_checkpoint
-    from FCDDetectLib.models import build_resnet
+    from FCDDetectLib.networks.medicalnet import save_medicalnet_checkpoint
+    from FCDDetectLib.networks.resnets import build_resnet
 
     torch.manual_seed(11)
     weights = tmp_path / "resnet_18.pth"
@@ -165,8 +167,8 @@ def cohort(tmp_path_factory):
 
 
 def test_rois_are_cached_on_the_model_grid_where_the_lesion_is(cohort, tmp_path):
-    from FCDTrainLib.cache import VolumeCache
-    from FCDTrainLib.data import load_dataset
+    from FCDTrainLib.data.dataset_loader import load_dataset
+    from FCDTrainLib.training.input_cache import VolumeCache
 
     subjects = load_dataset(cohort).subjects
     cache = VolumeCache(tmp_path / "cache", [float(s) for s in TEST_SPACING], [int(s) for s in TEST_SHAPE], ["flair"])
@@ -217,8 +219,9 @@ def test_negative_lesion_weight_is_refused(cohort, tmp_path, capsys):
 
 @pytest.mark.slow
 def test_lesion_run_writes_a_bundle_with_its_head_and_lesion_level_figures(cohort, tmp_path, capsys):
-    from FCDDetectLib.bundle import load_bundle, read_bundle_metadata
-    from FCDDetectLib.lesion_net import has_lesion_head
+    from FCDDetectLib.networks.bundle import load_bundle
+    from FCDDetectLib.networks.bundle_metadata import read_bundle_metadata
+    from FCDDetectLib.networks.lesion_resnet import has_lesion_head
 
     out = tmp_path / "run"
     assert main(train_args(cohort, out, "--supervision", "lesion", "--widen-factor", "0.25",
@@ -250,8 +253,8 @@ def test_lesion_run_writes_a_bundle_with_its_head_and_lesion_level_figures(cohor
 
 
 def test_experiment_tables_compare_supervision_with_paired_tests():
-    from FCDTrainLib.report import markdown_table
-    from FCDTrainLib.stats import summarise
+    from FCDTrainLib.evaluation.stats import summarise
+    from FCDTrainLib.experiment.results_report import markdown_table
 
     rows = [dict(depth=18, pretrained="none", modality="flair", supervision=s, fold=f, accuracy=a, roc_auc=a + 0.01 * f * f,
                  heat_score=h, lesion_detection_rate=d, lesion_map_heat_score=None if s == "none" else 3.0 + f)
@@ -270,7 +273,7 @@ def test_experiment_tables_compare_supervision_with_paired_tests():
 
 @pytest.mark.slow
 def test_demo_with_lesion_reports_both_models_side_by_side(tmp_path):
-    from FCDTrainLib.demo import DemoOptions, run_demo
+    from FCDTrainLib.experiment.demo import DemoOptions, run_demo
 
     options = DemoOptions(subjects=10, training={"max_epochs": 1, "shape": [40, 48, 40]}, lesion=True,
                           lesion_subjects=10, lesion_max_epochs=1)

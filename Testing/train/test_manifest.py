@@ -9,7 +9,10 @@ import nibabel as nib
 import numpy as np
 import pytest
 from FCDDetectLib.errors import FCDInputError
-from FCDTrainLib.data import FLAG_2D_FLAIR, LabelNames, load_dataset, load_manifest
+from FCDTrainLib.data.dataset_loader import load_dataset
+from FCDTrainLib.data.labels import LabelNames
+from FCDTrainLib.data.manifest_loader import load_manifest
+from FCDTrainLib.data.records import FLAG_2D_FLAIR
 
 
 def _save(path: Path, zooms=(1.0, 1.0, 1.0), shape=(5, 6, 4)) -> Path:
@@ -114,8 +117,8 @@ def test_missing_manifest_and_wrong_suffix(tmp_path):
 
 def test_a_manifest_that_is_not_utf8_is_one_clear_error(tmp_path):
     # A spreadsheet saved as Windows-1252 CSV: "é" is byte 0xe9, not UTF-8. Both manifest
-    # readers share FCDDetectLib.manifest_table, so both name the file instead of a traceback.
-    from FCDDetectLib.cohort_discovery import discover_subjects
+    # readers share FCDDetectLib.io.manifest_table, so both name the file instead of a traceback.
+    from FCDDetectLib.cohort.discovery import discover_subjects
 
     manifest = tmp_path / "cohort.csv"
     manifest.write_bytes("subject,label,flair\nRené,fcd,r.nii.gz\n".encode("cp1252"))

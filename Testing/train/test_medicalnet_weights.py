@@ -1,11 +1,11 @@
-"""FCDTrainLib.medicalnet_weights: families and official file names (the cache and download
+"""FCDTrainLib.training.medicalnet_weights: families and official file names (the cache and download
 are tested in Testing/slicer/test_slicer_train_logic.py)."""
 
 from __future__ import annotations
 
 import pytest
 from FCDDetectLib.errors import FCDInputError
-from FCDTrainLib.medicalnet_weights import (
+from FCDTrainLib.training.medicalnet_weights import (
     MEDICALNET_FILES,
     WEIGHT_FAMILIES,
     download_url,

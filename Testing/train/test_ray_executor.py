@@ -21,8 +21,8 @@ from pathlib import Path
 
 import pytest
 from FCDDetectLib.cli import main
-from FCDTrainLib.events import read_events
-from FCDTrainLib.slicer_support.train_logic import TrainSettings, run_progress
+from FCDTrainLib.run_folder.event_log import read_events
+from FCDTrainLib.slicer_support.train_launcher import TrainSettings, run_progress
 
 from Testing.builders.train_fixtures import TEST_SHAPE, TEST_SPACING, cli_env, write_cohort
 
@@ -213,15 +213,15 @@ def test_a_read_only_runs_folder_is_refused_before_any_task(tmp_path, cohort, ra
 
 
 def test_every_node_must_see_the_folder(tmp_path, ray_cluster):
+    from FCDDetectLib.cohort.ray_connection import _probe_folders, check_shared_folders
     from FCDDetectLib.errors import FCDInputError
-    from FCDDetectLib.ray_cluster import _probe_folders, check_shared_folders
 
     check_shared_folders([tmp_path])  # the one node sees it and writes there
     assert list(tmp_path.iterdir()) == []  # markers and probes removed
     problem = _probe_folders([str(tmp_path)], "marker-the-driver-never-wrote")
     assert problem and "not visible from this node" in problem
     with pytest.raises(FCDInputError, match="no Ray cluster answers"):
-        from FCDDetectLib.ray_cluster import probe_port
+        from FCDDetectLib.cohort.ray_connection import probe_port
 
         probe_port(f"127.0.0.1:{_closed_port()}")
 

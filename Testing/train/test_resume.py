@@ -15,7 +15,7 @@ import time
 
 import pytest
 import torch
-from FCDTrainLib.events import read_events
+from FCDTrainLib.run_folder.event_log import read_events
 
 from Testing.builders.train_fixtures import cli_command, cli_env, shared_run, shared_train_args
 

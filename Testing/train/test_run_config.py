@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 from FCDDetectLib.errors import FCDInputError
-from FCDTrainLib.run_config import RunConfig
-from FCDTrainLib.trainer import build_model
+from FCDTrainLib.run_folder.run_config import RunConfig
+from FCDTrainLib.training.fold_model import build_model
 
 
 def test_widen_factor_builds_a_narrower_network():
@@ -46,7 +46,7 @@ def test_negative_shift_is_refused_on_the_command_line(tmp_path, capsys):
 
 def test_shift_and_flip_reach_the_config_and_its_identity():
     from FCDDetectLib.cli import build_parser
-    from FCDTrainLib.cli.train_command import config_from_args
+    from FCDTrainLib.cli.config_options import config_from_args
 
     args = build_parser().parse_args(["train", "--data", "d", "--out", "o", "--depth", "18", "--pretrained", "none",
                                       "--modality", "flair", "--shift", "8", "--flip"])
@@ -66,7 +66,7 @@ def test_options_and_help_come_from_the_config_fields():
     from dataclasses import fields
 
     from FCDTrainLib.cli.config_options import SINGLE_RUN_FIELDS
-    from FCDTrainLib.run_config import flag_of
+    from FCDTrainLib.run_folder.run_config import flag_of
 
     sub = _train_parser()
     train = {a.dest: a for a in sub["train"]._actions}
@@ -103,7 +103,7 @@ def test_an_old_config_json_still_loads_and_matches():
 def test_check_same_run_accepts_an_old_folder(tmp_path):
     import json
 
-    from FCDTrainLib.run_config import RETIRED_FIELDS, check_same_run
+    from FCDTrainLib.run_folder.run_config import RETIRED_FIELDS, check_same_run
 
     old = {**RunConfig(data="cohort").to_dict(), **{name: "x" for name in RETIRED_FIELDS}}
     (tmp_path / "config.json").write_text(json.dumps(old))
@@ -111,7 +111,7 @@ def test_check_same_run_accepts_an_old_folder(tmp_path):
 
 
 def test_bounds_and_choices_from_the_field_metadata():
-    from FCDTrainLib.run_config import check_overrides
+    from FCDTrainLib.run_folder.run_config import check_overrides
 
     with pytest.raises(FCDInputError, match="--folds 1: must be at least 2"):
         RunConfig(data="x", folds=1).validate()
@@ -125,8 +125,8 @@ def test_bounds_and_choices_from_the_field_metadata():
 
 def test_demo_is_a_preset_and_overrides_round_trip():
     from FCDTrainLib.cli.config_options import config_arguments, config_from_args
-    from FCDTrainLib.demo import DemoOptions
-    from FCDTrainLib.run_config import PRESETS
+    from FCDTrainLib.experiment.demo import DemoOptions
+    from FCDTrainLib.run_folder.run_config import PRESETS
 
     demo = RunConfig.preset("demo", data="cohort")
     assert demo == DemoOptions().run_config("cohort")

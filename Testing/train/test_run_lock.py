@@ -13,11 +13,12 @@ import time
 
 import pytest
 from FCDDetectLib.errors import FCDInputError
-from FCDTrainLib.run_lock import LOCK_DIR, RunLock, holder, pid_alive
-from FCDTrainLib.slicer_support.train_logic import TrainLogic, TrainSettings
+from FCDDetectLib.io.output_set import pid_alive
+from FCDTrainLib.run_folder.run_lock import LOCK_DIR, RunLock, holder
+from FCDTrainLib.slicer_support.train_launcher import TrainLogic, TrainSettings
 
 HOLD = ("import sys, time\n"
-        "from FCDTrainLib.run_lock import RunLock\n"
+        "from FCDTrainLib.run_folder.run_lock import RunLock\n"
         "fold = None if sys.argv[2] == '-' else int(sys.argv[2])\n"
         "with RunLock(sys.argv[1], fold=fold):\n"
         "    print('locked', flush=True)\n"

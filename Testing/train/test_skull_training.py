@@ -14,7 +14,7 @@ import nibabel as nib
 import numpy as np
 import pytest
 from FCDDetectLib.cli import main
-from FCDDetectLib.preprocess import head_mask
+from FCDDetectLib.grid.head_mask import head_mask
 
 from Testing.builders.train_fixtures import train_args, write_cohort
 

@@ -12,13 +12,15 @@ import numpy as np
 import pytest
 from FCDDetectLib.cli import main
 from FCDDetectLib.errors import FCDInputError
-from FCDDetectLib.image_io import load_image, load_mask
-from FCDTrainLib.data import FLAG_2D_FLAIR, load_dataset
-from FCDTrainLib.data.synth import PROTOCOLS, synth_cohort
+from FCDDetectLib.io.image_io import load_image, load_mask
+from FCDTrainLib.data.dataset_loader import load_dataset
+from FCDTrainLib.data.records import FLAG_2D_FLAIR
 from FCDTrainLib.data.synth.contrast import BASE, intensity_map
 from FCDTrainLib.data.synth.deform import _template_coords, random_deformation
 from FCDTrainLib.data.synth.lesion import core_gain, make_lesion
+from FCDTrainLib.data.synth.protocols import PROTOCOLS
 from FCDTrainLib.data.synth.template import load_template
+from FCDTrainLib.data.synth.write_cohort import synth_cohort
 from scipy import ndimage
 
 from Testing.builders.ds004199_replica import small_cohort
@@ -229,7 +231,7 @@ def test_existing_output_refused_and_nothing_half_written(tmp_path, monkeypatch)
     (busy / "keep.txt").write_text("x")
     with pytest.raises(FCDInputError, match=r"busy: already exists and is not an empty folder"):
         synth_cohort(busy, 2, size="tiny")
-    from FCDTrainLib.data.synth import cohort as cohort_module
+    from FCDTrainLib.data.synth import write_cohort as cohort_module
 
     calls = []
 

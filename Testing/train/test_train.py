@@ -8,11 +8,11 @@ import json
 import numpy as np
 import pytest
 import torch
-from FCDDetectLib.bundle import load_bundle
 from FCDDetectLib.cli import main
 from FCDDetectLib.errors import FCDInputError
-from FCDTrainLib.events import progress_from_events, read_events
-from FCDTrainLib.run_config import RunConfig
+from FCDDetectLib.networks.bundle import load_bundle
+from FCDTrainLib.run_folder.event_log import progress_from_events, read_events
+from FCDTrainLib.run_folder.run_config import RunConfig
 from sklearn.metrics import roc_auc_score
 
 from Testing.builders.train_fixtures import (
@@ -67,7 +67,7 @@ def test_two_fold_run_writes_bundles_predictions_and_metrics(run):
 
 
 def test_fold_bundles_load_and_detect_reproduces_the_fold_numbers(run):
-    from FCDDetectLib.detect import detect
+    from FCDDetectLib.detection.detect import detect
 
     cohort, out = run
     compared = 0
@@ -120,11 +120,12 @@ def test_rerun_of_a_finished_run_trains_nothing_and_other_options_are_refused(ru
 
 
 def test_transfer_mode_trains_only_layer4_and_fc(tmp_path):
-    from FCDDetectLib.medicalnet import save_medicalnet_checkpoint
-    from FCDDetectLib.models import build_resnet
-    from FCDTrainLib.events import EventLog
-    from FCDTrainLib.trainer import FoldData, build_model
-    from FCDTrainLib.trainer_registry import train_fold
+    from FCDDetectLib.networks.medicalnet import save_medicalnet_checkpoint
+    from FCDDetectLib.networks.resnets import build_resnet
+    from FCDTrainLib.run_folder.event_log import EventLog
+    from FCDTrainLib.training.fold_data import FoldData
+    from FCDTrainLib.training.fold_model import build_model
+    from FCDTrainLib.training.trainer_registry import train_fold
 
     torch.manual_seed(11)
     weights = tmp_path / "resnet_18.pth"
@@ -180,8 +181,8 @@ def test_pretrained_without_weights(small_cohort, tmp_path, capsys):
 
 
 def test_weights_file_of_another_depth(small_cohort, tmp_path, capsys):
-    from FCDDetectLib.medicalnet import save_medicalnet_checkpoint
-    from FCDDetectLib.models import build_resnet
+    from FCDDetectLib.networks.medicalnet import save_medicalnet_checkpoint
+    from FCDDetectLib.networks.resnets import build_resnet
 
     weights = tmp_path / "resnet_18.pth"
     save_medicalnet_checkpoint(build_resnet(18), weights)
@@ -192,7 +193,7 @@ def test_weights_file_of_another_depth(small_cohort, tmp_path, capsys):
 
 
 def test_t1_flair_skips_subjects_without_flair_with_a_listed_warning(small_cohort, tmp_path, capsys):
-    from FCDTrainLib.train_run import prepare
+    from FCDTrainLib.experiment.train_run import prepare
 
     manifest = write_manifest(small_cohort, tmp_path / "cohort.csv", drop_flair=("sub-00002",))
     config = RunConfig(data=str(manifest), modality="t1+flair", folds=2, spacing=[5, 5, 5], shape=[24, 28, 24])
@@ -220,8 +221,8 @@ def test_option_errors_are_one_line(small_cohort, tmp_path):
 
 
 def test_use_split_keeps_the_datasets_test_subjects_as_one_fixed_test_set(run, tmp_path):
-    from FCDTrainLib.data import load_dataset
-    from FCDTrainLib.train_run import prepare
+    from FCDTrainLib.data.dataset_loader import load_dataset
+    from FCDTrainLib.experiment.train_run import prepare
 
     cohort, _ = run
     marked = sorted(s.subject_id for s in load_dataset(cohort).subjects if s.split == "test")
@@ -236,10 +237,10 @@ def test_use_split_keeps_the_datasets_test_subjects_as_one_fixed_test_set(run, t
 def test_cache_preprocesses_once_and_its_key_follows_the_settings(small_cohort, tmp_path):
     import os
 
-    from FCDDetectLib.image_io import load_image
-    from FCDDetectLib.preprocess import preprocess
-    from FCDTrainLib.cache import VolumeCache, cache_key
-    from FCDTrainLib.data import Subject
+    from FCDDetectLib.grid.preprocess import preprocess
+    from FCDDetectLib.io.image_io import load_image
+    from FCDTrainLib.data.records import Subject
+    from FCDTrainLib.training.input_cache import VolumeCache, cache_key
 
     base = cache_key([5, 5, 5], [24, 28, 24], ["flair"])
     assert base == cache_key([5.0, 5.0, 5.0], (24, 28, 24), ("flair",))

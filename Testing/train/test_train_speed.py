@@ -6,10 +6,11 @@ No timings are asserted here (speed is measured by ``benchmarks/bench_train_pipe
 from __future__ import annotations
 
 import torch
-from FCDTrainLib.events import EventLog
-from FCDTrainLib.run_config import RunConfig
-from FCDTrainLib.train_run import deterministic_cpu
-from FCDTrainLib.trainer import FoldData, Trainer
+from FCDTrainLib.experiment.train_run import deterministic_cpu
+from FCDTrainLib.run_folder.event_log import EventLog
+from FCDTrainLib.run_folder.run_config import RunConfig
+from FCDTrainLib.training.fold_data import FoldData
+from FCDTrainLib.training.trainer import Trainer
 
 
 def test_deterministic_cpu_keeps_deterministic_kernels_without_filling_new_memory():

@@ -1,11 +1,11 @@
-"""FCDTrainLib.transfer: which parameters train, frozen BatchNorm statistics."""
+"""FCDTrainLib.training.transfer: which parameters train, frozen BatchNorm statistics."""
 
 from __future__ import annotations
 
 import pytest
 import torch
-from FCDDetectLib.models import build_resnet
-from FCDTrainLib.transfer import freeze_batchnorm_stats, set_trainable
+from FCDDetectLib.networks.resnets import build_resnet
+from FCDTrainLib.training.transfer import freeze_batchnorm_stats, set_trainable
 
 
 def test_unknown_mode_is_refused():

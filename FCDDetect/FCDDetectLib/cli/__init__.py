@@ -19,8 +19,8 @@ import argparse
 import sys
 from collections.abc import Iterable, Sequence
 
-from ..errors import FCDInputError
-from .registry import ENGINE_COMMANDS, CommandLoadError, Register, register_commands
+from FCDDetectLib.cli.registry import ENGINE_COMMANDS, CommandLoadError, Register, register_commands
+from FCDDetectLib.errors import FCDInputError
 
 
 class _Parser(argparse.ArgumentParser):

@@ -2,6 +2,6 @@
 
 import sys
 
-from . import main
+from FCDDetectLib.cli import main
 
 sys.exit(main())

@@ -16,15 +16,20 @@ import json
 import os
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from ..choices import DEVICES, EXPLANATION_LAYERS, EXPLANATION_METHODS
-from ..clusters import DEFAULT_MIN_SIZE_MM3, DEFAULT_THRESHOLD
-from .executor_options import add_executor_options
+from FCDDetectLib.choices import DEVICES, EXPLANATION_LAYERS, EXPLANATION_METHODS
+from FCDDetectLib.cli.executor_options import add_executor_options
+
+if TYPE_CHECKING:  # pragma: no cover - typing only: the command's import stays light
+    from FCDDetectLib.detection.options import DetectOptions
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    """Add the ``detect`` sub-command."""
-    from ..localized_saliency import DEFAULT_NOISE_SD, DEFAULT_NT_SAMPLES
+    """Add the ``detect`` sub-command (its defaults are :class:`DetectOptions`'s)."""
+    from FCDDetectLib.detection.options import DetectOptions
+
+    defaults = DetectOptions()
     parser = subparsers.add_parser(
         "detect",
         help="classify a scan or a cohort, explain it (heatmap) and score the explanation",
@@ -56,15 +61,16 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="network stage for the CAM methods; multi = mean of layer2-4 (default: the bundle's, else layer4)",
     )
     parser.add_argument(
-        "--cluster-threshold", type=float, default=DEFAULT_THRESHOLD,
-        help=f"map value in [0, 1] at or above which voxels form clusters (default {DEFAULT_THRESHOLD})",
+        "--cluster-threshold", type=float, default=defaults.cluster_threshold,
+        help=f"map value in [0, 1] at or above which voxels form clusters (default {defaults.cluster_threshold})",
     )
     parser.add_argument(
-        "--min-cluster-mm3", type=float, default=DEFAULT_MIN_SIZE_MM3,
-        help=f"smallest cluster kept, mm3 (default {DEFAULT_MIN_SIZE_MM3:g})",
+        "--min-cluster-mm3", type=float, default=defaults.min_cluster_mm3,
+        help=f"smallest cluster kept, mm3 (default {defaults.min_cluster_mm3:g})",
     )
-    parser.add_argument("--target-class", default="fcd", help="class the heatmap explains (default: fcd)")
-    parser.add_argument("--device", default="auto", choices=DEVICES)
+    parser.add_argument("--target-class", default=defaults.target_class,
+                        help=f"class the heatmap explains (default: {defaults.target_class})")
+    parser.add_argument("--device", default=defaults.device, choices=DEVICES)
     parser.add_argument("--out", required=True, help="output folder")
     parser.add_argument("--png", action="store_true",
                         help="also write OUT/overlay.png: axial, coronal, sagittal slices through the heatmap peak "
@@ -81,49 +87,63 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--localized-smoothgrad", action="store_true",
                         help="also write signed SmoothGrad maps per modality (smoothgrad_<modality>.nii.gz) and "
                         "their contributions per ROI component or cluster (result.json: modality_contributions)")
-    parser.add_argument("--nt-samples", type=int, default=DEFAULT_NT_SAMPLES,
-                        help=f"SmoothGrad noisy copies (default {DEFAULT_NT_SAMPLES})")
-    parser.add_argument("--noise-sd", type=float, default=DEFAULT_NOISE_SD,
-                        help=f"SmoothGrad noise sd as a fraction of the input's value range (default {DEFAULT_NOISE_SD})")
+    parser.add_argument("--nt-samples", type=int, default=defaults.nt_samples,
+                        help=f"SmoothGrad noisy copies (default {defaults.nt_samples})")
+    parser.add_argument("--noise-sd", type=float, default=defaults.noise_sd,
+                        help=f"SmoothGrad noise sd as a fraction of the input's value range (default {defaults.noise_sd})")
     parser.add_argument("--report", action="store_true",
                         help="also write OUT/report.pdf and each page as OUT/report-page-N.png")
     parser.set_defaults(func=run)
 
 
 def _checksums(out: str) -> dict:
-    from ..output_set import read_output_set
+    from FCDDetectLib.io.output_set import read_output_set
 
     return read_output_set(out).get("files", {})
 
 
+def detect_options(args: argparse.Namespace) -> DetectOptions:
+    """The parsed command line as one :class:`DetectOptions` (checked here, before any work)."""
+    from FCDDetectLib.detection.options import DetectOptions
+
+    return DetectOptions(
+        method=args.method, layer=args.layer, device=args.device, target_class=args.target_class,
+        cluster_threshold=args.cluster_threshold, min_cluster_mm3=args.min_cluster_mm3,
+        localized_smoothgrad=args.localized_smoothgrad, nt_samples=args.nt_samples, noise_sd=args.noise_sd,
+        series=args.series, roi_segment=args.roi_segment,
+    )
+
+
 def run(args: argparse.Namespace) -> int:
     """Run detection; bad input raises FCDInputError before anything is written."""
-    from ..clusters import check_cluster_settings
-    from ..errors import FCDInputError
-    from ..lean_imports import import_monai_lean
+    from FCDDetectLib.errors import FCDInputError
+    from FCDDetectLib.networks.lean_monai import import_monai_lean
 
     import_monai_lean()  # MONAI without matplotlib/pandas/scikit-learn: seconds off every call
-    check_cluster_settings(args.cluster_threshold, args.min_cluster_mm3)  # before any subject runs
+    options = detect_options(args)  # every option checked before any subject runs
     if args.data:
-        return run_cohort_command(args)
+        return run_cohort_command(args, options)
     if args.executor != "local":
         raise FCDInputError(f"--executor {args.executor}: only for a cohort (--data)")
     import sys
 
-    from ..detect import DETECTION_FILES, detect, write_detection
-    from ..output_set import check_output_folder
+    from FCDDetectLib.detection.detect import detect
+    from FCDDetectLib.detection.inputs import DetectionInputs
+    from FCDDetectLib.io.output_set import check_output_folder
+    from FCDDetectLib.networks.bundle_metadata import read_bundle_metadata
+    from FCDDetectLib.outputs.detection_files import DETECTION_FILES, write_detection
 
     check_output_folder(args.out, (*DETECTION_FILES, *(["overlay.png"] if args.png else [])))  # before computing
     if args.report:
-        from ..report import check_writable
+        from FCDDetectLib.outputs.pdf_report import check_writable
 
         check_writable(args.out)
 
     images: list = list(args.image)
     dicom = None
     if args.dicom_out:
-        from ..dicom_series import find_series
-        from ..image_io import load_image
+        from FCDDetectLib.io.dicom_series import find_series
+        from FCDDetectLib.io.image_io import load_image
 
         first = Path(images[0])
         if not first.is_dir():
@@ -138,62 +158,50 @@ def run(args: argparse.Namespace) -> int:
         scan = load_image(first, series=series.series_uid)
         images[0] = scan
         dicom = (series, scan)
-    result = detect(
-        args.model,
-        images,
-        roi=args.roi,
-        brain_mask=args.brain_mask,
-        method=args.method,
-        device=args.device,
-        target_class=args.target_class,
-        series=args.series,
-        roi_segment=args.roi_segment,
-        localized_smoothgrad=args.localized_smoothgrad,
-        nt_samples=args.nt_samples,
-        noise_sd=args.noise_sd,
-        layer=args.layer,
-        cluster_threshold=args.cluster_threshold,
-        min_cluster_mm3=args.min_cluster_mm3,
-    )
-    result.inputs = [str(p) for p in args.image]
+    metadata = read_bundle_metadata(args.model)
+    if len(images) != len(metadata.modalities):
+        raise FCDInputError(
+            f"model {metadata.name}: expects {len(metadata.modalities)} image(s) "
+            f"({', '.join(metadata.modalities)}), got {len(images)}"
+        )
+    # read once: the network, the overlay and the report all use these
+    inputs = DetectionInputs.load(images, args.roi, args.brain_mask, series=options.series,
+                                  roi_segment=options.roi_segment, labels=metadata.modalities,
+                                  names=[str(p) for p in args.image])
+    result = detect(args.model, inputs, options=options)
     for warning in result.warnings:
         print(f"warning: {warning}", file=sys.stderr)
     writers = []
     if args.png:  # the overlay belongs to the detection's set: written in the same commit
-        from ..image_io import load_image, load_mask
-
-        first = dicom[1] if dicom is not None else load_image(args.image[0], series=args.series)
-        outline = load_mask(args.roi, segment=args.roi_segment) if args.roi else None
 
         def overlay(result, folder):
-            from ..overlay import render_detection
+            from FCDDetectLib.outputs.overlay import render_detection
 
-            render_detection(result, first, folder / "overlay.png", roi=outline)
+            render_detection(result, inputs.reference, folder / "overlay.png", roi=inputs.roi)
 
         writers.append(overlay)
     write_detection(result, args.out, extra_writers=writers)
     if dicom is not None:
-        from ..dicom_out import write_dicom_outputs
+        from FCDDetectLib.outputs.dicom_outputs import write_dicom_outputs
 
         series, scan = dicom
         write_dicom_outputs(result.heatmap, scan, series, args.dicom_out,
                             description=f"FCD {result.method} heatmap", model_name=result.model)
     if args.report:  # the PDF report is written after the detection's set (not part of its commit)
-        from ..image_io import load_image, load_mask
-        from ..report import write_report
+        from FCDDetectLib.outputs.pdf_report import write_report
 
-        first = dicom[1] if dicom is not None else load_image(args.image[0], series=args.series)
-        write_report(result, [first], args.out,
-                     roi=load_mask(args.roi, segment=args.roi_segment) if args.roi else None)
+        write_report(result, [inputs.reference], args.out, roi=inputs.roi)
     print(json.dumps({**result.to_json(), "files": _checksums(args.out)}, indent=2))
     return 0
 
 
-def run_cohort_command(args: argparse.Namespace) -> int:
+def run_cohort_command(args: argparse.Namespace, options: DetectOptions) -> int:
     """``--data``: every subject with one loaded model; summary.csv; exit 1 when a subject failed."""
-    from ..bundle import read_bundle_metadata
-    from ..cohort import SUMMARY_NAME, check_out_dir, discover_subjects, failed, run_cohort
-    from ..errors import FCDInputError
+    from FCDDetectLib.cohort.discovery import discover_subjects
+    from FCDDetectLib.cohort.runner import check_out_dir, run_cohort
+    from FCDDetectLib.cohort.summary import SUMMARY_NAME, failed
+    from FCDDetectLib.errors import FCDInputError
+    from FCDDetectLib.networks.bundle_metadata import read_bundle_metadata
 
     for option in ("roi", "brain_mask", "dicom_out", "png", "report", "localized_smoothgrad"):
         if getattr(args, option):
@@ -215,22 +223,20 @@ def run_cohort_command(args: argparse.Namespace) -> int:
             bar.update(1)
 
         if args.executor == "ray":
-            from ..ray_cohort import run_cohort_ray
+            from FCDDetectLib.cohort.ray_runner import run_cohort_ray
 
             rows = run_cohort_ray(
-                args.model, subjects, out, method=_method(args), workers=args.workers,
+                args.model, subjects, out, options=options, workers=args.workers,
                 gpus_per_worker=args.gpus_per_task or 0.0, cpus_per_worker=args.cpus_per_task or 1.0,
                 address=args.ray_address or os.environ.get("RAY_ADDRESS"), max_retries=args.max_retries,
-                progress=progress, resume=not args.no_resume, device=args.device, target_class=args.target_class,
-                layer=args.layer, cluster_threshold=args.cluster_threshold, min_cluster_mm3=args.min_cluster_mm3,
+                progress=progress, resume=not args.no_resume,
             )
         else:
             if args.ray_address or args.gpus_per_task:
                 raise FCDInputError("--ray-address and --gpus-per-worker: only with --executor ray")
             rows = run_cohort(
-                args.model, subjects, out, method=_method(args), workers=args.workers or 1, progress=progress,
-                resume=not args.no_resume, device=args.device, target_class=args.target_class,
-                layer=args.layer, cluster_threshold=args.cluster_threshold, min_cluster_mm3=args.min_cluster_mm3,
+                args.model, subjects, out, options=options, workers=args.workers or 1, progress=progress,
+                resume=not args.no_resume,
             )
     bad = failed(rows)
     counts = {status: sum(r["status"] == status for r in rows) for status in ("done", "resumed", "error", "pending")}
@@ -240,11 +246,3 @@ def run_cohort_command(args: argparse.Namespace) -> int:
               f"{out / SUMMARY_NAME} (first: {bad[0]['subject']}: {bad[0]['error']})", file=sys.stderr)
         return 1
     return 0
-
-
-def _method(args: argparse.Namespace) -> str:
-    """The explanation method: --method, else the bundle's default, else the engine's (one name for resume checks)."""
-    from ..bundle import read_bundle_metadata
-    from ..choices import DEFAULT_METHOD
-
-    return args.method or read_bundle_metadata(args.model).explain_method or DEFAULT_METHOD

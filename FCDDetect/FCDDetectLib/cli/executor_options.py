@@ -1,7 +1,7 @@
 """The ``--executor`` options shared by commands that can run on a Ray cluster.
 
 ``fcd experiment`` (one task per fold) uses them; Ray itself is an optional extra and is
-imported only once ``--executor ray`` runs (see :mod:`FCDDetectLib.ray_cluster`).
+imported only once ``--executor ray`` runs (see :mod:`FCDDetectLib.cohort.ray_connection`).
 
 Example:
     $ fcd experiment --data ds004199/ --out exp/ --executor ray --ray-address head-node:6379 \\

@@ -27,8 +27,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Print the Heat-Score as JSON."""
-    from ..heat_score import heat_score_images
-    from ..image_io import load_image, load_mask
+    from FCDDetectLib.io.image_io import load_image, load_mask
+    from FCDDetectLib.maps.heat_score import heat_score_images
 
     heatmap = load_image(args.heatmap)
     roi = load_mask(args.roi)

@@ -4,7 +4,7 @@ Imports only ``slicer``'s VTK classes (no ``slicer.app``, no Qt), so it runs ins
 Slicer application and under the ``slicer-core`` wheel in the tests. Submodules:
 
 - :mod:`.conversion`: the one place converting volume / segmentation nodes to and from
-  :class:`~FCDDetectLib.image_io.Image` (array (I, J, K), affine RAS).
+  :class:`~FCDDetectLib.io.image_io.Image` (array (I, J, K), affine RAS).
 - :mod:`.detection_logic`: :class:`~.detection_logic.DetectionLogic`, runs the engine on nodes
   and builds the heatmap volume, its display and the results table.
 
@@ -13,3 +13,10 @@ Example:
     >>> out = DetectionLogic().process([flairNode], "model.fcdbundle")  # doctest: +SKIP
     >>> out.heatmap_node.GetName(), out.probability  # doctest: +SKIP
 """
+
+__all__ = [
+    "batch_logic",
+    "conversion",
+    "detection_logic",
+    "detection_nodes",
+]

@@ -1,7 +1,7 @@
 """Batch detection from Slicer: every subject of a folder or BIDS dataset, plus a summary table node.
 
-:func:`process_folder` finds the subjects with :func:`FCDDetectLib.cohort.discover_subjects`,
-runs :func:`FCDDetectLib.cohort.run_cohort` (the same code as ``fcd detect --data``, so each
+:func:`process_folder` finds the subjects with :func:`FCDDetectLib.cohort.runner.discover_subjects`,
+runs :func:`FCDDetectLib.cohort.runner.run_cohort` (the same code as ``fcd detect --data``, so each
 subject gets the CLI's outputs in ``out_dir/<subject>/`` and ``out_dir/summary.csv``), and
 adds the summary rows to the scene as a table node. Progress and stop are the cohort
 runner's: ``progress(done, total, row)`` after each subject, ``should_stop()`` before each;
@@ -24,7 +24,7 @@ from typing import Any
 
 import vtk
 
-from ..errors import FCDInputError
+from FCDDetectLib.errors import FCDInputError
 
 
 @dataclass
@@ -71,17 +71,17 @@ def summary_table_node(scene: Any, rows: Sequence[dict[str, Any]], name: str) ->
 def _model_modalities(model: Any) -> list[str]:
     metadata = getattr(model, "metadata", None)
     if metadata is None:
-        from ..bundle import read_bundle_metadata
+        from FCDDetectLib.networks.bundle_metadata import read_bundle_metadata
 
         metadata = read_bundle_metadata(model)
     return list(metadata.modalities)
 
 
 def process_folder(scene: Any, data: str | Path, model: Any, out_dir: str | Path, *,
-                   modalities: Sequence[str] | None = None, method: str = "gradcam", workers: int = 1,
+                   modalities: Sequence[str] | None = None, options: Any = None, workers: int = 1,
                    progress: Callable[[int, int, dict[str, Any]], None] | None = None,
                    should_stop: Callable[[], bool] | None = None, name: str | None = None,
-                   **detect_options: Any) -> BatchNodes:
+                   **option_values: Any) -> BatchNodes:
     """Detect every subject of ``data`` with ``model`` into ``out_dir``; summary table in ``scene``.
 
     ``modalities`` default to the model's. Bad input (no subjects, unreadable folder, a
@@ -89,13 +89,14 @@ def process_folder(scene: Any, data: str | Path, model: Any, out_dir: str | Path
     subject that fails is a row with status ``error``, not an exception.
     """
     try:
-        from ..cohort import discover_subjects, run_cohort
+        from FCDDetectLib.cohort.discovery import discover_subjects
+        from FCDDetectLib.cohort.runner import run_cohort
     except ImportError as error:  # an engine without the cohort runner
-        raise FCDInputError("batch detection needs FCDDetectLib.cohort, which this engine does not have") from error
+        raise FCDInputError("batch detection needs FCDDetectLib.cohort.runner, which this engine does not have") from error
 
     wanted = list(modalities) if modalities else _model_modalities(model)
     subjects = discover_subjects(data, modalities=wanted)  # FCDInputError when there is none
-    rows = run_cohort(model, subjects, out_dir, method=method, workers=workers, progress=progress,
-                      should_stop=should_stop, **detect_options)
+    rows = run_cohort(model, subjects, out_dir, options=options, workers=workers, progress=progress,
+                      should_stop=should_stop, **option_values)
     table = summary_table_node(scene, rows, name or f"FCD batch {Path(str(data)).name}")
     return BatchNodes(rows=list(rows), table_node=table)

@@ -3,7 +3,7 @@
 ``slicer.util.arrayFromVolume`` returns voxels as (K, J, I); the engine, nibabel and MONAI
 use (I, J, K). Every transpose between the two lives here. A node's geometry is its
 IJK-to-RAS matrix combined with its parent transform (when the transform is linear), so an
-:class:`~FCDDetectLib.image_io.Image` made here is in world RAS coordinates, like one read
+:class:`~FCDDetectLib.io.image_io.Image` made here is in world RAS coordinates, like one read
 from the same file with nibabel.
 
 Only ``slicer``'s VTK classes are used (no ``slicer.app``, no ``slicer.mrmlScene``), so the
@@ -24,8 +24,8 @@ import slicer
 import vtk
 from vtk.util import numpy_support
 
-from ..errors import FCDInputError
-from ..image_io import Image, validate_array
+from FCDDetectLib.errors import FCDInputError
+from FCDDetectLib.io.image_io import Image, validate_array
 
 # Tolerances deciding that a segment's grid is a sub-block of a reference grid.
 _ROTATION_TOL = 1e-4

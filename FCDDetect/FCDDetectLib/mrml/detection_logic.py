@@ -1,7 +1,7 @@
 """Detection on MRML nodes: engine in, heatmap volume + results table out.
 
 :class:`DetectionLogic` converts the input nodes to engine images (through
-:mod:`.conversion`), runs :func:`FCDDetectLib.detect.detect`, and only once the engine has
+:mod:`.conversion`), runs :func:`FCDDetectLib.detection.detect.detect`, and only once the engine has
 succeeded adds to the scene of the input nodes:
 
 - a scalar volume node holding the heatmap on the input's exact grid (same IJK-to-RAS,
@@ -36,15 +36,15 @@ from typing import Any
 import numpy as np
 import vtk
 
-from ..errors import FCDInputError
-from .conversion import (
+from FCDDetectLib.errors import FCDInputError
+from FCDDetectLib.mrml.conversion import (
     image_from_volume_node,
     mask_from_segment,
     mask_from_volume_node,
     new_volume_node,
     node_label,
 )
-from .result_nodes import IRON_COLOR_NODE_ID, map_display
+from FCDDetectLib.mrml.detection_nodes import IRON_COLOR_NODE_ID, map_display
 
 DEFAULT_LOWER_THRESHOLD = 0.2
 DEFAULT_OPACITY = 0.5
@@ -54,7 +54,7 @@ DEFAULT_OPACITY = 0.5
 class DetectionNodes:
     """What :meth:`DetectionLogic.process` made: the engine's result and the new nodes."""
 
-    result: Any  # FCDDetectLib.detect.DetectionResult
+    result: Any  # FCDDetectLib.detection.detect.DetectionResult
     heatmap_node: Any  # vtkMRMLScalarVolumeNode
     table_node: Any  # vtkMRMLTableNode
     lesion_map_node: Any = None  # vtkMRMLScalarVolumeNode, when the bundle has a lesion head
@@ -89,7 +89,7 @@ def model_modalities(model: Any) -> list[str]:
     """Modalities a bundle expects, read from its metadata (no torch needed for a path)."""
     metadata = getattr(model, "metadata", None)
     if metadata is None:
-        from ..bundle import read_bundle_metadata
+        from FCDDetectLib.networks.bundle_metadata import read_bundle_metadata
 
         metadata = read_bundle_metadata(model)
     return list(metadata.modalities)
@@ -132,15 +132,18 @@ class DetectionLogic:
         self,
         input_nodes: Sequence[Any] | Any,
         model: Any,
-        method: str = "gradcam",
-        device: str = "auto",
+        options: Any = None,
         segmentation_node: Any = None,
         segment_id: str | None = None,
         brain_mask_node: Any = None,
-        target_class: str = "fcd",
         name: str | None = None,
+        **option_values: Any,
     ) -> DetectionNodes:
         """Detect FCD on ``input_nodes`` (in the model's modality order) with ``model``.
+
+        ``options`` is a :class:`~FCDDetectLib.detection.options.DetectOptions` (keyword values such
+        as ``method="gradcam++"`` or ``cluster_threshold=0.4`` replace its fields), the same object
+        ``fcd detect`` builds from its command line.
 
         ``model`` is a ``.fcdbundle`` path or a loaded ``ModelBundle``. With a segmentation
         node and a segment ID, the Heat-Score of the heatmap against that segment is computed
@@ -148,7 +151,7 @@ class DetectionLogic:
         (label map or scalar volume) restricts the Heat-Score background. Raises
         :class:`FCDInputError` for bad input; nothing is added to the scene then.
         """
-        from ..detect import detect
+        from FCDDetectLib.detection.detect import detect
 
         nodes = self._check_inputs(input_nodes, model)
         images = [image_from_volume_node(node) for node in nodes]
@@ -156,14 +159,13 @@ class DetectionLogic:
         if segmentation_node is not None or segment_id:
             roi = mask_from_segment(segmentation_node, segment_id or "", reference=images[0])
         mask = mask_from_volume_node(brain_mask_node) if brain_mask_node is not None else None
-        result = detect(model, images, roi=roi, brain_mask=mask, method=method, device=device,
-                        target_class=target_class)
+        result = detect(model, images, roi=roi, brain_mask=mask, options=options, **option_values)
         return self.create_nodes(nodes[0], result, name=name)
 
     # -- outputs --------------------------------------------------------------------------------
     def create_nodes(self, input_node: Any, result: Any, name: str | None = None) -> DetectionNodes:
         """Heatmap volume + table for ``result`` beside ``input_node``; all or nothing."""
-        from ..image_io import Image
+        from FCDDetectLib.io.image_io import Image
 
         scene = input_node.GetScene()
         base = name or f"{input_node.GetName()} FCD {result.method}"
@@ -194,7 +196,7 @@ class DetectionLogic:
     def _lesion_outputs(self, input_node: Any, result: Any, base: str, created: list[Any]) -> dict[str, Any]:
         """Lesion map, clusters of the heatmap and of the lesion map (table + markups each) and
         modality contributions, when the result has them."""
-        from .result_nodes import (
+        from FCDDetectLib.mrml.detection_nodes import (
             LESION_CLUSTER_COLOR,
             LESION_MAP_COLOR_NODE_ID,
             contributions_plot_nodes,
@@ -273,7 +275,11 @@ def _cluster_nodes(scene: Any, clusters: Any, table_name: str, markups_name: str
 
     ``clusters``: the engine's ``ClusterSet`` (its ranked clusters as JSON rows) or those rows.
     """
-    from .result_nodes import clusters_markups_node, clusters_table_node, link_cluster_points
+    from FCDDetectLib.mrml.detection_nodes import (
+        clusters_markups_node,
+        clusters_table_node,
+        link_cluster_points,
+    )
 
     if hasattr(clusters, "to_json"):
         clusters = clusters.to_json()["clusters"]

@@ -4,7 +4,8 @@
   order (torch first, pip under a torch constraint) and whether a restart is needed.
 - :mod:`.paths`: path fields ("" and "." mean *unset*), folders that are safe to scan.
 - :mod:`.models_registry`: the models folders both modules share (one settings key each).
-- :mod:`.compat`: the supported Slicer versions and the message for an older one.
+- :mod:`.models_folder`: the ``*.fcdbundle`` folders of a models folder (the panels' model list).
+- :mod:`.tree_process`: a child process stopped with its whole tree (Stop in the panels).
 - :mod:`.detect_presenter`: FCDDetect's panel decisions ("presenter"), against a logic Protocol.
 - :mod:`.install_check`: the first-run "Check installation" report.
 
@@ -14,3 +15,13 @@ and apply what they return. Nothing here imports ``qt``, ``ctk`` or ``slicer``.
 Example:
     >>> from FCDDetectLib.slicer_support.dependencies import parse_requirement  # doctest: +SKIP
 """
+
+__all__ = [
+    "dependencies",
+    "detect_presenter",
+    "install_check",
+    "models_folder",
+    "models_registry",
+    "paths",
+    "tree_process",
+]

@@ -1,7 +1,7 @@
 """FCDDetect's panel decisions, Qt-free: what to enable, what to show, which error.
 
 :class:`DetectPresenter` is given a logic through the :class:`DetectPanelLogic` Protocol
-(in Slicer: ``FCDDetectWidgets.detect_logic.FCDDetectLogic``; in the tests: a fake) and the
+(in Slicer: ``FCDDetectWidgets.detect_module_logic.FCDDetectLogic``; in the tests: a fake) and the
 shared :class:`~.models_registry.ModelsFolderRegistry`. The Qt widget reads its widgets,
 calls the presenter, and applies the returned values; it decides nothing itself.
 
@@ -21,18 +21,18 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
-from ..errors import FCDInputError
-from .models_registry import ModelsFolderRegistry
-from .paths import path_or_none, scan_refusal
+from FCDDetectLib.errors import FCDInputError
+from FCDDetectLib.slicer_support.models_registry import ModelsFolderRegistry
+from FCDDetectLib.slicer_support.paths import path_or_none, scan_refusal
 
 HEATMAP_OVERLAY = "Heatmap"
 LESION_MAP_OVERLAY = "Lesion map"
-REPORT_MISSING = ("Saving a report needs FCDDetectLib.report, which this version of the extension "
+REPORT_MISSING = ("Saving a report needs FCDDetectLib.outputs.pdf_report, which this version of the extension "
                   "does not have; update the extension.")
 
 
 def report_writer() -> Any:
-    """A ``(result, folder) -> path`` writer over ``FCDDetectLib.report.write_report``, or None
+    """A ``(result, folder) -> path`` writer over ``FCDDetectLib.outputs.pdf_report.write_report``, or None
     when this engine has no report module (the panel then says so instead of failing).
 
     Coded before the report module landed: the folder is passed under the name its
@@ -41,7 +41,7 @@ def report_writer() -> Any:
     import inspect
 
     try:
-        from ..report import write_report
+        from FCDDetectLib.outputs.pdf_report import write_report
     except ImportError:
         return None
     accepted = set(inspect.signature(write_report).parameters)
@@ -51,6 +51,23 @@ def report_writer() -> Any:
         return write_report(result, **{name: folder}) if name else write_report(result, folder)
 
     return write
+
+
+BUNDLE_LAYER = "bundle"
+"""The panel's layer choice that leaves the network stage to the model bundle."""
+
+
+def panel_options(method: str, device: str, layer: str, cluster_threshold: float, min_cluster_mm3: float) -> Any:
+    """The panel's fields as the one :class:`~FCDDetectLib.detection.options.DetectOptions` of a detection.
+
+    Example:
+        >>> panel_options("gradcam", "cpu", "bundle", 0.4, 20.0).layer is None
+        True
+    """
+    from FCDDetectLib.detection.options import DetectOptions
+
+    return DetectOptions(method=method, device=device, layer=None if layer == BUNDLE_LAYER else layer,
+                         cluster_threshold=cluster_threshold, min_cluster_mm3=min_cluster_mm3)
 
 
 class DetectPanelLogic(Protocol):
@@ -69,7 +86,7 @@ class DetectPanelLogic(Protocol):
         """An ``InstallationReport`` of this Slicer and the given models folders."""
 
     def reportWriter(self) -> Any:
-        """``FCDDetectLib.report.write_report`` or None when that module is absent."""
+        """``FCDDetectLib.outputs.pdf_report.write_report`` or None when that module is absent."""
 
 
 @dataclass

@@ -67,8 +67,8 @@ def torch_lines() -> tuple[list[str], list[str]]:
 
 def bundle_lines(folders: Sequence[str]) -> tuple[list[str], list[str], dict[str, str]]:
     """Load each bundle of ``folders``; a line per bundle."""
-    from ..errors import FCDInputError
-    from ..models_folder import list_bundles
+    from FCDDetectLib.errors import FCDInputError
+    from FCDDetectLib.slicer_support.models_folder import list_bundles
 
     lines: list[str] = []
     problems: list[str] = []
@@ -76,7 +76,7 @@ def bundle_lines(folders: Sequence[str]) -> tuple[list[str], list[str], dict[str
     if not folders:
         return ["models: no models folder chosen"], [], status
     try:
-        from ..bundle import load_bundle
+        from FCDDetectLib.networks.bundle import load_bundle
     except ImportError as error:  # torch/monai missing: bundles cannot be loaded yet
         return [f"models: not checked ({error})"], [], status
     for folder in folders:

@@ -21,8 +21,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Protocol
 
-from ..errors import FCDInputError
-from .paths import path_or_none, scan_refusal
+from FCDDetectLib.errors import FCDInputError
+from FCDDetectLib.slicer_support.paths import path_or_none, scan_refusal
 
 MODELS_FOLDER_KEY = "FCDDetect/ModelsFolder"
 EXTRA_MODEL_FOLDERS_KEY = "FCDDetect/ExtraModelFolders"

@@ -33,7 +33,9 @@ def register(subparsers) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from FCDTrainLib.data import LabelNames, audit_dataset, load_dataset
+    from FCDTrainLib.data.audit import audit_dataset
+    from FCDTrainLib.data.dataset_loader import load_dataset
+    from FCDTrainLib.data.labels import LabelNames
 
     names = LabelNames.with_extra(args.positive_label, args.negative_label)
     dataset = load_dataset(args.data, names)

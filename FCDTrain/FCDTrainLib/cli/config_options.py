@@ -22,7 +22,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import MISSING, fields
 from typing import Any
 
-from ..run_config import RunConfig, flag_of
+from FCDTrainLib.run_folder.run_config import RunConfig, flag_of
 
 SINGLE_RUN_FIELDS = ("depth", "pretrained", "weights", "modality", "supervision")
 """Fields of one run; ``fcd experiment`` takes lists instead (``--depths``, ...)."""

@@ -13,8 +13,8 @@ from FCDDetectLib.choices import DEVICES
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     """Add the ``demo`` sub-command."""
-    from ..demo import DemoOptions
-    from ..run_config import PRESETS
+    from FCDTrainLib.experiment.demo import DemoOptions
+    from FCDTrainLib.run_folder.run_config import PRESETS
 
     parser = subparsers.add_parser(
         "demo",
@@ -39,9 +39,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Run the demo and print the held-out summary."""
-    from FCDDetectLib.files import json_text
+    from FCDDetectLib.io.atomic_files import json_text
 
-    from ..demo import DemoOptions, run_demo
+    from FCDTrainLib.experiment.demo import DemoOptions, run_demo
 
     options = DemoOptions(subjects=args.subjects, seed=args.seed, device=args.device,
                           training={"max_epochs": args.max_epochs}, lesion=bool(args.lesion))

@@ -15,7 +15,7 @@ from FCDDetectLib.choices import DEVICES, EXPLANATION_LAYERS, EXPLANATION_METHOD
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     """Add the ``evaluate`` sub-command."""
-    from FCDDetectLib.localized_saliency import DEFAULT_NOISE_SD, DEFAULT_NT_SAMPLES
+    from FCDDetectLib.explain.localized_smoothgrad import DEFAULT_NOISE_SD, DEFAULT_NT_SAMPLES
     parser = subparsers.add_parser(
         "evaluate",
         help="recompute a run's test metrics, or evaluate its fold models on an external dataset",
@@ -50,7 +50,7 @@ def run(args: argparse.Namespace) -> int:
     if args.modality_contributions or args.reports:
         from FCDDetectLib.errors import FCDInputError
 
-        from ..cohort_saliency import cohort_saliency
+        from FCDTrainLib.experiment.heldout_saliency import cohort_saliency
 
         if args.data is not None:
             raise FCDInputError("--modality-contributions / --reports work on the run's own test folds, not --data")
@@ -59,7 +59,7 @@ def run(args: argparse.Namespace) -> int:
                                   nt_samples=args.nt_samples, noise_sd=args.noise_sd)
         print(json.dumps(summary, indent=2))
         return 0
-    from ..evaluate import evaluate_run
+    from FCDTrainLib.experiment.evaluate_run import evaluate_run
 
     report = evaluate_run(args.run, data=args.data, out=args.out, device=args.device, method=args.method,
                           allow_missing=args.allow_missing, layer=args.layer)

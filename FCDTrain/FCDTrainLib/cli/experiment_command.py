@@ -20,8 +20,8 @@ import os
 from FCDDetectLib.choices import DEPTHS, INPUT_MODALITIES, MODALITIES, PRETRAINED_STRATEGIES, SUPERVISION
 from FCDDetectLib.cli.executor_options import add_executor_options
 
-from .config_options import config_from_args
-from .train_command import add_training_options
+from FCDTrainLib.cli.config_options import config_from_args
+from FCDTrainLib.cli.train_command import add_training_options
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -52,11 +52,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Run the grid; prints the report paths and the summary table as JSON."""
-    from FCDDetectLib.files import json_text
+    from FCDDetectLib.io.atomic_files import json_text
 
-    from ..executors import make_executor
-    from ..experiment import run_experiment
-    from ..run_lock import RunLock
+    from FCDTrainLib.experiment.executors import make_executor
+    from FCDTrainLib.experiment.paper_comparison import run_experiment
+    from FCDTrainLib.run_folder.run_lock import RunLock
 
     base = config_from_args(args)
     executor = make_executor(args.executor, address=args.ray_address or (

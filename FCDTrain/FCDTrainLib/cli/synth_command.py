@@ -41,10 +41,10 @@ def register(subparsers) -> None:
 def run(args: argparse.Namespace) -> int:
     import sys
 
-    from FCDDetectLib.output_set import check_output_folder
+    from FCDDetectLib.io.output_set import check_output_folder
     from tqdm import tqdm
 
-    from FCDTrainLib.data.synth import synth_cohort
+    from FCDTrainLib.data.synth.write_cohort import synth_cohort
 
     check_output_folder(args.out, ("participants.tsv",))  # before any subject is made
     bar = None

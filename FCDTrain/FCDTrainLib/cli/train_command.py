@@ -7,14 +7,14 @@ Example:
 
 Run the same command again after an interruption: it continues from the last
 completed epoch. ``RUN/events.jsonl`` reports progress line by line. Every training
-option comes from :class:`~FCDTrainLib.run_config.RunConfig` (names, choices, defaults).
+option comes from :class:`~FCDTrainLib.run_folder.run_config.RunConfig` (names, choices, defaults).
 """
 
 from __future__ import annotations
 
 import argparse
 
-from .config_options import SINGLE_RUN_FIELDS, add_config_options, config_from_args
+from FCDTrainLib.cli.config_options import SINGLE_RUN_FIELDS, add_config_options, config_from_args
 
 
 def add_training_options(parser: argparse.ArgumentParser, single_run: bool = True) -> None:
@@ -40,18 +40,18 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Train (or resume) the run; prints the summary as JSON."""
-    from FCDDetectLib.files import json_text
+    from FCDDetectLib.io.atomic_files import json_text
 
-    from ..run_lock import RunLock
-    from ..train_run import train_run
+    from FCDTrainLib.experiment.train_run import train_run
+    from FCDTrainLib.run_folder.run_lock import RunLock
 
     config = config_from_args(args)
     from pathlib import Path
 
     from FCDDetectLib.errors import FCDInputError
-    from FCDDetectLib.output_set import check_output_folder
+    from FCDDetectLib.io.output_set import check_output_folder
 
-    from ..train_run import RUN_FILES
+    from FCDTrainLib.experiment.train_run import RUN_FILES
 
     check_output_folder(args.out, RUN_FILES)  # before the lock creates the folder
     fresh = not Path(args.out).exists()
@@ -69,4 +69,4 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-__all__ = ["add_training_options", "config_from_args", "register", "run"]
+__all__ = ["add_training_options", "register", "run"]

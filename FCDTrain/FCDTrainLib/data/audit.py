@@ -8,7 +8,7 @@ protocol-only classifier does: it predicts, for each subject, the majority label
 the others are tied or no other subject has that protocol. Chance is the majority-class rate.
 
 Example:
-    >>> from FCDTrainLib.data import load_dataset
+    >>> from FCDTrainLib.data.dataset_loader import load_dataset
     >>> audit = audit_dataset(load_dataset("ds004199"))  # doctest: +SKIP
     >>> audit.confounded, audit.warnings[0][:40]  # doctest: +SKIP
     (True, 'protocol alone predicts the label: a pro')
@@ -19,9 +19,10 @@ from __future__ import annotations
 from collections import Counter
 from dataclasses import asdict, dataclass, field
 
+from FCDDetectLib.choices import MODALITIES
 from FCDDetectLib.errors import FCDInputError
 
-from .types import MODALITIES, Dataset, Subject
+from FCDTrainLib.data.records import Dataset, Subject
 
 FACTORS = ("protocol", *MODALITIES)
 """``protocol``: the whole protocol string; ``t1``/``flair``: that modality's acquisition label."""

@@ -14,10 +14,10 @@ from pathlib import Path
 
 from FCDDetectLib.errors import FCDInputError
 
-from .bids import load_bids
-from .labels import LabelNames
-from .manifest import load_manifest
-from .types import Dataset
+from FCDTrainLib.data.bids_loader import load_bids
+from FCDTrainLib.data.labels import LabelNames
+from FCDTrainLib.data.manifest_loader import load_manifest
+from FCDTrainLib.data.records import Dataset
 
 __all__ = ["load_dataset"]
 

@@ -1,8 +1,8 @@
 """FCDTrain's panel decisions, Qt-free: what to enable, which folder to load, which message.
 
 :class:`TrainPresenter` gets the logic through the :class:`TrainPanelLogic` Protocol
-(in Slicer: ``FCDTrainWidgets.train_logic.FCDTrainLogic``; in tests: a fake or the real
-:class:`~FCDTrainLib.slicer_support.train_logic.TrainLogic`) and the shared models-folder registry.
+(in Slicer: ``FCDTrainWidgets.train_module_logic.FCDTrainLogic``; in tests: a fake or the real
+:class:`~FCDTrainLib.slicer_support.train_launcher.TrainLogic`) and the shared models-folder registry.
 
 Example:
     >>> from FCDDetectLib.slicer_support.models_registry import DictSettings, ModelsFolderRegistry
@@ -23,8 +23,8 @@ from FCDDetectLib.slicer_support.detect_presenter import Message
 from FCDDetectLib.slicer_support.models_registry import ModelsFolderRegistry
 from FCDDetectLib.slicer_support.paths import is_set, path_or_none
 
-from ..medicalnet_weights import DownloadCancelled
-from ..slicer_support.train_logic import TrainSettings
+from FCDTrainLib.slicer_support.train_launcher import TrainSettings
+from FCDTrainLib.training.medicalnet_weights import DownloadCancelled
 
 
 class TrainPanelLogic(Protocol):

@@ -83,7 +83,7 @@ def random_deformation(
 
 def _node_steps(affine: np.ndarray) -> tuple[int, int, int]:
     """Voxels between exactly-mapped nodes per axis: node spacing about ``_NODE_MM``."""
-    from FCDDetectLib.geometry import voxel_sizes
+    from FCDDetectLib.grid.geometry import voxel_sizes
 
     return tuple(int(max(1, round(_NODE_MM / z))) for z in voxel_sizes(affine))
 

@@ -30,8 +30,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .deform import rotation_matrix
-from .template import Template
+from FCDTrainLib.data.synth.deform import rotation_matrix
+from FCDTrainLib.data.synth.template import Template
 
 
 @dataclass

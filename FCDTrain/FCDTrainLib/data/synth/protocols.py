@@ -19,7 +19,7 @@ from dataclasses import dataclass
 import numpy as np
 from FCDDetectLib.choices import SYNTH_SIZES
 
-from .deform import rotation_matrix
+from FCDTrainLib.data.synth.deform import rotation_matrix
 
 SIZES = SYNTH_SIZES  # declared once, with the other choice lists
 TEMPLATE_RESOLUTION = {"tiny": 4, "small": 2, "full": 1}

@@ -11,13 +11,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-from FCDDetectLib.image_io import Image
+from FCDDetectLib.io.image_io import Image
 
-from .contrast import STORED_WM, intensity_map, scanner, subject_contrasts
-from .deform import random_deformation, sample_on_grid
-from .lesion import make_lesion
-from .protocols import TEMPLATE_RESOLUTION, Protocol, make_grid, supersampling
-from .template import load_template
+from FCDTrainLib.data.synth.contrast import STORED_WM, intensity_map, scanner, subject_contrasts
+from FCDTrainLib.data.synth.deform import random_deformation, sample_on_grid
+from FCDTrainLib.data.synth.lesion import make_lesion
+from FCDTrainLib.data.synth.protocols import TEMPLATE_RESOLUTION, Protocol, make_grid, supersampling
+from FCDTrainLib.data.synth.template import load_template
 
 
 @dataclass

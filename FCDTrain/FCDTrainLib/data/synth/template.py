@@ -62,7 +62,7 @@ _FILES = {
 
 
 @functools.lru_cache(maxsize=3)
-def _read_1mm(kind: str) -> tuple[np.ndarray, np.ndarray] | None:
+def read_1mm(kind: str) -> tuple[np.ndarray, np.ndarray] | None:
     """The 1 mm map nilearn ships (max-normalised, read-only), or None if nilearn keeps it elsewhere."""
     import importlib.util
 
@@ -91,7 +91,7 @@ def _read_nilearn_map(kind: str, resolution: int) -> tuple[np.ndarray, np.ndarra
     """
     from scipy import ndimage
 
-    raw = _read_1mm(kind)
+    raw = read_1mm(kind)
     if raw is None:  # pragma: no cover - other nilearn layouts
         from nilearn import datasets
 

@@ -1,0 +1,18 @@
+"""Stage 6, what a detection hands over: its files (heatmap, clusters, ``result.json``), PNG
+overlays, the PDF report and its pages, and the DICOM outputs for a PACS.
+
+The package imports nothing: import each module by its full name.
+
+Example:
+    >>> from FCDDetectLib.outputs.detection_files import write_detection  # doctest: +SKIP
+"""
+
+__all__ = [
+    "cluster_files",
+    "detection_files",
+    "dicom_outputs",
+    "overlay",
+    "pdf_report",
+    "report_pages",
+    "report_slices",
+]

@@ -1,0 +1,253 @@
+"""Write a synthetic cohort in the ds004199 BIDS layout.
+
+Example:
+    >>> summary = synth_cohort("cohort", n_subjects=8, seed=1)  # doctest: +SKIP
+    >>> summary.patients, summary.controls  # doctest: +SKIP
+    (4, 4)
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+from FCDDetectLib.errors import FCDInputError
+from FCDDetectLib.io.atomic_files import write_json_atomic, write_text_atomic
+from FCDDetectLib.io.image_io import Image, save_image
+
+from FCDTrainLib.data.synth.protocols import OLD_CYCLE, PROTOCOLS, SIZES
+from FCDTrainLib.data.synth.subject import SynthSubject, make_subject
+
+MIN_SUBJECTS = 2
+TEST_FRACTION = 28 / 85
+"""Share of patients marked ``split=test``, as in ds004199."""
+
+_COLUMNS = ("participant_id", "group", "sex", "age_scan", "hemisphere", "lobe", "split", "protocol",
+            "lesion_volume_cm3", "transmantle")
+
+
+@dataclass
+class CohortSummary:
+    """What :func:`synth_cohort` wrote: counts, options, timings, one record per subject."""
+
+    out: str
+    patients: int
+    controls: int
+    size: str
+    seed: int
+    subtlety: float
+    protocol_mix: float
+    confound: bool
+    seconds: float
+    seconds_per_subject: float
+    overlays: list[str] = field(default_factory=list)
+    subjects: list[dict] = field(default_factory=list)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def _check_options(n_subjects: int, fcd_fraction: float, size: str, subtlety: float, protocol_mix: float) -> int:
+    if size not in SIZES:
+        raise FCDInputError(f"synth: unknown --size {size!r}; choose one of {', '.join(SIZES)}")
+    if not 0 < fcd_fraction < 1:
+        raise FCDInputError(f"synth: --fcd-fraction {fcd_fraction} must be between 0 and 1 (exclusive)")
+    if not 0 <= subtlety <= 1:
+        raise FCDInputError(f"synth: --subtlety {subtlety} must be between 0 and 1")
+    if not 0 <= protocol_mix <= 1:
+        raise FCDInputError(f"synth: --protocol-mix {protocol_mix} must be between 0 and 1")
+    n_fcd = int(round(n_subjects * fcd_fraction))
+    if n_subjects < MIN_SUBJECTS or n_fcd < 1 or n_subjects - n_fcd < 1:
+        raise FCDInputError(
+            f"synth: --subjects {n_subjects} with --fcd-fraction {fcd_fraction:g} gives {max(n_fcd, 0)} patients and "
+            f"{max(n_subjects - n_fcd, 0)} controls; a cohort needs at least one of each (minimum --subjects {MIN_SUBJECTS})"
+        )
+    return n_fcd
+
+
+def _assign_protocols(rng: np.random.Generator, labels: np.ndarray, mix: float, confound: bool) -> list[str]:
+    """``new`` for most; a ``mix`` share of each class (only patients with ``confound``) on older protocols."""
+    protocols = ["new"] * len(labels)
+    cycle = 0
+    for label in (1, 0):
+        members = np.flatnonzero(labels == label)
+        if confound and label == 0:
+            continue
+        n_old = int(round(mix * len(members)))
+        for index in sorted(rng.choice(members, size=n_old, replace=False)):
+            protocols[index] = OLD_CYCLE[cycle % len(OLD_CYCLE)]
+            cycle += 1
+    return protocols
+
+
+def _roi_on(grid: Image, roi: Image) -> np.ndarray:
+    """Nearest-neighbour resampling of ``roi`` onto ``grid`` through the affines (for the T1 overlay)."""
+    from scipy import ndimage
+
+    mapping = np.linalg.inv(roi.affine) @ grid.affine
+    return ndimage.affine_transform(roi.array.astype(np.float32), mapping, output_shape=grid.array.shape, order=0) > 0.5
+
+
+def _write_subject(root: Path, subject_id: str, protocol_name: str, size: str, data: SynthSubject) -> None:
+    protocol = PROTOCOLS[protocol_name]
+    anat = root / subject_id / "anat"
+    for sequence, image in ((protocol.t1, data.t1), (protocol.flair, data.flair)):
+        stem = f"{subject_id}_acq-{sequence.acq}_{sequence.suffix}"
+        save_image(anat / f"{stem}.nii.gz", image.array, image.affine, dtype=np.int16)
+        write_json_atomic(anat / f"{stem}.json", sequence.sidecar(size))
+    if data.roi is not None:
+        save_image(anat / f"{subject_id}_acq-{protocol.flair.acq}_FLAIR_roi.nii.gz", data.roi.array, data.roi.affine,
+                   dtype=np.uint8)
+
+
+def _tsv(rows: list[dict]) -> str:
+    lines = ["\t".join(_COLUMNS)]
+    lines += ["\t".join(str(row.get(c, "n/a")) for c in _COLUMNS) for row in rows]
+    return "\n".join(lines) + "\n"
+
+
+def _ordinary_permissions(root: Path) -> None:
+    """mkdtemp/mkstemp create owner-only entries: give the finished cohort the umask's usual modes."""
+    umask = os.umask(0)
+    os.umask(umask)
+    for folder, _dirs, files in os.walk(root):
+        os.chmod(folder, 0o777 & ~umask)
+        for name in files:
+            os.chmod(os.path.join(folder, name), 0o666 & ~umask)
+
+
+def _prepare_out(out: Path) -> None:
+    if out.exists() and (not out.is_dir() or any(out.iterdir())):
+        raise FCDInputError(f"{out}: already exists and is not an empty folder; choose a new --out")
+
+
+def synth_cohort(
+    out: str | os.PathLike,
+    n_subjects: int,
+    fcd_fraction: float = 0.5,
+    seed: int = 0,
+    size: str = "small",
+    subtlety: float = 0.3,
+    protocol_mix: float | None = None,
+    confound: bool = False,
+    overlays: int = 3,
+    progress: Callable[[int, int], None] | None = None,
+) -> CohortSummary:
+    """Generate ``n_subjects`` subjects (patients carry one FCD-II lesion) into ``out`` (ds004199 layout).
+
+    ``protocol_mix``: share of each class scanned with an older protocol (default 0.25, or 0.5
+    with ``confound``); ``confound=True`` keeps every control on the new protocol, like ds004199.
+    The cohort is built in a temporary folder beside ``out`` and renamed when complete. The same
+    arguments give the same files. ``progress(done, total)`` is called after each subject.
+
+    Example:
+        >>> synth_cohort("demo-cohort", 12, seed=3, size="small", subtlety=0.2)  # doctest: +SKIP
+    """
+    started = time.perf_counter()
+    n_fcd = _check_options(n_subjects, fcd_fraction, size, subtlety, 0.0 if protocol_mix is None else protocol_mix)
+    mix = (0.5 if confound else 0.25) if protocol_mix is None else float(protocol_mix)
+    target = Path(out)
+    _prepare_out(target)
+    rng = np.random.default_rng([seed, 0])
+    labels = np.array([1] * n_fcd + [0] * (n_subjects - n_fcd))
+    rng.shuffle(labels)
+    protocols = _assign_protocols(rng, labels, mix, confound)
+    patients = np.flatnonzero(labels == 1)
+    test = set(rng.choice(patients, size=int(round(TEST_FRACTION * len(patients))), replace=False).tolist())
+    target.parent.mkdir(parents=True, exist_ok=True)
+    work = Path(tempfile.mkdtemp(prefix=f".{target.name}.tmp-", dir=target.parent))
+    rows: list[dict] = []
+    shown: list[str] = []
+    try:
+        for index in range(n_subjects):
+            subject_id = f"sub-{index + 1:05d}"
+            subject_rng = np.random.default_rng([seed, index + 1])
+            patient = bool(labels[index])
+            data = make_subject(subject_rng, PROTOCOLS[protocols[index]], size, patient, subtlety)
+            _write_subject(work, subject_id, protocols[index], size, data)
+            info = data.info
+            rows.append({
+                "participant_id": subject_id,
+                "group": "fcd" if patient else "hc",
+                "sex": "MF"[int(subject_rng.integers(2))],
+                "age_scan": int(subject_rng.integers(3, 11)),
+                "hemisphere": info.get("hemisphere", "n/a"),
+                "lobe": info.get("lobe", "n/a"),
+                "split": "test" if index in test else "train",
+                "protocol": protocols[index],
+                "lesion_volume_cm3": info.get("roi_volume_cm3", "n/a"),
+                "transmantle": int(info["transmantle"]) if patient else "n/a",
+                "lesion": info,
+            })
+            if len(shown) < overlays and (patient or len(shown) == overlays - 1):
+                shown.append(_overlay(work, subject_id, data))
+            if progress:
+                progress(index + 1, n_subjects)
+        _write_metadata(work, rows, seed, size, subtlety, mix, confound)
+        _ordinary_permissions(work)
+        try:
+            if target.exists():
+                target.rmdir()  # the empty folder checked at the start
+            os.replace(work, target)
+        except OSError as error:  # another process filled the folder while this one wrote
+            raise FCDInputError(f"{target}: was filled by another process while this cohort was being written "
+                                f"({error.strerror}); nothing of this run was kept, choose a new --out") from None
+    except BaseException:
+        shutil.rmtree(work, ignore_errors=True)
+        raise
+    seconds = time.perf_counter() - started
+    return CohortSummary(
+        out=str(target), patients=n_fcd, controls=n_subjects - n_fcd, size=size, seed=seed, subtlety=subtlety,
+        protocol_mix=mix, confound=confound, seconds=round(seconds, 2),
+        seconds_per_subject=round(seconds / n_subjects, 3),
+        overlays=[str(target / p) for p in shown],
+        subjects=[{k: v for k, v in row.items() if k != "lesion"} for row in rows],
+    )
+
+
+def _overlay(root: Path, subject_id: str, data: SynthSubject) -> str:
+    from FCDDetectLib.outputs.overlay import render_rows
+
+    roi_flair = data.roi.array if data.roi is not None else None
+    roi_t1 = _roi_on(data.t1, data.roi) if data.roi is not None else None
+    label = "patient" if data.roi is not None else "control"
+    title = f"{subject_id} ({label}, protocol {data.info['protocol']})"
+    if data.roi is not None:
+        title += f", lesion {data.info['roi_volume_cm3']} cm3, {data.info['lobe']} {data.info['hemisphere']}"
+        title += ", transmantle" if data.info["transmantle"] else ""
+    relative = f"overlays/{subject_id}.png"
+    render_rows([(data.t1, None, roi_t1, None, "T1w"), (data.flair, None, roi_flair, None, "FLAIR")],
+                root / relative, title=title)
+    return relative
+
+
+def _write_metadata(root: Path, rows: list[dict], seed: int, size: str, subtlety: float, mix: float, confound: bool) -> None:
+    write_text_atomic(root / "participants.tsv", _tsv(rows))
+    write_json_atomic(root / "participants.json", {
+        "group": {"Description": "fcd: synthetic FCD type II patient; hc: synthetic healthy control"},
+        "age_scan": {"Description": "category code as in ds004199 (random, meaningless here)"},
+        "split": {"Description": "test marks about a third of the patients, as in ds004199"},
+        "protocol": {"Description": "synthetic acquisition protocol: new, old-3d, old-2d-tra, old-2d-cor"},
+        "lesion_volume_cm3": {"Description": "ROI volume on the FLAIR grid"},
+        "transmantle": {"Description": "1 if the lesion has a transmantle sign"},
+    })
+    write_json_atomic(root / "dataset_description.json", {
+        "Name": "Synthetic FCD-II cohort (FCDTrainLib.data.synth)",
+        "BIDSVersion": "1.6.0",
+        "DatasetType": "raw",
+        "License": "CC0",
+        "GeneratedBy": [{"Name": "FCDTrainLib.data.synth", "Description": (
+            f"seed={seed} size={size} subtlety={subtlety} protocol_mix={mix} confound={confound}; "
+            "anatomy from the MNI152 2009 template shipped with nilearn")}],
+    })
+    write_json_atomic(root / "synth_lesions.json", {row["participant_id"]: row["lesion"] for row in rows})
+    write_text_atomic(root / ".bidsignore", "overlays/\nsynth_lesions.json\n")
+    write_text_atomic(root / "README", "Synthetic FCD-II cohort in the layout of OpenNeuro ds004199. "
+                      "Not real patients: generated by `fcd synth`.\n" + json.dumps({"seed": seed, "size": size}) + "\n")

@@ -1,0 +1,303 @@
+"""The recorded configuration of a training run (``RUN/config.json``) and its checks.
+
+Every hyper-parameter that shapes the results is a field of :class:`RunConfig`. The
+first ``fcd train`` into a folder writes it; a later one (a resume, or another
+``--fold``) must match it field by field, otherwise the run is refused so that two
+configurations are never mixed in one folder. ``device`` and ``fold`` (which fold(s)
+to run now) are not part of the identity: a run may continue on another device.
+
+Example:
+    >>> config = RunConfig(data="cohort/", depth=18, modality="flair")
+    >>> config.modalities, config.transfer_mode, config.lr
+    (['flair'], 'all', 0.001)
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import MISSING, asdict, dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+from FCDDetectLib.choices import (
+    DEFAULT_LAYER,
+    DEFAULT_METHOD,
+    DEPTHS,
+    DEVICES,
+    EXPLANATION_LAYERS,
+    EXPLANATION_METHODS,
+    GEOMETRIES,
+    INPUT_MODALITIES,
+    PRETRAINED_STRATEGIES,
+    SUPERVISION,
+)
+from FCDDetectLib.detection.options import DetectOptions
+from FCDDetectLib.errors import FCDInputError
+from FCDDetectLib.maps.clusters import DEFAULT_MIN_SIZE_MM3, DEFAULT_THRESHOLD
+
+from FCDTrainLib.run_folder.layout import CACHE_NAME, CONFIG_NAME, EVENTS_NAME
+
+# Fields that do not change the numbers a run produces.
+NOT_IDENTITY = ("device", "weights", "workers")
+# Fields older versions wrote into config.json and nothing ever read (Adam, cross-entropy,
+# ReduceLROnPlateau and early stopping on the validation loss are what the trainer does;
+# the normalisation is the bundle's). Ignored when an old run folder is read.
+RETIRED_FIELDS = ("optimizer", "loss", "scheduler", "early_stopping", "normalisation")
+
+
+def option(default: Any = MISSING, help: str = "", *, flag: str | None = None, choices: tuple | None = None,
+           ge: float | None = None, gt: float | None = None, le: float | None = None, lt: float | None = None,
+           metavar: Any = None, cli: bool = True, factory: Any = MISSING) -> Any:
+    """A RunConfig field with what the CLI and the checks need to know about it.
+
+    ``help`` is the option's help (the default is appended by the CLI), ``flag`` the option
+    name when it is not ``--field-name``, ``choices`` the allowed values, ``ge``/``gt``/``le``/``lt``
+    bounds checked by :meth:`RunConfig.validate`, ``cli=False`` for fields no option sets.
+    """
+    metadata = {"help": help, "flag": flag, "choices": choices, "ge": ge, "gt": gt, "le": le, "lt": lt,
+                "metavar": metavar, "cli": cli}
+    if factory is not MISSING:
+        return field(default_factory=factory, metadata=metadata)
+    return field(default=default, metadata=metadata)
+
+
+@dataclass
+class RunConfig:
+    """Everything that defines a run: the single source of the training defaults.
+
+    Defaults follow section 2.3 of the paper. ``fcd train`` / ``fcd experiment`` build their
+    options (names, types, choices, help with the default) from these fields
+    (:mod:`FCDTrainLib.cli.config_options`), the Slicer module passes overrides of them, and
+    the demo is the named preset ``PRESETS["demo"]``.
+    """
+
+    data: str = option(help="dataset folder (ds004199 layout) or CSV manifest")
+    depth: int = option(18, "ResNet depth", choices=DEPTHS)
+    pretrained: str = option("none", "initialisation: none (random), medicalnet8 or medicalnet23 (needs --weights)",
+                             choices=PRETRAINED_STRATEGIES)
+    weights: str | None = option(None, "MedicalNet checkpoint (.pth) matching --depth and --pretrained",
+                                 metavar="FILE")
+    weights_sha256: str | None = option(None, cli=False)
+    geometry: str = option("paper", "network geometry: paper (section 2.2) or medicalnet (dilated layer3/4)",
+                           choices=GEOMETRIES)
+    widen_factor: float = option(1.0, "scale of the stage widths (64..512); 1.0 = standard ResNet, "
+                                 "<1 for quick CPU runs; 1/16 keeps 4 filters in the first stage", ge=0.0625, le=4)
+    modality: str = option("flair", "input modality, or both as two channels", choices=INPUT_MODALITIES)
+    folds: int = option(5, "number of folds", ge=2)
+    seed: int = option(0, "seed of folds, initialisation, order, augmentation", ge=0)
+    max_epochs: int = option(100, "epoch limit per fold", ge=1)
+    lr: float = option(1e-3, "Adam learning rate", gt=0)
+    batch_size: int = option(4, "training batch size", ge=1)
+    patience: int = option(5, "ReduceLROnPlateau patience in epochs (validation loss)", ge=0)
+    lr_factor: float = option(0.1, "ReduceLROnPlateau factor", gt=0, lt=1)
+    early_stop_patience: int = option(10, "stop after this many epochs without a lower validation loss", ge=1)
+    spacing: list[float] = option(help="model grid spacing in mm", metavar=("X", "Y", "Z"),
+                                  factory=lambda: [2.0, 2.0, 2.0])
+    shape: list[int] = option(help="model grid shape in voxels", metavar=("X", "Y", "Z"),
+                              factory=lambda: [96, 112, 96])
+    val_fraction: float = option(0.2, "validation part of each fold's training subjects", gt=0, lt=1)
+    stratify_protocol: bool = option(False, "stratify folds by label and scanner protocol")
+    protocol: str | None = option(None, "keep only subjects of this protocol (see fcd audit)")
+    use_split: bool = option(False, "honour the dataset's split column: 'test' subjects form a fixed test set")
+    finetune_all: bool = option(False, "with MedicalNet weights, train every layer (otherwise only layer4 and fc)")
+    rotation_degrees: float = option(15.0, "random rotation range in degrees (0 turns it off)", flag="--rotation",
+                                     metavar="DEGREES", ge=0)
+    shift_mm: float = option(0.0, "random translations up to +/- MM along each axis (0: off)", flag="--shift",
+                             metavar="MM", ge=0)
+    flip: bool = option(False, "mirror half of the training volumes left-right")
+    explain_method: str = option(DEFAULT_METHOD, "explanation method of the Heat-Score", flag="--method",
+                                 choices=EXPLANATION_METHODS)
+    explain_layer: str = option(DEFAULT_LAYER, "stage of the CAM methods (Grad-CAM, Grad-CAM++, LayerCAM); multi: "
+                                "mean of layer2-4; stored as the bundle's default for fcd detect", flag="--layer",
+                                choices=EXPLANATION_LAYERS)
+    cluster_threshold: float = option(DEFAULT_THRESHOLD, "map value at which the lesion-level clusters of the "
+                                      "evaluation are cut", ge=0, le=1)
+    min_cluster_mm3: float = option(DEFAULT_MIN_SIZE_MM3, "smallest cluster the evaluation counts, in mm3", ge=0)
+    supervision: str = option("none", "none: the paper's classifier; lesion: also a lesion head (skip decoder) "
+                              "trained on the patients' ROIs (CE + Dice/BCE)", choices=SUPERVISION)
+    lesion_weight: float = option(1.0, "with --supervision lesion: weight of the lesion loss (Dice + BCE) beside "
+                                  "the cross-entropy", ge=0)
+    decoder_width: int = option(16, "with --supervision lesion: channels of the lesion decoder", ge=2)
+    device: str = option("auto", "where to train", choices=DEVICES)
+    workers: int = option(0, cli=False)
+
+    @classmethod
+    def preset(cls, name: str, **overrides: Any) -> RunConfig:
+        """A named preset (:data:`PRESETS`) with ``overrides`` on top.
+
+        Example:
+            >>> RunConfig.preset("demo", data="cohort").spacing
+            [4.0, 4.0, 4.0]
+        """
+        if name not in PRESETS:
+            raise FCDInputError(f"preset {name!r}: expected one of {', '.join(PRESETS)}")
+        return cls(**{**PRESETS[name], **overrides})
+
+    @classmethod
+    def defaults(cls) -> dict[str, Any]:
+        """Field name -> default value (the required ``data`` is absent)."""
+        out = {}
+        for f in fields(cls):
+            if f.default is not MISSING:
+                out[f.name] = f.default
+            elif f.default_factory is not MISSING:
+                out[f.name] = f.default_factory()
+        return out
+
+    @property
+    def modalities(self) -> list[str]:
+        """The input channels in order, e.g. ``["t1", "flair"]``."""
+        return self.modality.split("+")
+
+    @property
+    def transfer_mode(self) -> str:
+        """``"transfer"`` (only layer4 and fc train) or ``"all"``."""
+        return "transfer" if self.pretrained != "none" and not self.finetune_all else "all"
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    def detect_options(self, device: str = "auto") -> DetectOptions:
+        """The detection options of the run's per-fold evaluation (method, layer, clusters).
+
+        Example:
+            >>> RunConfig(data="x", cluster_threshold=0.3).detect_options("cpu").cluster_threshold
+            0.3
+        """
+        return DetectOptions(method=self.explain_method, layer=self.explain_layer, device=device,
+                             cluster_threshold=self.cluster_threshold, min_cluster_mm3=self.min_cluster_mm3)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> RunConfig:
+        """A config from ``config.json``; retired fields of older versions (and unknown ones) are ignored."""
+        known = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in data.items() if k in known})
+
+    def identity(self) -> dict[str, Any]:
+        """The fields that must match for two invocations to share a RUN folder."""
+        return {k: v for k, v in self.to_dict().items() if k not in NOT_IDENTITY}
+
+    def validate(self) -> None:
+        """Check every field against its choices and bounds, and the options against each other."""
+        for f in fields(self):
+            _check_field(f, getattr(self, f.name))
+        from FCDDetectLib.networks.bundle_metadata import check_model_grid
+
+        if self.pretrained == "none" and self.weights:
+            raise FCDInputError(
+                f"{self.weights}: a weights file was given with --pretrained none; "
+                "choose --pretrained medicalnet8 or medicalnet23, or drop --weights"
+            )
+        if self.pretrained != "none" and not self.weights:
+            raise FCDInputError(f"--pretrained {self.pretrained}: needs --weights FILE (a MedicalNet .pth)")
+        if self.weights and not Path(self.weights).is_file():
+            raise FCDInputError(f"{self.weights}: weights file not found")
+        if self.pretrained != "none" and self.widen_factor != 1.0:
+            raise FCDInputError("--widen-factor: MedicalNet weights need the standard width (1.0)")
+        check_model_grid(list(self.spacing), list(self.shape), "fcd train", spacing_name="--spacing",
+                         shape_name="--shape")  # the bounds every bundle is checked against
+
+
+def flag_of(f: Any) -> str:
+    """The command-line option of a RunConfig field (``--max-epochs``, ``--rotation``, ...)."""
+    return f.metadata.get("flag") or "--" + f.name.replace("_", "-")
+
+
+def _check_field(f: Any, value: Any) -> None:
+    meta, flag = f.metadata, flag_of(f)
+    if meta.get("choices") is not None and value not in meta["choices"]:
+        raise FCDInputError(f"{flag} {value}: expected one of {', '.join(map(str, meta['choices']))}")
+    if value is None or isinstance(value, (bool, list, str)):
+        return
+    for key, ok, words in (("ge", lambda v, b: v >= b, "at least"), ("gt", lambda v, b: v > b, "greater than"),
+                           ("le", lambda v, b: v <= b, "at most"), ("lt", lambda v, b: v < b, "less than")):
+        bound = meta.get(key)
+        if bound is not None and not ok(value, bound):
+            raise FCDInputError(f"{flag} {value}: must be {words} {bound:g}")
+
+
+def check_overrides(overrides: dict[str, Any]) -> None:
+    """Check RunConfig overrides (field -> value) against their fields' choices and bounds.
+
+    Example:
+        >>> check_overrides({"folds": 1})
+        Traceback (most recent call last):
+        ...
+        FCDDetectLib.errors.FCDInputError: --folds 1: must be at least 2
+    """
+    by_name = {f.name: f for f in fields(RunConfig)}
+    for name, value in overrides.items():
+        if name not in by_name:
+            raise FCDInputError(f"{name!r} is not a training option")
+        _check_field(by_name[name], value)
+
+
+PRESETS: dict[str, dict[str, Any]] = {
+    # `fcd demo`: a ResNet-18 of quarter width on a 4 mm grid, so that 250 synthetic subjects
+    # train in about 6 minutes on 2 CPU cores; shifts and flips because the lesions move.
+    "demo": {
+        "depth": 18, "geometry": "medicalnet", "widen_factor": 0.25, "modality": "flair", "folds": 5,
+        "max_epochs": 30, "spacing": [4.0, 4.0, 4.0], "shape": [48, 56, 48], "batch_size": 8, "lr": 3e-4,
+        "shift_mm": 16.0, "flip": True, "patience": 8, "early_stop_patience": 15,
+    },
+}
+"""Named sets of RunConfig overrides (``RunConfig.preset(name, data=...)``)."""
+
+
+def file_sha256(path: str | Path) -> str:
+    """SHA-256 of a file, read in 1 MiB blocks."""
+    digest = hashlib.sha256()
+    with Path(path).open("rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def load_config(run_dir: str | Path) -> RunConfig:
+    """Read ``RUN/config.json``; FCDInputError when it is missing or unreadable."""
+    path = Path(run_dir) / CONFIG_NAME
+    if not path.is_file():
+        raise FCDInputError(f"{path}: not found; is {run_dir} a training run folder?")
+    try:
+        return RunConfig.from_dict(json.loads(path.read_text(encoding="utf-8")))
+    except (json.JSONDecodeError, TypeError) as error:
+        raise FCDInputError(f"{path}: unreadable run configuration ({error})") from error
+
+
+def check_same_run(run_dir: str | Path, config: RunConfig) -> bool:
+    """True when ``RUN/config.json`` exists and matches ``config``; False when absent.
+
+    Raises :class:`FCDInputError` naming the first differing options when the folder
+    holds a run of another configuration (refuse to mix).
+    """
+    path = Path(run_dir) / CONFIG_NAME
+    if not path.exists():
+        run = Path(run_dir)
+        from FCDTrainLib.run_folder.run_lock import (
+            LOCK_DIR,  # the writer's lock, like events.jsonl, may come before the config
+        )
+
+        # a killed validation pass (train_run builds the cache first) leaves only cache/
+        if run.exists() and any(p.name not in (EVENTS_NAME, LOCK_DIR, CACHE_NAME) for p in run.iterdir()):
+            raise FCDInputError(f"{run}: folder is not empty and holds no {CONFIG_NAME}; choose a new --out")
+        return False
+    old = load_config(run_dir).identity()
+    new = config.identity()
+    diffs = [f"{k}: {old.get(k)!r} here vs {new.get(k)!r} now" for k in new if old.get(k) != new.get(k)]
+    if diffs:
+        raise FCDInputError(
+            f"{path}: this folder holds a run of another configuration ({'; '.join(diffs[:3])}); "
+            "use a new --out or the same options"
+        )
+    return True
+
+
+def write_config(run_dir: str | Path, config: RunConfig) -> Path:
+    """Write ``RUN/config.json`` atomically."""
+    from FCDDetectLib.io.atomic_files import write_json_atomic
+
+    path = Path(run_dir) / CONFIG_NAME
+    Path(run_dir).mkdir(parents=True, exist_ok=True)
+    write_json_atomic(path, config.to_dict())
+    return path
