@@ -33,6 +33,8 @@ ABSENT_AFTER_DETECT = (
     "FCDDetectLib.cohort.summary",
     "FCDDetectLib.io.dicom_series",
     "FCDDetectLib.outputs.dicom_outputs",
+    "FCDDetectLib.outputs.dicom_identity",
+    "FCDDetectLib.outputs.dicom_seg",
     "FCDDetectLib.outputs.overlay",
 )
 # The trainer's command registration (entry point fcd.commands) is imported to build the

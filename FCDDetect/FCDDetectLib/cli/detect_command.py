@@ -77,7 +77,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         "with the heatmap over the first image and the ROI outline")
     parser.add_argument(
         "--dicom-out", help="also write DICOM for PACS here (input must be a DICOM series): "
-        "RGB overlay series + Parametric Map of the heatmap"
+        "DICOM SEG of the clusters, Parametric Map of the heatmap, RGB overlay series"
     )
     parser.add_argument("--workers", type=int, default=None,
                         help="cohort: local: threads reading/writing beside the network (default 1); "
@@ -155,6 +155,9 @@ def run(args: argparse.Namespace) -> int:
         if target.exists() and not target.is_dir():
             raise FCDInputError(f"--dicom-out: {target} exists and is not a folder")
         series = find_series(first, args.series, str(first))
+        from FCDDetectLib.outputs.dicom_identity import check_dicom_source
+
+        check_dicom_source(series)  # what the DICOM outputs need, refused before the detection
         scan = load_image(first, series=series.series_uid)
         images[0] = scan
         dicom = (series, scan)
@@ -185,8 +188,9 @@ def run(args: argparse.Namespace) -> int:
         from FCDDetectLib.outputs.dicom_outputs import write_dicom_outputs
 
         series, scan = dicom
-        write_dicom_outputs(result.heatmap, scan, series, args.dicom_out,
-                            description=f"FCD {result.method} heatmap", model_name=result.model)
+        written = write_dicom_outputs(result, scan, series, args.dicom_out)
+        for warning in written.warnings:
+            print(f"warning: {warning}", file=sys.stderr)
     if args.report:  # the PDF report is written after the detection's set (not part of its commit)
         from FCDDetectLib.outputs.pdf_report import write_report
 
