@@ -63,7 +63,7 @@ def test_ui_parses_and_has_every_widget_the_code_uses(module):
     assert used <= names, f"widgets used by {module}.py but missing from the .ui: {sorted(used - names)}"
     declared = {c.findtext("class") for c in root.iter("customwidget")}
     standard = {"QLabel", "QPushButton", "QComboBox", "QCheckBox", "QSpinBox", "QDoubleSpinBox", "QProgressBar",
-                "QPlainTextEdit",
+                "QPlainTextEdit", "QLineEdit",
                 "QListWidget", "QWidget"}
     classes = {w.get("class") for w in root.iter("widget")}
     assert classes - standard <= declared, f"undeclared custom widgets: {classes - standard - declared}"
@@ -228,13 +228,26 @@ def test_restart_is_decided_from_versions_seen_after_installing():
     assert restart_needed(reqs, before, after, set()) == []  # nothing imported yet: no restart
 
 
-def test_nothing_is_installed_while_slicer_runs_its_tests():
+def test_nothing_is_installed_while_slicer_runs_its_tests_and_missing_packages_fail():
     missing = [parse_requirement("fcd-absent>=1.0")]
     assert install_decision([], testing=True) == "ready"
-    assert install_decision(missing, testing=True) == "skip"
+    assert install_decision(missing, testing=True) == "refuse"  # ensureDependencies raises: the test fails
     assert install_decision(missing, testing=False) == "ask"
+    installer = (ROOT / "FCDDetect" / "FCDDetectWidgets" / "installer.py").read_text(encoding="utf-8")
+    assert 'if decision == "refuse":\n        raise RuntimeError(' in installer
     self_test = (ROOT / "FCDDetect" / "FCDDetectWidgets" / "self_test.py").read_text(encoding="utf-8")
-    assert "if not ensureDependencies(askConfirmation=False)" in self_test  # skipped, not failed
+    assert "self.assertTrue(ensureDependencies(askConfirmation=False)" in self_test  # fails, never skips
+    assert "return" not in self_test.split("def test_FCDDetect_sample_detection")[1].split("def load")[0]
+
+
+def test_one_confirmation_per_install():
+    """The installer's question is the only one: PyTorchUtils is told not to ask again."""
+    installer = (ROOT / "FCDDetect" / "FCDDetectWidgets" / "installer.py").read_text(encoding="utf-8")
+    assert installer.count("confirmOkCancelDisplay(") == 1
+    assert "askConfirmation=False, torchVersionRequirement" in installer
+    assert "askConfirmation=askConfirmation, torchVersionRequirement" not in installer
+    restart = installer.split("restart = restart_needed(")[1]
+    assert "infoDisplay(" in restart and "errorDisplay" not in restart and "return False" in restart
 
 
 @pytest.mark.parametrize("module", MODULES)
