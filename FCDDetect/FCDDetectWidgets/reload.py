@@ -14,6 +14,7 @@ Example:
     ['FCDDetectLib', 'FCDDetectLib.io.readers']
 """
 
+import importlib
 import sys
 
 DETECT_PACKAGES = ("FCDDetectLib", "FCDDetectWidgets")
@@ -36,4 +37,5 @@ def forget_packages(packages, modules=None):
     names = stale_modules(list(modules), packages)
     for name in names:
         modules.pop(name, None)
+    importlib.invalidate_caches()  # files added since the last import are found too
     return names

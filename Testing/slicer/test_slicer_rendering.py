@@ -143,7 +143,8 @@ def test_heatmap_in_iron_over_the_grey_scan_centred_on_cluster_1(scene):
 
 def test_lesion_map_when_switched(scene):
     plain = _render(scene, None, markups=False)
-    lesion = _render(scene, LESION_MAP_OVERLAY, markups=False, name="lesion-map")
+    _render(scene, LESION_MAP_OVERLAY, markups=True, name="lesion-map")  # the artefact, as the panel shows it
+    lesion = _render(scene, LESION_MAP_OVERLAY, markups=False)
     out, views = scene["out"], scene["views"]
     assert out.lesion_map_node is not None
     assert DetectPresenter.overlay_choices(out) == [HEATMAP_OVERLAY, LESION_MAP_OVERLAY]

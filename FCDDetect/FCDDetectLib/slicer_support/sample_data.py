@@ -47,6 +47,9 @@ class SampleFiles:
 
     folder: Path
 
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "folder", Path(self.folder))
+
     @property
     def scan(self) -> Path:
         return self.folder / SCAN_FILE
