@@ -297,3 +297,37 @@ def test_a_cancelled_download_writes_nothing(tmp_path):
     finally:
         server.shutdown()
     assert list(cache.iterdir()) == []  # no partial file, no temporary file
+
+
+LONG_CALLS = {"detect", "process_folder", "run_cohort", "write_report", "check_installation", "audit_dataset",
+              "load_dataset", "remote_size", "download", "urlopen", "localize_detection"}
+LONG_MODULES = {"FCDDetectLib.detection.detect", "FCDDetectLib.cohort.runner", "FCDDetectLib.outputs.pdf_report",
+                "FCDDetectLib.slicer_support.install_check", "FCDTrainLib.data.audit", "FCDTrainLib.data.dataset_loader",
+                "urllib.request"}
+
+
+def test_the_qt_side_calls_no_long_work_itself():
+    """The module files and the widget packages start jobs; none calls the long functions or
+    imports their modules (the self-test's detection goes through the logic's job too)."""
+    import ast
+
+    root = Path(__file__).resolve().parents[2]
+    files = [root / "FCDDetect" / "FCDDetect.py", root / "FCDTrain" / "FCDTrain.py",
+             *(root / "FCDDetect" / "FCDDetectWidgets").glob("*.py"), *(root / "FCDTrain" / "FCDTrainWidgets").glob("*.py")]
+    for path in files:
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+        # DetectionLogic.process is the in-process detection: the Qt side starts a job instead
+        engines = {t.id for n in ast.walk(tree) if isinstance(n, ast.Assign) and isinstance(n.value, ast.Call)
+                   and getattr(n.value.func, "id", "") == "DetectionLogic" for t in n.targets if isinstance(t, ast.Name)}
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr == "process":
+                receiver = node.func.value
+                assert not (isinstance(receiver, ast.Name) and receiver.id in engines), f"{path.name}:{node.lineno}"
+                assert getattr(getattr(receiver, "func", None), "id", "") != "DetectionLogic", f"{path.name}:{node.lineno}"
+            if isinstance(node, ast.Call):
+                name = node.func.attr if isinstance(node.func, ast.Attribute) else getattr(node.func, "id", "")
+                assert name not in LONG_CALLS, f"{path.name}:{node.lineno} calls {name}() on the GUI thread"
+            if isinstance(node, ast.ImportFrom):
+                assert node.module not in LONG_MODULES, f"{path.name}:{node.lineno} imports {node.module}"
+            if isinstance(node, ast.Import):
+                assert not {a.name for a in node.names} & LONG_MODULES, f"{path.name}:{node.lineno}"

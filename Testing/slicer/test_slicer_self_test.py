@@ -2,9 +2,7 @@
 
 The module's real ``FCDDetectTest`` class and its real logic (``FCDDetectWidgets.self_test``,
 ``detect_module_logic``, ``installer``) run against a slicer-core scene: only what the Slicer
-application itself provides is stood in for (``slicer.app``: version 5.10 under ``--testing``,
-``slicer.mrmlScene``, ``slicer.util.loadVolume`` on Slicer's volumes logic,
-``ScriptedLoadableModuleTest`` = ``unittest.TestCase``). The detection runs in a child process,
+application itself provides is stood in for (:mod:`Testing.builders.slicer_app_stubs`). The detection runs in a child process,
 as in Slicer. It passes on the shipped FCD sample; it FAILS (is never skipped) when the model's
 evidence is reversed, when the weights are unreadable, and when a package is missing.
 """
@@ -12,57 +10,30 @@ evidence is reversed, when the weights are unreadable, and when a package is mis
 from __future__ import annotations
 
 import shutil
-import sys
-import types
 import unittest
-from types import SimpleNamespace
 
 import pytest
-import slicer
 from FCDDetectLib.slicer_support.sample_data import sample_files
 
-from Testing.builders.slicer_fixtures import make_slicer_app
+from Testing.builders.slicer_app_stubs import forget_qt_side, stub_slicer_application
 
 pytestmark = pytest.mark.slow  # a real detection in a child process per case
 
 
-class _LoadableTest(unittest.TestCase):
-    """Slicer's ScriptedLoadableModuleTest is a unittest.TestCase with delayDisplay."""
-
-    def delayDisplay(self, message, msec=None):
-        print(message)
-
-
-class _LoadableLogic:
-    def __init__(self, parent=None):
-        pass
+@pytest.fixture
+def slicer_application(monkeypatch):
+    app = stub_slicer_application(monkeypatch)
+    yield app
+    app.scene.Clear(1)
+    forget_qt_side()
 
 
 @pytest.fixture
-def self_test_class(monkeypatch):
-    """``FCDDetectTest`` imported with the application's parts stood in for."""
-    app = make_slicer_app()
-    loadable = types.ModuleType("slicer.ScriptedLoadableModule")
-    loadable.ScriptedLoadableModuleTest = _LoadableTest
-    loadable.ScriptedLoadableModuleLogic = _LoadableLogic
-    monkeypatch.setitem(sys.modules, "slicer.ScriptedLoadableModule", loadable)
-    monkeypatch.setattr(slicer, "app", SimpleNamespace(majorVersion=5, minorVersion=10, applicationVersion="5.10.0",
-                                                       testingEnabled=lambda: True, processEvents=lambda: None),
-                        raising=False)
-    monkeypatch.setattr(slicer, "mrmlScene", app.scene, raising=False)
-    monkeypatch.setattr(slicer.util, "loadVolume",
-                        lambda path, properties: app.load_volume(path, properties["name"], properties["labelmap"]))
-    for name in ("FCDDetectWidgets.self_test", "FCDDetectWidgets.detect_module_logic", "FCDDetectWidgets.installer",
-                 "FCDDetectWidgets.task_runner"):
-        monkeypatch.delitem(sys.modules, name, raising=False)
-    monkeypatch.setitem(sys.modules, "qt", types.ModuleType("qt"))  # task_runner's import; no widget is made
+def self_test_class(slicer_application):
+    """The module's ``FCDDetectTest``, imported under the application's stand-ins."""
     from FCDDetectWidgets.self_test import FCDDetectTest
 
-    yield FCDDetectTest
-    app.scene.Clear(1)
-    for name in ("FCDDetectWidgets.self_test", "FCDDetectWidgets.detect_module_logic", "FCDDetectWidgets.installer",
-                 "FCDDetectWidgets.task_runner"):
-        sys.modules.pop(name, None)
+    return FCDDetectTest
 
 
 def _run(test_class, sample_folder=None) -> unittest.TestResult:
@@ -113,3 +84,27 @@ def test_self_test_fails_when_a_package_is_missing(self_test_class, monkeypatch)
     result = _run(self_test_class)
     assert not result.wasSuccessful() and not result.skipped
     assert "missing while Slicer runs its tests" in (result.failures + result.errors)[0][1]
+
+
+def test_the_sample_is_registered_with_sample_data(slicer_application, monkeypatch):
+    """FCDDetect.py registers "FCD sample" once Slicer has started (inside Slicer only)."""
+    import sys
+    import types
+    from pathlib import Path
+
+    import FCDDetect
+    from FCDDetectLib.slicer_support.sample_data import SAMPLE_NAME
+
+    assert ("startupCompleted()", FCDDetect.registerSampleData) not in slicer_application.connections
+    FCDDetect.FCDDetect(types.SimpleNamespace())  # the module object Slicer makes at start-up
+    assert ("startupCompleted()", FCDDetect.registerSampleData) in slicer_application.connections
+    calls = []
+    sample_data = types.ModuleType("SampleData")
+    sample_data.SampleDataLogic = types.SimpleNamespace(registerCustomSampleDataSource=lambda **kw: calls.append(kw))
+    monkeypatch.setitem(sys.modules, "SampleData", sample_data)
+    FCDDetect.registerSampleData()
+    (entry,) = calls
+    assert entry["sampleName"] == SAMPLE_NAME and Path(entry["thumbnailFileName"]).is_file()
+    assert [Path(uri.removeprefix("file://")).is_file() for uri in entry["uris"]] == [True, True]
+    assert entry["loadFileType"] == ["VolumeFile", "SegmentationFile"]
+    assert [Path(uri).name for uri in entry["uris"]] == entry["fileNames"]

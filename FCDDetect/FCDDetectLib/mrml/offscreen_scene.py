@@ -5,8 +5,8 @@ What the FCD glue, the offscreen slice views (:mod:`.slice_views`), the tests an
 owning the scene, its colour logic's default colour nodes (so ``vtkMRMLColorTableNodeIron``
 exists), the Colors, Volumes, Segmentations, Subject Hierarchy and Markups module logics
 registered with it (without "Colors" volumes get no colour node and every view renders black;
-without "Markups" no point is drawn), the crosshair node and the slice orientation presets
-that slice views read. It follows trame-slicer's ``SlicerApp`` set-up. No Qt, no ``slicer.app``.
+without "Markups" no point is drawn), the interaction, selection and crosshair nodes and the
+slice orientation presets that slice views read. It follows trame-slicer's ``SlicerApp`` set-up. No Qt, no ``slicer.app``.
 
 Example:
     >>> from FCDDetectLib.mrml.offscreen_scene import OffscreenScene
@@ -46,6 +46,11 @@ class OffscreenScene:
         """A new scene with the default colour nodes, the module logics, a crosshair and
         the slice orientation presets (Axial, Sagittal, Coronal)."""
         scene = slicer.vtkMRMLScene()
+        # the application's singletons, there before the application logic looks for them
+        for class_name in ("vtkMRMLInteractionNode", "vtkMRMLSelectionNode"):
+            node = scene.CreateNodeByClass(class_name)
+            node.SetSingletonTag("Singleton")
+            scene.AddNode(node)
         app_logic = slicer.vtkSlicerApplicationLogic()
         app_logic.SetMRMLScene(scene)
         app_logic.GetColorLogic().SetMRMLScene(scene)

@@ -166,6 +166,8 @@ class SliceViews:
 
     def _make_view(self, factory: Any, name: str, orientation: str, size: tuple[int, int]) -> SliceView:
         width, height = int(size[0]), int(size[1])
+        if self.scene.GetSingletonNode(name, "vtkMRMLSliceNode") is not None:
+            raise ValueError(f"the scene already has a {name!r} slice view (close the other SliceViews first)")
         logic = slicer.vtkMRMLSliceLogic()
         logic.SetMRMLApplicationLogic(self.app_logic)
         logic.SetMRMLScene(self.scene)
@@ -205,10 +207,14 @@ class SliceViews:
             composite.SetForegroundOpacity(float(opacity))
             composite.SetLabelVolumeID(label.GetID() if label is not None else None)
 
-    def fit(self) -> None:
-        """Fit every view to its volumes (Slicer's "reset field of view")."""
+    def fit(self, margin: float = 1.0) -> None:
+        """Fit every view to its volumes (Slicer's "reset field of view"); ``margin`` > 1 zooms
+        out by that factor (the volume's edges then show)."""
         for view in self.views.values():
             view.logic.FitSliceToAll()
+            if margin != 1.0:
+                x, y, z = view.slice_node.GetFieldOfView()
+                view.slice_node.SetFieldOfView(x * margin, y * margin, z)
 
     def jump_to(self, ras: Sequence[float], centred: bool = True) -> None:
         """Show ``ras`` in every view: centred on it (what selecting a cluster in the panel does,
@@ -218,7 +224,7 @@ class SliceViews:
             jump_slices_to(self.scene, ras)
             return
         for view in self.views.values():
-            view.slice_node.JumpSliceByOffsets(float(ras[0]), float(ras[1]), float(ras[2]))
+            view.slice_node.JumpSliceByOffsetting(float(ras[0]), float(ras[1]), float(ras[2]))
 
     def render(self) -> dict[str, np.ndarray]:
         """Every view's pixels, ``{name: (height, width, 3) uint8}``."""
@@ -237,7 +243,11 @@ class SliceViews:
             view.managers.SetMRMLDisplayableNode(None)
             view.window.Finalize()
             self.app_logic.GetSliceLogics().RemoveItem(view.logic)
+            composite = view.logic.GetSliceCompositeNode()
             view.logic.SetMRMLScene(None)
+            for node in (composite, view.slice_node):  # the next views of this scene start afresh
+                if node is not None and node.GetScene() is self.scene:
+                    self.scene.RemoveNode(node)
         self.views = {}
 
     def __enter__(self) -> SliceViews:
