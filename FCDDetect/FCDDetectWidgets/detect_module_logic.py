@@ -73,17 +73,16 @@ class FCDDetectLogic(ScriptedLoadableModuleLogic):
         logic = DetectionLogic(lower_threshold=lowerThreshold, opacity=opacity)
         job = start_detection(logic, inputVolumes, model, options, segmentation_node=segmentationNode,
                               segment_id=segmentId, brain_mask_node=brainMaskNode, **optionValues)
-        job.showResult = showResult
         if not wait:
             return job
         waitWithProgress(job, "FCD detection...", showProgress)
-        return self.finishDetection(job)
+        return self.finishDetection(job, showResult)
 
-    def finishDetection(self, job):
-        """On the main thread, once ``job`` has ended: its nodes in the scene (shown over the
-        first input unless the job was started with ``showResult=False``)."""
+    def finishDetection(self, job, showResult=True):
+        """On the main thread, once ``job`` has ended: its nodes in the scene, with ``showResult``
+        the heatmap shown over the first input."""
         out = job.finish()
-        if getattr(job, "showResult", True):
+        if showResult:
             job.logic.show_in_slice_views(job.input_nodes[0], out.heatmap_node)
         logging.info(f"FCDDetect: {out.summary()}")
         return out

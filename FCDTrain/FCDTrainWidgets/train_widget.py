@@ -188,7 +188,7 @@ class FCDTrainWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         with slicer.util.tryWithErrorDisplay("The dataset audit could not start.", waitCursor=True):
             if not self.logic.ensureDependencies():
                 return
-            self.taskRunner.run(self.logic.audit(self.settings().data, wait=False), "Dataset audit",
+            self.taskRunner.run(self.logic.audit(self._parameterNode.dataPath, wait=False), "Dataset audit",
                                 lambda task: self.ui.auditTextEdit.setPlainText(task.result()))
 
     def onStart(self) -> None:

@@ -156,3 +156,20 @@ def test_lesion_map_when_switched(scene):
         green = lesion[name][above]
         # Green colour table blended over the scan: G above R and B by about the opacity x 255 x g.
         assert np.median(green[:, 1] - green[:, 0]) > 60 and np.abs(green[:, 0] - green[:, 2]).max() <= 2, name
+
+
+def test_no_opengl_context_is_a_reason_to_skip(monkeypatch):
+    """The probe runs in a child: a refused context or a crashed child is a reason, never a crash here."""
+    import subprocess
+
+    from FCDDetectLib.mrml import slice_views
+
+    def answer(stdout, code=0):
+        return lambda *args, **kwargs: subprocess.CompletedProcess(args, code, stdout, "Segmentation fault\n")
+
+    monkeypatch.setattr(subprocess, "run", answer("FCD-OPENGL vtkEGLRenderWindow 0\n"))
+    assert "no OpenGL context" in slice_views.opengl_problem()
+    monkeypatch.setattr(subprocess, "run", answer("", code=-11))
+    assert "could not open a render window (Segmentation fault)" in slice_views.opengl_problem()
+    monkeypatch.setattr(subprocess, "run", answer("FCD-OPENGL vtkEGLRenderWindow 1\n"))
+    assert slice_views.opengl_problem() is None

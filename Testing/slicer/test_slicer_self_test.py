@@ -92,8 +92,9 @@ def test_the_sample_is_registered_with_sample_data(slicer_application, monkeypat
     import types
     from pathlib import Path
 
-    import FCDDetect
     from FCDDetectLib.slicer_support.sample_data import SAMPLE_NAME
+
+    import FCDDetect
 
     assert ("startupCompleted()", FCDDetect.registerSampleData) not in slicer_application.connections
     FCDDetect.FCDDetect(types.SimpleNamespace())  # the module object Slicer makes at start-up

@@ -63,21 +63,34 @@ def use_egl_without_display() -> None:
         os.environ.setdefault("VTK_DEFAULT_OPENGL_WINDOW", EGL_WINDOW)
 
 
-def opengl_problem() -> str | None:
+_OPENGL_PROBE = ("import vtk; w = vtk.vtkRenderWindow(); w.SetOffScreenRendering(1); "
+                 "print('FCD-OPENGL', w.GetClassName(), int(w.SupportsOpenGL())); w.Finalize()")
+
+
+def opengl_problem(timeout: float = 120.0) -> str | None:
     """Why no OpenGL context can be made here (None: offscreen rendering works).
+
+    Asked in a child Python, so a host whose OpenGL library crashes VTK gives a reason, not a
+    crashed caller.
 
     Example:
         >>> opengl_problem() is None  # on the project's machines (Mesa EGL)  # doctest: +SKIP
         True
     """
+    import subprocess
+
     use_egl_without_display()
-    window = vtk.vtkRenderWindow()
-    window.SetOffScreenRendering(1)
     try:
-        if not window.SupportsOpenGL():
-            return f"{window.GetClassName()}: no OpenGL context (install Mesa's EGL, e.g. libegl-mesa0)"
-    finally:
-        window.Finalize()
+        probe = subprocess.run([sys.executable, "-c", _OPENGL_PROBE], capture_output=True, text=True,
+                               timeout=timeout, env=dict(os.environ))
+    except (OSError, subprocess.TimeoutExpired) as error:
+        return f"the OpenGL probe did not run: {error}"
+    answer = next((line.split() for line in probe.stdout.splitlines() if line.startswith("FCD-OPENGL")), None)
+    if probe.returncode != 0 or answer is None:
+        tail = (probe.stderr or probe.stdout).strip().splitlines()[-1:] or [f"exit code {probe.returncode}"]
+        return f"VTK could not open a render window ({tail[0]})"
+    if answer[2] != "1":
+        return f"{answer[1]}: no OpenGL context (install Mesa's EGL, e.g. libegl-mesa0)"
     return None
 
 
