@@ -15,7 +15,7 @@ from FCDDetectLib.mrml.sample_detection import detect_sample
 from FCDDetectLib.networks.bundle_metadata import read_bundle_metadata
 from FCDDetectLib.slicer_support.sample_data import sample_files
 
-from Testing.builders.fcd_sample import SCAN_SHAPE, lesion_voxel, scan_affine
+from Testing.builders.fcd_sample import SCAN_SHAPE, lesion_voxel, sample_scan, scan_affine
 from Testing.builders.slicer_fixtures import make_slicer_app
 
 
@@ -32,6 +32,10 @@ def test_the_sample_is_small_and_complete():
     np.testing.assert_allclose(scan.affine, scan_affine())
     centre = np.rint(lesion_voxel()).astype(int)
     assert np.asarray(lesion.dataobj)[tuple(centre)] == 1 and int(np.asarray(lesion.dataobj).sum()) > 1000
+    # `make sample` writes these very images again (the model's training is not repeated here)
+    scan_array, lesion_array = sample_scan()
+    np.testing.assert_array_equal(np.asarray(scan.dataobj), scan_array)
+    np.testing.assert_array_equal(np.asarray(lesion.dataobj), lesion_array)
 
 
 @pytest.fixture

@@ -27,7 +27,7 @@ from typing import Any
 import vtk
 
 from FCDDetectLib.errors import FCDInputError
-from FCDDetectLib.slicer_support.background_task import BackgroundTask, Launcher, TaskStatus
+from FCDDetectLib.slicer_support.background_task import BackgroundTask, Launcher, TaskJob
 from FCDDetectLib.slicer_support.detect_tasks import BATCH_TASK
 
 
@@ -107,25 +107,15 @@ def process_folder(scene: Any, data: str | Path, model: Any, out_dir: str | Path
 
 
 @dataclass
-class BatchJob:
-    """A batch detection running in a child process; :meth:`finish` adds its summary table."""
+class BatchJob(TaskJob):
+    """A batch detection running in a child process (``poll``: subjects done as ``fraction``,
+    ``cancel``: finished subjects are kept and a later run resumes, ``wait``); :meth:`finish`
+    adds its summary table."""
 
     task: BackgroundTask
     scene: Any
     name: str
     nodes: BatchNodes | None = None
-
-    @property
-    def running(self) -> bool:
-        return self.task.running
-
-    def poll(self) -> TaskStatus:
-        """Subjects done (``fraction``), the last subject's status, new log lines."""
-        return self.task.poll()
-
-    def cancel(self) -> None:
-        """Stop the batch (returns at once); finished subjects are kept, a later run resumes."""
-        self.task.cancel()
 
     def finish(self) -> BatchNodes:
         """On the main thread, once the job has ended: the summary rows and their table node."""
@@ -133,11 +123,6 @@ class BatchJob:
             rows = self.task.result()
             self.nodes = BatchNodes(rows=list(rows), table_node=summary_table_node(self.scene, rows, self.name))
         return self.nodes
-
-    def wait(self, on_status: Callable[[TaskStatus], Any] | None = None) -> BatchNodes:
-        """Block until the batch ends (``on_status`` at each poll; True cancels), then :meth:`finish`."""
-        self.task.wait(on_status=on_status)
-        return self.finish()
 
 
 def start_batch(scene: Any, data: str | Path, model: Any, out_dir: str | Path, *,

@@ -21,14 +21,14 @@ Example (Slicer Python console)::
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from FCDDetectLib.mrml.conversion import image_from_volume_node, mask_from_segment, mask_from_volume_node
-from FCDDetectLib.mrml.detection_logic import DetectionLogic, DetectionNodes
-from FCDDetectLib.slicer_support.background_task import BackgroundTask, Launcher, TaskStatus
+from FCDDetectLib.mrml.conversion import image_from_volume_node, mask_from_segment
+from FCDDetectLib.mrml.detection_logic import DetectionLogic, DetectionNodes, NodeInputs
+from FCDDetectLib.slicer_support.background_task import BackgroundTask, Launcher, TaskJob
 from FCDDetectLib.slicer_support.detect_tasks import DETECT_TASK, write_image
 from FCDDetectLib.slicer_support.detect_tasks import start_report as start_report_task
 
@@ -40,27 +40,19 @@ def model_path(model: Any) -> str:
 
 
 @dataclass
-class DetectionJob:
-    """A detection running in a child process; :meth:`finish` brings its nodes into the scene."""
+class DetectionJob(TaskJob):
+    """A detection running in a child process (``poll``, ``cancel``, ``wait``); :meth:`finish`
+    brings its nodes into the scene."""
 
     task: BackgroundTask
     logic: DetectionLogic
-    input_nodes: list[Any]
+    inputs: NodeInputs
     name: str | None = None
-    roi_source: tuple[Any, str] | None = None
     nodes: DetectionNodes | None = field(default=None, init=False)
 
     @property
-    def running(self) -> bool:
-        return self.task.running
-
-    def poll(self) -> TaskStatus:
-        """Progress and new log lines (never blocks)."""
-        return self.task.poll()
-
-    def cancel(self) -> None:
-        """Stop the child (returns at once); nothing is added to the scene."""
-        self.task.cancel()
+    def input_nodes(self) -> list[Any]:
+        return self.inputs.nodes
 
     def finish(self) -> DetectionNodes:
         """Call on the main thread once the job has ended: the result's nodes, added to the scene.
@@ -70,15 +62,8 @@ class DetectionJob:
         """
         if self.nodes is None:
             result = self.task.result()
-            self.nodes = self.logic.create_nodes(self.input_nodes[0], result, name=self.name)
-            self.nodes.input_nodes = list(self.input_nodes)
-            self.nodes.roi_source = self.roi_source
+            self.nodes = self.inputs.adopt(self.logic.create_nodes(self.inputs.nodes[0], result, name=self.name))
         return self.nodes
-
-    def wait(self, on_status: Callable[[TaskStatus], Any] | None = None) -> DetectionNodes:
-        """Block until the job ends (``on_status`` at each poll; True cancels), then :meth:`finish`."""
-        self.task.wait(on_status=on_status)
-        return self.finish()
 
 
 def start_detection(logic: DetectionLogic, input_nodes: Sequence[Any] | Any, model: Any, options: Any = None,
@@ -94,25 +79,19 @@ def start_detection(logic: DetectionLogic, input_nodes: Sequence[Any] | Any, mod
     from FCDDetectLib.detection.options import DetectOptions
 
     detect_options = (options or DetectOptions()).replace(**option_values)
-    nodes = logic.check_inputs(input_nodes, model)
-    images = [image_from_volume_node(node) for node in nodes]
-    roi = None
-    if segmentation_node is not None or segment_id:
-        roi = mask_from_segment(segmentation_node, segment_id or "", reference=images[0])
-    mask = mask_from_volume_node(brain_mask_node) if brain_mask_node is not None else None
+    inputs = logic.read_inputs(input_nodes, model, segmentation_node, segment_id, brain_mask_node)
     task = BackgroundTask(DETECT_TASK, python=python, launcher=launcher, description="FCD detection")
     try:
         task.arguments = {
             "model": model_path(model), "options": detect_options.to_dict(),
-            "images": [write_image(task, f"image-{i}", image) for i, image in enumerate(images)],
-            "roi": write_image(task, "roi", roi), "brain_mask": write_image(task, "brain-mask", mask),
+            "images": [write_image(task, f"image-{i}", image) for i, image in enumerate(inputs.images)],
+            "roi": write_image(task, "roi", inputs.roi), "brain_mask": write_image(task, "brain-mask", inputs.brain_mask),
         }
         task.start()
     except BaseException:
         task.cleanup()
         raise
-    source = (segmentation_node, segment_id or "") if roi is not None else None
-    return DetectionJob(task, logic, nodes, name=name, roi_source=source)
+    return DetectionJob(task, logic, inputs, name=name)
 
 
 def start_report(nodes: DetectionNodes, out_dir: str | Path, *, launcher: Launcher | None = None,

@@ -87,6 +87,23 @@ class DetectionNodes:
         )
 
 
+@dataclass
+class NodeInputs:
+    """A detection's input nodes and their engine images (:meth:`DetectionLogic.read_inputs`)."""
+
+    nodes: list[Any]
+    images: list[Any]  # FCDDetectLib.io.image_io.Image, one per input node
+    roi: Any = None  # the segment as a mask Image on the first input's grid
+    brain_mask: Any = None
+    roi_source: tuple[Any, str] | None = None  # (segmentation node, segment id)
+
+    def adopt(self, out: DetectionNodes) -> DetectionNodes:
+        """Record on ``out`` the inputs it came from (the report reads them again)."""
+        out.input_nodes = list(self.nodes)
+        out.roi_source = self.roi_source
+        return out
+
+
 def model_modalities(model: Any) -> list[str]:
     """Modalities a bundle expects, read from its metadata (no torch needed for a path)."""
     metadata = getattr(model, "metadata", None)
@@ -157,17 +174,23 @@ class DetectionLogic:
         """
         from FCDDetectLib.detection.detect import detect
 
+        inputs = self.read_inputs(input_nodes, model, segmentation_node, segment_id, brain_mask_node)
+        result = detect(model, inputs.images, roi=inputs.roi, brain_mask=inputs.brain_mask, options=options,
+                        **option_values)
+        return inputs.adopt(self.create_nodes(inputs.nodes[0], result, name=name))
+
+    def read_inputs(self, input_nodes: Sequence[Any] | Any, model: Any, segmentation_node: Any = None,
+                    segment_id: str | None = None, brain_mask_node: Any = None) -> NodeInputs:
+        """The nodes of a detection checked (:meth:`check_inputs`) and read as engine images
+        (the segment on the first input's grid); raises :class:`FCDInputError`."""
         nodes = self.check_inputs(input_nodes, model)
         images = [image_from_volume_node(node) for node in nodes]
         roi = None
         if segmentation_node is not None or segment_id:
             roi = mask_from_segment(segmentation_node, segment_id or "", reference=images[0])
         mask = mask_from_volume_node(brain_mask_node) if brain_mask_node is not None else None
-        result = detect(model, images, roi=roi, brain_mask=mask, options=options, **option_values)
-        out = self.create_nodes(nodes[0], result, name=name)
-        out.input_nodes = list(nodes)
-        out.roi_source = (segmentation_node, segment_id or "") if roi is not None else None
-        return out
+        source = (segmentation_node, segment_id or "") if roi is not None else None
+        return NodeInputs(nodes, images, roi, mask, source)
 
     # -- outputs --------------------------------------------------------------------------------
     def create_nodes(self, input_node: Any, result: Any, name: str | None = None) -> DetectionNodes:

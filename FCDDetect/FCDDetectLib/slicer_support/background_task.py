@@ -289,6 +289,34 @@ class BackgroundTask:
         shutil.rmtree(self.folder, ignore_errors=True)
 
 
+class TaskJob:
+    """A job whose work runs in a :class:`BackgroundTask` (``self.task``) and whose result the
+    caller turns into something on the main thread with :meth:`finish` (subclasses)."""
+
+    task: BackgroundTask
+
+    @property
+    def running(self) -> bool:
+        return self.task.running
+
+    def poll(self) -> TaskStatus:
+        """Progress and new log lines (never blocks)."""
+        return self.task.poll()
+
+    def cancel(self) -> None:
+        """Stop the child (returns at once)."""
+        self.task.cancel()
+
+    def finish(self) -> Any:
+        """On the main thread, once the task has ended: its result made into nodes (or raises)."""
+        raise NotImplementedError
+
+    def wait(self, on_status: Callable[[TaskStatus], Any] | None = None) -> Any:
+        """Block until the task ends (``on_status`` at each poll; True cancels), then :meth:`finish`."""
+        self.task.wait(on_status=on_status)
+        return self.finish()
+
+
 def read_array(folder: str | Path, file_name: str) -> tuple[np.ndarray, np.ndarray | None]:
     """An array (and its affine, or None) written by :meth:`BackgroundTask.write_array`."""
     path = Path(folder) / Path(file_name).name  # stays inside the task folder
