@@ -48,8 +48,8 @@ class FCDTrainLogic(ScriptedLoadableModuleLogic):
     def start(self, settings):
         return self.runner.start(settings)
 
-    def stop(self):
-        return self.runner.stop()
+    def stop(self, wait=True):
+        return self.runner.stop(wait)
 
     def poll(self):
         return self.runner.poll()

@@ -203,9 +203,9 @@ class FCDTrainWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         self.updateButtons()
 
     def onStop(self) -> None:
-        self.logic.stop()
-        self.onPoll()
-        self.ui.statusLabel.text = "Stopped. Start again with the same settings to resume."
+        self.logic.stop(wait=False)  # SIGTERM now; the timer's polls SIGKILL later if needed
+        self.ui.stopButton.enabled = False
+        self.ui.statusLabel.text = "Stopping... Start again with the same settings to resume."
 
     def onPoll(self) -> None:
         result = self.logic.poll()
@@ -221,6 +221,7 @@ class FCDTrainWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         self.timer.stop()
         self.updateButtons()
         if self.logic.process is not None and self.logic.process.stopped:
+            self.ui.statusLabel.text = "Stopped. Start again with the same settings to resume."
             return
         try:
             self.logic.checkFinished()

@@ -395,3 +395,24 @@ def test_train_parameter_node_declares_the_new_controls():
     fields = {n.target.id: ast.unparse(n.annotation) for n in ast.walk(tree) if isinstance(n, ast.AnnAssign)}
     assert "Choice(list(SUPERVISION))" in fields["supervision"] and "Choice(list(EXECUTORS))" in fields["executor"]
     assert fields["rayAddress"] == "str" and "float" in fields["gpusPerRun"]
+
+
+def test_the_panels_stop_does_not_wait_for_the_training_child(monkeypatch):
+    """Stop sends SIGTERM and returns; a child that ignores it is killed by a later poll."""
+    import time
+
+    from FCDDetectLib.slicer_support.tree_process import TreeProcess
+    from FCDTrainLib.slicer_support import train_launcher
+
+    logic = TrainLogic()
+    stubborn = "import signal, time; signal.signal(signal.SIGTERM, signal.SIG_IGN); print('ready', flush=True); time.sleep(120)"
+    logic.process = TreeProcess([sys.executable, "-c", stubborn])
+    logic.process.start()
+    while not logic.process.tail(1):  # the handler is in place
+        time.sleep(0.05)
+    assert logic.stop(wait=False) is None
+    assert logic.running  # returned at once: a blocking stop would have killed it first
+    monkeypatch.setattr(train_launcher, "KILL_AFTER_SECONDS", 0.0)
+    time.sleep(0.01)
+    logic.poll()  # past the grace period: SIGKILL
+    assert logic.process.wait(timeout=30) is not None and not logic.running
