@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: test test-repeat demo docs lint benchmark probe gpu-wheels clean
+.PHONY: test test-repeat demo docs lint benchmark probe gpu-wheels screenshots sample clean
 
 $(STAMP): pyproject.toml requirements-dev.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -34,6 +34,15 @@ test-repeat: $(STAMP)
 		echo "FCD_TEST_SEED=$$seed"; \
 		FCD_TEST_SEED=$$seed $(PY) -m pytest -q -m numerics -p no:cacheprovider Testing || exit 1; \
 	done
+
+# The Slicer pictures (README, docs/slicer.md, the Extensions Index screenshot, the Sample Data
+# thumbnail), rendered by Slicer's own slice views offscreen from a real detection of the FCD sample.
+screenshots: $(STAMP)
+	$(PY) Resources/Screenshots/render_slicer_views.py
+
+# The FCD sample shipped in FCDDetect/Resources/Sample (synthetic scan, lesion, tiny model; ~5 min on 2 cores).
+sample: $(STAMP)
+	PYTHONPATH=FCDDetect:FCDTrain:. $(PY) -m Testing.builders.fcd_sample
 
 demo: $(STAMP)
 	$(VENV)/bin/fcd demo --out demo-output

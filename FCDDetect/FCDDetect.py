@@ -17,6 +17,9 @@ Slicer Python console::
     print(out.prediction, out.probability, out.heat_score)
 """
 
+import logging
+import os
+
 import slicer
 from FCDDetectWidgets.compat import slicer_version_problem
 from slicer.ScriptedLoadableModule import ScriptedLoadableModule
@@ -44,7 +47,7 @@ class FCDDetect(ScriptedLoadableModule):
         self.parent.title = "FCD Detect"
         self.parent.categories = ["Neuroimaging"]
         self.parent.dependencies = []
-        self.parent.contributors = ["FCD Detection contributors (https://github.com/fcd-detect/SlicerFCDDetection)"]
+        self.parent.contributors = ["FCD Detection contributors (SlicerFCDDetection project)"]
         self.parent.helpText = (
             "Classifies a brain MRI (FLAIR and/or T1) as FCD type II or control with a 3D ResNet, "
             "shows where the network looked (Grad-CAM heatmap over the scan), the lesion clusters "
@@ -56,3 +59,31 @@ class FCDDetect(ScriptedLoadableModule):
             "Method after Lasagni et al., FCD-II detection with 3D ResNets, MedicalNet transfer "
             "learning and Grad-CAM (Heat-Score)."
         )
+        if ensureDependencies is not None:  # a supported Slicer: "FCD sample" in Sample Data
+            slicer.app.connect("startupCompleted()", registerSampleData)
+
+
+def registerSampleData():
+    """Add "FCD sample" (synthetic scan + lesion outline, FCDDetect/Resources/Sample) to Slicer's
+    Sample Data module; FCD Detect lists the sample's demonstration model when its scan is the input.
+    Runs inside Slicer only (at start-up); a failure is logged, never raised."""
+    try:
+        import SampleData
+        from FCDDetectLib.slicer_support.sample_data import (
+            LESION_FILE,
+            LESION_NODE_NAME,
+            SAMPLE_CATEGORY,
+            SAMPLE_NAME,
+            SCAN_FILE,
+            SCAN_NODE_NAME,
+            sample_files,
+        )
+
+        files = sample_files(os.path.join(os.path.dirname(__file__), "Resources"))
+        SampleData.SampleDataLogic.registerCustomSampleDataSource(
+            category=SAMPLE_CATEGORY, sampleName=SAMPLE_NAME, thumbnailFileName=str(files.thumbnail),
+            uris=[files.scan.as_uri(), files.lesion.as_uri()], fileNames=[SCAN_FILE, LESION_FILE],
+            nodeNames=[SCAN_NODE_NAME, LESION_NODE_NAME], loadFileType=["VolumeFile", "SegmentationFile"],
+        )
+    except Exception:  # Sample Data missing or changed: the module works without the entry
+        logging.exception("FCD Detect: could not register the FCD sample with Sample Data")

@@ -38,7 +38,7 @@ class FCDTrain(ScriptedLoadableModule):
         self.parent.title = "FCD Train"
         self.parent.categories = ["Neuroimaging"]
         self.parent.dependencies = ["FCDDetect"]
-        self.parent.contributors = ["FCD Detection contributors (https://github.com/fcd-detect/SlicerFCDDetection)"]
+        self.parent.contributors = ["FCD Detection contributors (SlicerFCDDetection project)"]
         self.parent.helpText = (
             "Trains 3D ResNet FCD-II classifiers fold by fold on your own data (BIDS or CSV "
             "manifest), with MedicalNet transfer learning, in a background process that can be "

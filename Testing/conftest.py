@@ -22,6 +22,11 @@ def pytest_configure(config: pytest.Config) -> None:
     )
     config.addinivalue_line(
         "markers",
+        "rendering: renders Slicer's slice views offscreen (VTK's EGL window, Mesa's llvmpipe without a GPU); "
+        "skipped only where no OpenGL context can be made",
+    )
+    config.addinivalue_line(
+        "markers",
         "cuda: needs a CUDA GPU (skipped without one); benchmarks/gpu/run_checks.sh runs them on a GPU machine",
     )
 

@@ -11,6 +11,8 @@ __all__ = [
     "detect_widget",
     "installer",
     "parameters",
+    "reload",
     "self_test",
+    "task_runner",
     "unsupported",
 ]

@@ -10,7 +10,11 @@ Fixes that need Qt and how this code avoids them:
 - restoring the saved segment runs inside ``presenter.restoring_segment()``, so the
   selector's own signals (``setCurrentNode`` clears the segment) do not erase it;
 - the panel re-reads the shared models-folder registry on ``enter``: FCDTrain registers a
-  finished run there and never touches this widget.
+  finished run there and never touches this widget;
+- nothing long runs in the GUI thread: detection, the report and the installation check run
+  in a child process followed by a :class:`~FCDDetectWidgets.task_runner.TaskRunner` (progress,
+  Cancel); their nodes are added on the main thread when the child has ended;
+- *Reload* imports the packages again (:mod:`FCDDetectWidgets.reload`), not only this file.
 """
 
 import qt
@@ -23,6 +27,8 @@ from slicer.ScriptedLoadableModule import ScriptedLoadableModuleWidget
 from slicer.util import VTKObservationMixin
 
 from FCDDetectWidgets.installer import versionProblem
+from FCDDetectWidgets.reload import DETECT_PACKAGES, forget_packages
+from FCDDetectWidgets.task_runner import TaskRunner
 
 SCAN_DELAY_MS = 600
 
@@ -34,6 +40,7 @@ class FCDDetectWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         self.logic = logic
         self.presenter = None
         self.lastResult = None
+        self.runner = None
         self._parameterNode = None
         self._parameterNodeGuiTag = None
 
@@ -60,11 +67,15 @@ class FCDDetectWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         self.scanTimer.setSingleShot(True)
         self.scanTimer.setInterval(SCAN_DELAY_MS)
         self.scanTimer.connect("timeout()", self.refreshModels)
+        self.runner = TaskRunner(self.ui.taskWidget, self.ui.taskProgressBar, self.ui.taskStatusLabel,
+                                 self.ui.cancelButton, onBusyChanged=self.updateApplyButton)
 
         self.addObserver(slicer.mrmlScene, slicer.mrmlScene.StartCloseEvent, self.onSceneStartClose)
         self.addObserver(slicer.mrmlScene, slicer.mrmlScene.EndCloseEvent, self.onSceneEndClose)
         self.addObserver(slicer.mrmlScene, slicer.mrmlScene.EndImportEvent, self.onSceneEndImport)
         self.ui.applyButton.connect("clicked(bool)", self.onApplyButton)
+        # the FCD sample's model is listed only for the sample scan
+        self.ui.inputVolumeSelector.connect("currentNodeChanged(vtkMRMLNode*)", lambda _node: self.scanTimer.start())
         self.ui.refreshModelsButton.connect("clicked(bool)", self.refreshModels)
         self.ui.modelComboBox.connect("currentIndexChanged(int)", self.onModelSelected)
         self.ui.segmentSelector.connect("currentNodeChanged(vtkMRMLNode*)", self.onSegmentChanged)
@@ -84,7 +95,13 @@ class FCDDetectWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
     def cleanup(self) -> None:
         if self.presenter is not None:
             self.scanTimer.stop()
+            self.runner.cleanup()  # Slicer closes or the module reloads: stop the running child
         self.removeObservers()
+
+    def onReload(self) -> None:
+        """Developer mode's Reload: import FCDDetectLib and FCDDetectWidgets again, then the module."""
+        forget_packages(DETECT_PACKAGES)
+        ScriptedLoadableModuleWidget.onReload(self)
 
     def enter(self) -> None:
         if self.presenter is None:
@@ -99,6 +116,7 @@ class FCDDetectWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
             self.removeObserver(self._parameterNode, vtk.vtkCommand.ModifiedEvent, self.updateApplyButton)
 
     def onSceneStartClose(self, caller, event) -> None:
+        self.runner.cleanup()  # a running detection's nodes would land in the closed scene
         self.setParameterNode(None)
         self.lastResult = None
 
@@ -143,8 +161,11 @@ class FCDDetectWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
     def updateApplyButton(self, caller=None, event=None) -> None:
         p = self._parameterNode
         state = self.presenter.apply_state(bool(p and p.inputVolume), p.modelPath if p else "")
-        self.ui.applyButton.enabled = state.enabled
-        self.ui.applyButton.toolTip = state.tooltip
+        busy = self.runner is not None and self.runner.running
+        self.ui.applyButton.enabled = state.enabled and not busy
+        self.ui.applyButton.toolTip = "Running: wait, or Cancel." if busy else state.tooltip
+        self.ui.saveReportButton.enabled = self.lastResult is not None and not busy
+        self.ui.checkInstallationButton.enabled = not busy
 
     # -- models -------------------------------------------------------------------------------
     def onModelsPathEdited(self, path: str) -> None:
@@ -155,7 +176,8 @@ class FCDDetectWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
 
     def refreshModels(self) -> None:
         """Fill the model list from the models folder and the folders FCDTrain trained into."""
-        listing = self.presenter.model_list()
+        inputNode = self.ui.inputVolumeSelector.currentNode()
+        listing = self.presenter.model_list(inputNode.GetName() if inputNode else None)
         combo = self.ui.modelComboBox
         wasBlocked = combo.blockSignals(True)
         combo.clear()
@@ -190,7 +212,7 @@ class FCDDetectWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
             return
         # Read the sliders (this slot may run before connectGui has updated the parameter node).
         node.GetDisplayNode().SetThreshold(self.ui.thresholdSliderWidget.value, 1.0)
-        slicer.util.setSliceViewerLayers(foreground=node, foregroundOpacity=self.ui.opacitySliderWidget.value)
+        self.logic.showOverlay(self.lastResult, node, self.ui.opacitySliderWidget.value)
 
     def showClusterTables(self, tables) -> None:
         self.ui.clustersTableView.setMRMLTableNode(tables.heatmap)
@@ -209,22 +231,30 @@ class FCDDetectWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         if ras is not None:
             self.logic.jumpToCluster(table, row)
 
-    # -- run ----------------------------------------------------------------------------------
+    # -- run (in a child process; see TaskRunner) -----------------------------------------------
     def onApplyButton(self) -> None:
         p = self._parameterNode
-        with slicer.util.tryWithErrorDisplay("FCD detection failed.", waitCursor=True):
+        with slicer.util.tryWithErrorDisplay("FCD detection could not start.", waitCursor=True):
+            if not self.logic.ensureDependencies():  # cancelled, or a restart is needed: already said
+                return
             inputs = [node for node in (p.inputVolume, p.secondVolume) if node]
             options = panel_options(p.method, p.device, p.layer, p.clusterThreshold, p.minClusterMm3)
-            out = self.logic.process(
+            job = self.logic.process(
                 inputs, p.modelPath, options,
                 segmentationNode=p.segmentationNode if p.segmentId else None, segmentId=p.segmentId or None,
-                brainMaskNode=p.brainMask, lowerThreshold=p.lowerThreshold, opacity=p.opacity,
+                brainMaskNode=p.brainMask, lowerThreshold=p.lowerThreshold, opacity=p.opacity, wait=False,
             )
-            self.showResult(out)
+            self.runner.run(job, "FCD detection", self.onDetectionDone)
+
+    def onDetectionDone(self, job) -> str:
+        out = self.logic.finishDetection(job)
+        self.showResult(out)
+        return f"FCD detection: done in {out.result.seconds:.1f} s."
 
     def showResult(self, out) -> None:
         p = self._parameterNode
         self.lastResult = out
+        self.updateApplyButton()
         p.heatmapVolume = out.heatmap_node
         p.lesionMapVolume = out.lesion_map_node
         p.resultTable = out.table_node
@@ -248,14 +278,24 @@ class FCDDetectWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         folder = qt.QFileDialog.getExistingDirectory(slicer.util.mainWindow(), "Folder for the report")
         if not folder:
             return
-        with slicer.util.tryWithErrorDisplay("Could not write the report.", waitCursor=True):
-            self.showMessage(self.presenter.save_report(self.lastResult, folder))
+        problem = self.presenter.report_problem(self.lastResult, folder)
+        if problem is not None:
+            self.showMessage(problem)
+            return
+        with slicer.util.tryWithErrorDisplay("The report could not start.", waitCursor=True):
+            self.runner.run(self.logic.startReport(self.lastResult, folder), "Report",
+                            lambda task: self.presenter.report_written(task.result()).text)
 
     def onCheckInstallation(self) -> None:
-        with slicer.util.tryWithErrorDisplay("Installation check failed.", waitCursor=True):
-            message = self.presenter.installation_text()
-            self.ui.installationTextEdit.setPlainText(message.text)
-            self.ui.installationTextEdit.visible = True
+        with slicer.util.tryWithErrorDisplay("Installation check could not start.", waitCursor=True):
+            task = self.logic.checkInstallation(self.presenter.installation_folders(), wait=False)
+            self.runner.run(task, "Installation check", self.onInstallationChecked)
+
+    def onInstallationChecked(self, task) -> str:
+        message = self.presenter.installation_message(self.logic.installationReport(task.result()))
+        self.ui.installationTextEdit.setPlainText(message.text)
+        self.ui.installationTextEdit.visible = True
+        return "Installation checked: " + ("problems found (see below)." if message.kind == "warning" else "no problem.")
 
     @staticmethod
     def showMessage(message) -> None:

@@ -3,8 +3,10 @@
 The order and the checks are Qt-free (:mod:`FCDDetectLib.slicer_support.dependencies`): torch first
 through the PyTorch extension (``PyTorchUtils`` picks the CUDA build), then the rest with
 ``slicer.util.pip_install`` under a ``torch==<installed>`` constraint, and the restart check
-from the versions seen before and after installing. Inside Slicer's tests nothing is
-installed (the self-test is skipped instead).
+from the versions seen before and after installing. One confirmation per install: the user's
+"yes" here is the only question (``installTorch(askConfirmation=False)``); cancelling is not an
+error; a restart that is needed is one information message. Inside Slicer's tests nothing is
+installed, and a missing package is an error (the self-test fails, it is never skipped).
 
 Example (Slicer Python console)::
 
@@ -42,8 +44,12 @@ def versionProblem():
 
 
 def ensureDependencies(askConfirmation: bool = True) -> bool:
-    """Install missing Python packages (after asking); False when they are not usable yet
-    (Slicer must restart, or Slicer runs its tests and installs nothing)."""
+    """Install missing Python packages after one confirmation; True when they are usable now.
+
+    False (after one message, never an error dialog) when the user cancels or when Slicer must
+    restart. Raises RuntimeError when packages are missing while Slicer runs its tests (nothing
+    is installed there: the self-test fails) and when an install fails.
+    """
     problem = versionProblem()
     if problem:
         raise RuntimeError(problem)
@@ -53,16 +59,17 @@ def ensureDependencies(askConfirmation: bool = True) -> bool:
     if decision == "ready":
         return True
     names = ", ".join(str(r) for r in missing)
-    if decision == "skip":
-        logging.warning(f"FCD detection: not installing {names} while Slicer runs its tests")
-        return False
+    if decision == "refuse":
+        raise RuntimeError(f"FCD detection: Python packages missing while Slicer runs its tests: {names}. "
+                           "Nothing is installed during tests: install them first.")
     if askConfirmation and not slicer.util.confirmOkCancelDisplay(
         f"FCD detection needs these Python packages, not yet installed in Slicer: {names}.\n\n"
-        "Download and install them now? torch is installed by the PyTorch extension. "
-        "This can take several minutes.",
+        "Download and install them now? torch comes through the PyTorch extension (the build for "
+        "your GPU). This can take several minutes.",
         "FCD detection: install Python packages",
     ):
-        raise RuntimeError(f"Python packages not installed (cancelled): {names}")
+        logging.info(f"FCD detection: installing {names} cancelled")
+        return False
     plan = install_plan(missing)
     before = installed_versions(missing)
     if plan.torch is not None:
@@ -73,8 +80,9 @@ def ensureDependencies(askConfirmation: bool = True) -> bool:
                 "FCD detection needs the PyTorch extension: install 'PyTorch' from the Extensions "
                 "Manager, restart Slicer and try again."
             ) from error
+        # the user has just agreed: PyTorchUtils must not ask a second time
         torch = PyTorchUtils.PyTorchUtilsLogic().installTorch(
-            askConfirmation=askConfirmation, torchVersionRequirement=f">={plan.torch.minimum}"
+            askConfirmation=False, torchVersionRequirement=f">={plan.torch.minimum}"
         )
         if torch is None:
             raise RuntimeError("PyTorch was not installed.")
@@ -92,8 +100,8 @@ def ensureDependencies(askConfirmation: bool = True) -> bool:
         raise RuntimeError(f"Python packages still missing after installing: {', '.join(map(str, still))}")
     restart = restart_needed(missing, before, installed_versions(missing))
     if restart:
-        message = f"Updated packages already in use ({', '.join(restart)}): restart Slicer before continuing."
-        logging.warning(message)
-        slicer.util.infoDisplay(message, "FCD detection: restart needed")
+        slicer.util.infoDisplay(
+            f"The Python packages are installed. Updated packages were already in use ({', '.join(restart)}): "
+            "restart Slicer, then press the button again.", "FCD detection: restart Slicer")
         return False
     return True

@@ -1,12 +1,16 @@
-"""FCDDetect's self-test (Slicer's "Reload and Test", ctest): a generated oblique volume.
+"""FCDDetect's self-test (Slicer's "Reload and Test", and ``py_FCDDetect`` in ctest): a real detection.
 
-It never installs packages: inside Slicer's tests a missing package skips the test.
+It loads the FCD sample shipped in ``Resources/Sample`` (a synthetic scan with a planted lesion
+and a tiny model), runs the module logic's detection on it (in a child process, offline, on the
+CPU) and checks that p(FCD) reaches the model's threshold and that the heatmap's maximum, the
+lesion map's maximum and cluster 1 lie in the lesion
+(:func:`FCDDetectLib.mrml.sample_detection.detect_sample`). It never installs packages, and it
+FAILS, never skips, when a package is missing, the sample is incomplete or the detection is
+wrong (``Testing/slicer/test_slicer_self_test.py`` runs this class outside the app and proves it).
 """
 
-from pathlib import Path
-
+import numpy as np
 import slicer
-import vtk
 from slicer.ScriptedLoadableModule import ScriptedLoadableModuleTest
 
 from FCDDetectWidgets.detect_module_logic import FCDDetectLogic
@@ -14,48 +18,38 @@ from FCDDetectWidgets.installer import ensureDependencies
 
 
 class FCDDetectTest(ScriptedLoadableModuleTest):
-    """Self-test: a generated oblique volume and a tiny bundle built here."""
+    """Self-test: a detection of the FCD sample must find its planted lesion."""
+
+    sampleFolder = None  # None: the sample beside the module (Resources/Sample)
 
     def setUp(self):
         slicer.mrmlScene.Clear()
 
     def runTest(self):
         self.setUp()
-        self.test_FCDDetect_generated_volume()
+        self.test_FCDDetect_sample_detection()
 
-    def test_FCDDetect_generated_volume(self):
-        if not ensureDependencies(askConfirmation=False):  # never installs inside ctest
-            self.delayDisplay("FCDDetect self-test skipped: the Python packages are not installed")
-            return
-        import tempfile
+    def test_FCDDetect_sample_detection(self):
+        from FCDDetectLib.mrml.detection_nodes import IRON_COLOR_NODE_ID
+        from FCDDetectLib.mrml.sample_detection import detect_sample
+        from FCDDetectLib.slicer_support.sample_data import SampleFiles, sample_files
 
-        import numpy as np
-        import torch
-        from FCDDetectLib.io.image_io import Image
-        from FCDDetectLib.mrml.conversion import new_volume_node
-        from FCDDetectLib.networks.bundle import save_bundle
-        from FCDDetectLib.networks.bundle_metadata import BundleMetadata
-        from FCDDetectLib.networks.resnets import build_resnet
+        # Raises (the test fails) when a package is missing under --testing: nothing is installed here.
+        self.assertTrue(ensureDependencies(askConfirmation=False), "the Python packages are not usable")
+        files = SampleFiles(self.sampleFolder) if self.sampleFolder else sample_files()
 
-        shape = (24, 20, 12)
-        ijk = np.stack(np.meshgrid(*[np.arange(n) for n in shape], indexing="ij"), -1).astype(np.float32)
-        rel = (ijk - (np.array(shape) - 1) / 2) / (np.array(shape) * 0.4)
-        volume = np.where((rel**2).sum(-1) < 1, 150.0, 5.0).astype(np.float32)
-        volume += np.random.default_rng(0).normal(0, 3, shape).astype(np.float32)
-        affine = np.array([[-1.1, 0.2, 0.0, 10.0], [0.1, -0.9, 0.3, -5.0], [0.0, 0.2, 2.8, 3.0], [0, 0, 0, 1]])
-        node = new_volume_node(slicer.mrmlScene, Image(volume, affine), "FCDDetectSelfTest")
-        torch.manual_seed(0)
-        metadata = BundleMetadata(depth=18, geometry="medicalnet", modalities=["flair"],
-                                  target_spacing=[2.0, 2.0, 2.0], target_shape=[24, 24, 24], name="self-test")
-        with tempfile.TemporaryDirectory() as folder:
-            bundle = save_bundle(Path(folder) / "self-test.fcdbundle", build_resnet(18, widen_factor=0.25, geometry="medicalnet"), metadata)
-            out = FCDDetectLogic().process([node], bundle, device="cpu")
+        def load(path, name, labelmap):
+            return slicer.util.loadVolume(str(path), {"name": name, "labelmap": labelmap})
+
+        def process(nodes, bundle):
+            return FCDDetectLogic().process(nodes, bundle, device="cpu", showProgress=False)
+
+        problems, out = detect_sample(load, process, files)
+        self.assertEqual(problems, [], "the detection of the FCD sample is wrong")
         heat = slicer.util.arrayFromVolume(out.heatmap_node)
-        self.assertEqual(heat.shape, shape[::-1])
-        self.assertTrue(0.0 <= heat.min() and heat.max() <= 1.0)
-        self.assertEqual(out.heatmap_node.GetDisplayNode().GetColorNodeID(), "vtkMRMLColorTableNodeIron")
-        matrix = vtk.vtkMatrix4x4()
-        out.heatmap_node.GetIJKToRASMatrix(matrix)
-        self.assertTrue(np.allclose(slicer.util.arrayFromVTKMatrix(matrix), affine))
+        self.assertEqual(heat.shape, tuple(out.input_nodes[0].GetImageData().GetDimensions())[::-1])
+        self.assertTrue(np.isfinite(heat).all() and 0.0 <= heat.min() and heat.max() <= 1.0)
+        self.assertEqual(out.heatmap_node.GetDisplayNode().GetColorNodeID(), IRON_COLOR_NODE_ID)
         self.assertEqual(out.table_node.GetTable().GetNumberOfRows(), 1)
-        self.delayDisplay("FCDDetect self-test passed")
+        self.assertGreater(out.clusters_table_node.GetTable().GetNumberOfRows(), 0)
+        self.delayDisplay(f"FCDDetect self-test passed: {out.summary()}")

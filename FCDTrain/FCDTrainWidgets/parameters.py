@@ -4,7 +4,8 @@ whose unset value reads as ".")."""
 
 from typing import Annotated
 
-from FCDDetectLib.choices import DEVICES, GEOMETRIES
+from FCDDetectLib.choices import DEVICES, GEOMETRIES, SUPERVISION
+from FCDTrainLib.experiment.executors import EXECUTORS
 from slicer import vtkMRMLPlotChartNode, vtkMRMLTableNode
 from slicer.parameterNodeWrapper import Choice, WithinRange, parameterNodeWrapper
 
@@ -23,11 +24,15 @@ class FCDTrainParameterNode:
     modalityT1: bool = False
     modalityT1Flair: bool = False
     geometry: Annotated[str, Choice(list(GEOMETRIES))] = "paper"
+    supervision: Annotated[str, Choice(list(SUPERVISION))] = "none"
     weightsPath: str = ""
     weightsCacheFolder: str = ""
     folds: Annotated[int, WithinRange(2, 20)] = 5
     maxEpochs: Annotated[int, WithinRange(1, 1000)] = 100
     seed: Annotated[int, WithinRange(0, 2147483647)] = 0
     device: Annotated[str, Choice(list(DEVICES))] = "auto"
+    executor: Annotated[str, Choice(list(EXECUTORS))] = "local"
+    rayAddress: str = ""
+    gpusPerRun: Annotated[float, WithinRange(0.0, 64.0)] = 0.0
     resultsTable: vtkMRMLTableNode
     resultsChart: vtkMRMLPlotChartNode

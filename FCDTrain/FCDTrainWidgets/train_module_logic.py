@@ -8,10 +8,9 @@ Example (Slicer Python console)::
     FCDTrain.FCDTrainLogic().train(data="/data/ds004199", out="/runs/r18", depths=[18], wait=True)
 """
 
-import shutil
-import sys
-
 import slicer
+from FCDDetectLib.slicer_support.background_task import child_python
+from FCDDetectWidgets.task_runner import waitWithProgress
 from FCDTrainLib.slicer_support.train_launcher import TrainLogic, TrainSettings
 from slicer.ScriptedLoadableModule import ScriptedLoadableModuleLogic
 
@@ -21,7 +20,7 @@ class FCDTrainLogic(ScriptedLoadableModuleLogic):
 
     def __init__(self) -> None:
         ScriptedLoadableModuleLogic.__init__(self)
-        self.runner = TrainLogic(shutil.which("PythonSlicer") or sys.executable)
+        self.runner = TrainLogic(child_python())
 
     def getParameterNode(self):
         from FCDTrainWidgets.parameters import FCDTrainParameterNode
@@ -49,8 +48,8 @@ class FCDTrainLogic(ScriptedLoadableModuleLogic):
     def start(self, settings):
         return self.runner.start(settings)
 
-    def stop(self):
-        return self.runner.stop()
+    def stop(self, wait=True):
+        return self.runner.stop(wait)
 
     def poll(self):
         return self.runner.poll()
@@ -78,6 +77,28 @@ class FCDTrainLogic(ScriptedLoadableModuleLogic):
                 onProgress(progress)
 
         return self.runner.train(settings, wait=wait, on_progress=report, on_line=onLine)
+
+    # -- the dataset audit and the MedicalNet requests (child processes, never the GUI thread) -----
+    def audit(self, data, wait=True):
+        """The audit of ``data`` as text (``wait=False``: the running task; its ``result()`` is the text)."""
+        from FCDTrainLib.slicer_support.train_tasks import start_audit
+
+        task = start_audit(data)
+        return waitWithProgress(task, "Auditing the dataset...") if wait else task
+
+    def remoteSize(self, url, wait=True):
+        """Bytes the server announces for ``url`` (None: not said); ``wait=False``: the running task."""
+        from FCDTrainLib.slicer_support.train_tasks import start_remote_size
+
+        task = start_remote_size(url)
+        return waitWithProgress(task, "Asking the file size...") if wait else task
+
+    def downloadWeights(self, url, cacheFolder, name, wait=True):
+        """Download ``url`` into ``cacheFolder/name`` (atomically; Cancel writes nothing)."""
+        from FCDTrainLib.slicer_support.train_tasks import start_download
+
+        task = start_download(url, cacheFolder, name)
+        return waitWithProgress(task, f"Downloading {name}...") if wait else task
 
     def loadResults(self, out) -> dict:
         """Results table and plot nodes of a finished run or experiment folder."""

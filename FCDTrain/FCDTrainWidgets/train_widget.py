@@ -13,7 +13,10 @@ Fixes that need Qt and how this code avoids them:
 - a cancelled weights download is an information, not a failure, and the cache list is
   refreshed either way;
 - a finished run is registered in the shared models-folder registry; FCD Detect reads it
-  when shown, so this module never reaches into FCD Detect's widget.
+  when shown, so this module never reaches into FCD Detect's widget;
+- the dataset audit, the MedicalNet size request and the download run in a child process,
+  followed by a :class:`~FCDDetectWidgets.task_runner.TaskRunner` (progress, Cancel);
+- *Reload* imports FCDTrainLib and FCDTrainWidgets again (:mod:`FCDDetectWidgets.reload`).
 """
 
 import qt
@@ -22,6 +25,8 @@ import vtk
 from FCDDetectLib.slicer_support.models_registry import ModelsFolderRegistry
 from FCDDetectLib.slicer_support.paths import path_or_none
 from FCDDetectWidgets.installer import versionProblem
+from FCDDetectWidgets.reload import TRAIN_PACKAGES, forget_packages
+from FCDDetectWidgets.task_runner import TaskRunner
 from FCDTrainLib.slicer_support.train_presenter import PanelValues, TrainPresenter
 from slicer.ScriptedLoadableModule import ScriptedLoadableModuleWidget
 from slicer.util import VTKObservationMixin
@@ -37,10 +42,12 @@ class FCDTrainWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         VTKObservationMixin.__init__(self)
         self.logic = logic
         self.presenter = None
+        self.taskRunner = None
         self._parameterNode = None
         self._parameterNodeGuiTag = None
         self.timer = qt.QTimer()
         self.timer.setInterval(1000)
+        self.pendingDownloads = []
 
     def setup(self) -> None:
         ScriptedLoadableModuleWidget.setup(self)
@@ -71,6 +78,8 @@ class FCDTrainWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         self.ui.refreshWeightsButton.connect("clicked(bool)", self.refreshWeightsCache)
         self.ui.dataManifestButton.connect("clicked(bool)", self.onPickManifest)
         self.timer.connect("timeout()", self.onPoll)
+        self.taskRunner = TaskRunner(self.ui.taskWidget, self.ui.taskProgressBar, self.ui.taskStatusLabel,
+                                     self.ui.cancelTaskButton, onBusyChanged=self.updateButtons)
         self.initializeParameterNode()
         for fieldName in PATH_FIELDS:  # connected after the parameter node is set
             getattr(self.ui, fieldName).connect("currentPathChanged(QString)",
@@ -82,7 +91,13 @@ class FCDTrainWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         self.timer.stop()
         if self.presenter is not None:
             self.presenter.on_close()
+            self.taskRunner.cleanup()
         self.removeObservers()
+
+    def onReload(self) -> None:
+        """Developer mode's Reload: import FCDTrainLib and FCDTrainWidgets again, then the module."""
+        forget_packages(TRAIN_PACKAGES)
+        ScriptedLoadableModuleWidget.onReload(self)
 
     def enter(self) -> None:
         if self.presenter is not None:
@@ -148,15 +163,20 @@ class FCDTrainWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
             modalities=[n for n, on in (("flair", p.modalityFlair), ("t1", p.modalityT1),
                                         ("t1+flair", p.modalityT1Flair)) if on],
             geometry=p.geometry, weights_path=p.weightsPath, weights_cache_folder=p.weightsCacheFolder,
-            folds=p.folds, max_epochs=p.maxEpochs, seed=p.seed, device=p.device)
+            folds=p.folds, max_epochs=p.maxEpochs, seed=p.seed, device=p.device, supervision=p.supervision,
+            executor=p.executor, ray_address=p.rayAddress, gpus_per_run=p.gpusPerRun)
 
     def updateButtons(self, caller=None, event=None) -> None:
         if self._parameterNode is None:
             return
         state = self.presenter.buttons(self.panelValues(), self.logic.running)
+        busy = self.taskRunner is not None and self.taskRunner.running
         self.ui.startButton.enabled = state.start
         self.ui.startButton.toolTip = state.start_tooltip
         self.ui.stopButton.enabled = state.stop
+        self.ui.auditButton.enabled = not busy
+        self.ui.downloadWeightsButton.enabled = not busy
+        self.ui.rayAddressLineEdit.enabled = self.ui.gpusPerRunSpinBox.enabled = self._parameterNode.executor == "ray"
 
     def settings(self):
         from FCDTrainLib.training.medicalnet_weights import find_cached
@@ -165,17 +185,11 @@ class FCDTrainWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
 
     # -- actions --------------------------------------------------------------------------------
     def onAudit(self) -> None:
-        with slicer.util.tryWithErrorDisplay("Dataset audit failed.", waitCursor=True):
+        with slicer.util.tryWithErrorDisplay("The dataset audit could not start.", waitCursor=True):
             if not self.logic.ensureDependencies():
                 return
-            from FCDTrainLib.data.audit import audit_dataset
-            from FCDTrainLib.data.dataset_loader import load_dataset
-
-            dataset = load_dataset(self.settings().data)
-            audit = audit_dataset(dataset)
-            text = [f"{len(dataset.subjects)} subjects in {dataset.root}", audit.format_table()]
-            text += [f"WARNING: {w}" for w in dataset.warnings]
-            self.ui.auditTextEdit.setPlainText("\n".join(text))
+            self.taskRunner.run(self.logic.audit(self._parameterNode.dataPath, wait=False), "Dataset audit",
+                                lambda task: self.ui.auditTextEdit.setPlainText(task.result()))
 
     def onStart(self) -> None:
         with slicer.util.tryWithErrorDisplay("Could not start training.", waitCursor=True):
@@ -189,9 +203,9 @@ class FCDTrainWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         self.updateButtons()
 
     def onStop(self) -> None:
-        self.logic.stop()
-        self.onPoll()
-        self.ui.statusLabel.text = "Stopped. Start again with the same settings to resume."
+        self.logic.stop(wait=False)  # SIGTERM now; the timer's polls SIGKILL later if needed
+        self.ui.stopButton.enabled = False
+        self.ui.statusLabel.text = "Stopping... Start again with the same settings to resume."
 
     def onPoll(self) -> None:
         result = self.logic.poll()
@@ -207,6 +221,7 @@ class FCDTrainWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         self.timer.stop()
         self.updateButtons()
         if self.logic.process is not None and self.logic.process.stopped:
+            self.ui.statusLabel.text = "Stopped. Start again with the same settings to resume."
             return
         try:
             self.logic.checkFinished()
@@ -256,37 +271,55 @@ class FCDTrainWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         self.refreshWeightsCache()
 
     def onDownloadWeights(self) -> None:
+        """Each missing MedicalNet file: its size (asked in a child process), a confirmation,
+        then the download (a child process); one file after the other."""
         from FCDTrainLib.training import medicalnet_weights as weights_cache
 
-        try:
-            with slicer.util.tryWithErrorDisplay("Download failed."):
-                settings, cache = self.settings(), self._parameterNode.weightsCacheFolder
-                wanted = [(f, d) for f in settings.pretrained if f != "none" for d in settings.depths
-                          if not weights_cache.find_cached(cache, f, d)]
-                if not wanted:
-                    slicer.util.infoDisplay("Tick a MedicalNet strategy: the files it needs are already cached.")
-                for family, depth in wanted:
-                    self.downloadOne(weights_cache, cache, family, depth)
-        finally:
+        with slicer.util.tryWithErrorDisplay("The download could not start.", waitCursor=True):
+            settings, cache = self.settings(), self._parameterNode.weightsCacheFolder
+            self.pendingDownloads = [(f, d) for f in settings.pretrained if f != "none" for d in settings.depths
+                                     if not weights_cache.find_cached(cache, f, d)]
+            if not self.pendingDownloads:
+                slicer.util.infoDisplay("Tick a MedicalNet strategy: the files it needs are already cached.")
+                return
+            self.downloadNext()
+
+    def downloadNext(self) -> None:
+        from FCDTrainLib.training import medicalnet_weights as weights_cache
+
+        if not self.pendingDownloads:
             self.refreshWeightsCache()
-
-    def downloadOne(self, weights_cache, cache, family, depth) -> None:
-        name, url = weights_cache.medicalnet_file_name(family, depth), weights_cache.download_url(family, depth)
-        size = weights_cache.human_size(weights_cache.remote_size(url))
-        if not slicer.util.confirmOkCancelDisplay(f"Download {name} ({size}) from\n{url}\ninto {cache}?"):
             return
-        dialog = slicer.util.createProgressDialog(labelText=f"Downloading {name}...", maximum=100)
+        family, depth = self.pendingDownloads.pop(0)
+        name, url = weights_cache.medicalnet_file_name(family, depth), weights_cache.download_url(family, depth)
+        cache = self._parameterNode.weightsCacheFolder
 
-        def progress(done, total):
-            dialog.value = int(100 * done / total) if total else 0
-            slicer.app.processEvents()
-            return not dialog.wasCanceled
+        def sizeKnown(task):
+            size = weights_cache.human_size(task.result())
+            if not slicer.util.confirmOkCancelDisplay(f"Download {name} ({size}) from\n{url}\ninto {cache}?"):
+                self.pendingDownloads = []
+                return f"Download of {name} not started."
+            qt.QTimer.singleShot(0, lambda: self.startDownload(url, cache, name))
+            return f"{name}: {size}."
 
-        error = None
-        try:
-            weights_cache.download(url, cache, name, progress=progress)
-        except weights_cache.DownloadCancelled as cancelled:
-            error = cancelled
-        finally:
-            dialog.close()
-        self.ui.statusLabel.text = self.presenter.download_outcome(error, name).text
+        self.taskRunner.run(self.logic.remoteSize(url, wait=False), f"Size of {name}", sizeKnown)
+
+    def startDownload(self, url, cache, name) -> None:
+        def downloaded(task):
+            error = None
+            try:
+                task.result()
+            except Exception as failure:  # cancelled, or failed: one status line either way
+                error = failure
+            self.refreshWeightsCache()
+            message = self.presenter.download_outcome(error, name)
+            if message.kind == "error":
+                slicer.util.errorDisplay(message.text)
+                self.pendingDownloads = []
+            else:
+                qt.QTimer.singleShot(0, self.downloadNext)
+            return message.text
+
+        with slicer.util.tryWithErrorDisplay("The download could not start.", waitCursor=True):
+            self.taskRunner.run(self.logic.downloadWeights(url, cache, name, wait=False), f"Download of {name}",
+                                downloaded)

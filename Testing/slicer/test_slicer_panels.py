@@ -16,7 +16,12 @@ from types import SimpleNamespace
 
 import pytest
 from FCDDetectLib.errors import FCDInputError
-from FCDDetectLib.slicer_support.detect_presenter import LESION_MAP_OVERLAY, REPORT_MISSING, DetectPresenter
+from FCDDetectLib.slicer_support.detect_presenter import (
+    LESION_MAP_OVERLAY,
+    OVERLAYS,
+    SAMPLE_MODEL_LABEL,
+    DetectPresenter,
+)
 from FCDDetectLib.slicer_support.models_folder import BundleListing, find_bundle_folders, list_bundles
 from FCDDetectLib.slicer_support.models_registry import (
     EXTRA_MODEL_FOLDERS_KEY,
@@ -108,7 +113,6 @@ class FakeDetectLogic:
 
     listings: dict = field(default_factory=dict)
     listed: list = field(default_factory=list)
-    writer: object = None
     jumps: list = field(default_factory=list)
 
     def listBundles(self, folder):
@@ -124,11 +128,11 @@ class FakeDetectLogic:
         self.jumps.append((clustersTable, row))
         return [1.0, 2.0, 3.0] if row < 2 else None
 
-    def checkInstallation(self, folders):
+    def checkInstallation(self, folders, wait=True):
         return SimpleNamespace(problems=[], text=lambda: f"checked {list(folders)}")
 
-    def reportWriter(self):
-        return self.writer
+    def startReport(self, nodes, folder):
+        raise AssertionError("the widget starts the report, after report_problem")
 
 
 def _presenter(logic=None, **kwargs):
@@ -234,21 +238,45 @@ def test_lesion_map_clusters_get_their_own_table_and_jump_from_it():
 
 
 def test_save_report_guarded(tmp_path):
-    logic = FakeDetectLogic()
-    presenter = _presenter(logic)
-    assert presenter.save_report(None, str(tmp_path)).kind == "error"
-    assert presenter.save_report(_nodes(), ".").kind == "error"
-    message = presenter.save_report(_nodes(), str(tmp_path))
-    assert message.kind == "warning" and message.text == REPORT_MISSING  # FCDDetectLib.outputs.pdf_report absent
-    logic.writer = lambda result, folder: folder / "report.pdf"
-    message = presenter.save_report(_nodes(), str(tmp_path))
+    presenter = _presenter()
+    assert presenter.report_problem(None, str(tmp_path)).kind == "error"
+    assert presenter.report_problem(_nodes(), ".").kind == "error"
+    assert presenter.report_problem(_nodes(), str(tmp_path)) is None
+    message = presenter.report_written(tmp_path / "report.pdf")
     assert message.kind == "info" and str(tmp_path / "report.pdf") in message.text
 
 
 def test_installation_check_uses_registered_folders(tmp_path):
     presenter = _presenter()
     presenter.registry.set_current(str(tmp_path))
-    assert presenter.installation_text().text == f"checked {[str(tmp_path)]}"
+    assert presenter.installation_folders() == [str(tmp_path)]
+    report = presenter.logic.checkInstallation(presenter.installation_folders())
+    assert presenter.installation_message(report).text == f"checked {[str(tmp_path)]}"
+    assert presenter.installation_message(SimpleNamespace(problems=["x"], text=lambda: "t")).kind == "warning"
+
+
+def test_overlays_are_a_table_a_third_map_joins_by_name(monkeypatch):
+    """The fold ensemble's uncertainty (issue 27) is one more (label, attribute) row."""
+    from FCDDetectLib.slicer_support import detect_presenter
+
+    nodes = SimpleNamespace(heatmap_node="heat", lesion_map_node=None, uncertainty_node="sd")
+    assert DetectPresenter.overlay_choices(nodes) == ["Heatmap"]
+    monkeypatch.setattr(detect_presenter, "OVERLAYS", (*OVERLAYS, ("Uncertainty", "uncertainty_node")))
+    assert DetectPresenter.overlay_choices(nodes) == ["Heatmap", "Uncertainty"]
+    assert DetectPresenter.overlay_node(nodes, "Uncertainty") == "sd"
+    assert DetectPresenter.overlay_node(nodes, "Lesion map") == "heat"  # absent: the heatmap
+
+
+def test_sample_model_is_listed_for_the_sample_scan_only(tmp_path):
+    from FCDDetectLib.slicer_support.sample_data import SCAN_NODE_NAME, sample_files
+
+    presenter = _presenter()
+    assert SAMPLE_MODEL_LABEL not in [c.name for c in presenter.model_list("FLAIR").choices]
+    listing = presenter.model_list(SCAN_NODE_NAME)
+    assert listing.choices[0].name == SAMPLE_MODEL_LABEL and listing.choices[0].path == str(sample_files().bundle)
+    assert "demonstration" in listing.info
+    missing = presenter.model_list(SCAN_NODE_NAME, sample=sample_files(tmp_path))  # an incomplete sample
+    assert SAMPLE_MODEL_LABEL not in [c.name for c in missing.choices]
 
 
 # -- FCDTrain presenter -----------------------------------------------------------------------------
@@ -307,6 +335,9 @@ def test_cancelled_download_is_not_a_failure():
     assert "cancelled" in TrainPresenter.download_outcome(DownloadCancelled("x"), "r.pth").text
     assert TrainPresenter.download_outcome(OSError("timeout"), "r.pth").kind == "error"
     assert TrainPresenter.download_outcome(None, "r.pth").kind == "info"
+    from FCDDetectLib.slicer_support.background_task import TaskCancelled
+
+    assert TrainPresenter.download_outcome(TaskCancelled("x"), "r.pth").kind == "info"  # Cancel of the child
 
 
 def test_closing_slicer_stops_the_training_child(tmp_path):
@@ -337,27 +368,51 @@ def test_windows_child_and_taskkill_get_no_console_window():
     assert os.name  # the POSIX path is the one the other tests run
 
 
-def test_report_writer_is_guarded_and_adapts_to_the_signature(monkeypatch, tmp_path):
-    import importlib
-    import types
+def test_train_panel_supervision_and_executor_reach_the_command_line(tmp_path):
+    presenter = TrainPresenter(TrainLogic(), ModelsFolderRegistry(DictSettings()))
+    lesion = presenter.settings(PanelValues(data_path=str(tmp_path), output_path=str(tmp_path / "o"),
+                                            supervision="lesion"))
+    args = lesion.arguments()
+    assert args[0] == "train" and args[args.index("--supervision") + 1] == "lesion"
+    values = PanelValues(data_path=str(tmp_path), output_path=str(tmp_path / "o"), depths=[18, 34],
+                         executor="ray", ray_address=" head:6379 ", gpus_per_run=0.5)
+    grid = presenter.settings(values).arguments()
+    assert grid[0] == "experiment" and grid[grid.index("--executor") + 1] == "ray"
+    assert grid[grid.index("--ray-address") + 1] == "head:6379" and grid[grid.index("--gpus-per-run") + 1] == "0.5"
+    assert "--executor" not in presenter.settings(PanelValues(data_path=str(tmp_path), output_path="o",
+                                                              depths=[18, 34])).arguments()
+    # Ray runs experiments only: Start says so instead of failing in the child.
+    single_ray = presenter.buttons(PanelValues(data_path=str(tmp_path), output_path="o", executor="ray"), False)
+    assert not single_ray.start and "experiments" in single_ray.start_tooltip
+    assert presenter.buttons(values, False).start
 
-    from FCDDetectLib.slicer_support.detect_presenter import report_writer
 
-    try:
-        importlib.import_module("FCDDetectLib.outputs.pdf_report")
-    except ImportError:
-        assert report_writer() is None  # the engine has no report module yet: no crash, a message
-    calls = []
-    fake = types.ModuleType("FCDDetectLib.outputs.pdf_report")  # stands for the report module's entry point only
+def test_train_parameter_node_declares_the_new_controls():
+    import ast
 
-    def write_report(result, out_dir, pages=True):
-        calls.append((result, out_dir))
-        return out_dir / "report.pdf"
+    root = Path(__file__).resolve().parents[2]
+    tree = ast.parse((root / "FCDTrain" / "FCDTrainWidgets" / "parameters.py").read_text(encoding="utf-8"))
+    fields = {n.target.id: ast.unparse(n.annotation) for n in ast.walk(tree) if isinstance(n, ast.AnnAssign)}
+    assert "Choice(list(SUPERVISION))" in fields["supervision"] and "Choice(list(EXECUTORS))" in fields["executor"]
+    assert fields["rayAddress"] == "str" and "float" in fields["gpusPerRun"]
 
-    fake.write_report = write_report
-    monkeypatch.setitem(sys.modules, "FCDDetectLib.outputs.pdf_report", fake)
-    import FCDDetectLib
 
-    monkeypatch.setattr(FCDDetectLib, "report", fake, raising=False)
-    assert report_writer()("result", tmp_path) == tmp_path / "report.pdf"
-    assert calls == [("result", tmp_path)]
+def test_the_panels_stop_does_not_wait_for_the_training_child(monkeypatch):
+    """Stop sends SIGTERM and returns; a child that ignores it is killed by a later poll."""
+    import time
+
+    from FCDDetectLib.slicer_support.tree_process import TreeProcess
+    from FCDTrainLib.slicer_support import train_launcher
+
+    logic = TrainLogic()
+    stubborn = "import signal, time; signal.signal(signal.SIGTERM, signal.SIG_IGN); print('ready', flush=True); time.sleep(120)"
+    logic.process = TreeProcess([sys.executable, "-c", stubborn])
+    logic.process.start()
+    while not logic.process.tail(1):  # the handler is in place
+        time.sleep(0.05)
+    assert logic.stop(wait=False) is None
+    assert logic.running  # returned at once: a blocking stop would have killed it first
+    monkeypatch.setattr(train_launcher, "KILL_AFTER_SECONDS", 0.0)
+    time.sleep(0.01)
+    logic.poll()  # past the grace period: SIGKILL
+    assert logic.process.wait(timeout=30) is not None and not logic.running

@@ -4,15 +4,13 @@
 - every ``SlicerParameterName`` of the ``.ui`` is a field of the module's parameterNodeWrapper;
 - the module files import nothing heavy at module scope (torch, MONAI... come on first use);
 - each module's ``CMakeLists.txt`` lists every Python file and resource of the module;
-- the extension ``CMakeLists.txt`` and the catalogue entry ``Resources/FCDDetection.json``
-  agree, and the catalogue entry uses only fields of Slicer's catalogue schema;
+- (the extension ``CMakeLists.txt`` and the catalogue entry: ``test_slicer_index.py``);
 - ``requirements.txt`` holds ``>=`` bounds for what the first-use installer checks.
 """
 
 from __future__ import annotations
 
 import ast
-import json
 import re
 import xml.etree.ElementTree as ET
 from pathlib import Path
@@ -30,9 +28,6 @@ from FCDDetectLib.slicer_support.dependencies import (
 ROOT = Path(__file__).resolve().parents[2]
 MODULES = ("FCDDetect", "FCDTrain")
 HEAVY = {"torch", "monai", "captum", "nibabel", "numpy", "scipy", "sklearn", "matplotlib", "FCDDetectLib.detection.detect"}
-# Fields of slicer-extension-catalog-entry-schema v1.0.1 (Slicer/Slicer Schemas/), additionalProperties false.
-CATALOGUE_FIELDS = {"$schema", "category", "scm_url", "scm_revision", "scm_type", "build_dependencies",
-                    "build_subdirectory", "enabled", "tier"}
 
 
 def _ui(module: str) -> ET.Element:
@@ -63,7 +58,7 @@ def test_ui_parses_and_has_every_widget_the_code_uses(module):
     assert used <= names, f"widgets used by {module}.py but missing from the .ui: {sorted(used - names)}"
     declared = {c.findtext("class") for c in root.iter("customwidget")}
     standard = {"QLabel", "QPushButton", "QComboBox", "QCheckBox", "QSpinBox", "QDoubleSpinBox", "QProgressBar",
-                "QPlainTextEdit",
+                "QPlainTextEdit", "QLineEdit",
                 "QListWidget", "QWidget"}
     classes = {w.get("class") for w in root.iter("widget")}
     assert classes - standard <= declared, f"undeclared custom widgets: {classes - standard - declared}"
@@ -141,32 +136,6 @@ def _cmake_value(text: str, name: str) -> str:
     return match.group(1)
 
 
-def test_extension_cmakelists_and_catalogue_entry_agree():
-    text = (ROOT / "CMakeLists.txt").read_text(encoding="utf-8")
-    homepage = _cmake_value(text, "EXTENSION_HOMEPAGE")
-    category = _cmake_value(text, "EXTENSION_CATEGORY")
-    depends = _cmake_value(text, "EXTENSION_DEPENDS").split()
-    assert category == "Neuroimaging" and depends == ["PyTorch"]
-    for name in ("EXTENSION_CONTRIBUTORS", "EXTENSION_DESCRIPTION"):
-        assert len(_cmake_value(text, name)) > 20
-    for module in MODULES:
-        assert f"add_subdirectory({module})" in text
-    repo_raw = homepage.replace("https://github.com/", "https://raw.githubusercontent.com/") + "/main/"
-    for name in ("EXTENSION_ICONURL", "EXTENSION_SCREENSHOTURLS"):
-        for url in _cmake_value(text, name).split():
-            assert url.startswith(repo_raw), f"{name} {url} is not in {homepage}"
-            if name == "EXTENSION_ICONURL":
-                assert (ROOT / url[len(repo_raw):]).is_file(), f"{url}: no such file in the repository"
-
-    entry = json.loads((ROOT / "Resources" / "FCDDetection.json").read_text(encoding="utf-8"))
-    assert {"$schema", "category", "scm_url"} <= set(entry) <= CATALOGUE_FIELDS
-    assert "slicer-extension-catalog-entry-schema" in entry["$schema"]
-    assert entry["category"] == category
-    assert entry["scm_url"].removesuffix(".git") == homepage
-    assert set(depends) <= set(entry.get("build_dependencies", []))
-    assert isinstance(entry.get("tier", 1), int) and 1 <= entry.get("tier", 1) <= 5
-
-
 def test_requirements_have_lower_bounds_for_the_checked_packages():
     path = ROOT / "FCDDetect" / "Resources" / "requirements.txt"
     requirements = {r.name: r for r in read_requirements(path)}
@@ -228,13 +197,26 @@ def test_restart_is_decided_from_versions_seen_after_installing():
     assert restart_needed(reqs, before, after, set()) == []  # nothing imported yet: no restart
 
 
-def test_nothing_is_installed_while_slicer_runs_its_tests():
+def test_nothing_is_installed_while_slicer_runs_its_tests_and_missing_packages_fail():
     missing = [parse_requirement("fcd-absent>=1.0")]
     assert install_decision([], testing=True) == "ready"
-    assert install_decision(missing, testing=True) == "skip"
+    assert install_decision(missing, testing=True) == "refuse"  # ensureDependencies raises: the test fails
     assert install_decision(missing, testing=False) == "ask"
+    installer = (ROOT / "FCDDetect" / "FCDDetectWidgets" / "installer.py").read_text(encoding="utf-8")
+    assert 'if decision == "refuse":\n        raise RuntimeError(' in installer
     self_test = (ROOT / "FCDDetect" / "FCDDetectWidgets" / "self_test.py").read_text(encoding="utf-8")
-    assert "if not ensureDependencies(askConfirmation=False)" in self_test  # skipped, not failed
+    assert "self.assertTrue(ensureDependencies(askConfirmation=False)" in self_test  # fails, never skips
+    assert "return" not in self_test.split("def test_FCDDetect_sample_detection")[1].split("def load")[0]
+
+
+def test_one_confirmation_per_install():
+    """The installer's question is the only one: PyTorchUtils is told not to ask again."""
+    installer = (ROOT / "FCDDetect" / "FCDDetectWidgets" / "installer.py").read_text(encoding="utf-8")
+    assert installer.count("confirmOkCancelDisplay(") == 1
+    assert "askConfirmation=False, torchVersionRequirement" in installer
+    assert "askConfirmation=askConfirmation, torchVersionRequirement" not in installer
+    restart = installer.split("restart = restart_needed(")[1]
+    assert "infoDisplay(" in restart and "errorDisplay" not in restart and "return False" in restart
 
 
 @pytest.mark.parametrize("module", MODULES)

@@ -6,6 +6,8 @@ subject gets the CLI's outputs in ``out_dir/<subject>/`` and ``out_dir/summary.c
 adds the summary rows to the scene as a table node. Progress and stop are the cohort
 runner's: ``progress(done, total, row)`` after each subject, ``should_stop()`` before each;
 a stopped batch leaves the rest ``pending`` and resumes when run again.
+:func:`start_batch` runs the same in a child process (the panel's way: progress, Cancel,
+the GUI thread free) and :meth:`BatchJob.finish` adds the table on the main thread.
 
 Example (Slicer Python console)::
 
@@ -25,6 +27,8 @@ from typing import Any
 import vtk
 
 from FCDDetectLib.errors import FCDInputError
+from FCDDetectLib.slicer_support.background_task import BackgroundTask, Launcher, TaskJob
+from FCDDetectLib.slicer_support.detect_tasks import BATCH_TASK
 
 
 @dataclass
@@ -100,3 +104,48 @@ def process_folder(scene: Any, data: str | Path, model: Any, out_dir: str | Path
                       should_stop=should_stop, **option_values)
     table = summary_table_node(scene, rows, name or f"FCD batch {Path(str(data)).name}")
     return BatchNodes(rows=list(rows), table_node=table)
+
+
+@dataclass
+class BatchJob(TaskJob):
+    """A batch detection running in a child process (``poll``: subjects done as ``fraction``,
+    ``cancel``: finished subjects are kept and a later run resumes, ``wait``); :meth:`finish`
+    adds its summary table."""
+
+    task: BackgroundTask
+    scene: Any
+    name: str
+    nodes: BatchNodes | None = None
+
+    def finish(self) -> BatchNodes:
+        """On the main thread, once the job has ended: the summary rows and their table node."""
+        if self.nodes is None:
+            rows = self.task.result()
+            self.nodes = BatchNodes(rows=list(rows), table_node=summary_table_node(self.scene, rows, self.name))
+        return self.nodes
+
+
+def start_batch(scene: Any, data: str | Path, model: Any, out_dir: str | Path, *,
+                modalities: Sequence[str] | None = None, options: Any = None, workers: int = 1,
+                name: str | None = None, launcher: Launcher | None = None, python: str | None = None,
+                **option_values: Any) -> BatchJob:
+    """Start :func:`process_folder`'s work in a child process; returns a :class:`BatchJob` at once.
+
+    The dataset, the model's metadata and the options are checked first (FCDInputError before
+    any process starts); the subjects are found in the child.
+    """
+    from FCDDetectLib.detection.options import DetectOptions
+
+    detect_options = (options or DetectOptions()).replace(**option_values)
+    if not str(data) or not Path(data).exists():
+        raise FCDInputError(f"dataset {data}: no such folder or file")
+    if not str(out_dir):
+        raise FCDInputError("no output folder chosen for the batch")
+    if workers < 1:
+        raise FCDInputError(f"workers {workers}: expected 1 or more")
+    _model_modalities(model)  # a missing or bad bundle is an error now
+    task = BackgroundTask(BATCH_TASK, {
+        "data": str(data), "model": str(getattr(model, "path", model)), "out_dir": str(out_dir),
+        "options": detect_options.to_dict(), "modalities": list(modalities) if modalities else None,
+        "workers": int(workers)}, python=python, launcher=launcher, description="the batch detection")
+    return BatchJob(task.start(), scene, name or f"FCD batch {Path(str(data)).name}")

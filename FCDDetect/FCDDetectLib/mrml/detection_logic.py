@@ -29,7 +29,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -63,6 +63,8 @@ class DetectionNodes:
     lesion_clusters_table_node: Any = None  # vtkMRMLTableNode, one row per cluster of the lesion map
     lesion_clusters_markups_node: Any = None  # vtkMRMLMarkupsFiducialNode, one point per lesion cluster
     contributions_chart_node: Any = None  # vtkMRMLPlotChartNode (per modality, positive / negative)
+    input_nodes: list[Any] = field(default_factory=list)  # the input volumes (the report reads them)
+    roi_source: tuple[Any, str] | None = None  # (segmentation node, segment id) of the Heat-Score, if any
 
     @property
     def probability(self) -> float:
@@ -83,6 +85,23 @@ class DetectionNodes:
             f"{self.prediction.upper()}  p(FCD) = {self.probability:.3f} (threshold {self.result.threshold:.2f})"
             f"  Heat-Score = {heat}"
         )
+
+
+@dataclass
+class NodeInputs:
+    """A detection's input nodes and their engine images (:meth:`DetectionLogic.read_inputs`)."""
+
+    nodes: list[Any]
+    images: list[Any]  # FCDDetectLib.io.image_io.Image, one per input node
+    roi: Any = None  # the segment as a mask Image on the first input's grid
+    brain_mask: Any = None
+    roi_source: tuple[Any, str] | None = None  # (segmentation node, segment id)
+
+    def adopt(self, out: DetectionNodes) -> DetectionNodes:
+        """Record on ``out`` the inputs it came from (the report reads them again)."""
+        out.input_nodes = list(self.nodes)
+        out.roi_source = self.roi_source
+        return out
 
 
 def model_modalities(model: Any) -> list[str]:
@@ -107,7 +126,9 @@ class DetectionLogic:
         self.opacity = float(opacity)
 
     # -- inputs ---------------------------------------------------------------------------------
-    def _check_inputs(self, input_nodes: Sequence[Any], model: Any) -> list[Any]:
+    def check_inputs(self, input_nodes: Sequence[Any] | Any, model: Any) -> list[Any]:
+        """The input volume nodes as a list, checked against the model (count, one scene, the
+        bundle exists); raises :class:`FCDInputError`. Reads only the bundle's metadata."""
         if input_nodes is None or not isinstance(input_nodes, (list, tuple)):
             input_nodes = [input_nodes]
         nodes = [node for node in input_nodes if node is not None]
@@ -153,14 +174,23 @@ class DetectionLogic:
         """
         from FCDDetectLib.detection.detect import detect
 
-        nodes = self._check_inputs(input_nodes, model)
+        inputs = self.read_inputs(input_nodes, model, segmentation_node, segment_id, brain_mask_node)
+        result = detect(model, inputs.images, roi=inputs.roi, brain_mask=inputs.brain_mask, options=options,
+                        **option_values)
+        return inputs.adopt(self.create_nodes(inputs.nodes[0], result, name=name))
+
+    def read_inputs(self, input_nodes: Sequence[Any] | Any, model: Any, segmentation_node: Any = None,
+                    segment_id: str | None = None, brain_mask_node: Any = None) -> NodeInputs:
+        """The nodes of a detection checked (:meth:`check_inputs`) and read as engine images
+        (the segment on the first input's grid); raises :class:`FCDInputError`."""
+        nodes = self.check_inputs(input_nodes, model)
         images = [image_from_volume_node(node) for node in nodes]
         roi = None
         if segmentation_node is not None or segment_id:
             roi = mask_from_segment(segmentation_node, segment_id or "", reference=images[0])
         mask = mask_from_volume_node(brain_mask_node) if brain_mask_node is not None else None
-        result = detect(model, images, roi=roi, brain_mask=mask, options=options, **option_values)
-        return self.create_nodes(nodes[0], result, name=name)
+        source = (segmentation_node, segment_id or "") if roi is not None else None
+        return NodeInputs(nodes, images, roi, mask, source)
 
     # -- outputs --------------------------------------------------------------------------------
     def create_nodes(self, input_node: Any, result: Any, name: str | None = None) -> DetectionNodes:

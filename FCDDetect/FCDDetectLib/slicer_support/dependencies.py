@@ -148,9 +148,9 @@ def restart_needed(requirements: list[Requirement], before: dict[str, str | None
 
 
 def install_decision(missing: list[Requirement], testing: bool) -> str:
-    """``"ready"`` (nothing missing), ``"skip"`` (missing, but Slicer runs its tests: never
-    install over the network inside ctest, as ``slicer.packaging.pip_ensure`` does) or
-    ``"ask"`` (ask the user, then install)."""
+    """``"ready"`` (nothing missing), ``"refuse"`` (missing while Slicer runs its tests: never
+    install over the network inside ctest, as ``slicer.packaging.pip_ensure`` does, and fail
+    instead of passing without detecting) or ``"ask"`` (ask the user once, then install)."""
     if not missing:
         return "ready"
-    return "skip" if testing else "ask"
+    return "refuse" if testing else "ask"

@@ -18,39 +18,25 @@ import contextlib
 import math
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any, Protocol
 
 from FCDDetectLib.errors import FCDInputError
 from FCDDetectLib.slicer_support.models_registry import ModelsFolderRegistry
 from FCDDetectLib.slicer_support.paths import path_or_none, scan_refusal
+from FCDDetectLib.slicer_support.sample_data import SampleFiles, is_sample_volume, sample_files
 
+SAMPLE_MODEL_LABEL = "FCD sample model (synthetic demo)"
+SAMPLE_MODEL_TOOLTIP = ("A tiny model trained on synthetic planted-evidence volumes, for the FCD sample scan only: "
+                        "its only evidence is brightness. Not for real scans.")
 HEATMAP_OVERLAY = "Heatmap"
 LESION_MAP_OVERLAY = "Lesion map"
-REPORT_MISSING = ("Saving a report needs FCDDetectLib.outputs.pdf_report, which this version of the extension "
-                  "does not have; update the extension.")
-
-
-def report_writer() -> Any:
-    """A ``(result, folder) -> path`` writer over ``FCDDetectLib.outputs.pdf_report.write_report``, or None
-    when this engine has no report module (the panel then says so instead of failing).
-
-    Coded before the report module landed: the folder is passed under the name its
-    signature uses (``out_dir``, ``folder``, ``out``, ``path`` or ``output``), else second.
-    """
-    import inspect
-
-    try:
-        from FCDDetectLib.outputs.pdf_report import write_report
-    except ImportError:
-        return None
-    accepted = set(inspect.signature(write_report).parameters)
-    name = next((n for n in ("out_dir", "folder", "out", "path", "output") if n in accepted), None)
-
-    def write(result: Any, folder: Path) -> Any:
-        return write_report(result, **{name: folder}) if name else write_report(result, folder)
-
-    return write
+OVERLAYS: tuple[tuple[str, str], ...] = (
+    (HEATMAP_OVERLAY, "heatmap_node"),
+    (LESION_MAP_OVERLAY, "lesion_map_node"),
+)
+"""The maps the *Overlay* selector offers, in this order: (label, attribute of the result's
+``DetectionNodes``). A result offers a row when it has that node; another map a detection
+makes (the fold ensemble's uncertainty, say) is one more row here and nothing else."""
 
 
 BUNDLE_LAYER = "bundle"
@@ -82,11 +68,12 @@ class DetectPanelLogic(Protocol):
     def clusterJumpPoint(self, clustersTable: Any, row: int) -> list[float] | None:
         """RAS of the cluster in ``row`` of the clusters table (None: no such row)."""
 
-    def checkInstallation(self, folders: Sequence[str]) -> Any:
-        """An ``InstallationReport`` of this Slicer and the given models folders."""
+    def checkInstallation(self, folders: Sequence[str], wait: bool = True) -> Any:
+        """An ``InstallationReport`` of this Slicer and the given models folders (``wait=False``:
+        a started background task whose result is the report)."""
 
-    def reportWriter(self) -> Any:
-        """``FCDDetectLib.outputs.pdf_report.write_report`` or None when that module is absent."""
+    def startReport(self, nodes: Any, folder: str) -> Any:
+        """Start writing the report of ``nodes`` into ``folder``: a background task (result: the PDF)."""
 
 
 @dataclass
@@ -175,9 +162,13 @@ class DetectPresenter:
         """The folder to show on start or after a scene close: the scene's, else the saved one."""
         return path_or_none(parameter_value) or self.registry.current
 
-    def model_list(self) -> ModelList:
-        """The bundles of the models folder and of every registered run folder."""
+    def model_list(self, input_name: str | None = None, sample: SampleFiles | None = None) -> ModelList:
+        """The bundles of the models folder and of every registered run folder; first the FCD
+        sample's demonstration model when the input is the sample scan (``input_name``), and only then."""
         listing = ModelList()
+        sample = sample or sample_files()
+        if is_sample_volume(input_name) and not sample.missing():
+            listing.choices.append(ModelChoice(SAMPLE_MODEL_LABEL, str(sample.bundle), SAMPLE_MODEL_TOOLTIP))
         notes: list[str] = []
         current = self.registry.current
         if current is not None and scan_refusal(current) is not None:
@@ -194,6 +185,8 @@ class DetectPresenter:
             listing.info = "\n".join(notes[:3])
         elif not listing.choices:
             listing.info = "No model found: choose the folder that holds your .fcdbundle models."
+        elif len(listing.choices) == 1 and listing.choices[0].name == SAMPLE_MODEL_LABEL:
+            listing.info = "The FCD sample's demonstration model (load your models folder for real scans)."
         else:
             listing.info = f"{len(listing.choices)} model(s) found."
         return listing
@@ -245,18 +238,15 @@ class DetectPresenter:
 
     @staticmethod
     def overlay_choices(nodes: Any) -> list[str]:
-        """Which maps the overlay selector offers: the heatmap, and the lesion map when there is one."""
-        choices = [HEATMAP_OVERLAY]
-        if getattr(nodes, "lesion_map_node", None) is not None:
-            choices.append(LESION_MAP_OVERLAY)
-        return choices
+        """Which maps the overlay selector offers (:data:`OVERLAYS` the result has; the heatmap always)."""
+        return [label for label, attribute in OVERLAYS
+                if attribute == "heatmap_node" or getattr(nodes, attribute, None) is not None]
 
     @staticmethod
     def overlay_node(nodes: Any, choice: str) -> Any:
-        """The volume node shown as the slice views' foreground for ``choice``."""
-        if choice == LESION_MAP_OVERLAY and getattr(nodes, "lesion_map_node", None) is not None:
-            return nodes.lesion_map_node
-        return nodes.heatmap_node
+        """The volume node shown as the slice views' foreground for ``choice`` (else the heatmap)."""
+        attribute = dict(OVERLAYS).get(choice, "heatmap_node")
+        return getattr(nodes, attribute, None) or nodes.heatmap_node
 
     @staticmethod
     def cluster_tables(nodes: Any) -> ClusterTables:
@@ -275,20 +265,25 @@ class DetectPresenter:
         return self.logic.clusterJumpPoint(clusters_table, row)
 
     # -- report, installation ------------------------------------------------------------------
-    def save_report(self, nodes: Any, folder: str | None) -> Message:
-        """Write the report of the last result into ``folder``; a message either way."""
+    @staticmethod
+    def report_problem(nodes: Any, folder: str | None) -> Message | None:
+        """Why the report cannot be started (None: start it into ``folder``)."""
         if nodes is None:
             return Message("error", "Run a detection first.")
-        out = path_or_none(folder)
-        if out is None:
+        if path_or_none(folder) is None:
             return Message("error", "Choose a folder for the report.")
-        writer = self.logic.reportWriter()
-        if writer is None:
-            return Message("warning", REPORT_MISSING)
-        written = writer(nodes.result, Path(out))
-        return Message("info", f"Report written: {written}")
+        return None
 
-    def installation_text(self) -> Message:
-        """The "Check installation" report for the registered models folders."""
-        report = self.logic.checkInstallation(self.registry.folders())
+    @staticmethod
+    def report_written(path: Any) -> Message:
+        """The message once the report task has written ``path``."""
+        return Message("info", f"Report written: {path}")
+
+    def installation_folders(self) -> list[str]:
+        """The models folders "Check installation" loads every bundle of."""
+        return self.registry.folders()
+
+    @staticmethod
+    def installation_message(report: Any) -> Message:
+        """The "Check installation" report as a message (a warning when it found problems)."""
         return Message("warning" if report.problems else "info", report.text())

@@ -1,6 +1,7 @@
 """A child process that can be stopped with everything it started (the whole process tree).
 
-Training runs in its own process (never in Slicer's GUI thread). On POSIX the child is
+Training, detection, reports, dataset audits and downloads run in their own process (never in
+Slicer's GUI thread; see :mod:`.background_task`). On POSIX the child is
 started in a new session, so :meth:`TreeProcess.stop` can signal its whole process group
 (``os.killpg``): SIGTERM first, SIGKILL if it has not ended after a grace period. On
 Windows it is started in a new process group without a console window
@@ -64,6 +65,7 @@ class TreeProcess:
         self._all: list[str] = []
         self._lock = threading.Lock()
         self._reader: threading.Thread | None = None
+        self._group: int | None = None
         self.stopped = False
 
     def start(self) -> None:
@@ -76,7 +78,9 @@ class TreeProcess:
             self.command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
             env=self.env, cwd=self.cwd, text=True, encoding="utf-8", errors="replace", bufsize=1, **kwargs,
         )
-        self._reader = threading.Thread(target=self._read, name="fcd-train-output", daemon=True)
+        # a new session: its group id is the child's pid, still valid once the child has ended
+        self._group = None if sys.platform == "win32" else self.popen.pid
+        self._reader = threading.Thread(target=self._read, name="fcd-child-output", daemon=True)
         self._reader.start()
 
     def _read(self) -> None:
@@ -125,21 +129,47 @@ class TreeProcess:
         return code
 
     def stop(self, grace_seconds: float = 10.0) -> int | None:
-        """Kill the process and all its children; returns the exit code."""
+        """Kill the process and all its children; returns the exit code (blocks up to
+        ``grace_seconds`` plus the kill)."""
         if self.popen is None:
             return None
+        if not self.terminate():
+            return self.wait()
+        code = self.wait(timeout=grace_seconds)
+        self.kill()  # children that ignored SIGTERM, or a stuck parent
+        return code if code is not None else self.wait()
+
+    def terminate(self) -> bool:
+        """Ask the process tree to end without waiting (SIGTERM to the group; on Windows
+        ``taskkill /T /F``); False when it had already ended. A GUI calls this, then
+        :meth:`kill` if the tree is still running after a grace period."""
+        if self.popen is None:
+            return False
         self.stopped = True
         if self.popen.poll() is not None:
-            return self.wait()
+            return False
         if sys.platform == "win32":
             command, options = kill_tree_command(self.popen.pid)
             subprocess.run(command, capture_output=True, check=False, **options)
-            return self.wait(timeout=grace_seconds)
-        group = os.getpgid(self.popen.pid)
-        _signal_group(group, signal.SIGTERM)
-        code = self.wait(timeout=grace_seconds)
-        _signal_group(group, signal.SIGKILL)  # children that ignored SIGTERM, or a stuck parent
-        return code if code is not None else self.wait()
+            return True
+        _signal_group(self._group if self._group is not None else os.getpgid(self.popen.pid), signal.SIGTERM)
+        return True
+
+    def kill(self) -> None:
+        """SIGKILL the process group (POSIX; on Windows :meth:`terminate` already forces)."""
+        if self.popen is None or sys.platform == "win32":
+            return
+        self.stopped = True
+        group = self._group if self._group is not None else _group_of(self.popen)
+        if group is not None:
+            _signal_group(group, signal.SIGKILL)
+
+
+def _group_of(popen: subprocess.Popen) -> int | None:
+    try:
+        return os.getpgid(popen.pid)
+    except (ProcessLookupError, PermissionError):
+        return None
 
 
 def _signal_group(group: int, sig: int) -> None:

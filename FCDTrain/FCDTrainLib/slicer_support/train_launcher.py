@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from FCDDetectLib.errors import FCDInputError
+from FCDDetectLib.slicer_support.background_task import KILL_AFTER_SECONDS
 from FCDDetectLib.slicer_support.tree_process import TreeProcess
 
 from FCDTrainLib.cli.config_options import config_arguments
@@ -216,6 +217,7 @@ class TrainLogic:
         self.process: TreeProcess | None = None
         self.settings: TrainSettings | None = None
         self._seen: dict[str, int] = {}
+        self._stop_requested: float | None = None
 
     def command(self, settings: TrainSettings) -> list[str]:
         """Full command line: the Python, the ``fcd`` bootstrap, the arguments."""
@@ -244,16 +246,25 @@ class TrainLogic:
                                 "stop that process first")
         Path(settings.out).mkdir(parents=True, exist_ok=True)
         self.settings = settings
+        self._stop_requested = None
         self._seen = {str(p): len(read_events(p)) for p in event_files(settings.out)}
         self.process = TreeProcess(self.command(settings), env=self.environment())
         self.process.start()
         return self.process
 
-    def stop(self) -> int | None:
-        """Kill the training process tree; a later :meth:`start` with the same settings resumes."""
+    def stop(self, wait: bool = True) -> int | None:
+        """Kill the training process tree; a later :meth:`start` with the same settings resumes.
+
+        ``wait=False`` (the panel's Stop) only sends SIGTERM and returns at once; :meth:`poll`
+        SIGKILLs the tree if it still runs :data:`KILL_AFTER_SECONDS` later.
+        """
         if self.process is None:
             return None
-        return self.process.stop()
+        if wait:
+            return self.process.stop()
+        if self.process.terminate():
+            self._stop_requested = time.monotonic()
+        return None
 
     def progress(self) -> dict[str, Any]:
         if self.settings is None:
@@ -262,6 +273,9 @@ class TrainLogic:
 
     def poll(self) -> PollResult:
         """New output and event lines since the last poll, and the progress so far."""
+        if (self._stop_requested is not None and self.running
+                and time.monotonic() - self._stop_requested > KILL_AFTER_SECONDS):
+            self.process.kill()  # a Stop the tree did not obey
         lines = self.process.read_lines() if self.process is not None else []
         if self.settings is not None:
             for path in event_files(self.settings.out):

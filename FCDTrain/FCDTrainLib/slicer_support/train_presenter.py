@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from FCDDetectLib.errors import FCDInputError
+from FCDDetectLib.slicer_support.background_task import TaskCancelled
 from FCDDetectLib.slicer_support.detect_presenter import Message
 from FCDDetectLib.slicer_support.models_registry import ModelsFolderRegistry
 from FCDDetectLib.slicer_support.paths import is_set, path_or_none
@@ -37,7 +38,7 @@ class TrainPanelLogic(Protocol):
 
     def start(self, settings: TrainSettings) -> Any: ...
 
-    def stop(self) -> int | None: ...
+    def stop(self, wait: bool = True) -> int | None: ...
 
     def bundles(self, out: str | Path | None = None) -> list: ...
 
@@ -58,6 +59,10 @@ class PanelValues:
     max_epochs: int = 100
     seed: int = 0
     device: str = "auto"
+    supervision: str = "none"
+    executor: str = "local"
+    ray_address: str = ""
+    gpus_per_run: float = 0.0
 
 
 @dataclass
@@ -85,6 +90,10 @@ class TrainPresenter:
             return Buttons(False, running, "Choose the output folder of the run.")
         if running:
             return Buttons(False, True, "Training is running: Stop it first.")
+        runs = len(values.depths) * len(values.pretrained) * len(values.modalities)
+        if values.executor != "local" and runs <= 1:
+            return Buttons(False, False, f"The {values.executor} executor runs experiments (several depths, "
+                                         "strategies or modalities): tick more, or choose local.")
         return Buttons(True, False, "Start training (a stopped run resumes where it stopped).")
 
     @staticmethod
@@ -99,7 +108,10 @@ class TrainPresenter:
         weights = path_or_none(values.weights_path)
         settings = TrainSettings(data=data, out=out, depths=list(values.depths), pretrained=list(values.pretrained),
                                  modalities=list(values.modalities), geometry=values.geometry, folds=values.folds,
-                                 max_epochs=values.max_epochs, device=values.device, seed=values.seed)
+                                 max_epochs=values.max_epochs, device=values.device, seed=values.seed,
+                                 config={"supervision": values.supervision}, executor=values.executor,
+                                 ray_address=values.ray_address.strip() or None,
+                                 gpus_per_run=values.gpus_per_run or None)
         if settings.is_experiment:
             settings.weights_dir = cache
         elif settings.pretrained and settings.pretrained[0] != "none" and settings.depths:
@@ -136,7 +148,7 @@ class TrainPresenter:
         """Message after a weights download: cancelled is not a failure."""
         if error is None:
             return Message("info", f"{name} downloaded.")
-        if isinstance(error, DownloadCancelled):
+        if isinstance(error, (DownloadCancelled, TaskCancelled)):
             return Message("info", f"Download of {name} cancelled; nothing was written.")
         return Message("error", f"Download of {name} failed: {error}")
 
