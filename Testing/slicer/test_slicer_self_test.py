@@ -88,13 +88,19 @@ def test_self_test_fails_when_a_package_is_missing(self_test_class, monkeypatch)
 
 def test_the_sample_is_registered_with_sample_data(slicer_application, monkeypatch):
     """FCDDetect.py registers "FCD sample" once Slicer has started (inside Slicer only)."""
+    import importlib.util
     import sys
     import types
     from pathlib import Path
 
     from FCDDetectLib.slicer_support.sample_data import SAMPLE_NAME
 
-    import FCDDetect
+    # the module file as Slicer loads it (by path: the repository's FCDDetect/ folder would otherwise
+    # import as a namespace package when the repository root is on sys.path)
+    spec = importlib.util.spec_from_file_location("FCDDetect", Path(__file__).resolve().parents[2] / "FCDDetect" / "FCDDetect.py")
+    FCDDetect = importlib.util.module_from_spec(spec)
+    monkeypatch.setitem(sys.modules, "FCDDetect", FCDDetect)
+    spec.loader.exec_module(FCDDetect)
 
     assert ("startupCompleted()", FCDDetect.registerSampleData) not in slicer_application.connections
     FCDDetect.FCDDetect(types.SimpleNamespace())  # the module object Slicer makes at start-up
