@@ -51,30 +51,35 @@ def build_parser(extra: Iterable[Register] = ()) -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None, extra: Iterable[Register] = ()) -> int:
     """Run ``fcd`` with ``argv`` (default: ``sys.argv[1:]``); returns the exit code."""
+    previous = raise_on_sigterm()  # SIGTERM cleans up like Ctrl-C (writers leave a consistent folder)
+    try:
+        return _run(argv, extra)
+    except Terminated:
+        print("error: terminated (SIGTERM); run the same command again to resume", file=sys.stderr)
+        return 143
+    except KeyboardInterrupt:  # also while the command's modules are still being imported
+        print("error: interrupted; run the same command again to resume", file=sys.stderr)
+        return 130
+    finally:
+        if previous is not None and threading.current_thread() is threading.main_thread():
+            signal.signal(signal.SIGTERM, previous)
+
+
+def _run(argv: Sequence[str] | None, extra: Iterable[Register]) -> int:
     try:
         parser = build_parser(extra)
     except CommandLoadError as error:
         print(f"error: {error}", file=sys.stderr)
         return 1
     args = parser.parse_args(argv)
-    previous = raise_on_sigterm()  # SIGTERM cleans up like Ctrl-C (writers leave a consistent folder)
     try:
         return int(args.func(args) or 0)
     except FCDInputError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
-    except Terminated:
-        print("error: terminated (SIGTERM); run the same command again to resume", file=sys.stderr)
-        return 143
-    except KeyboardInterrupt:
-        print("error: interrupted; run the same command again to resume", file=sys.stderr)
-        return 130
     except OSError as error:  # the system refused a file operation: a full disk, a name too long, a link loop
         print(f"error: {os_error_line(error)}", file=sys.stderr)
         return 2
-    finally:
-        if previous is not None and threading.current_thread() is threading.main_thread():
-            signal.signal(signal.SIGTERM, previous)
 
 
 __all__ = ["ENGINE_COMMANDS", "CommandLoadError", "build_parser", "main"]

@@ -15,7 +15,7 @@ recomputed. The inputs' checksums are computed once per subject, for that check 
 the new ``result.json``. A subject's bad input (a discovery problem, an unreadable file)
 becomes its summary row's ``error`` and the run goes on; a problem of the run itself (a full
 disk) stops it. ``summary.csv`` is rewritten in batches
-(:class:`~FCDDetectLib.cohort.summary.SummaryWriter`: about 1% of the run) and at the end,
+(:class:`~FCDDetectLib.cohort.summary.SummaryWriter`: at most about 0.5% of the run) and at the end,
 also when the run is interrupted.
 
 Other executors (the Slicer batch, Ray) call :func:`process_subject` on their shard and
@@ -248,7 +248,6 @@ def run_cohort(
                 record(summary_row(subject.subject_id, finished, out / subject.subject_id, "resumed"))
             else:
                 todo.append((subject, checksums))
-        summary.flush()
         _run_subjects(bundle, todo, out, options, modalities, workers, record, stopped)
     except BaseException:
         with contextlib.suppress(OSError):  # also after Ctrl-C, SIGTERM or a full disk: the rows so far

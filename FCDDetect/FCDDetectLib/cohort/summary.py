@@ -123,9 +123,10 @@ class SummaryWriter:
 
     Rewriting 10,000 rows after each of 10,000 subjects is quadratic (minutes of CSV for a
     run). Each rewrite is timed, and the next one waits until ``1 / budget`` times that long
-    has passed (``budget`` 0.01: the summary costs about 1% of the run), so a small cohort
-    still sees every row at once and a large one a few times a minute. :meth:`flush` writes
-    now (at the start, at the end and when the run is interrupted).
+    has passed (``budget`` 0.005: the rewrites during the run cost at most 0.5% of it), the
+    first one until ``first_after`` seconds have passed (a short run writes once, at the end).
+    A small cohort of real detections still sees nearly every row at once, a large one a few
+    times a minute. :meth:`flush` writes now (at the end, also when the run is interrupted).
 
     Example:
         >>> import tempfile, pathlib
@@ -137,13 +138,13 @@ class SummaryWriter:
         ['sub-1', 'done', '0.9']
     """
 
-    def __init__(self, path: str | Path, rows: Sequence[dict[str, Any]], budget: float = 0.01,
-                 clock: Callable[[], float] = time.perf_counter) -> None:
+    def __init__(self, path: str | Path, rows: Sequence[dict[str, Any]], budget: float = 0.005,
+                 clock: Callable[[], float] = time.perf_counter, first_after: float = 1.0) -> None:
         self.path = Path(path)
         self.rows: dict[str, dict[str, Any]] = {row["subject"]: row for row in rows}
         self.budget = budget
         self.clock = clock
-        self.due = clock()
+        self.due = clock() + first_after
         self.writes = 0
         self.seconds = 0.0
         self.dirty = True

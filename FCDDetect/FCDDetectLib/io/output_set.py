@@ -132,7 +132,8 @@ def check_output_folder(path: str | os.PathLike, files: Iterable[str] = (), opti
     link that leads nowhere (a link loop); ``path`` is not a file; the folder (or, when it
     does not exist yet, its first existing parent) accepts a new file (a real write probe,
     so read-only mounts and permissions are seen as they are, also for root); none of
-    ``files`` exists there as a folder. Nothing is created. Returns ``path`` as a Path.
+    ``files`` exists there as a folder; an unfinished commit journal there is one of ours
+    (a planted one is refused now, before the work). Nothing is created. Returns ``path`` as a Path.
 
     Example:
         >>> check_output_folder("/proc/version", option="--out")  # doctest: +SKIP
@@ -169,6 +170,11 @@ def check_output_folder(path: str | os.PathLike, files: Iterable[str] = (), opti
             target = folder / name
             if target.is_dir():
                 raise FCDInputError(f"{target}: is a folder where the output file {name} goes; remove or rename it")
+        journal = folder / JOURNAL_NAME
+        if os.path.lexists(journal):  # an unfinished commit: refused now if it is not ours, not after the work
+            if not _regular_file(journal):
+                raise _refuse_journal(journal, "is a link or a folder, not a journal")
+            _checked_journal(folder, _read_json(journal))
     except OSError as error:  # e.g. a path the system cannot look up at all
         raise FCDInputError(f"{option} {folder}: cannot be used ({error.strerror or type(error).__name__})") from None
     return folder

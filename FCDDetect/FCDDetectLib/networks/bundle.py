@@ -9,9 +9,10 @@ A bundle is a folder ``NAME.fcdbundle/`` holding
   weights_only=True)`` (no pickled code is ever executed).
 
 Identity: ``bundle.json`` records ``content_sha256``, a SHA-256 over the weights file and the
-rest of ``bundle.json`` (:func:`~FCDDetectLib.networks.bundle_metadata.content_digest`),
-written by :func:`save_bundle` and checked by :func:`load_bundle` (a mismatch, i.e. swapped
-weights or an edited ``bundle.json``, is refused). Bundles written before it load as
+rest of ``bundle.json`` (:func:`~FCDDetectLib.networks.bundle_metadata.content_digest`), and
+``weights_sha256`` of the weights file alone, written by :func:`save_bundle` and checked by
+:func:`load_bundle` before the weights are unpickled at all (swapped or damaged weights are
+refused naming ``weights.pt``, an edited ``bundle.json`` naming it). Bundles written before it load as
 *unverified* (``ModelBundle.verified`` False) with the same digest computed, so results
 still name the exact content they came from. Weights holding NaN or Inf are refused.
 
@@ -51,14 +52,16 @@ from typing import TYPE_CHECKING, Any
 
 from FCDDetectLib.errors import FCDInputError
 from FCDDetectLib.io.atomic_files import json_text
+from FCDDetectLib.io.output_set import file_sha256
 from FCDDetectLib.networks.bundle_metadata import (
     BUNDLE_SUFFIX,
     CONTENT_KEY,
     METADATA_FILE,
     WEIGHTS_FILE,
+    WEIGHTS_KEY,
     BundleMetadata,
     bundle_dir,
-    content_digest,
+    content_digest_of,
     read_bundle_metadata,
     read_metadata_dict,
 )
@@ -171,7 +174,8 @@ def save_bundle(path: str | os.PathLike, model: torch.nn.Module, metadata: Bundl
     old = None
     try:
         torch.save(state, tmp / WEIGHTS_FILE)
-        meta_dict[CONTENT_KEY] = content_digest(tmp / WEIGHTS_FILE, meta_dict)
+        meta_dict[WEIGHTS_KEY] = file_sha256(tmp / WEIGHTS_FILE)
+        meta_dict[CONTENT_KEY] = content_digest_of(meta_dict[WEIGHTS_KEY], meta_dict)
         (tmp / METADATA_FILE).write_text(json_text(meta_dict) + "\n", encoding="utf-8")
         if path.exists():
             old = Path(tempfile.mkdtemp(prefix=f".{path.name}.{os.getpid()}.old-", dir=path.parent))
@@ -193,8 +197,8 @@ def load_bundle(path: str | os.PathLike, device: str = "cpu") -> ModelBundle:
     """Read a bundle and rebuild its model (eval mode) on ``device`` ("cpu", "cuda", "auto").
 
     Raises:
-        FCDInputError: everything :func:`read_bundle_metadata` refuses, a content checksum
-            that does not match, a missing, truncated or corrupt ``weights.pt``, weights that
+        FCDInputError: everything :func:`read_bundle_metadata` refuses, checksums that do not
+            match (checked before the weights are read), a missing, truncated or corrupt ``weights.pt``, weights that
             do not fit the metadata or hold NaN/Inf.
 
     Example:
@@ -210,12 +214,17 @@ def load_bundle(path: str | os.PathLike, device: str = "cpu") -> ModelBundle:
     weights_path = folder / WEIGHTS_FILE
     if not weights_path.is_file():
         raise FCDInputError(f"{weights_path}: missing; {folder} is not a complete model bundle")
-    digest = content_digest(weights_path, read_metadata_dict(folder))
+    weights_digest = file_sha256(weights_path)
+    if metadata.weights_sha256 is not None and weights_digest != metadata.weights_sha256:
+        raise FCDInputError(
+            f"{weights_path}: not the weights this bundle was written with (SHA-256 {weights_digest[:12]}..., "
+            f"{METADATA_FILE} records {metadata.weights_sha256[:12]}...: swapped, edited or damaged); nothing of it "
+            "was loaded. Get the bundle again from its source")
+    digest = content_digest_of(weights_digest, read_metadata_dict(folder))
     if metadata.content_sha256 is not None and digest != metadata.content_sha256:
         raise FCDInputError(
-            f"{folder}: content checksum mismatch ({WEIGHTS_FILE} or {METADATA_FILE} changed after the bundle was "
-            f"written: recorded {metadata.content_sha256[:12]}..., found {digest[:12]}...); get the bundle again "
-            "from its source")
+            f"{folder / METADATA_FILE}: changed after the bundle was written (content checksum mismatch: recorded "
+            f"{metadata.content_sha256[:12]}..., found {digest[:12]}...); get the bundle again from its source")
     state = load_tensors(weights_path, "model weights")  # weights_only=True; one-line errors
     if not isinstance(state, dict) or not all(
         isinstance(k, str) and isinstance(v, torch.Tensor) for k, v in state.items()

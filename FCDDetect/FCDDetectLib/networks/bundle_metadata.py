@@ -36,9 +36,12 @@ METADATA_FILE = "bundle.json"
 WEIGHTS_FILE = "weights.pt"
 NORMALISATIONS = ("zscore-head",)
 _OPTIONAL = ("name", "engine_version", "training", "metrics", "input_ranges", "head", "explain_method",
-             "explain_layer", "content_sha256")
+             "explain_layer", "content_sha256", "weights_sha256")
 CONTENT_KEY = "content_sha256"
 """The ``bundle.json`` field holding the bundle's content checksum (:func:`content_digest`)."""
+WEIGHTS_KEY = "weights_sha256"
+"""The ``bundle.json`` field holding the SHA-256 of ``weights.pt`` alone (so a mismatch names the file)."""
+CHECKSUM_KEYS = (CONTENT_KEY, WEIGHTS_KEY)
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")
 MAX_METADATA_BYTES = 16 * 1024 * 1024
 """Largest ``bundle.json`` read (16 MiB): ours are a few kB even with long training provenance."""
@@ -102,8 +105,9 @@ class BundleMetadata:
     heatmap method and stage ``fcd detect`` uses for this model unless told otherwise
     (None: the engine's defaults, Grad-CAM on layer4); bundles written before they
     existed load with None. ``content_sha256`` is the bundle's content checksum
-    (:func:`content_digest`), written by ``save_bundle`` and checked by ``load_bundle``;
-    bundles written before it existed have None and load as "unverified".
+    (:func:`content_digest`) and ``weights_sha256`` the SHA-256 of ``weights.pt``, written by
+    ``save_bundle`` and checked by ``load_bundle``; bundles written before them have None and
+    load as "unverified".
 
     Example:
         >>> meta = BundleMetadata(depth=34, geometry="medicalnet", modalities=["t1", "flair"],
@@ -131,6 +135,7 @@ class BundleMetadata:
     explain_method: str | None = None
     explain_layer: str | None = None
     content_sha256: str | None = None
+    weights_sha256: str | None = None
 
     def __post_init__(self) -> None:
         if self.head == "lesion" and self.format_version < _LESION_HEAD_FORMAT:
@@ -242,15 +247,16 @@ def _check_fields(v: dict[str, Any], source: str) -> None:
     for name, allowed in (("explain_method", EXPLANATION_METHODS), ("explain_layer", EXPLANATION_LAYERS)):
         if v.get(name) is not None and v[name] not in allowed:
             raise bad(name, f"null or one of {allowed}")
-    if v.get(CONTENT_KEY) is not None and not (isinstance(v[CONTENT_KEY], str) and _SHA256.match(v[CONTENT_KEY])):
-        raise bad(CONTENT_KEY, "null or a SHA-256 (64 lower-case hex digits)")
+    for name in CHECKSUM_KEYS:
+        if v.get(name) is not None and not (isinstance(v[name], str) and _SHA256.match(v[name])):
+            raise bad(name, "null or a SHA-256 (64 lower-case hex digits)")
 
 
 def content_digest(weights: str | os.PathLike, metadata: dict[str, Any]) -> str:
     """A bundle's content checksum: SHA-256 over its weights file and its ``bundle.json`` content.
 
-    The ``bundle.json`` part is the metadata dict without :data:`CONTENT_KEY` (the checksum
-    does not cover itself), as canonical JSON (sorted keys, no spaces), so it does not depend
+    The ``bundle.json`` part is the metadata dict without :data:`CHECKSUM_KEYS` (the checksums
+    do not cover themselves), as canonical JSON (sorted keys, no spaces), so it does not depend
     on the file's formatting. Two bundles with the same digest hold the same network and the
     same metadata, whatever their names; a bundle's ``name`` is no identity (it repeats
     across runs).
@@ -259,15 +265,20 @@ def content_digest(weights: str | os.PathLike, metadata: dict[str, Any]) -> str:
         >>> import tempfile, pathlib
         >>> weights = pathlib.Path(tempfile.mkdtemp()) / "weights.pt"
         >>> _ = weights.write_bytes(b"tensors")
-        >>> a = content_digest(weights, {"name": "a", "content_sha256": None})
+        >>> a = content_digest(weights, {"name": "a", "content_sha256": None, "weights_sha256": None})
         >>> a == content_digest(weights, {"name": "a"}), a == content_digest(weights, {"name": "b"})
         (True, False)
     """
     from FCDDetectLib.io.output_set import file_sha256
 
-    meta = {k: v for k, v in metadata.items() if k != CONTENT_KEY}
+    return content_digest_of(file_sha256(weights), metadata)
+
+
+def content_digest_of(weights_sha256: str, metadata: dict[str, Any]) -> str:
+    """:func:`content_digest` from the weights file's SHA-256 (already computed) and the metadata dict."""
+    meta = {k: v for k, v in metadata.items() if k not in CHECKSUM_KEYS}
     digest = hashlib.sha256(b"fcdbundle content v1\n")
-    digest.update(file_sha256(weights).encode("ascii"))
+    digest.update(weights_sha256.encode("ascii"))
     digest.update(b"\n")
     digest.update(json.dumps(meta, sort_keys=True, separators=(",", ":"), ensure_ascii=True).encode("ascii"))
     return digest.hexdigest()
