@@ -92,6 +92,7 @@ def rerun_case(work: Path, bundle: Path, count: int) -> tuple[dict, dict]:
     finished = work / "out-rerun" / "sub-00000"
     for i in range(5, count):
         shutil.copytree(finished, work / "out-rerun" / f"sub-{i:05d}")
+    os.sync()  # the set-up's 50,000 copied files: their dirty pages are not the run's to flush
     rerun = run(work, bundle, [CohortSubject(f"sub-{i:05d}", [scan]) for i in range(count)], "out-rerun")
     assert rerun["statuses"] == ["resumed"], rerun
     return real, rerun

@@ -51,6 +51,9 @@ WRITER = textwrap.dedent("""
         write_detection(result, out, extra_writers=[overlay] if extra else [])
     except KeyboardInterrupt:
         sys.exit(130)
+    except OSError as error:  # a full disk: what `fcd` prints as one line
+        print(f"error: {error}", file=sys.stderr)
+        sys.exit(1)
 """)
 
 POINTS = ["staged", "journal", "renamed:heatmap.nii.gz", "renamed:overlay.png", "renamed:result.json", "committed"]
@@ -113,7 +116,7 @@ def test_a_full_disk_leaves_the_old_set_and_no_empty_folder(tmp_path):
 def detect_case(tmp_path_factory):
     base = tmp_path_factory.mktemp("detect")
     bundle = tiny_bundle(base / "tiny.fcdbundle")
-    scans = {name: save_nifti(base / f"{name}.nii.gz", head((30, 34, 30), seed=seed))
+    scans = {name: save_nifti(base / f"{name}.nii.gz", head((24, 28, 24), seed=seed))  # inside the field of view
              for name, seed in (("a", 1), ("b", 2))}
     return bundle, scans
 

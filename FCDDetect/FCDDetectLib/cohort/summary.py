@@ -118,13 +118,20 @@ def write_summary(rows: Sequence[dict[str, Any]], path: str | Path) -> Path:
     return Path(path)
 
 
+ROW_WRITE_SECONDS = 2e-5
+"""About what one row of ``summary.csv`` costs to write (CSV text, write, fsync): 10,000 rows took 0.1-0.2 s
+on a 2-core machine (``benchmarks/bench_summary_scale.py``). Only used to time the first rewrite."""
+
+
 class SummaryWriter:
     """Keeps the cohort's rows and rewrites ``summary.csv`` in batches, not after every subject.
 
     Rewriting 10,000 rows after each of 10,000 subjects is quadratic (minutes of CSV for a
     run). Each rewrite is timed, and the next one waits until ``1 / budget`` times that long
     has passed (``budget`` 0.005: the rewrites during the run cost at most 0.5% of it), the
-    first one until ``first_after`` seconds have passed (a short run writes once, at the end).
+    first one until ``first_after`` seconds have passed (default: what the rows would cost to
+    write at :data:`ROW_WRITE_SECONDS` each, over the budget, and at least 1 s: 4 s for 1,000
+    subjects, 40 s for 10,000; a short run writes once, at the end).
     A small cohort of real detections still sees nearly every row at once, a large one a few
     times a minute. :meth:`flush` writes now (at the end, also when the run is interrupted).
 
@@ -139,11 +146,13 @@ class SummaryWriter:
     """
 
     def __init__(self, path: str | Path, rows: Sequence[dict[str, Any]], budget: float = 0.005,
-                 clock: Callable[[], float] = time.perf_counter, first_after: float = 1.0) -> None:
+                 clock: Callable[[], float] = time.perf_counter, first_after: float | None = None) -> None:
         self.path = Path(path)
         self.rows: dict[str, dict[str, Any]] = {row["subject"]: row for row in rows}
         self.budget = budget
         self.clock = clock
+        if first_after is None:  # the first write's cost is not known yet: estimate it from the rows
+            first_after = max(1.0, len(self.rows) * ROW_WRITE_SECONDS / budget)
         self.due = clock() + first_after
         self.writes = 0
         self.seconds = 0.0

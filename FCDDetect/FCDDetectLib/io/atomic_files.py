@@ -55,6 +55,12 @@ def write_atomic(path: str | os.PathLike, write: Callable[[str], Any]) -> Path:
         os.umask(umask)
         os.chmod(tmp, 0o666 & ~umask)
         os.replace(tmp, target)
+    except OSError as error:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        if error.filename is None:  # e.g. gzip's write on a full disk: name the file for the one-line message
+            raise type(error)(error.errno, error.strerror or str(error), str(target)) from None
+        raise
     except BaseException:
         if os.path.exists(tmp):
             os.unlink(tmp)
