@@ -7,8 +7,17 @@ yes/no, leftover temporary files. It includes random SIGKILLs of ``fcd detect`` 
 followed by the consistency check the next reader does) and of ``fcd train`` (each
 followed by a resume; the finished run must equal an uninterrupted one).
 
+Issue 25 adds: planted commit journals (confinement), bundles of the same name with other
+content, swapped or NaN weights (identity, sanity), the report in the committed set, SIGINT
+and SIGTERM at each commit point and at random times, a full disk (a tiny tmpfs where the
+probe may mount one, else a file-size limit), NIfTI headers that Slicer reads differently,
+spreadsheet manifests, odd subject names, long names, link loops and ``--nt-samples``.
+Around every ``fcd`` call it also checks that no file outside the call's output folders
+changed (size, modification time, or gone) and that no empty folder was left behind.
+
 Writes ``benchmarks/results-hostile.json``; exits 1 if any case gives a traceback, an
-unexpected exit code, a half-written or inconsistent set, or a leftover temporary file.
+unexpected exit code, a half-written or inconsistent set, a leftover temporary file, a file
+changed outside ``--out`` or an empty folder left behind.
 
 Usage:
     python benchmarks/probe_hostile.py [--detect-kills 50] [--train-kills 20] [--seed 0] [--work DIR]
@@ -51,9 +60,62 @@ ENV = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "PYTHONWARN
 ROWS: list[dict] = []
 
 
-def fcd(args: list[str], timeout: float = 900, env: dict | None = None) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "FCDDetectLib.cli", *args], capture_output=True, text=True,
-                          timeout=timeout, env={**ENV, **(env or {})})
+WORK: list[Path] = []  # the probe's work folder: files outside each call's outputs must not change
+WATCH: dict = {"changed": [], "empty": []}  # what the last fcd call changed outside its outputs
+
+
+def outputs_of(args: list[str]) -> list[Path]:
+    """The folders an ``fcd`` call may write: its --out and --dicom-out, evaluate's run, train's run."""
+    found = [Path(args[i + 1]) for i, a in enumerate(args[:-1]) if a in ("--out", "--dicom-out")]
+    if args and args[0] == "evaluate" and "--out" not in args:
+        found += [Path(args[i + 1]) for i, a in enumerate(args[:-1]) if a == "--run"]
+    return found
+
+
+def snapshot(skip: list[Path]) -> tuple[dict, set]:
+    """(files outside ``skip``: path -> (size, mtime_ns); empty folders anywhere) of the work folder."""
+    if not WORK:
+        return {}, set()
+    skipped = set()
+    for path in skip:
+        try:
+            skipped.add(os.path.realpath(path))
+        except (OSError, ValueError):
+            continue
+    files, empty = {}, set()
+    for folder, dirs, names in os.walk(WORK[0]):
+        inside = os.path.realpath(folder) in skipped or any(os.path.realpath(folder).startswith(s + os.sep)
+                                                            for s in skipped)
+        if not dirs and not names:
+            empty.add(folder)
+        if inside:
+            continue
+        for name in names:
+            path = os.path.join(folder, name)
+            try:
+                stat = os.lstat(path)
+            except OSError:
+                continue
+            files[path] = (stat.st_size, stat.st_mtime_ns)
+    return files, empty
+
+
+def watched(args: list[str], run: Callable[[], subprocess.CompletedProcess]) -> subprocess.CompletedProcess:
+    """Run ``run`` and record in WATCH what it changed outside ``outputs_of(args)`` and the empty folders it left."""
+    skip = outputs_of([str(a) for a in args])
+    files, empty = snapshot(skip)
+    done = run()
+    after, empty_after = snapshot(skip)
+    changed = sorted({p for p in files if after.get(p) != files[p]} | {p for p in after if p not in files})
+    WATCH["changed"] = [str(Path(p).relative_to(WORK[0])) for p in changed]
+    WATCH["empty"] = [str(Path(p).relative_to(WORK[0])) for p in sorted(empty_after - empty)]
+    return done
+
+
+def fcd(args: list[str], timeout: float = 900, env: dict | None = None, **popen: object) -> subprocess.CompletedProcess:
+    return watched(args, lambda: subprocess.run([sys.executable, "-m", "FCDDetectLib.cli", *args],
+                                                capture_output=True, text=True, timeout=timeout,
+                                                env={**ENV, **(env or {})}, **popen))
 
 
 def leftovers(*folders: Path) -> list[str]:
@@ -69,19 +131,25 @@ def record(case: str, done: subprocess.CompletedProcess | None, expect: int | No
     stderr = done.stderr if done is not None else ""
     lines = [line for line in stderr.splitlines() if line.strip()]
     code = done.returncode if done is not None else code
+    lines = [line for line in lines if not line.lstrip().startswith(("fcd detect:", "SmoothGrad:"))]  # tqdm bars
     row = {
         "case": case, "exit": code, "expected_exit": expect,
         "first_stderr": first if first is not None else (lines[0][:110] if lines else ""),
         "stderr_lines": len(lines), "traceback": bool(traceback) if traceback is not None else "Traceback" in stderr,
         "ok": bool(ok), "leftover": left,
+        "changed_outside_out": list(WATCH["changed"]) if done is not None else [],
+        "empty_folders": list(WATCH["empty"]) if done is not None else [],
     }
     row["pass"] = (not row["traceback"] and row["ok"] and not left
+                   and not row["changed_outside_out"] and not row["empty_folders"]
                    and (expect is None or code == expect)
                    and (expect != 2 or (len(lines) == 1 and lines[0].startswith("error: "))))
     ROWS.append(row)
     mark = "ok " if row["pass"] else "BAD"
+    outside = len(row["changed_outside_out"]) + len(row["empty_folders"])
     print(f"{mark} {case[:44]:44} exit {str(code):>4}  tb {'yes' if row['traceback'] else 'no ':3}  "
-          f"ok {'yes' if ok else 'no ':3}  left {len(left)}  {row['first_stderr'][:70]}", flush=True)
+          f"ok {'yes' if ok else 'no ':3}  left {len(left)}  out/empty {outside}  {row['first_stderr'][:70]}",
+          flush=True)
 
 
 def nothing(path: Path) -> bool:
@@ -253,7 +321,9 @@ def data_cases(work: Path, ctx: dict) -> None:
     nib.save(nib.Nifti1Image(volume, matrix), noisy)
     odd = work / "odd-window.fcdbundle"
     shutil.copytree(ctx["bundle"], odd)
-    (odd / "bundle.json").write_text(json.dumps({**source_meta(ctx), "target_shape": [23, 28, 24]}))
+    # an edited bundle.json: recorded as a bundle without a content checksum (unverified), as before issue 25
+    (odd / "bundle.json").write_text(json.dumps({**source_meta(ctx), "target_shape": [23, 28, 24],
+                                                 "content_sha256": None, "weights_sha256": None}))
     probabilities = []
     for image in (exact, noisy):
         out = work / f"out-{image.stem}"
@@ -269,7 +339,222 @@ def source_meta(ctx: dict) -> dict:
     return json.loads((ctx["bundle"] / "bundle.json").read_text())
 
 
+# ----------------------------------------------------------------------------- issue 25 (engine)
+
+
+def confinement_cases(work: Path, ctx: dict) -> None:
+    """A planted commit journal that points outside --out (the issue: it moved a file in, exit 0)."""
+    victim = work / "victim"
+    victim.mkdir()
+    (victim / "data.nii.gz").write_bytes(b"a user's scan")
+    (victim / "notes.txt").write_text("keep")
+    for label, journal in (
+            ("staging ../victim", {"staging": "../victim", "files": ["data.nii.gz"], "remove": []}),
+            ("staging absolute", {"staging": str(victim), "files": ["data.nii.gz"], "remove": []}),
+            ("remove ../victim/notes.txt", {"staging": ".fcd-staging-1-abcdefgh", "files": [],
+                                            "remove": {"../victim/notes.txt": "0" * 64}})):
+        out = work / f"out-journal-{len(ROWS)}"
+        out.mkdir()
+        (out / ".fcd-commit.json").write_text(json.dumps(journal))
+        done = fcd(detect_args(ctx["bundle"], ctx["scans"]["a"], out))
+        record(f"planted journal: {label}", done, 2,
+               ".fcd-commit.json" in done.stderr and (victim / "data.nii.gz").is_file()
+               and sorted(p.name for p in out.iterdir()) == [".fcd-commit.json"], [])
+
+
+def _bundle_variant(work: Path, name: str, seed: int, change=None) -> Path:
+    """A tiny untrained bundle named "tiny" (every variant shares the name, as runs' bundles do)."""
+    import torch
+    from FCDDetectLib.networks.bundle import save_bundle
+    from FCDDetectLib.networks.bundle_metadata import BundleMetadata
+    from FCDDetectLib.networks.resnets import build_resnet
+
+    from Testing.builders.hostile_fixtures import GRID_SHAPE, GRID_SPACING
+
+    torch.manual_seed(seed)
+    net = build_resnet(18, 1, widen_factor=0.25)
+    if change is not None:
+        change(net, torch)
+    meta = BundleMetadata(name="tiny", depth=18, geometry="paper", modalities=["flair"],
+                          target_spacing=list(GRID_SPACING), target_shape=list(GRID_SHAPE))
+    return save_bundle(work / f"{name}.fcdbundle", net, meta)
+
+
+def identity_cases(work: Path, ctx: dict) -> None:
+    """Same-name bundles, swapped weights, NaN weights and outputs, the stale report."""
+    first, second = _bundle_variant(work, "same-name-a", 3), _bundle_variant(work, "same-name-b", 4)
+    manifest = work / "identity.csv"
+    manifest.write_text(f"subject,flair\ns1,{ctx['scans']['a']}\ns2,{ctx['scans']['b']}\n")
+    out = work / "out-identity"
+    base = ["detect", "--data", str(manifest), "--device", "cpu", "--out", str(out), "--model"]
+    runs = [fcd([*base, str(first)]), fcd([*base, str(first)]), fcd([*base, str(second)]),
+            fcd([*base, str(second), "--layer", "layer3"])]
+    counts = [json.loads(r.stdout) if r.returncode == 0 else {} for r in runs]
+    record("resume: another bundle of the same name", runs[2], 0,
+           counts[1].get("resumed") == 2 and counts[2].get("done") == 2 and counts[3].get("done") == 2, [],
+           first=f"same model: {counts[1].get('resumed')} resumed; same name, other weights: "
+                 f"{counts[2].get('done')} recomputed; other --layer: {counts[3].get('done')} recomputed")
+    swapped = work / "swapped.fcdbundle"
+    shutil.copytree(first, swapped)
+    shutil.copy(second / "weights.pt", swapped / "weights.pt")
+    out = work / "out-swapped"
+    done = fcd(detect_args(swapped, ctx["scans"]["a"], out))
+    record("bundle with swapped weights", done, 2, "not the weights this bundle" in done.stderr and nothing(out), [])
+
+    def nan_weight(net, torch):
+        with torch.no_grad():
+            net.fc.weight[0, 0] = float("nan")
+
+    def negative_variance(net, torch):
+        net.bn1.running_var.fill_(-1.0)
+
+    for label, change in (("NaN in fc.weight", nan_weight), ("NaN out (negative BN variance)", negative_variance)):
+        broken = _bundle_variant(work, f"broken-{len(ROWS)}", 3, change)
+        out = work / f"out-{broken.name}"
+        done = fcd(detect_args(broken, ctx["scans"]["a"], out))
+        record(f"bundle: {label}", done, 2, nothing(out) and "NaN" in done.stderr, [])
+    out = work / "out-report"
+    with_report = fcd(detect_args(ctx["bundle"], ctx["scans"]["a"], out, "--report"))
+    plain = fcd(detect_args(ctx["bundle"], ctx["scans"]["b"], out))
+    stale = sorted(p.name for p in out.iterdir() if p.name.startswith("report"))
+    record("--report on a, then a plain run on b", plain, 0,
+           with_report.returncode == 0 and not stale and read_output_set(out)["inputs"] == [str(ctx["scans"]["b"])],
+           leftovers(out), first=f"report files left: {len(stale)}")
+
+
+def _nifti_variant(path: Path, data: np.ndarray, kind: str) -> Path:
+    """The header cases nibabel and SimpleITK (Slicer) read differently, patched as other tools leave them."""
+    import struct
+
+    affine = np.diag([4.0, 4.0, 4.0, 1.0])
+    affine[:3, 3] = -np.asarray(data.shape) * 2.0
+    image = nib.Nifti1Image(data, affine)
+    if kind in ("negative pixdim", "pixdim 0"):
+        image.set_sform(None, code=0)
+        image.set_qform(affine, code=1)
+    elif kind == "qform/sform differ, sform_code 2":
+        moved = affine.copy()
+        moved[0, 3] += 30.0
+        image.set_qform(moved, code=1)
+        image.set_sform(affine, code=2)
+    elif kind == "voxel 1e17 mm":
+        image = nib.Nifti1Image(data, np.diag([1e17, 1e17, 1e17, 1.0]))
+    elif kind == "translation 1e17 mm":
+        far = affine.copy()
+        far[:3, 3] = 1e17
+        image = nib.Nifti1Image(data, far)
+    nib.save(image, path)
+    if kind in ("negative pixdim", "pixdim 0"):
+        raw = bytearray(path.read_bytes())
+        struct.pack_into("<f", raw, 80, -4.0 if kind == "negative pixdim" else 0.0)
+        path.write_bytes(bytes(raw))
+    return path
+
+
+def header_cases(work: Path, ctx: dict) -> None:
+    data = head((30, 34, 30), seed=9)
+    for kind, words in (("negative pixdim", "mirrors"), ("pixdim 0", "pixdim[1] is 0"),
+                        ("qform/sform differ, sform_code 2", "qform and the sform differ"),
+                        ("voxel 1e17 mm", "voxel size"), ("translation 1e17 mm", "translation is broken")):
+        path = _nifti_variant(work / f"header-{len(ROWS)}.nii", data, kind)
+        out = work / f"out-header-{len(ROWS)}"
+        done = fcd(detect_args(ctx["bundle"], path, out))
+        record(f"NIfTI header: {kind}", done, 2, words in done.stderr and nothing(out), [])
+
+
+def odd_input_cases(work: Path, ctx: dict) -> None:
+    scans = work / "odd-scans"
+    scans.mkdir()
+    for name in ("p1", "p2"):
+        shutil.copy(ctx["scans"]["a" if name == "p1" else "b"], scans / f"{name}.nii.gz")
+    shutil.copy(ctx["scans"]["a"], scans / "odd name (copy).nii.gz")
+    a, b = ctx["scans"]["a"], ctx["scans"]["b"]
+    tables = {
+        "trailing commas": (f"subject,flair,\ns1,{a},\ns2,{b},,\n", 0),
+        "an extra non-empty cell": (f"subject,flair\ns1,{a},{b}\n", 2),
+        "a cell of 140,000 characters": ("subject,flair\ns1," + "x" * 140_000 + "\n", 2),
+        "a subject called summary.csv": (f"subject,flair\nsummary.csv,{a}\ns2,{b}\n", 1),
+        "an image path of 300 bytes": (f"subject,flair\ns1,{'y' * 300}.nii.gz\ns2,{b}\n", 1),
+    }
+    for label, (text, expect) in tables.items():
+        table = work / f"manifest-{len(ROWS)}.csv"
+        table.write_text(text)
+        out = work / f"out-manifest-{len(ROWS)}"
+        done = fcd(["detect", "--model", str(ctx["bundle"]), "--data", str(table), "--device", "cpu", "--out", str(out)])
+        ok = nothing(out) if expect == 2 else (out / "summary.csv").is_file()
+        record(f"manifest with {label}", done, expect, ok, leftovers(out))
+    out = scans / "results"
+    base = ["detect", "--model", str(ctx["bundle"]), "--data", str(scans), "--device", "cpu", "--out", str(out)]
+    runs = [fcd(base), fcd(base)]
+    counts = [json.loads(r.stdout) if r.stdout.strip() else {} for r in runs]
+    record("folder cohort: odd name, --out inside, rerun", runs[1], 1,
+           counts[0].get("error") == 1 and counts[1].get("error") == 1 and counts[1].get("resumed") == 2
+           and counts[1].get("subjects") == 3, leftovers(out),
+           first=f"1st run {counts[0].get('done')} done {counts[0].get('error')} failed; rerun "
+                 f"{counts[1].get('resumed')} resumed {counts[1].get('error')} failed of {counts[1].get('subjects')}")
+    loop = work / "loop"
+    loop.symlink_to(loop)
+    for label, out in (("name of 300 bytes", work / ("o" * 300)), ("a link loop", loop)):
+        for source in (["--image", str(a)], ["--data", str(scans)]):
+            done = fcd(["detect", "--model", str(ctx["bundle"]), *source, "--device", "cpu", "--out", str(out)])
+            record(f"--out {label} ({source[0]})", done, 2, True, [])
+    done = fcd(detect_args(ctx["bundle"], a, work / "out-nt", "--localized-smoothgrad", "--nt-samples", "50000"))
+    record("--nt-samples 50000", done, 2, "1 to 1000" in done.stderr and nothing(work / "out-nt"), [])
+    roi = np.zeros((30, 34, 30), np.uint8)
+    roi[12:18, 14:20, 12:18] = 1
+    roi[2:4, 2:4, 2:4] = 2
+    from Testing.builders.format_fixtures import write_seg_nrrd
+
+    affine = np.diag([4.0, 4.0, 4.0, 1.0])
+    affine[:3, 3] = -np.asarray(roi.shape) * 2.0
+    seg = write_seg_nrrd(work / "Segmentation.seg.nrrd", roi, affine,
+                         [{"name": "lesion", "value": 1}, {"name": "corner", "value": 2}])
+    heatmap = work / "out-kill" / "heatmap.nii.gz"
+    if not heatmap.exists():
+        fcd(detect_args(ctx["bundle"], a, work / "out-hs"))
+        heatmap = work / "out-hs" / "heatmap.nii.gz"
+    done = fcd(["heat-score", "--heatmap", str(heatmap), "--roi", str(seg), "--roi-segment", "lesion"])
+    record("heat-score --roi-segment lesion (.seg.nrrd)", done, 0,
+           done.returncode == 0 and json.loads(done.stdout)["roi_voxels"] > 0, [])
+
+
+def full_disk_cases(work: Path, ctx: dict) -> None:
+    """A full disk during fcd detect and fcd detect --data: a tiny tmpfs where mounting works, else RLIMIT_FSIZE."""
+    from Testing.builders.full_disk import file_size_limit, fill, tiny_filesystem
+
+    disk = work / "disk"
+    manifest = work / "disk.csv"
+    manifest.write_text(f"subject,flair\ns1,{ctx['scans']['a']}\ns2,{ctx['scans']['b']}\n")
+    with tiny_filesystem(disk, 768) as mounted:
+        out = disk / "out"
+        first = fcd(detect_args(ctx["bundle"], ctx["scans"]["a"], out))
+        old = read_output_set(out) if first.returncode == 0 else None
+        how = "tmpfs, ENOSPC" if mounted else "RLIMIT_FSIZE 8 KiB, EFBIG"
+        if mounted:
+            fill(disk, leave=4096)
+            limit = {}
+        else:
+            limit = {"preexec_fn": file_size_limit(8192)}
+        done = fcd(detect_args(ctx["bundle"], ctx["scans"]["b"], out, "--png"), **limit)
+        same = old is not None and read_output_set(out) == old
+        record(f"full disk ({how}): fcd detect over a set", done, 2, same, leftovers(out))
+        fresh = disk / "new" / "deeper"
+        done = fcd(detect_args(ctx["bundle"], ctx["scans"]["b"], fresh), **limit)
+        record(f"full disk ({how}): fcd detect into a new folder", done, 2, not (disk / "new").exists(),
+               leftovers(disk))
+        cohort = (disk if mounted else work) / "out-disk-cohort"
+        done = fcd(["detect", "--model", str(ctx["bundle"]), "--data", str(manifest), "--device", "cpu",
+                    "--out", str(cohort)], **limit)
+        record(f"full disk ({how}): fcd detect --data", done, 2, True, leftovers(cohort))
+        if mounted:
+            (disk / ".filler").unlink()
+
+
+SIGNALS = ("SIGKILL", "SIGINT", "SIGTERM")
+
+
 def detect_kills(work: Path, ctx: dict, count: int, rng: random.Random) -> None:
+    """SIGKILL, SIGINT and SIGTERM at each named commit point, then ``count`` random ones (the three in turn)."""
     out = work / "out-kill"
     scans = ctx["scans"]
     started = time.perf_counter()
@@ -277,19 +562,22 @@ def detect_kills(work: Path, ctx: dict, count: int, rng: random.Random) -> None:
     full = time.perf_counter() - started
     assert done.returncode == 0, done.stderr
     points = ["staged", "journal", "renamed:heatmap.nii.gz", "renamed:result.json", "committed"]
-    plan = [("point", p) for p in points] + [("random", None)] * count
+    plan = [("point", p, name) for p in points for name in SIGNALS]
+    plan += [("random", None, SIGNALS[i % len(SIGNALS)]) for i in range(count)]
     bad = 0
-    for index, (kind, point) in enumerate(plan):
+    for index, (kind, point, name) in enumerate(plan):
         image = scans["b" if index % 2 == 0 else "a"]
+        extra = ["--png"] if index % 2 == 0 else []  # the sets differ in members: overlay.png comes and goes
         before = read_output_set(out)["inputs"] if (out / "result.json").exists() else None
-        command = [sys.executable, "-m", "FCDDetectLib.cli", *detect_args(ctx["bundle"], image, out)]
-        env = {**ENV, "FCD_TEST_KILL_AT": point or ""}
+        command = [sys.executable, "-m", "FCDDetectLib.cli", *detect_args(ctx["bundle"], image, out, *extra)]
+        env = {**ENV, "FCD_TEST_KILL_AT": point or "", "FCD_TEST_KILL_SIGNAL": name}
+        files, empty = snapshot([out])
         process = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
         if kind == "random":
             try:
                 process.wait(timeout=rng.uniform(0.0, full * 1.05))
             except subprocess.TimeoutExpired:
-                process.send_signal(signal.SIGKILL)
+                process.send_signal(getattr(signal, name))
         process.wait()
         stderr = process.stderr.read()
         process.stderr.close()
@@ -300,16 +588,18 @@ def detect_kills(work: Path, ctx: dict, count: int, rng: random.Random) -> None:
             consistent = consistent and names == {"result.json", *manifest["files"]}
         except Exception as error:  # noqa: BLE001 - a probe reports, it does not stop
             consistent, stderr = False, f"{stderr}\n{error}"
+        after, empty_after = snapshot([out])
+        outside = sorted(p for p in set(files) | set(after) if files.get(p) != after.get(p)) + sorted(empty_after - empty)
         left = leftovers(out)
-        print(f"    detect kill {index + 1}/{len(plan)} ({point or 'random'}): exit {process.returncode}, "
+        print(f"    detect {name} {index + 1}/{len(plan)} ({point or 'random'}): exit {process.returncode}, "
               f"{'consistent' if consistent else 'INCONSISTENT'}, {len(left)} leftover", flush=True)
-        if not consistent or left or "Traceback" in stderr:
+        if not consistent or left or "Traceback" in stderr or outside:
             bad += 1
-            record(f"detect SIGKILL #{index} ({point or 'random'})", None, None, consistent, left,
-                   code=process.returncode, traceback="Traceback" in stderr)
+            record(f"detect {name} #{index} ({point or 'random'})", None, None, consistent and not outside, left,
+                   code=process.returncode, traceback="Traceback" in stderr, first=stderr.strip()[-110:])
     killed = len(plan)
-    record(f"detect SIGKILL x{killed} ({len(points)} named points + {count} random)", None, None, bad == 0, [],
-           code=-9, first=f"{killed - bad}/{killed} consistent after recovery, full run {full:.1f} s",
+    record(f"detect interrupted x{killed} ({len(points)} points x 3 signals + {count} random)", None, None,
+           bad == 0, [], code=-9, first=f"{killed - bad}/{killed} consistent after recovery, full run {full:.1f} s",
            traceback=False)
 
 
@@ -363,12 +653,15 @@ def main(argv: list[str] | None = None) -> int:
     rng = random.Random(args.seed)
     work = Path(args.work) if args.work else Path(tempfile.mkdtemp(prefix="fcd-probe-"))
     work.mkdir(parents=True, exist_ok=True)
+    WORK.append(work)
     started = time.perf_counter()
     try:
         ctx = setup(work)
         steps: list[Callable[[], None]] = [
             lambda: security_cases(work, ctx), lambda: fs_cases(work, ctx), lambda: bounds_cases(work, ctx),
-            lambda: data_cases(work, ctx), lambda: detect_kills(work, ctx, args.detect_kills, rng),
+            lambda: data_cases(work, ctx), lambda: confinement_cases(work, ctx), lambda: identity_cases(work, ctx),
+            lambda: header_cases(work, ctx), lambda: odd_input_cases(work, ctx), lambda: full_disk_cases(work, ctx),
+            lambda: detect_kills(work, ctx, args.detect_kills, rng),
             lambda: train_kills(work, ctx, args.train_kills, rng),
         ]
         for step in steps:
@@ -381,6 +674,8 @@ def main(argv: list[str] | None = None) -> int:
         "cases": len(ROWS), "failed": len(failed), "tracebacks": sum(r["traceback"] for r in ROWS),
         "inconsistent_or_written": sum(not r["ok"] for r in ROWS),
         "leftover_temp_files": sum(len(r["leftover"]) for r in ROWS),
+        "changed_outside_out": sum(len(r["changed_outside_out"]) for r in ROWS),
+        "empty_folders": sum(len(r["empty_folders"]) for r in ROWS),
         "detect_kills": args.detect_kills, "train_kills_requested": args.train_kills,
         "seconds": round(time.perf_counter() - started, 1),
         "machine": f"{platform.machine()} {os.cpu_count()} CPU(s), {platform.system()}",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import subprocess
 import sys
@@ -52,7 +53,8 @@ def test_round_trip_weights_metadata_eval_mode(tmp_path, model, bundle):
     for key, value in model.state_dict().items():
         assert torch.equal(loaded.model.state_dict()[key], value), key
     expected = meta(name="flair-r18")
-    assert loaded.metadata == expected
+    assert loaded.verified and loaded.metadata.content_sha256 == loaded.content_sha256  # recorded when written
+    assert dataclasses.replace(loaded.metadata, content_sha256=None, weights_sha256=None) == expected
     assert loaded.metadata.engine_version == __version__
     assert loaded.metadata.format_version == 1  # classifier-only bundles stay format 1 (older engines read them)
     # same outputs, same geometry (dilated layer4 rebuilt from the metadata)
@@ -63,7 +65,7 @@ def test_round_trip_weights_metadata_eval_mode(tmp_path, model, bundle):
     assert loaded.model.layer4[0].conv1.dilation == (4, 4, 4)
     # state_dict loads with weights_only=True (plain tensors, no pickled code)
     assert set(torch.load(bundle / "weights.pt", weights_only=True)) == set(model.state_dict())
-    assert read_bundle_metadata(bundle / "bundle.json") == expected
+    assert read_bundle_metadata(bundle / "bundle.json") == loaded.metadata
     # nothing left behind in the parent folder
     assert [p.name for p in tmp_path.iterdir()] == ["flair-r18.fcdbundle"]
 
@@ -237,6 +239,13 @@ def test_truncated_and_foreign_weights(bundle):
     weights = bundle / "weights.pt"
     data = weights.read_bytes()
     weights.write_bytes(data[: len(data) // 3])
+    with pytest.raises(FCDInputError, match="not the weights this bundle was written with") as info:
+        load_bundle(bundle)  # the recorded checksum refuses it before torch reads a byte
+    assert str(weights) in str(info.value) and "\n" not in str(info.value)
+    # a bundle written before checksums: torch's own refusals, one line each
+    unverified = {k: v for k, v in json.loads((bundle / "bundle.json").read_text()).items()
+                  if k not in ("content_sha256", "weights_sha256")}
+    write_json(bundle, unverified)
     with pytest.raises(FCDInputError, match="cannot read model weights") as info:
         load_bundle(bundle)
     assert str(weights) in str(info.value) and "\n" not in str(info.value)
@@ -246,7 +255,9 @@ def test_truncated_and_foreign_weights(bundle):
 
 
 def test_weights_not_matching_metadata_architecture(bundle):
-    data = json.loads((bundle / "bundle.json").read_text())
+    # an edited bundle.json is refused by its checksum first (test_hostile_identity); here, unverified bundles
+    data = {k: v for k, v in json.loads((bundle / "bundle.json").read_text()).items()
+            if k not in ("content_sha256", "weights_sha256")}
     for change, pattern in (
         ({"depth": 34}, r"ResNet-34.*missing: layer1\.2"),
         ({"depth": 50}, r"ResNet-50"),

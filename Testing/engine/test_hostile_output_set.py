@@ -97,7 +97,11 @@ def test_a_failed_writer_commits_nothing(tmp_path):
     with pytest.raises(RuntimeError), OutputSet(out) as staged:
         (staged.folder / "a.txt").write_text("a")
         raise RuntimeError("boom")
-    assert list(out.iterdir()) == []
+    assert not out.exists()  # the folder it created is removed again: no empty folder left behind
+    out.mkdir()
+    with pytest.raises(RuntimeError), OutputSet(out) as staged:
+        raise RuntimeError("boom")
+    assert out.is_dir() and list(out.iterdir()) == []  # a folder that was there stays
 
 
 def test_output_folder_checks(tmp_path):

@@ -6,7 +6,10 @@ The engine's own commands (``detect``, ``heat-score``) are listed in
 by name, so dependencies point one way. A command module defines
 ``register(subparsers)`` (adds its parser and sets ``func``) and keeps heavy imports
 (torch, monai) inside the function it runs, so ``fcd --help`` is fast. Bad input
-(:class:`FCDInputError`) prints one line ``error: ...`` on stderr and exits with code 2;
+(:class:`FCDInputError`) prints one line ``error: ...`` on stderr and exits with code 2, and so
+does an ``OSError`` (a full disk, a name over 255 bytes, a link loop: the file and the system's
+reason); Ctrl-C exits with 130, SIGTERM (turned into an exception, so that writers clean up as
+after Ctrl-C) with 143;
 a command module that fails to import prints ``error:`` naming it and exits with code 1.
 
 Example:
@@ -16,11 +19,14 @@ Example:
 from __future__ import annotations
 
 import argparse
+import signal
 import sys
+import threading
 from collections.abc import Iterable, Sequence
 
 from FCDDetectLib.cli.registry import ENGINE_COMMANDS, CommandLoadError, Register, register_commands
-from FCDDetectLib.errors import FCDInputError
+from FCDDetectLib.errors import FCDInputError, os_error_line
+from FCDDetectLib.io.interrupts import Terminated, raise_on_sigterm
 
 
 class _Parser(argparse.ArgumentParser):
@@ -45,6 +51,21 @@ def build_parser(extra: Iterable[Register] = ()) -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None, extra: Iterable[Register] = ()) -> int:
     """Run ``fcd`` with ``argv`` (default: ``sys.argv[1:]``); returns the exit code."""
+    previous = raise_on_sigterm()  # SIGTERM cleans up like Ctrl-C (writers leave a consistent folder)
+    try:
+        return _run(argv, extra)
+    except Terminated:
+        print("error: terminated (SIGTERM); run the same command again to resume", file=sys.stderr)
+        return 143
+    except KeyboardInterrupt:  # also while the command's modules are still being imported
+        print("error: interrupted; run the same command again to resume", file=sys.stderr)
+        return 130
+    finally:
+        if previous is not None and threading.current_thread() is threading.main_thread():
+            signal.signal(signal.SIGTERM, previous)
+
+
+def _run(argv: Sequence[str] | None, extra: Iterable[Register]) -> int:
     try:
         parser = build_parser(extra)
     except CommandLoadError as error:
@@ -56,9 +77,9 @@ def main(argv: Sequence[str] | None = None, extra: Iterable[Register] = ()) -> i
     except FCDInputError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:
-        print("error: interrupted; run the same command again to resume", file=sys.stderr)
-        return 130
+    except OSError as error:  # the system refused a file operation: a full disk, a name too long, a link loop
+        print(f"error: {os_error_line(error)}", file=sys.stderr)
+        return 2
 
 
 __all__ = ["ENGINE_COMMANDS", "CommandLoadError", "build_parser", "main"]

@@ -2,6 +2,10 @@
 
 import sys
 
-from FCDDetectLib.cli import main
+try:
+    from FCDDetectLib.cli import main
+except KeyboardInterrupt:  # Ctrl-C while Python imports the command line itself: one line, no traceback
+    print("error: interrupted; run the same command again to resume", file=sys.stderr)
+    sys.exit(130)
 
 sys.exit(main())

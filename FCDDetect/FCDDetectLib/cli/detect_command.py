@@ -28,6 +28,7 @@ if TYPE_CHECKING:  # pragma: no cover - typing only: the command's import stays 
 def register(subparsers: argparse._SubParsersAction) -> None:
     """Add the ``detect`` sub-command (its defaults are :class:`DetectOptions`'s)."""
     from FCDDetectLib.detection.options import DetectOptions
+    from FCDDetectLib.explain.localized_smoothgrad import MAX_NT_SAMPLES
 
     defaults = DetectOptions()
     parser = subparsers.add_parser(
@@ -88,7 +89,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         help="also write signed SmoothGrad maps per modality (smoothgrad_<modality>.nii.gz) and "
                         "their contributions per ROI component or cluster (result.json: modality_contributions)")
     parser.add_argument("--nt-samples", type=int, default=defaults.nt_samples,
-                        help=f"SmoothGrad noisy copies (default {defaults.nt_samples})")
+                        help=f"SmoothGrad noisy copies, 1 to {MAX_NT_SAMPLES} (default {defaults.nt_samples}); "
+                        "a progress bar shows on a terminal")
     parser.add_argument("--noise-sd", type=float, default=defaults.noise_sd,
                         help=f"SmoothGrad noise sd as a fraction of the input's value range (default {defaults.noise_sd})")
     parser.add_argument("--report", action="store_true",
@@ -133,11 +135,8 @@ def run(args: argparse.Namespace) -> int:
     from FCDDetectLib.networks.bundle_metadata import read_bundle_metadata
     from FCDDetectLib.outputs.detection_files import DETECTION_FILES, write_detection
 
-    check_output_folder(args.out, (*DETECTION_FILES, *(["overlay.png"] if args.png else [])))  # before computing
-    if args.report:
-        from FCDDetectLib.outputs.pdf_report import check_writable
-
-        check_writable(args.out)
+    check_output_folder(args.out, (*DETECTION_FILES, *(["overlay.png"] if args.png else []),
+                                   *(["report.pdf"] if args.report else [])))  # before computing
 
     images: list = list(args.image)
     dicom = None
@@ -183,6 +182,14 @@ def run(args: argparse.Namespace) -> int:
             render_detection(result, inputs.reference, folder / "overlay.png", roi=inputs.roi)
 
         writers.append(overlay)
+    if args.report:  # the report and its pages too: a later plain run into OUT removes them with the old set
+
+        def report(result, folder):
+            from FCDDetectLib.outputs.pdf_report import write_report
+
+            write_report(result, [inputs.reference], folder, roi=inputs.roi)
+
+        writers.append(report)
     write_detection(result, args.out, extra_writers=writers)
     if dicom is not None:
         from FCDDetectLib.outputs.dicom_outputs import write_dicom_outputs
@@ -191,10 +198,6 @@ def run(args: argparse.Namespace) -> int:
         written = write_dicom_outputs(result, scan, series, args.dicom_out)
         for warning in written.warnings:
             print(f"warning: {warning}", file=sys.stderr)
-    if args.report:  # the PDF report is written after the detection's set (not part of its commit)
-        from FCDDetectLib.outputs.pdf_report import write_report
-
-        write_report(result, [inputs.reference], args.out, roi=inputs.roi)
     print(json.dumps({**result.to_json(), "files": _checksums(args.out)}, indent=2))
     return 0
 
@@ -202,9 +205,9 @@ def run(args: argparse.Namespace) -> int:
 def run_cohort_command(args: argparse.Namespace, options: DetectOptions) -> int:
     """``--data``: every subject with one loaded model; summary.csv; exit 1 when a subject failed."""
     from FCDDetectLib.cohort.discovery import discover_subjects
-    from FCDDetectLib.cohort.runner import check_out_dir, run_cohort
     from FCDDetectLib.cohort.summary import SUMMARY_NAME, failed
     from FCDDetectLib.errors import FCDInputError
+    from FCDDetectLib.io.output_set import check_output_folder, create_folder, remove_created
     from FCDDetectLib.networks.bundle_metadata import read_bundle_metadata
 
     for option in ("roi", "brain_mask", "dicom_out", "png", "report", "localized_smoothgrad"):
@@ -214,12 +217,34 @@ def run_cohort_command(args: argparse.Namespace, options: DetectOptions) -> int:
                 "(roi, brain_mask columns) or the BIDS *_roi files"
             )
     metadata = read_bundle_metadata(args.model)
-    subjects = discover_subjects(args.data, metadata.modalities)
+    local = args.executor == "local"
+    out = check_output_folder(args.out, (SUMMARY_NAME,)) if local else Path(args.out)  # ray: after connecting
+    subjects = discover_subjects(args.data, metadata.modalities, exclude=[out])
     for subject in subjects:  # --series / --roi-segment: the default for subjects the manifest leaves open
         subject.series = subject.series or args.series
         subject.roi_segment = subject.roi_segment or args.roi_segment
-    out = check_out_dir(args.out) if args.executor == "local" else Path(args.out)  # ray: checked after connecting
+    created = create_folder(out) if local else []
+    try:
+        rows = _run_cohort_executor(args, options, subjects, out)
+    except BaseException:
+        remove_created(created)  # no empty folder left behind (a full disk, a refused model, Ctrl-C)
+        raise
+    bad = failed(rows)
+    counts = {status: sum(r["status"] == status for r in rows) for status in ("done", "resumed", "error", "pending")}
+    print(json.dumps({"subjects": len(rows), **counts, "summary": str(out / SUMMARY_NAME)}, indent=2))
+    if bad:
+        print(f"warning: {len(bad)} of {len(rows)} subjects failed, each listed with its error in "
+              f"{out / SUMMARY_NAME} (first: {bad[0]['subject']}: {bad[0]['error']})", file=sys.stderr)
+        return 1
+    return 0
+
+
+def _run_cohort_executor(args: argparse.Namespace, options: DetectOptions, subjects: list, out: Path) -> list[dict]:
+    """The subjects on the chosen executor (local threads or Ray), with a progress bar on stderr."""
     from tqdm import tqdm
+
+    from FCDDetectLib.cohort.runner import run_cohort
+    from FCDDetectLib.errors import FCDInputError
 
     with tqdm(total=len(subjects), desc="fcd detect", unit="subject", file=sys.stderr, disable=None) as bar:
         def progress(done: int, total: int, row: dict) -> None:
@@ -242,11 +267,4 @@ def run_cohort_command(args: argparse.Namespace, options: DetectOptions) -> int:
                 args.model, subjects, out, options=options, workers=args.workers or 1, progress=progress,
                 resume=not args.no_resume,
             )
-    bad = failed(rows)
-    counts = {status: sum(r["status"] == status for r in rows) for status in ("done", "resumed", "error", "pending")}
-    print(json.dumps({"subjects": len(rows), **counts, "summary": str(out / SUMMARY_NAME)}, indent=2))
-    if bad:
-        print(f"warning: {len(bad)} of {len(rows)} subjects failed, each listed with its error in "
-              f"{out / SUMMARY_NAME} (first: {bad[0]['subject']}: {bad[0]['error']})", file=sys.stderr)
-        return 1
-    return 0
+    return rows

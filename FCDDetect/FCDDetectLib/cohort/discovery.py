@@ -57,12 +57,18 @@ class CohortSubject:
     info: dict[str, str] = field(default_factory=dict)
 
 
-def discover_subjects(data: str | Path, modalities: Sequence[str] = ("flair",)) -> list[CohortSubject]:
+def discover_subjects(data: str | Path, modalities: Sequence[str] = ("flair",), *,
+                      exclude: Sequence[str | Path] = ()) -> list[CohortSubject]:
     """The subjects of a BIDS root, a CSV manifest or a folder of images, images in ``modalities`` order.
 
     Raises FCDInputError for a cohort that cannot be read at all (missing path, a manifest
-    without the needed columns, duplicate subject ids, no subject); a single subject's
-    problem is kept in its ``error``.
+    without the needed columns, duplicate subject ids, no subject, an ``exclude`` folder that
+    is the data folder itself); a single subject's problem is kept in its ``error``: files
+    it cannot find, an id that cannot be a folder name (not letters, digits, ``.``, ``_``,
+    ``-``, over 255 bytes, or a name the run's own files use such as ``summary.csv``).
+    ``exclude``: folders that are not subjects (the run's output folder inside the data folder,
+    so that a rerun does not take its results for a subject); a folder holding a
+    ``result.json`` (a detection's output) is never a subject either.
 
     Example:
         >>> subjects = discover_subjects("cohort.csv", modalities=["t1", "flair"])  # doctest: +SKIP
@@ -71,6 +77,10 @@ def discover_subjects(data: str | Path, modalities: Sequence[str] = ("flair",)) 
     modalities = [m.lower() for m in modalities]
     if not modalities:
         raise FCDInputError("cohort: no modality given")
+    excluded = {_resolved(Path(p)) for p in exclude}
+    if root.is_dir() and _resolved(root) in excluded:
+        raise FCDInputError(f"{root}: the output folder is the data folder itself, so results would mix with the "
+                            "scans; give --out a folder of its own (e.g. a sub-folder such as results/)")
     if root.is_file():
         if root.suffix.lower() not in (".csv", ".tsv"):
             raise FCDInputError(f"{root}: expected a cohort folder (BIDS or images) or a .csv/.tsv manifest")
@@ -79,19 +89,54 @@ def discover_subjects(data: str | Path, modalities: Sequence[str] = ("flair",)) 
         if (root / "participants.tsv").is_file() or any(root.glob("sub-*/anat")) or any(root.glob("sub-*/ses-*/anat")):
             subjects = _from_bids(root, modalities)
         else:
-            subjects = _from_folder(root, modalities)
+            subjects = _from_folder(root, modalities, excluded)
     else:
         raise FCDInputError(f"{root}: cohort not found (no such folder or manifest file)")
     if not subjects:
         raise FCDInputError(f"{root}: no subject found")
     seen: set[str] = set()
     for subject in subjects:
-        if not _SAFE_ID.match(subject.subject_id):
-            raise FCDInputError(f"{root}: subject id {subject.subject_id!r} is not usable as a folder name")
-        if subject.subject_id in seen:
+        problem = id_problem(subject.subject_id)
+        if problem:
+            subject.error = f"{root}: subject id {_shown(subject.subject_id)} {problem}"
+        elif subject.subject_id in seen:
             raise FCDInputError(f"{root}: subject {subject.subject_id} listed twice")
         seen.add(subject.subject_id)
     return subjects
+
+
+MAX_ID_BYTES = 255
+"""Longest subject id: it becomes a folder name, and file systems take names of at most 255 bytes."""
+RESERVED_IDS = ("summary.csv",)
+"""Names of the run's own files in the output folder, which no subject folder may take."""
+
+
+def id_problem(subject_id: str) -> str | None:
+    """Why ``subject_id`` cannot name the subject's output folder (None when it can).
+
+    Example:
+        >>> id_problem("sub-00001") is None, id_problem("summary.csv")
+        (True, "is the name of the run's summary file; rename the subject")
+    """
+    if len(subject_id.encode("utf-8", "surrogateescape")) > MAX_ID_BYTES:
+        return f"is {len(subject_id.encode('utf-8', 'surrogateescape'))} bytes long, more than the {MAX_ID_BYTES} a folder name may have"
+    if subject_id.lower() in RESERVED_IDS:
+        return "is the name of the run's summary file; rename the subject"
+    if not _SAFE_ID.match(subject_id):
+        return ("is not usable as a folder name (letters, digits, '.', '_' and '-', starting with a letter or "
+                "digit); rename it")
+    return None
+
+
+def _shown(subject_id: str) -> str:
+    return repr(subject_id if len(subject_id) <= 80 else subject_id[:80] + "...")
+
+
+def _resolved(path: Path) -> Path:
+    try:
+        return path.resolve()
+    except (OSError, RuntimeError):  # a link loop: compare it as written
+        return path.absolute()
 
 
 def _bids_participants(root: Path) -> list[str]:
@@ -174,9 +219,11 @@ def _from_manifest(table: Path, modalities: list[str]) -> list[CohortSubject]:
     return subjects
 
 
-def _from_folder(root: Path, modalities: list[str]) -> list[CohortSubject]:
+def _from_folder(root: Path, modalities: list[str], excluded: set[Path] = frozenset()) -> list[CohortSubject]:
     entries = sorted(p for p in root.iterdir() if not p.name.startswith("."))
-    candidates = [p for p in entries if (p.is_file() and is_image_file(p) and not p.name.lower().endswith(".img")) or p.is_dir()]
+    candidates = [p for p in entries
+                  if (p.is_file() and is_image_file(p) and not p.name.lower().endswith(".img"))
+                  or (p.is_dir() and _resolved(p) not in excluded and not (p / "result.json").is_file())]
     if not candidates:
         return []
     if len(modalities) != 1:

@@ -65,7 +65,7 @@ def run_cohort_ray(model: str | Path, subjects: Sequence[Any], out_dir: str | Pa
     """
     from FCDDetectLib.cohort.ray_connection import check_resources, check_shared_folders, connect, task_slots
     from FCDDetectLib.cohort.runner import check_out_dir
-    from FCDDetectLib.cohort.summary import SUMMARY_NAME, summary_row, write_summary
+    from FCDDetectLib.cohort.summary import SUMMARY_NAME, SummaryWriter, summary_row
 
     options = (options or DetectOptions()).replace(**option_values)
     if workers is not None and workers < 1:
@@ -85,8 +85,9 @@ def run_cohort_ray(model: str | Path, subjects: Sequence[Any], out_dir: str | Pa
             max_task_retries=max_retries)
         threads = max(1, int(cpus_per_worker))
         pool = [actor.remote(str(Path(model).resolve()), options.device, threads) for _ in range(max(1, count))]
-        rows = {s.subject_id: summary_row(s.subject_id, None, None, "pending") for s in subjects}
-        write_summary(list(rows.values()), out / SUMMARY_NAME)
+        summary = SummaryWriter(out / SUMMARY_NAME,
+                                [summary_row(s.subject_id, None, None, "pending") for s in subjects])
+        summary.flush()
         refs = {pool[i % len(pool)].detect.remote(s, str(out), resume, options.to_dict()): s
                 for i, s in enumerate(subjects)}
         pending, done = list(refs), 0
@@ -95,16 +96,17 @@ def run_cohort_ray(model: str | Path, subjects: Sequence[Any], out_dir: str | Pa
                 ready, pending = ray.wait(pending, num_returns=1, timeout=1.0)
                 for ref in ready:
                     row = _row(ray, ref, refs[ref])
-                    rows[row["subject"]] = row
+                    summary.update(row)
                     done += 1
-                    write_summary(list(rows.values()), out / SUMMARY_NAME)
                     if progress is not None:
                         progress(done, len(subjects), row)
         except BaseException:
             for ref in pending:
                 ray.cancel(ref)
             raise
-        return list(rows.values())
+        finally:
+            summary.flush()
+        return summary.values()
     finally:
         session.close()
 

@@ -7,10 +7,16 @@ root, a CSV/TSV manifest or a folder of images); the summary rows,
 :func:`run_cohort` loads the bundle once and runs :func:`process_subject` over the
 subjects. ``workers > 1`` reads the next subjects' images and writes the finished ones in
 threads while the network runs (readers and gzip release the GIL). Each subject's folder
-is written by :func:`~FCDDetectLib.detection.detect.write_detection`, the same files as a single
-``fcd detect``; a subject whose folder already holds a ``result.json`` of the same model
-and method is skipped (resume). A subject's bad input becomes its summary row's ``error``
-and the run goes on. ``summary.csv`` is rewritten atomically after every subject.
+is written by :func:`~FCDDetectLib.outputs.detection_files.write_detection`, the same files as a
+single ``fcd detect``; a subject whose folder already holds a ``result.json`` made from the
+same bundle content, the same input files and the same options
+(:func:`~FCDDetectLib.cohort.summary.result_identity`) is skipped (resume); anything else is
+recomputed. The inputs' checksums are computed once per subject, for that check and for
+the new ``result.json``. A subject's bad input (a discovery problem, an unreadable file)
+becomes its summary row's ``error`` and the run goes on; a problem of the run itself (a full
+disk) stops it. ``summary.csv`` is rewritten in batches
+(:class:`~FCDDetectLib.cohort.summary.SummaryWriter`: at most about 0.5% of the run) and at the end,
+also when the run is interrupted.
 
 Other executors (the Slicer batch, Ray) call :func:`process_subject` on their shard and
 :func:`write_summary` on the rows they gather.
@@ -26,6 +32,7 @@ Example:
 
 from __future__ import annotations
 
+import contextlib
 import time
 from collections import deque
 from collections.abc import Callable, Sequence
@@ -37,14 +44,16 @@ from typing import Any
 from FCDDetectLib.cohort.discovery import CohortSubject
 from FCDDetectLib.cohort.summary import (
     SUMMARY_NAME,
+    SummaryWriter,
     finished_result,
+    result_identity,
     summary_row,
-    write_summary,
 )
-from FCDDetectLib.detection.inputs import DetectionInputs
+from FCDDetectLib.detection.inputs import DetectionInputs, input_checksums
 from FCDDetectLib.detection.options import DetectOptions
-from FCDDetectLib.errors import FCDInputError
+from FCDDetectLib.errors import FCDInputError, os_error_line
 from FCDDetectLib.io.image_io import load_image, load_mask
+from FCDDetectLib.io.output_set import check_output_folder
 
 # ---------------------------------------------------------------- one subject
 
@@ -59,8 +68,31 @@ class LoadedSubject:
     started: float = 0.0
 
 
-def load_subject(subject: CohortSubject, modalities: Sequence[str]) -> LoadedSubject:
-    """Read a subject's images, ROI and brain mask; an FCDInputError becomes ``error``."""
+def subject_checksums(subject: CohortSubject) -> dict[str, Any] | None:
+    """The subject's :func:`~FCDDetectLib.detection.inputs.input_checksums` (None: a discovery error or an unreadable file)."""
+    if subject.error:
+        return None
+    try:
+        return input_checksums(subject.images, subject.roi, subject.brain_mask)
+    except OSError:  # missing or unreadable: load_subject reports it as the subject's error
+        return None
+
+
+def resumable(bundle: Any, subject: CohortSubject, out: Path, options: DetectOptions,
+              checksums: dict[str, Any] | None) -> dict[str, Any] | None:
+    """The subject's finished ``result.json`` in ``out`` when bundle, inputs and options all match, else None."""
+    if checksums is None:
+        return None
+    identity = result_identity(getattr(bundle, "content_sha256", ""), checksums, options.identity())
+    return finished_result(out, identity)
+
+
+def load_subject(subject: CohortSubject, modalities: Sequence[str],
+                 checksums: dict[str, Any] | None = None) -> LoadedSubject:
+    """Read a subject's images, ROI and brain mask; an FCDInputError (or an OSError) becomes ``error``.
+
+    ``checksums`` are the subject's input checksums when the caller computed them already.
+    """
     started = time.perf_counter()
     try:
         if subject.error:
@@ -69,11 +101,16 @@ def load_subject(subject: CohortSubject, modalities: Sequence[str]) -> LoadedSub
                   for modality, path in zip(modalities, subject.images, strict=True)]
         roi = load_mask(subject.roi, name="ROI", segment=subject.roi_segment) if subject.roi else None
         mask = load_mask(subject.brain_mask, name="brain mask") if subject.brain_mask else None
+        if checksums is None:
+            checksums = input_checksums(subject.images, subject.roi, subject.brain_mask)
     except FCDInputError as error:
         return LoadedSubject(subject, error=str(error), started=started)
+    except OSError as error:
+        return LoadedSubject(subject, error=os_error_line(error), started=started)
     inputs = DetectionInputs(images, [str(p) for p in subject.images], roi=roi, brain_mask=mask,
                              roi_name=str(subject.roi) if subject.roi else "ROI",
-                             brain_mask_name=str(subject.brain_mask) if subject.brain_mask else "brain mask")
+                             brain_mask_name=str(subject.brain_mask) if subject.brain_mask else "brain mask",
+                             checksums=checksums)
     return LoadedSubject(subject, inputs, started=started)
 
 
@@ -115,12 +152,15 @@ def process_subject(
         >>> write_summary(rows, "results/summary.csv")  # doctest: +SKIP
     """
     options = (options or DetectOptions()).replace(**option_values).for_bundle(bundle.metadata)
+    if subject.error:  # never a path of its own: the id may be anything
+        return summary_row(subject.subject_id, None, None, "error", subject.error)
     out = Path(out_dir) / subject.subject_id
+    checksums = subject_checksums(subject)
     if resume:
-        done = finished_result(out, bundle.metadata.name, options.method)
+        done = resumable(bundle, subject, out, options, checksums)
         if done is not None:
             return summary_row(subject.subject_id, done, out, "resumed")
-    loaded = load_subject(subject, bundle.metadata.modalities)
+    loaded = load_subject(subject, bundle.metadata.modalities, checksums)
     if loaded.error:
         return summary_row(subject.subject_id, None, None, "error", loaded.error)
     try:
@@ -134,18 +174,16 @@ def process_subject(
 
 
 def check_out_dir(out_dir: str | Path) -> Path:
-    """The cohort output folder, created; FCDInputError when it is a file or not writable."""
-    import os
+    """The cohort output folder, created; FCDInputError when it cannot be (a file, read-only, a link loop, a long name).
 
-    out = Path(out_dir)
-    if out.exists() and not out.is_dir():
-        raise FCDInputError(f"{out}: exists and is not a folder (--out needs a folder)")
+    Checked like every output folder (:func:`~FCDDetectLib.io.output_set.check_output_folder`),
+    ``summary.csv`` included, before anything is created.
+    """
+    out = check_output_folder(out_dir, (SUMMARY_NAME,))
     try:
         out.mkdir(parents=True, exist_ok=True)
     except OSError as error:
         raise FCDInputError(f"{out}: cannot create the output folder ({error.strerror})") from None
-    if not os.access(out, os.W_OK | os.X_OK):
-        raise FCDInputError(f"{out}: output folder is not writable")
     return out
 
 
@@ -183,30 +221,46 @@ def run_cohort(
     device = resolve_device(options.device)
     bundle = load_model(model, device)
     options = options.for_bundle(bundle.metadata).replace(device=device)
-    method = options.method
     modalities = list(bundle.metadata.modalities)
-    summary = out / SUMMARY_NAME
-    rows: dict[str, dict[str, Any]] = {
-        s.subject_id: summary_row(s.subject_id, None, None, "pending") for s in subjects
-    }
+    summary = SummaryWriter(out / SUMMARY_NAME,
+                            [summary_row(s.subject_id, None, None, "pending") for s in subjects])
     done = 0
 
     def record(row: dict[str, Any]) -> None:
         nonlocal done
-        rows[row["subject"]] = row
+        summary.update(row)
         done += 1
-        write_summary(list(rows.values()), summary)
         if progress is not None:
             progress(done, len(subjects), row)
 
-    todo: list[CohortSubject] = []
-    for subject in subjects:
-        finished = finished_result(out / subject.subject_id, bundle.metadata.name, method) if resume else None
-        if finished is not None:
-            record(summary_row(subject.subject_id, finished, out / subject.subject_id, "resumed"))
-        else:
-            todo.append(subject)
-    write_summary(list(rows.values()), summary)
+    def stopped() -> bool:
+        return bool(should_stop and should_stop())
+
+    try:
+        todo: list[tuple[CohortSubject, dict[str, Any] | None]] = []
+        for subject in subjects:
+            if subject.error:  # a discovery problem: reported, never a path of its own
+                record(summary_row(subject.subject_id, None, None, "error", subject.error))
+                continue
+            checksums = subject_checksums(subject)
+            finished = resumable(bundle, subject, out / subject.subject_id, options, checksums) if resume else None
+            if finished is not None:
+                record(summary_row(subject.subject_id, finished, out / subject.subject_id, "resumed"))
+            else:
+                todo.append((subject, checksums))
+        _run_subjects(bundle, todo, out, options, modalities, workers, record, stopped)
+    except BaseException:
+        with contextlib.suppress(OSError):  # also after Ctrl-C, SIGTERM or a full disk: the rows so far
+            summary.flush()
+        raise
+    summary.flush()
+    return summary.values()
+
+
+def _run_subjects(bundle: Any, todo: list[tuple[CohortSubject, dict[str, Any] | None]], out: Path,
+                  options: DetectOptions, modalities: list[str], workers: int,
+                  record: Callable[[dict[str, Any]], None], stopped: Callable[[], bool]) -> None:
+    """Detect and write ``todo``'s subjects, recording each row (the network in this thread)."""
 
     def detect_one(loaded: LoadedSubject) -> Any:
         if loaded.error:
@@ -220,17 +274,20 @@ def run_cohort(
     def error_row(loaded: LoadedSubject) -> dict[str, Any]:
         return summary_row(loaded.subject.subject_id, None, None, "error", loaded.error)
 
-    def stopped() -> bool:
-        return bool(should_stop and should_stop())
+    def write_or_error(result: Any, loaded: LoadedSubject) -> dict[str, Any]:
+        try:
+            return write_subject(result, loaded, out)
+        except FCDInputError as error:  # e.g. a planted journal in that subject's folder
+            return summary_row(loaded.subject.subject_id, None, None, "error", str(error))
 
     if workers == 1:
-        for subject in todo:
+        for subject, checksums in todo:
             if stopped():
                 break
-            loaded = load_subject(subject, modalities)
+            loaded = load_subject(subject, modalities, checksums)
             result = detect_one(loaded)
-            record(error_row(loaded) if result is None else write_subject(result, loaded, out))
-        return list(rows.values())
+            record(error_row(loaded) if result is None else write_or_error(result, loaded))
+        return
 
     with ThreadPoolExecutor(workers, thread_name_prefix="fcd-read") as readers, \
             ThreadPoolExecutor(max(1, workers // 2), thread_name_prefix="fcd-write") as writers:
@@ -240,26 +297,27 @@ def run_cohort(
 
         def refill() -> None:
             while len(reading) < workers and not stopped():
-                subject = next(queue, None)
-                if subject is None:
+                item = next(queue, None)
+                if item is None:
                     return
-                reading.append(readers.submit(load_subject, subject, modalities))
+                reading.append(readers.submit(load_subject, item[0], modalities, item[1]))
 
         def drain(block: bool) -> None:
             while writing and (block or writing[0].done()):
                 record(writing.popleft().result())
 
-        refill()
-        while reading and not stopped():
-            loaded = reading.popleft().result()
+        try:
             refill()
-            result = detect_one(loaded)
-            if result is None:
-                record(error_row(loaded))
-            else:
-                writing.append(writers.submit(write_subject, result, loaded, out))
-            drain(block=False)
-        for future in reading:
-            future.cancel()
-        drain(block=True)
-    return list(rows.values())
+            while reading and not stopped():
+                loaded = reading.popleft().result()
+                refill()
+                result = detect_one(loaded)
+                if result is None:
+                    record(error_row(loaded))
+                else:
+                    writing.append(writers.submit(write_or_error, result, loaded))
+                drain(block=False)
+        finally:
+            for future in reading:
+                future.cancel()
+            drain(block=True)

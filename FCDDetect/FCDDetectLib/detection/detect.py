@@ -157,6 +157,8 @@ def detect(
     probabilities = torch.softmax(logits.float(), dim=1)[0]
     fcd_index = meta.class_names.index("fcd") if "fcd" in meta.class_names else len(meta.class_names) - 1
     probability = float(probabilities[fcd_index])
+    check_finite(meta.name, inputs.names[0], "probability", np.asarray([probability]))
+    check_finite(meta.name, inputs.names[0], f"{method} map", heat_model_grid)
     head = head_mask(reference.array)
     # restricted to the head, then min-max again on the input grid (interpolation shaves the peak)
     heat_input = to_input_grid(heat_model_grid, prep)
@@ -186,11 +188,15 @@ def detect(
 
         saliency = localize_detection(net, prep, list(meta.modalities), fcd_index, roi=roi_image, heatmap=heatmap,
                                       roi_name=roi_name, nt_samples=options.nt_samples, noise_sd=options.noise_sd)
+        for modality, signed in saliency.maps.items():
+            check_finite(meta.name, inputs.names[0], f"SmoothGrad map ({modality})", signed)
     lesion_outputs = (
         _lesion_outputs(net, x, prep, head, roi_image, roi_mask, mask_image, roi_name,
                         options.cluster_threshold, options.min_cluster_mm3)
         if meta.has_lesion_head else {}
     )
+    if lesion_outputs:
+        check_finite(meta.name, inputs.names[0], "lesion map", lesion_outputs["lesion_map"])
     positive = meta.class_names[fcd_index]
     negative = next(name for name in meta.class_names if name != positive)
     return DetectionResult(
@@ -217,8 +223,28 @@ def detect(
         layer=layer if method in CAM_METHODS else None,
         clusters=clusters,
         lesion=lesion,
+        model_sha256=getattr(bundle, "content_sha256", "") or None,
+        model_verified=bool(getattr(bundle, "verified", False)),
+        input_sha256=inputs.identity_checksums(),
+        options=options.identity(),
         **lesion_outputs,
     )
+
+
+def check_finite(model_name: str, input_name: str, what: str, values: Any) -> None:
+    """FCDInputError when the network gave NaN or Inf: a broken model is an error, never a prediction.
+
+    Example:
+        >>> check_finite("tiny", "scan.nii.gz", "probability", np.array([0.4]))
+        >>> check_finite("tiny", "scan.nii.gz", "probability", np.array([np.nan]))
+        Traceback (most recent call last):
+        ...
+        FCDDetectLib.errors.FCDInputError: model tiny: the network gave a non-finite probability (NaN or Inf) for scan.nii.gz; nothing was written: the bundle's weights or this input are broken
+    """
+    array = values.detach().float().cpu().numpy() if hasattr(values, "detach") else np.asarray(values)
+    if not np.all(np.isfinite(array)):
+        raise FCDInputError(f"model {model_name}: the network gave a non-finite {what} (NaN or Inf) for {input_name}; "
+                            "nothing was written: the bundle's weights or this input are broken")
 
 
 def lesion_map_on_input_grid(net: Any, x: Any, prep: Any) -> np.ndarray:

@@ -119,6 +119,18 @@ class DetectOptions:
         """
         return dataclasses.asdict(self)
 
+    def identity(self) -> dict[str, Any]:
+        """The options that change a detection's output (all but ``device``), as recorded in ``result.json``.
+
+        A cohort reuses a finished subject only when these equal the run's (after
+        :meth:`for_bundle`), so another layer, threshold or target class is recomputed.
+
+        Example:
+            >>> "device" in DetectOptions().identity(), DetectOptions().identity()["target_class"]
+            (False, 'fcd')
+        """
+        return {name: value for name, value in self.to_dict().items() if name != "device"}
+
     @classmethod
     def from_dict(cls, values: dict[str, Any]) -> DetectOptions:
         """Options from :meth:`to_dict`'s form; unknown keys are an error."""

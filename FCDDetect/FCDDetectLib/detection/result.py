@@ -66,6 +66,10 @@ class DetectionResult:
     lesion_heat_score_details: HeatScoreResult | None = None
     lesion_clusters: ClusterSet | None = None  # the lesion map's clusters
     lesion_map_metrics: dict[str, Any] | None = None  # subject_lesion_metrics of the lesion map
+    model_sha256: str | None = None  # the bundle's content checksum (its identity; the name is none)
+    model_verified: bool = False  # the checksum matched the one the bundle records (False: older bundle)
+    input_sha256: dict[str, Any] | None = None  # detection.inputs.input_checksums of the inputs
+    options: dict[str, Any] | None = None  # DetectOptions.identity(): every option that changes the output
 
     def lesion_json(self) -> dict[str, Any] | None:
         """The lesion map's summary (bundles with a lesion head), or None."""
@@ -106,6 +110,10 @@ class DetectionResult:
             **_roi_figures(self.lesion),
             "target_class": self.target_class,
             "model": self.model,
+            "model_sha256": self.model_sha256,
+            "model_verified": self.model_verified,
+            "input_sha256": self.input_sha256,
+            "options": self.options,
             "modalities": self.modalities,
             "inputs": self.inputs,
             "device": self.device,

@@ -63,6 +63,10 @@ from FCDDetectLib.io.image_io import Image
 
 DEFAULT_NT_SAMPLES = 50
 """Noisy copies per SmoothGrad (Spagnolo et al.: 50)."""
+MAX_NT_SAMPLES = 1000
+"""Most noisy copies accepted: 20 times the default. Smilkov et al. (SmoothGrad, 2017) saw the maps stop changing
+visibly beyond about 50 copies, and each copy costs one forward and one backward pass of a 3D network (per
+region with ``lesion-logits``), so more only adds time: a typo such as 50000 would run for many hours."""
 DEFAULT_NOISE_SD = 0.05
 """Noise sd as a fraction of the model input's value range (Spagnolo et al.: 0.05)."""
 DEFAULT_SEED = 0
@@ -98,13 +102,14 @@ class LocalizedSaliency:
 
 
 def check_options(nt_samples: int, noise_sd: float, band_mm: float = DEFAULT_BAND_MM) -> None:
-    """FCDInputError unless ``nt_samples`` >= 1, ``noise_sd`` >= 0 and ``band_mm`` >= 0 (all finite).
+    """FCDInputError unless 1 <= ``nt_samples`` <= :data:`MAX_NT_SAMPLES`, ``noise_sd`` >= 0 and ``band_mm`` >= 0 (all finite).
 
     Example:
         >>> check_options(50, 0.05)
     """
-    if isinstance(nt_samples, bool) or not isinstance(nt_samples, (int, np.integer)) or nt_samples < 1:
-        raise FCDInputError(f"SmoothGrad: nt_samples must be an integer >= 1, got {nt_samples!r}")
+    if isinstance(nt_samples, bool) or not isinstance(nt_samples, (int, np.integer)) or not 1 <= nt_samples <= MAX_NT_SAMPLES:
+        raise FCDInputError(f"SmoothGrad: nt_samples must be an integer from 1 to {MAX_NT_SAMPLES}, got {nt_samples!r} "
+                            f"(the maps stop changing beyond about 50)")
     if not (isinstance(noise_sd, (int, float)) and math.isfinite(noise_sd)) or noise_sd < 0:
         raise FCDInputError(f"SmoothGrad: noise sd must be a finite number >= 0, got {noise_sd!r}")
     if not (isinstance(band_mm, (int, float)) and math.isfinite(band_mm)) or band_mm < 0:
@@ -123,27 +128,35 @@ def signed_smoothgrad(
 
     captum ``NoiseTunnel`` (``nt_type="smoothgrad"``) over ``Saliency(abs=False)``; the noise,
     sd ``noise_stdev`` in the input's units, comes from torch's generator seeded with ``seed``
-    (the caller's RNG state is restored). The model must be in eval mode.
+    (the caller's RNG state is restored). The model must be in eval mode. Progress (one step per
+    noisy copy) shows as a bar on stderr when it is a terminal.
 
     Example:
         >>> g = signed_smoothgrad(net, x, classifier_logit(1), nt_samples=4, noise_stdev=0.3)  # doctest: +SKIP
         >>> g.shape  # doctest: +SKIP
         torch.Size([2, 96, 112, 96])
     """
+    import sys
+
     import torch
     from captum.attr import NoiseTunnel, Saliency
+    from tqdm import tqdm
 
-    def forward(noisy: Any) -> Any:
-        return target(model(noisy), weights)
+    with tqdm(total=int(nt_samples), desc="SmoothGrad", unit="copy", file=sys.stderr, disable=None,
+              leave=False) as bar:
 
-    inputs = x.detach().clone().requires_grad_(True)
-    devices = [inputs.device.index or 0] if inputs.device.type == "cuda" else []
-    with torch.random.fork_rng(devices=devices), torch.enable_grad():
-        torch.manual_seed(int(seed))
-        grads = NoiseTunnel(Saliency(forward)).attribute(
-            inputs, nt_type="smoothgrad", nt_samples=int(nt_samples), nt_samples_batch_size=int(batch_size),
-            stdevs=float(noise_stdev), abs=False,
-        )
+        def forward(noisy: Any) -> Any:
+            bar.update(int(noisy.shape[0]))  # one call per batch of noisy copies
+            return target(model(noisy), weights)
+
+        inputs = x.detach().clone().requires_grad_(True)
+        devices = [inputs.device.index or 0] if inputs.device.type == "cuda" else []
+        with torch.random.fork_rng(devices=devices), torch.enable_grad():
+            torch.manual_seed(int(seed))
+            grads = NoiseTunnel(Saliency(forward)).attribute(
+                inputs, nt_type="smoothgrad", nt_samples=int(nt_samples), nt_samples_batch_size=int(batch_size),
+                stdevs=float(noise_stdev), abs=False,
+            )
     return grads.detach()[0]
 
 

@@ -1,6 +1,6 @@
 """Stage 1, files in and out: every image format read into (array, affine), DICOM series,
 LPS <-> RAS, the voxel bounds, atomic writes and the JSON policy, output sets committed as one
-unit, safe tensor loading, subject tables and the ds004199 file names.
+unit (also under SIGINT/SIGTERM), safe tensor loading, subject tables and the ds004199 file names.
 
 The package imports nothing: import each module by its full name.
 
@@ -12,6 +12,7 @@ __all__ = [
     "atomic_files",
     "dicom_series",
     "image_io",
+    "interrupts",
     "manifest_table",
     "orientation",
     "output_set",

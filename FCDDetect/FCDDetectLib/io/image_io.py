@@ -5,7 +5,7 @@ Every image in the engine travels as an :class:`Image`: a 3D float32 array in ni
 NRRD and Slicer .seg.nrrd, MetaImage, DICOM series folders) are read by
 :mod:`FCDDetectLib.io.readers`. Reading checks what
 a user can get wrong (missing file, not an image, 2D, 4D, NaN/Inf voxels, constant
-image) and raises :class:`~FCDDetectLib.errors.FCDInputError` with a one-line message
+image, a geometry no scanner writes: :func:`~FCDDetectLib.io.voxel_limits.check_geometry`) and raises :class:`~FCDDetectLib.errors.FCDInputError` with a one-line message
 naming the file. Writing goes to a temporary file in the target folder, then
 ``os.replace``: a reader never sees half a file.
 
@@ -31,6 +31,7 @@ from FCDDetectLib.errors import FCDInputError
 # Atomic writes live in FCDDetectLib.io.atomic_files; these names stay importable from here because
 # save_image and many callers use them together with the readers.
 from FCDDetectLib.io.atomic_files import write_atomic, write_json_atomic, write_text_atomic  # noqa: E402,F401
+from FCDDetectLib.io.voxel_limits import check_geometry
 
 __all__ = ["Image", "load_image", "load_mask", "save_image", "validate_array"]
 
@@ -84,6 +85,7 @@ def validate_array(array: Any, affine: Any, name: str, constant_ok: bool = False
         raise FCDInputError(f"{name}: missing or invalid 4x4 affine (voxel-to-world matrix)")
     if abs(np.linalg.det(aff[:3, :3])) < 1e-12:
         raise FCDInputError(f"{name}: affine is singular (zero voxel size or collapsed axes)")
+    check_geometry(aff, data.shape, name)
     if data.dtype != np.bool_:
         data = data.astype(np.float32, copy=False).view(np.float32)  # native byte order
         bad = ~np.isfinite(data)

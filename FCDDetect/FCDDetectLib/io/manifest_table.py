@@ -7,6 +7,12 @@ row (``.tsv`` tab-separated, otherwise comma-separated, a UTF-8 byte-order mark 
 column names compared lower-case, cells stripped, blank rows skipped, a ``subject`` (or
 ``participant_id``) column whose cells may not be empty.
 
+Spreadsheet exports are read as they come: empty cells beyond the header's columns (a
+trailing comma, a row padded with separators) are ignored; a *non-empty* cell beyond them
+is refused naming its line (the columns would be shifted); a cell over
+:data:`MAX_CELL_CHARS` characters (no path or id is that long), a NUL byte or a broken
+quote is refused naming the line, never a traceback.
+
 Example:
     >>> from pathlib import Path
     >>> import tempfile
@@ -29,6 +35,24 @@ from pathlib import Path
 from FCDDetectLib.errors import FCDInputError
 
 ID_COLUMNS = ("subject", "participant_id")  # the first one present names the subjects
+MAX_CELL_CHARS = csv.field_size_limit()
+"""Longest cell read (Python's csv default, 131,072 characters): paths are at most 4,096 bytes."""
+
+
+def _rows(table: Path, reader: csv.DictReader) -> Iterator[dict[str, str]]:
+    """The rows as dicts of stripped cells; empty cells beyond the header are dropped, others refused."""
+    for row in reader:
+        extra = row.pop(None, None) or []  # DictReader's restkey: cells beyond the header's columns
+        filled = [cell for cell in extra if cell.strip()]
+        if filled:
+            raise FCDInputError(
+                f"{table}: line {reader.line_num} has {len(reader.fieldnames or []) + len(extra)} cells but the "
+                f"header names {len(reader.fieldnames or [])} columns (extra cell {filled[0].strip()[:60]!r}); "
+                "remove the extra cells or name their column in the header")
+        cells = {(k or "").strip().lower(): (v or "").strip() for k, v in row.items()}
+        if any("\0" in cell for cell in cells.values()):
+            raise FCDInputError(f"{table}: line {reader.line_num} holds a NUL byte; not a text table (save it as CSV)")
+        yield cells
 
 
 @contextmanager
@@ -36,16 +60,23 @@ def open_table(table: Path) -> Iterator[tuple[list[str], Iterator[dict[str, str]
     """The table's lower-case column names and its rows (lower-case keys, stripped cells), read lazily.
 
     The rows are read while the ``with`` block is open, so a caller can check the columns
-    before reading any row. A table that is not UTF-8 gives FCDInputError naming it.
+    before reading any row. A table that is not UTF-8 text, a row with a non-empty cell beyond
+    the header's columns, an over-long cell or a malformed line gives FCDInputError naming it.
     """
     delimiter = "\t" if table.suffix.lower() == ".tsv" else ","
     with table.open(encoding="utf-8-sig", newline="") as handle:
+        reader = csv.DictReader(handle, delimiter=delimiter)
         try:
-            reader = csv.DictReader(handle, delimiter=delimiter)
             columns = [(c or "").strip().lower() for c in (reader.fieldnames or [])]
-            yield columns, ({(k or "").strip().lower(): (v or "").strip() for k, v in row.items()} for row in reader)
+            yield columns, _rows(table, reader)
         except UnicodeDecodeError as error:  # e.g. a spreadsheet saved as Latin-1 / Windows-1252 CSV
             raise FCDInputError(f"{table}: not UTF-8 text (byte {error.start}); save it as CSV UTF-8") from None
+        except csv.Error as error:
+            reason = str(error)
+            if "field larger than field limit" in reason:
+                reason = (f"a cell is longer than {MAX_CELL_CHARS:,} characters (no path or subject id is that "
+                          "long: is this the right file?)")
+            raise FCDInputError(f"{table}: line {reader.line_num + 1}: {reason}") from None
 
 
 def id_column(table: Path, columns: list[str]) -> str:

@@ -2,7 +2,14 @@
 
 - NIfTI (``.nii``, ``.nii.gz``, NIfTI ``.hdr/.img`` pairs): nibabel, as before this module
   existed (its qform/sform rules are the NIfTI standard's; ``Testing/engine/test_readers.py``
-  checks SimpleITK reads the same array and affine from the same file).
+  checks SimpleITK reads the same array and affine from the same file). Where nibabel and
+  SimpleITK (the reader 3D Slicer uses) would place a scan differently, the file is refused
+  with one line saying what to fix (:func:`nifti_geometry_problem`; docs/formats.md): a
+  negative or zero voxel size in ``pixdim``, ``pixdim`` voxel sizes that differ from the
+  sform's, a sheared sform, or a qform and sform that differ while ``sform_code`` is not 1
+  (nibabel takes the sform, ITK the qform). ``Testing/engine/test_header_agreement.py``
+  reads a grid of such headers through both readers: every file accepted here lies where
+  SimpleITK puts it.
 - NRRD / NHDR (``.nrrd``, ``.nhdr``, Slicer's ``.seg.nrrd``), MetaImage (``.mha``, ``.mhd``):
   SimpleITK.
 - A DICOM series given as a folder: :mod:`FCDDetectLib.io.dicom_series` (pydicom reads the
@@ -30,8 +37,13 @@ Example:
 
 from __future__ import annotations
 
+import contextlib
+import logging
+import math
 import os
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -69,7 +81,13 @@ def read_volume(
     Example:
         >>> data, affine = read_volume("scan.mha", "scan.mha")  # doctest: +SKIP
     """
-    file = Path(path)
+    try:
+        return _read_volume(Path(path), label, series, segment)
+    except OSError as error:  # a name over 255 bytes, a link loop, a file that vanished or cannot be read
+        raise FCDInputError(f"{label}: cannot be read ({error.strerror or type(error).__name__})") from None
+
+
+def _read_volume(file: Path, label: str, series: str | None, segment: str | int | None) -> tuple[np.ndarray, np.ndarray]:
     if not file.exists():
         raise FCDInputError(f"{label}: file not found")
     if file.is_dir():
@@ -128,7 +146,8 @@ def _read_nifti(file: Path, label: str) -> tuple[np.ndarray, np.ndarray]:
             "or a DICOM series folder)"
         )
     try:
-        image = nib.load(str(file))
+        with _quiet_nibabel():  # its header fixes ("setting to abs of pixdim values") are checked below instead
+            image = nib.load(str(file))
     except Exception as error:  # nibabel raises many types for a damaged or foreign file
         reason = str(error).splitlines()[0] if str(error) else type(error).__name__
         raise FCDInputError(f"{label}: not a readable NIfTI image ({reason})") from None
@@ -145,6 +164,9 @@ def _read_nifti(file: Path, label: str) -> tuple[np.ndarray, np.ndarray]:
             "fslorient, or load and save it in Slicer after checking it) and try again"
         )
     check_voxel_count(tuple(header.get_data_shape()), label)
+    problem = nifti_geometry_problem(_raw_header(image))
+    if problem:
+        raise FCDInputError(f"{label}: {problem}")
     try:
         data = np.asanyarray(image.dataobj)
         affine = np.asarray(image.affine, dtype=np.float64)
@@ -152,6 +174,97 @@ def _read_nifti(file: Path, label: str) -> tuple[np.ndarray, np.ndarray]:
         reason = str(error).splitlines()[0] if str(error) else type(error).__name__
         raise FCDInputError(f"{label}: not a readable NIfTI image ({reason})") from None
     return to_float32(data, label), affine
+
+
+@contextlib.contextmanager
+def _quiet_nibabel() -> Iterator[None]:
+    """nibabel's header log lines (unprefixed, on stderr) off while it reads."""
+    logger = logging.getLogger("nibabel.global")
+    level = logger.level
+    logger.setLevel(logging.CRITICAL)
+    try:
+        yield
+    finally:
+        logger.setLevel(level)
+
+
+def _raw_header(image: Any) -> Any:
+    """The NIfTI header as stored in the file (nibabel's loaded header has pixdim already "fixed")."""
+    from nibabel.openers import ImageOpener
+
+    holder = image.file_map.get("header") or image.file_map["image"]
+    with ImageOpener(holder.filename) as handle:
+        return type(image.header).from_fileobj(handle, check=False)
+
+
+_RELATIVE_TOLERANCE = 1e-4  # float32 header fields carry ~1e-7 relative rounding
+_SFORM_SCANNER = 1  # NIFTI_XFORM_SCANNER_ANAT: the only sform code ITK prefers over a qform
+
+
+def nifti_geometry_problem(header: Any) -> str | None:
+    """Why nibabel and SimpleITK (Slicer's reader) would place this NIfTI header differently; None if they agree.
+
+    nibabel uses the sform whenever ``sform_code`` > 0, else the qform built from the
+    quaternion and ``abs(pixdim)`` (0 becomes 1 mm). ITK takes its voxel sizes from ``pixdim``
+    as stored (a negative one mirrors the axis), its directions from the sform only when
+    ``sform_code`` is 1 or there is no qform, and refuses a sheared sform. The headers on
+    which these rules give different answers are refused (``header`` as stored:
+    :func:`_raw_header`).
+
+    Example:
+        >>> import nibabel as nib, numpy as np
+        >>> header = nib.Nifti1Header()
+        >>> header.set_qform(np.diag([2.0, 2.0, 2.0, 1.0]), code=1)
+        >>> nifti_geometry_problem(header) is None
+        True
+        >>> header["pixdim"][1] = -2.0
+        >>> nifti_geometry_problem(header).split(";")[0]
+        'pixdim[1] is -2 (a negative voxel size) in a header oriented by its qform'
+    """
+    pixdim = [float(v) for v in header["pixdim"][1:4]]
+    sform_code, qform_code = int(header["sform_code"]), int(header["qform_code"])
+    for axis, size in enumerate(pixdim, start=1):
+        if not math.isfinite(size) or size <= 0:
+            what = "a negative voxel size" if size < 0 else "no voxel size"
+            if sform_code > 0:
+                return (f"pixdim[{axis}] is {size:g} ({what}) while the sform gives voxel sizes: Slicer (ITK) "
+                        "takes pixdim, nibabel the sform, and they would place the scan differently; make them "
+                        "agree (e.g. fslorient -copysform2qform FILE)")
+            return (f"pixdim[{axis}] is {size:g} ({what}) in a header oriented by its qform; nibabel reads "
+                    f"{'abs(pixdim)' if size < 0 else '1 mm'}, Slicer (ITK) "
+                    f"{'mirrors that axis' if size < 0 else 'guesses too'}, so the scan would lie in different "
+                    "places; set the true positive voxel sizes (a flip belongs in the qform's qfac), or write the "
+                    "file again from its DICOM")
+    if sform_code <= 0:
+        return None
+    sform = np.asarray(header.get_sform(), dtype=np.float64)
+    if not np.all(np.isfinite(sform)):
+        return "the sform holds NaN or infinite values; fix the header's orientation"
+    columns = sform[:3, :3]
+    norms = np.linalg.norm(columns, axis=0)
+    if np.any(norms == 0):
+        return "the sform has a zero column (a collapsed axis); fix the header's orientation"
+    if not np.allclose(norms, pixdim, rtol=_RELATIVE_TOLERANCE, atol=1e-6):
+        return (f"pixdim voxel sizes ({', '.join(f'{v:g}' for v in pixdim)} mm) differ from the sform's "
+                f"({', '.join(f'{v:g}' for v in norms)} mm): Slicer (ITK) takes pixdim, nibabel the sform; make them "
+                "agree (e.g. fslorient -copysform2qform FILE)")
+    unit = columns / norms
+    if not np.allclose(unit.T @ unit, np.eye(3), atol=_RELATIVE_TOLERANCE):
+        return ("the sform shears the voxel grid (its axes are not orthogonal): Slicer (ITK) cannot use it and falls "
+                "back to the qform or refuses the file; resample the scan onto an orthogonal grid")
+    if sform_code != _SFORM_SCANNER and qform_code > 0:
+        fixed = header.copy()
+        fixed["pixdim"][0] = -1.0 if float(header["pixdim"][0]) == -1.0 else 1.0  # qfac 0 reads as 1 in both
+        try:
+            qform = np.asarray(fixed.get_qform(), dtype=np.float64)
+        except Exception as error:  # nibabel's HeaderDataError for an impossible quaternion
+            return f"the qform cannot be computed ({error}); fix the header's orientation"
+        scale = float(norms.max())
+        if not np.allclose(qform, sform, rtol=0, atol=_RELATIVE_TOLERANCE * max(scale, 1.0) + 1e-3):
+            return (f"the qform and the sform differ and sform_code is {sform_code} (not 1, scanner): nibabel "
+                    "places the scan by the sform, Slicer (ITK) by the qform; make them agree (fslorient "
+                    "-copysform2qform FILE when the sform is right, -copyqform2sform when the qform is)")
+    return None
 
 
 # ---------------------------------------------------------------- NRRD, MetaImage (SimpleITK)

@@ -8,6 +8,14 @@ A bundle is a folder ``NAME.fcdbundle/`` holding
 - ``weights.pt``: the model's ``state_dict``, read back with ``torch.load(...,
   weights_only=True)`` (no pickled code is ever executed).
 
+Identity: ``bundle.json`` records ``content_sha256``, a SHA-256 over the weights file and the
+rest of ``bundle.json`` (:func:`~FCDDetectLib.networks.bundle_metadata.content_digest`), and
+``weights_sha256`` of the weights file alone, written by :func:`save_bundle` and checked by
+:func:`load_bundle` before the weights are unpickled at all (swapped or damaged weights are
+refused naming ``weights.pt``, an edited ``bundle.json`` naming it). Bundles written before it load as
+*unverified* (``ModelBundle.verified`` False) with the same digest computed, so results
+still name the exact content they came from. Weights holding NaN or Inf are refused.
+
 ``head`` says which outputs the model has: ``"none"`` (the paper's classifier) or
 ``"lesion"`` (the classifier plus a lesion-segmentation decoder,
 :mod:`FCDDetectLib.networks.lesion_resnet`). Bundles with a lesion head are written as format 2 (an
@@ -44,13 +52,18 @@ from typing import TYPE_CHECKING, Any
 
 from FCDDetectLib.errors import FCDInputError
 from FCDDetectLib.io.atomic_files import json_text
+from FCDDetectLib.io.output_set import file_sha256
 from FCDDetectLib.networks.bundle_metadata import (
     BUNDLE_SUFFIX,
+    CONTENT_KEY,
     METADATA_FILE,
     WEIGHTS_FILE,
+    WEIGHTS_KEY,
     BundleMetadata,
     bundle_dir,
+    content_digest_of,
     read_bundle_metadata,
+    read_metadata_dict,
 )
 
 if TYPE_CHECKING:  # pragma: no cover - typing only; torch is imported lazily
@@ -59,11 +72,18 @@ if TYPE_CHECKING:  # pragma: no cover - typing only; torch is imported lazily
 
 @dataclass
 class ModelBundle:
-    """A loaded bundle: metadata, the model (eval mode, on the requested device), its folder."""
+    """A loaded bundle: metadata, the model (eval mode, on the requested device), its folder.
+
+    ``content_sha256`` is the bundle's content checksum (its identity in results and resume);
+    ``verified`` whether it matched the one ``bundle.json`` records (False: a bundle written
+    before checksums, or a model built in memory).
+    """
 
     metadata: BundleMetadata
     model: torch.nn.Module
     path: Path
+    content_sha256: str = ""
+    verified: bool = False
 
 
 def _build(metadata: BundleMetadata, state_dict: dict[str, Any]) -> torch.nn.Module:
@@ -154,6 +174,8 @@ def save_bundle(path: str | os.PathLike, model: torch.nn.Module, metadata: Bundl
     old = None
     try:
         torch.save(state, tmp / WEIGHTS_FILE)
+        meta_dict[WEIGHTS_KEY] = file_sha256(tmp / WEIGHTS_FILE)
+        meta_dict[CONTENT_KEY] = content_digest_of(meta_dict[WEIGHTS_KEY], meta_dict)
         (tmp / METADATA_FILE).write_text(json_text(meta_dict) + "\n", encoding="utf-8")
         if path.exists():
             old = Path(tempfile.mkdtemp(prefix=f".{path.name}.{os.getpid()}.old-", dir=path.parent))
@@ -175,8 +197,9 @@ def load_bundle(path: str | os.PathLike, device: str = "cpu") -> ModelBundle:
     """Read a bundle and rebuild its model (eval mode) on ``device`` ("cpu", "cuda", "auto").
 
     Raises:
-        FCDInputError: everything :func:`read_bundle_metadata` refuses, a missing,
-            truncated or corrupt ``weights.pt``, weights that do not fit the metadata.
+        FCDInputError: everything :func:`read_bundle_metadata` refuses, checksums that do not
+            match (checked before the weights are read), a missing, truncated or corrupt ``weights.pt``, weights that
+            do not fit the metadata or hold NaN/Inf.
 
     Example:
         >>> bundle = load_bundle("models/flair-r18.fcdbundle")  # doctest: +SKIP
@@ -191,11 +214,27 @@ def load_bundle(path: str | os.PathLike, device: str = "cpu") -> ModelBundle:
     weights_path = folder / WEIGHTS_FILE
     if not weights_path.is_file():
         raise FCDInputError(f"{weights_path}: missing; {folder} is not a complete model bundle")
+    weights_digest = file_sha256(weights_path)
+    if metadata.weights_sha256 is not None and weights_digest != metadata.weights_sha256:
+        raise FCDInputError(
+            f"{weights_path}: not the weights this bundle was written with (SHA-256 {weights_digest[:12]}..., "
+            f"{METADATA_FILE} records {metadata.weights_sha256[:12]}...: swapped, edited or damaged); nothing of it "
+            "was loaded. Get the bundle again from its source")
+    digest = content_digest_of(weights_digest, read_metadata_dict(folder))
+    if metadata.content_sha256 is not None and digest != metadata.content_sha256:
+        raise FCDInputError(
+            f"{folder / METADATA_FILE}: changed after the bundle was written (content checksum mismatch: recorded "
+            f"{metadata.content_sha256[:12]}..., found {digest[:12]}...); get the bundle again from its source")
     state = load_tensors(weights_path, "model weights")  # weights_only=True; one-line errors
     if not isinstance(state, dict) or not all(
         isinstance(k, str) and isinstance(v, torch.Tensor) for k, v in state.items()
     ):
         raise FCDInputError(f"{weights_path}: not a state_dict (a mapping of names to tensors)")
+    for name, tensor in state.items():
+        if (tensor.is_floating_point() or tensor.is_complex()) and not bool(torch.isfinite(tensor).all()):
+            bad = int((~torch.isfinite(tensor)).sum())
+            raise FCDInputError(f"{weights_path}: {name} holds {bad} NaN or infinite value(s); the model is broken "
+                                "(a diverged training?) and cannot give a probability")
     model = _build(metadata, state)
     reason = _mismatch(model, state)
     if reason:
@@ -207,4 +246,5 @@ def load_bundle(path: str | os.PathLike, device: str = "cpu") -> ModelBundle:
         model.to(device).eval()
     except (RuntimeError, ValueError, AssertionError) as error:  # unknown device, no CUDA build...
         raise FCDInputError(f"device {device!r} is not available: {str(error).splitlines()[0]}") from None
-    return ModelBundle(metadata=metadata, model=model, path=folder)
+    return ModelBundle(metadata=metadata, model=model, path=folder, content_sha256=digest,
+                       verified=metadata.content_sha256 is not None)

@@ -16,9 +16,11 @@ Example:
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import json
 import math
 import os
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -34,7 +36,15 @@ METADATA_FILE = "bundle.json"
 WEIGHTS_FILE = "weights.pt"
 NORMALISATIONS = ("zscore-head",)
 _OPTIONAL = ("name", "engine_version", "training", "metrics", "input_ranges", "head", "explain_method",
-             "explain_layer")
+             "explain_layer", "content_sha256", "weights_sha256")
+CONTENT_KEY = "content_sha256"
+"""The ``bundle.json`` field holding the bundle's content checksum (:func:`content_digest`)."""
+WEIGHTS_KEY = "weights_sha256"
+"""The ``bundle.json`` field holding the SHA-256 of ``weights.pt`` alone (so a mismatch names the file)."""
+CHECKSUM_KEYS = (CONTENT_KEY, WEIGHTS_KEY)
+_SHA256 = re.compile(r"^[0-9a-f]{64}$")
+MAX_METADATA_BYTES = 16 * 1024 * 1024
+"""Largest ``bundle.json`` read (16 MiB): ours are a few kB even with long training provenance."""
 _HEADS = SUPERVISION  # = lesion_net.HEADS
 
 # Sane bounds of a model grid (bundles and `fcd train`), our choice: the paper's grids are
@@ -94,7 +104,10 @@ class BundleMetadata:
     ``explain_method`` / ``explain_layer`` are the
     heatmap method and stage ``fcd detect`` uses for this model unless told otherwise
     (None: the engine's defaults, Grad-CAM on layer4); bundles written before they
-    existed load with None.
+    existed load with None. ``content_sha256`` is the bundle's content checksum
+    (:func:`content_digest`) and ``weights_sha256`` the SHA-256 of ``weights.pt``, written by
+    ``save_bundle`` and checked by ``load_bundle``; bundles written before them have None and
+    load as "unverified".
 
     Example:
         >>> meta = BundleMetadata(depth=34, geometry="medicalnet", modalities=["t1", "flair"],
@@ -121,6 +134,8 @@ class BundleMetadata:
     head: str = "none"
     explain_method: str | None = None
     explain_layer: str | None = None
+    content_sha256: str | None = None
+    weights_sha256: str | None = None
 
     def __post_init__(self) -> None:
         if self.head == "lesion" and self.format_version < _LESION_HEAD_FORMAT:
@@ -232,6 +247,41 @@ def _check_fields(v: dict[str, Any], source: str) -> None:
     for name, allowed in (("explain_method", EXPLANATION_METHODS), ("explain_layer", EXPLANATION_LAYERS)):
         if v.get(name) is not None and v[name] not in allowed:
             raise bad(name, f"null or one of {allowed}")
+    for name in CHECKSUM_KEYS:
+        if v.get(name) is not None and not (isinstance(v[name], str) and _SHA256.match(v[name])):
+            raise bad(name, "null or a SHA-256 (64 lower-case hex digits)")
+
+
+def content_digest(weights: str | os.PathLike, metadata: dict[str, Any]) -> str:
+    """A bundle's content checksum: SHA-256 over its weights file and its ``bundle.json`` content.
+
+    The ``bundle.json`` part is the metadata dict without :data:`CHECKSUM_KEYS` (the checksums
+    do not cover themselves), as canonical JSON (sorted keys, no spaces), so it does not depend
+    on the file's formatting. Two bundles with the same digest hold the same network and the
+    same metadata, whatever their names; a bundle's ``name`` is no identity (it repeats
+    across runs).
+
+    Example:
+        >>> import tempfile, pathlib
+        >>> weights = pathlib.Path(tempfile.mkdtemp()) / "weights.pt"
+        >>> _ = weights.write_bytes(b"tensors")
+        >>> a = content_digest(weights, {"name": "a", "content_sha256": None, "weights_sha256": None})
+        >>> a == content_digest(weights, {"name": "a"}), a == content_digest(weights, {"name": "b"})
+        (True, False)
+    """
+    from FCDDetectLib.io.output_set import file_sha256
+
+    return content_digest_of(file_sha256(weights), metadata)
+
+
+def content_digest_of(weights_sha256: str, metadata: dict[str, Any]) -> str:
+    """:func:`content_digest` from the weights file's SHA-256 (already computed) and the metadata dict."""
+    meta = {k: v for k, v in metadata.items() if k not in CHECKSUM_KEYS}
+    digest = hashlib.sha256(b"fcdbundle content v1\n")
+    digest.update(weights_sha256.encode("ascii"))
+    digest.update(b"\n")
+    digest.update(json.dumps(meta, sort_keys=True, separators=(",", ":"), ensure_ascii=True).encode("ascii"))
+    return digest.hexdigest()
 
 
 def bundle_dir(path: str | os.PathLike) -> Path:
@@ -250,15 +300,39 @@ def read_bundle_metadata(path: str | os.PathLike) -> BundleMetadata:
         18
     """
     folder = bundle_dir(path)
-    if not folder.exists():
+    try:
+        exists = folder.exists()
+    except OSError as error:  # a name over 255 bytes, a link loop
+        raise FCDInputError(f"{folder}: cannot be read ({error.strerror or type(error).__name__})") from None
+    if not exists:
         raise FCDInputError(f"{folder}: model bundle not found")
     if not folder.is_dir():
         raise FCDInputError(f"{folder}: not a model bundle (expected a folder NAME{BUNDLE_SUFFIX}/)")
     meta_path = folder / METADATA_FILE
     if not meta_path.is_file():
         raise FCDInputError(f"{meta_path}: missing; {folder} is not a complete model bundle")
+    return BundleMetadata.from_dict(read_metadata_dict(folder), source=str(meta_path))
+
+
+def read_metadata_dict(path: str | os.PathLike) -> dict[str, Any]:
+    """``bundle.json`` of a bundle as a plain dict, unvalidated (a JSON object of at most 16 MiB).
+
+    Example:
+        >>> read_metadata_dict("models/flair-r18.fcdbundle")["depth"]  # doctest: +SKIP
+        18
+    """
+    meta_path = bundle_dir(path) / METADATA_FILE
     try:
+        if meta_path.stat().st_size > MAX_METADATA_BYTES:
+            raise FCDInputError(f"{meta_path}: {meta_path.stat().st_size:,} bytes, more than a bundle.json holds "
+                                f"({MAX_METADATA_BYTES:,}); not a bundle's metadata")
         data = json.loads(meta_path.read_text(encoding="utf-8"))
     except (UnicodeDecodeError, json.JSONDecodeError) as error:
         raise FCDInputError(f"{meta_path}: corrupt JSON ({str(error).splitlines()[0]})") from None
-    return BundleMetadata.from_dict(data, source=str(meta_path))
+    except RecursionError:  # e.g. 100000 nested lists
+        raise FCDInputError(f"{meta_path}: JSON nested too deeply to be a bundle's metadata") from None
+    except OSError as error:
+        raise FCDInputError(f"{meta_path}: cannot read ({error.strerror or type(error).__name__})") from None
+    if not isinstance(data, dict):
+        raise FCDInputError(f"{meta_path}: bundle metadata must be a JSON object, got {type(data).__name__}")
+    return data
