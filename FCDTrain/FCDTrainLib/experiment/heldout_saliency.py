@@ -138,8 +138,9 @@ def cohort_saliency(run_dir: str | Path, *, contributions: bool = True, reports:
     from FCDDetectLib.outputs.detection_files import write_detection
     from FCDDetectLib.outputs.pdf_report import check_writable, write_report
 
-    from FCDTrainLib.experiment.evaluate_run import run_test_sets
+    from FCDTrainLib.experiment.evaluate_run import check_evaluation_out, run_test_sets
     from FCDTrainLib.experiment.train_run import resolve_device
+    from FCDTrainLib.run_folder.layout import RunLayout
 
     if not contributions and not reports:
         raise FCDInputError("cohort: ask for --modality-contributions and/or --reports")
@@ -152,7 +153,9 @@ def cohort_saliency(run_dir: str | Path, *, contributions: bool = True, reports:
     config, bundles, test_sets = run_test_sets(run_dir)
     method = method or config.explain_method
     device = resolve_device(device)
-    out_dir = check_writable(Path(out) if out is not None else run_dir / "evaluation")
+    out_dir = Path(out) if out is not None else RunLayout(run_dir).evaluation()
+    check_evaluation_out(out_dir, RunLayout(run_dir))
+    out_dir = check_writable(out_dir)
     saliency_dir = out_dir / "modality-contributions"
     modalities = list(config.modalities)
 

@@ -1,7 +1,11 @@
 """A whole training run (``fcd train``): data, folds, cache, every fold, results.
 
 The folder's layout (``config.json``, ``folds.json``, ``fold-K/model.fcdbundle``, ...) is
-:class:`FCDTrainLib.run_folder.layout.RunLayout`'s.
+:class:`FCDTrainLib.run_folder.layout.RunLayout`'s. A run folder is untrusted input when it is
+resumed: a link in it leading outside, a damaged ``config.json``, ``folds.json``,
+``dataset.json``, lock or cache entry is one error naming the file, before any epoch runs; a
+dataset whose files changed since the run started is refused
+(:mod:`FCDTrainLib.run_folder.dataset_record`).
 
 Example:
     >>> from FCDTrainLib.run_folder.run_config import RunConfig
@@ -10,7 +14,6 @@ Example:
 
 from __future__ import annotations
 
-import json
 import shutil
 import sys
 from collections.abc import Sequence
@@ -21,10 +24,12 @@ from FCDDetectLib.errors import FCDInputError
 from FCDDetectLib.io.atomic_files import write_json_atomic, write_text_atomic
 from FCDDetectLib.io.output_set import check_output_folder, remove_stale
 
+from FCDTrainLib.run_folder.dataset_record import check_dataset, dataset_record, write_dataset_record
 from FCDTrainLib.run_folder.event_log import EventLog
-from FCDTrainLib.run_folder.layout import CONFIG_NAME, RunLayout
+from FCDTrainLib.run_folder.layout import CONFIG_NAME, DATASET_NAME, RunLayout
 from FCDTrainLib.run_folder.run_config import RunConfig, check_same_run, file_sha256, write_config
-from FCDTrainLib.training.folds import FoldSplit, make_folds
+from FCDTrainLib.run_folder.run_files import check_links, read_json_object
+from FCDTrainLib.training.folds import FoldSplit, make_folds, read_folds
 
 
 def select_subjects(dataset: Any, config: RunConfig) -> tuple[list[Any], list[str]]:
@@ -77,11 +82,16 @@ def check_supervision(subjects: Sequence[Any], config: RunConfig) -> list[str]:
 
 
 def prepare(config: RunConfig, run_dir: str | Path) -> tuple[list[Any], list[str], list[FoldSplit]]:
-    """Every check that needs no writing: options, data, folds, weights, the RUN folder."""
+    """Every check that needs no writing: options, data, folds, weights, the RUN folder.
+
+    Returns the subjects, the warnings and the fold splits. The dataset must match the run's
+    ``dataset.json`` when it has one (:mod:`FCDTrainLib.run_folder.dataset_record`).
+    """
     from FCDTrainLib.data.dataset_loader import load_dataset
     from FCDTrainLib.training.fold_model import build_model
 
     config.validate()
+    check_links(run_dir)  # no name of the run folder may lead outside it
     dataset = load_dataset(config.data)
     subjects, skipped = select_subjects(dataset, config)
     skipped = [*skipped, *check_supervision(subjects, config)]
@@ -90,6 +100,7 @@ def prepare(config: RunConfig, run_dir: str | Path) -> tuple[list[Any], list[str
         config.weights_sha256 = file_sha256(config.weights)
         build_model(config, 0)  # loads the weights: wrong depth or a corrupt file fail here
     check_same_run(run_dir, config)
+    check_dataset(run_dir, dataset_record(subjects, config.modalities), config.data)
     return subjects, [*dataset.warnings, *skipped], folds
 
 
@@ -202,7 +213,7 @@ def run_fold(config: RunConfig, split: FoldSplit, subjects: dict[str, Any], cach
     return metrics
 
 
-RUN_FILES = (CONFIG_NAME, "folds.json", "skipped.json", "events.jsonl", "summary.json")
+RUN_FILES = (CONFIG_NAME, "folds.json", "skipped.json", DATASET_NAME, "events.jsonl", "summary.json")
 
 
 def _build_cache(cache: Any, subjects: Sequence[Any], run_dir: Path, fresh: bool, with_rois: bool = False) -> None:
@@ -211,7 +222,7 @@ def _build_cache(cache: Any, subjects: Sequence[Any], run_dir: Path, fresh: bool
     created = [p for p in (run_dir, run_dir / "cache", cache.folder) if not p.exists()]
     try:
         cache.build(subjects, with_rois=with_rois)
-    except FCDInputError:
+    except (FCDInputError, OSError):  # OSError: a full disk
         if fresh:
             for path in reversed(created):  # deepest first; only what this invocation made
                 shutil.rmtree(path, ignore_errors=True)
@@ -227,7 +238,7 @@ def summarise_run(run_dir: str | Path, n_folds: int) -> dict[str, Any] | None:
     for fold in range(n_folds):
         if not layout.fold_done(fold):
             return None
-        folds.append(json.loads(layout.metrics(fold).read_text(encoding="utf-8")))
+        folds.append(read_json_object(layout.metrics(fold), "fold metrics"))
     from FCDTrainLib.evaluation.fold_eval import SUMMARY_METRICS
 
     return {"folds": folds, **summarise_folds(dict(enumerate(folds)), SUMMARY_METRICS)}
@@ -252,7 +263,7 @@ def train_run(config: RunConfig, run_dir: str | Path, only_fold: int | None = No
     layout = RunLayout(run_dir)
     folds_path = layout.folds
     fold_dicts = [f.to_dict() for f in folds]
-    if folds_path.is_file() and json.loads(folds_path.read_text()) != fold_dicts:
+    if folds_path.is_file() and read_folds(folds_path, config.folds) != folds:
         raise FCDInputError(f"{folds_path}: the dataset changed since this run started (other fold splits)")
     for warning in warnings:
         print(f"warning: {warning}", file=sys.stderr)
@@ -273,6 +284,8 @@ def train_run(config: RunConfig, run_dir: str | Path, only_fold: int | None = No
         write_config(run_dir, config)
         log = log or EventLog(layout.events)
         write_json_atomic(folds_path, fold_dicts)
+        if not layout.dataset.is_file():  # the first start (or a run older than the record)
+            write_dataset_record(run_dir, dataset_record(subjects, config.modalities))  # digests cached
         write_json_atomic(layout.skipped, warnings)
         if device == "cpu":
             deterministic_cpu()
@@ -301,4 +314,4 @@ def train_run(config: RunConfig, run_dir: str | Path, only_fold: int | None = No
             shutil.rmtree(layout.cache, ignore_errors=True)
     log.emit("done", folds=[f.fold for f in todo], complete=summary is not None,
              summary={k: summary[k] for k in ("accuracy", "roc_auc", "heat_score")} if summary else None)
-    return summary or {"folds": [json.loads(layout.metrics(f.fold).read_text()) for f in todo]}
+    return summary or {"folds": [read_json_object(layout.metrics(f.fold), "fold metrics") for f in todo]}

@@ -22,6 +22,7 @@ Example:
 
 from __future__ import annotations
 
+import os
 import random
 from collections.abc import Callable
 from pathlib import Path
@@ -60,9 +61,25 @@ def restore_rng(states: dict[str, Any]) -> None:
     random.setstate((int(version), tuple(int(v) for v in internal), gauss_next))
 
 
+def save_tensors(path: Path, payload: Any) -> None:
+    """``torch.save`` of ``payload`` to ``path``, atomically, through an open file.
+
+    Given a file name, torch's writer reports a full disk as ``RuntimeError("... unexpected pos
+    ...")``; through a Python file object the ``OSError`` (``ENOSPC``) comes as it is, so the
+    command can say what happened (:mod:`FCDTrainLib.run_folder.write_guard`).
+    """
+    def write(tmp: str) -> None:
+        with open(tmp, "wb") as handle:
+            torch.save(payload, handle)
+            handle.flush()
+            os.fsync(handle.fileno())
+
+    write_atomic(path, write)
+
+
 def save_checkpoint(path: Path, payload: dict[str, Any]) -> None:
     """Write ``payload`` (model/optimizer/scheduler state dicts, trainer state, rng) atomically."""
-    write_atomic(path, lambda tmp: torch.save(payload, tmp))
+    save_tensors(path, payload)
 
 
 def load_checkpoint(fold_dir: Path, fold: int, warn: Callable[[str], None]) -> dict[str, Any] | None:
