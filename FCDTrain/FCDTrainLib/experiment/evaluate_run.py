@@ -107,14 +107,14 @@ def check_evaluation_out(out_dir: Path, layout: RunLayout) -> None:
         >>> check_evaluation_out(Path("runs/r18/fold-0"), RunLayout("runs/r18"))
         Traceback (most recent call last):
         ...
-        FCDDetectLib.errors.FCDInputError: --out runs/r18/fold-0: inside fold-0 of the run runs/r18; fcd evaluate never writes into the run's own folders (a fold's metrics.json and predictions.csv would be replaced): use RUN/evaluation (the default) or a folder outside the run
+        FCDDetectLib.errors.FCDInputError: --out runs/r18/fold-0: lies inside fold-0 of the run runs/r18; fcd evaluate never writes into the run's own folders (a fold's metrics.json and predictions.csv would be replaced): use RUN/evaluation (the default) or a folder outside the run
     """
     if not inside(layout.root, out_dir):
         return
     parts = out_dir.resolve().relative_to(layout.root.resolve()).parts
     if parts and not (parts[0] in (CACHE_NAME, LOCK_DIR) or is_fold_name(parts[0])):
         return
-    where = f"inside {parts[0]} of the run" if parts else "the run folder"
+    where = f"lies inside {parts[0]} of the run" if parts else "is the run folder"
     raise FCDInputError(f"--out {out_dir}: {where} {layout.root}; fcd evaluate never writes into the run's own "
                         "folders (a fold's metrics.json and predictions.csv would be replaced): use RUN/evaluation "
                         "(the default) or a folder outside the run")

@@ -14,6 +14,8 @@ Example:
 
 from __future__ import annotations
 
+import errno
+import os
 import shutil
 import sys
 from collections.abc import Sequence
@@ -166,7 +168,7 @@ def run_fold(config: RunConfig, split: FoldSplit, subjects: dict[str, Any], cach
              log: EventLog, device: str, later_folds: int, progress: bool) -> dict[str, Any]:
     """Train one fold (or resume it), test it, write its bundle, predictions and metrics."""
     from FCDDetectLib.grid.ood import summarise_ranges
-    from FCDDetectLib.networks.bundle import ModelBundle, save_bundle
+    from FCDDetectLib.networks.bundle import ModelBundle
     from FCDDetectLib.networks.bundle_metadata import BundleMetadata
 
     from FCDTrainLib.evaluation.fold_eval import evaluate_subjects, predictions_csv
@@ -204,13 +206,32 @@ def run_fold(config: RunConfig, split: FoldSplit, subjects: dict[str, Any], cach
     metrics.update(fold=split.fold, best_epoch=outcome.best_epoch, best_val_loss=outcome.best_val_loss,
                    epochs_run=outcome.epochs_run, stopped_early=outcome.stopped_early)
     meta.metrics = {k: v for k, v in metrics.items() if k != "warnings"}
-    save_bundle(layout.bundle(split.fold), model.cpu(), meta)
+    write_bundle(layout.bundle(split.fold), model.cpu(), meta)
     write_text_atomic(layout.predictions(split.fold), predictions_csv(rows))
     write_json_atomic(folder / "history.json", outcome.history)
     write_json_atomic(layout.metrics(split.fold), metrics)  # last: marks the fold as done
     for leftover in [layout.checkpoint(split.fold), *folder.glob("best-*.pt")]:
         leftover.unlink(missing_ok=True)
     return metrics
+
+
+def write_bundle(path: Path, model: Any, meta: Any) -> None:
+    """:func:`~FCDDetectLib.networks.bundle.save_bundle`, with a full disk reported as ``ENOSPC``.
+
+    torch's writer, given a file name, reports a full disk as ``RuntimeError("... unexpected
+    pos ...")``. When the folder then has fewer free bytes than the weights need (the failed
+    bundle's temporary folder is already removed), the write failed for lack of space, and the
+    ``OSError`` says so; any other ``RuntimeError`` is raised as it is.
+    """
+    from FCDDetectLib.networks.bundle import save_bundle
+
+    try:
+        save_bundle(path, model, meta)
+    except RuntimeError:
+        needed = sum(t.numel() * t.element_size() for t in model.state_dict().values())
+        if shutil.disk_usage(path.parent).free >= needed:
+            raise
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(path)) from None
 
 
 RUN_FILES = (CONFIG_NAME, "folds.json", "skipped.json", DATASET_NAME, "events.jsonl", "summary.json")

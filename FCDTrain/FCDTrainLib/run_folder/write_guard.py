@@ -30,9 +30,6 @@ from pathlib import Path
 
 from FCDDetectLib.errors import FCDInputError
 
-_FULL = (errno.ENOSPC, errno.EDQUOT, errno.EFBIG)  # no space, over quota, over the file size limit
-
-
 def _short(name: object) -> str:
     text = os.fsdecode(name) if isinstance(name, (str, bytes, os.PathLike)) else str(name)
     return text if len(text) <= 200 else text[:200] + "..."
@@ -45,14 +42,16 @@ def os_error_message(error: OSError, where: str | os.PathLike) -> str:
     reason = (error.strerror or str(error) or type(error).__name__).splitlines()[0]
     code = errno.errorcode.get(error.errno or 0)
     line = f"{place}: {reason}{f' ({code})' if code else ''}"
-    if error.errno in _FULL:
+    if error.errno in (errno.ENOSPC, errno.EDQUOT):
         line += "; free space there and run the same command again"
+    elif error.errno == errno.EFBIG:
+        line += "; a file would exceed the size limit of this process or file system (see ulimit -f)"
     return line
 
 
 def _folders(root: Path) -> set[str]:
     found: set[str] = set()
-    if root.is_dir():
+    if os.path.isdir(root):
         for folder, _dirs, _files in os.walk(root):
             found.add(folder)
     return found
@@ -60,7 +59,7 @@ def _folders(root: Path) -> set[str]:
 
 def remove_new_empty_folders(root: Path, before: set[str], missing_above: list[Path]) -> None:
     """Remove the empty folders under ``root`` not in ``before``, then ``missing_above`` (innermost first)."""
-    if root.is_dir():
+    if os.path.isdir(root):  # False also for a name the system cannot look up
         for folder, _dirs, _files in os.walk(root, topdown=False):
             if folder not in before:
                 try:
@@ -68,10 +67,12 @@ def remove_new_empty_folders(root: Path, before: set[str], missing_above: list[P
                 except OSError:
                     pass  # not empty: something of this run is in it
     for folder in missing_above:
+        if not os.path.lexists(folder):  # never made (the failure came first), or a name too long
+            continue
         try:
             folder.rmdir()
         except OSError:
-            return
+            return  # not empty: it and the folders above it stay
 
 
 @contextmanager
@@ -83,11 +84,8 @@ def guarded_writes(out: str | os.PathLike) -> Iterator[None]:
         ...     train_run(config, "runs/r18")
     """
     root = Path(out)
-    try:
-        missing = [p for p in (root, *root.parents) if not os.path.lexists(p)]
-        before = _folders(root)
-    except OSError as error:  # a name the system cannot even look up
-        raise FCDInputError(os_error_message(error, root)) from None
+    missing = [p for p in (root, *root.parents) if not os.path.lexists(p)]
+    before = _folders(root)
     try:
         yield
     except BaseException as error:

@@ -22,7 +22,6 @@ Example:
 
 from __future__ import annotations
 
-import os
 import random
 from collections.abc import Callable
 from pathlib import Path
@@ -65,14 +64,21 @@ def save_tensors(path: Path, payload: Any) -> None:
     """``torch.save`` of ``payload`` to ``path``, atomically, through an open file.
 
     Given a file name, torch's writer reports a full disk as ``RuntimeError("... unexpected pos
-    ...")``; through a Python file object the ``OSError`` (``ENOSPC``) comes as it is, so the
-    command can say what happened (:mod:`FCDTrainLib.run_folder.write_guard`).
+    ...")``; through a Python file object the ``OSError`` (``ENOSPC``) is raised by our file, and
+    torch's writer, closing, hides it behind a ``RuntimeError`` again: that ``OSError`` is raised
+    instead, so the command can say what happened (:mod:`FCDTrainLib.run_folder.write_guard`).
     """
     def write(tmp: str) -> None:
         with open(tmp, "wb") as handle:
-            torch.save(payload, handle)
-            handle.flush()
-            os.fsync(handle.fileno())
+            try:
+                torch.save(payload, handle)
+            except RuntimeError as error:
+                cause = error.__context__
+                while cause is not None and not isinstance(cause, OSError):
+                    cause = cause.__context__
+                if cause is None:
+                    raise
+                raise cause from None
 
     write_atomic(path, write)
 

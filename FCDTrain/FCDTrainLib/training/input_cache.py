@@ -33,6 +33,7 @@ Example:
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
@@ -71,6 +72,24 @@ def source_stamp(paths: Iterable[Path]) -> str:
         stat = Path(path).stat()
         parts.append(f"{Path(path).resolve()}|{stat.st_size}|{stat.st_mtime_ns}")
     return hashlib.sha1("\n".join(parts).encode()).hexdigest()[:10]
+
+
+def save_array(path: Path, array: np.ndarray) -> None:
+    """``np.save`` of ``array`` to ``path``, atomically, with a full disk reported as ``ENOSPC``.
+
+    Into a real file numpy writes with C ``fwrite`` and reports a short write as
+    ``OSError("N requested and M written")`` without an errno; written from memory through a
+    Python file the system's ``OSError`` (``ENOSPC``, ``EDQUOT``) comes as it is. The arrays are
+    a few MB (one subject on the model grid).
+    """
+    buffer = io.BytesIO()
+    np.save(buffer, array)
+
+    def write(tmp: str) -> None:
+        with open(tmp, "wb") as handle:
+            handle.write(buffer.getbuffer())
+
+    write_atomic(path, write)
 
 
 def _safe(name: str) -> str:
@@ -130,8 +149,10 @@ class VolumeCache:
                 if dtype != np.float32 or tuple(shape) != expected:
                     raise damaged(f"{dtype} {tuple(shape)}, expected float32 {expected}")
                 array = np.load(path, allow_pickle=False)
+        except FCDInputError:
+            raise
         except (ValueError, OSError, EOFError) as error:
-            raise damaged(f"{str(error).splitlines()[0][:80] or type(error).__name__}") from None
+            raise damaged(f"{str(error).splitlines()[0][:120] or type(error).__name__}") from None
         if array.shape != expected or array.dtype != np.float32:
             raise damaged(f"{array.dtype} {array.shape}, expected float32 {expected}")
         if not np.isfinite(array).all():
@@ -164,12 +185,12 @@ class VolumeCache:
         self.folder.mkdir(parents=True, exist_ok=True)
         path = self.path_for(subject)
         write_json_atomic(path.with_suffix(".stats.json"), input_statistics(images[0], prep))
-        write_atomic(path, lambda tmp: np.save(tmp, array))
+        save_array(path, array)
         self.built += 1
         roi = None
         if with_roi:
             roi = mask_to_model_grid(load_mask(subject.roi), prep, name=str(subject.roi))[None]
-            write_atomic(self.roi_path_for(subject), lambda tmp: np.save(tmp, roi))
+            save_array(self.roi_path_for(subject), roi)
         return array, roi
 
     def get(self, subject: Any) -> np.ndarray:
