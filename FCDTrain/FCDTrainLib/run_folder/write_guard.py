@@ -30,6 +30,7 @@ from pathlib import Path
 
 from FCDDetectLib.errors import FCDInputError
 
+
 def _short(name: object) -> str:
     text = os.fsdecode(name) if isinstance(name, (str, bytes, os.PathLike)) else str(name)
     return text if len(text) <= 200 else text[:200] + "..."
