@@ -97,12 +97,12 @@ def prepare(config: RunConfig, run_dir: str | Path) -> tuple[list[Any], list[str
     dataset = load_dataset(config.data)
     subjects, skipped = select_subjects(dataset, config)
     skipped = [*skipped, *check_supervision(subjects, config)]
-    folds = plan_folds(subjects, config)
     if config.weights:
         config.weights_sha256 = file_sha256(config.weights)
         build_model(config, 0)  # loads the weights: wrong depth or a corrupt file fail here
     check_same_run(run_dir, config)
-    check_dataset(run_dir, dataset_record(subjects, config.modalities), config.data)
+    check_dataset(run_dir, dataset_record(subjects, config.modalities), config.data)  # before its folds
+    folds = plan_folds(subjects, config)
     return subjects, [*dataset.warnings, *skipped], folds
 
 

@@ -107,6 +107,12 @@ def _split_validation(
     from sklearn.model_selection import StratifiedShuffleSplit
 
     n_classes = len(set(keys))
+    scarce = min(Counter(keys).items(), key=lambda item: item[1])
+    if scarce[1] < 2:  # one subject cannot be in both parts (sklearn would raise a bare ValueError)
+        raise FCDInputError(
+            f"{source}: a fold's training subjects hold {scarce[1]} {CLASS_NAMES[int(scarce[0])]} subject; each "
+            "class needs one for validation and one for training (use fewer folds or more subjects)"
+        )
     n_val = max(n_classes, int(round(fraction * len(ids))))
     if len(ids) - n_val < n_classes:
         raise FCDInputError(
