@@ -337,7 +337,7 @@ def trainer_cases(work: Path, ctx: dict) -> None:
     (run / "fold-1" / "model.fcdbundle" / "bundle.json").write_text('{"a":' * 100_000 + "1" + "}" * 100_000)
     done = fcd([*evaluate, str(run)])
     record("evaluate: bundle.json nested 100000 deep", done, 2, "bundle.json" in done.stderr, leftovers(run))
-    for label, argv in (("train --seed 2**32", [*ctx["train_args"][:-1], "--seed", str(2**32), "--no-progress"]),
+    for label, argv in (("train --seed 2**32", [*ctx["train_args"], "--seed", str(2**32)]),
                         ("synth --seed -1", ["synth", "--out", str(work / "synth-seed"), "--subjects", "2",
                                              "--size", "tiny", "--quiet", "--seed", "-1"])):
         argv = [str(work / "run-seed") if a == str(ctx["run"]) else a for a in argv]
