@@ -67,7 +67,7 @@ def run(args: argparse.Namespace) -> int:
         cpus_per_run=args.cpus_per_task, max_retries=args.max_retries, device=args.device)
     with guarded_writes(args.out):  # a full disk, a name too long: one error line, no empty folder left
         check_output_folder(args.out, ("events.jsonl",))  # before the lock creates the folder
-        check_links(args.out, "experiment folder")
+        check_links(args.out, "experiment folder", marker="events.jsonl")
         with RunLock(args.out):  # one writer per experiment folder
             result = run_experiment(base, args.out, depths=args.depths, pretrained=args.pretrained,
                                     modalities=args.modalities, weights_dir=args.weights_dir,

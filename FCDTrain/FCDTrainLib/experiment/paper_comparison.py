@@ -136,7 +136,7 @@ def run_experiment(base: RunConfig, out_dir: str | Path, depths: Sequence[int] =
 
     out = Path(out_dir)
     executor = executor or LocalExecutor()
-    check_links(out, "experiment folder")  # no name under OUT (runs/NAME/fold-K, ...) may lead outside it
+    check_links(out, "experiment folder", marker="events.jsonl")  # no name under OUT (runs/NAME/fold-K, ...) may lead outside it
     configs = plan_grid(base, depths, pretrained, modalities, weights_dir, supervisions)
     runs = [(_name(c), c) for c in configs]
     finished = {name for name, config in runs if is_finished(out / "runs" / name, config)}

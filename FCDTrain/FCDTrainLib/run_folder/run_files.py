@@ -98,11 +98,13 @@ def inside(root: str | os.PathLike, path: str | os.PathLike) -> bool:
     return target == base or base in target.parents
 
 
-def check_links(root: str | os.PathLike, what: str = "run folder") -> None:
+def check_links(root: str | os.PathLike, what: str = "run folder", marker: str = "config.json") -> None:
     """Refuse ``root`` when a symbolic link in it leads outside it, or nowhere (a loop, a missing target).
 
     Links that stay inside are fine. ``root`` itself may be a link (the user typed it).
-    A folder that does not exist yet has nothing to check.
+    The whole tree is checked when ``root`` holds ``marker`` (it is a run, or with
+    ``"events.jsonl"`` an experiment); otherwise only its own entries, so that a wrong ``--out``
+    (a home folder) is not walked before it is refused as a folder that holds no run.
 
     Raises:
         FCDInputError: naming the first such link and where it leads.
@@ -111,8 +113,12 @@ def check_links(root: str | os.PathLike, what: str = "run folder") -> None:
     if not base.is_dir():
         return
     resolved = base.resolve()
+    deep = (base / marker).is_file()
     for folder, dirs, files in os.walk(base, followlinks=False):
-        for name in [*dirs, *files]:
+        entries = [*dirs, *files]
+        if not deep:
+            dirs.clear()  # this level only
+        for name in entries:
             entry = Path(folder) / name
             if not entry.is_symlink():
                 continue
