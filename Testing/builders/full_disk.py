@@ -22,7 +22,7 @@ import subprocess
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
-__all__ = ["file_size_limit", "fill", "tiny_filesystem"]
+__all__ = ["file_size_limit", "fill", "resize_tmpfs", "small_tmpfs", "tiny_filesystem"]
 
 
 @contextlib.contextmanager
@@ -41,6 +41,18 @@ def tiny_filesystem(path: str | os.PathLike, size_kib: int) -> Iterator[bool]:
     finally:
         if mounted:
             subprocess.run(["umount", "-l", str(path)], capture_output=True, timeout=30)
+
+
+@contextlib.contextmanager
+def small_tmpfs(path: str | os.PathLike, size_kib: int) -> Iterator[Path | None]:
+    """:func:`tiny_filesystem`, yielding the mounted folder, or None where mounting is refused."""
+    with tiny_filesystem(path, size_kib) as mounted:
+        yield Path(path) if mounted else None
+
+
+def resize_tmpfs(path: str | os.PathLike, size_kib: int) -> None:
+    """Give the tmpfs mounted at ``path`` another size (free space for a resume)."""
+    subprocess.run(["mount", "-o", f"remount,size={int(size_kib)}k", str(path)], check=True, capture_output=True)
 
 
 def fill(path: str | os.PathLike, leave: int = 4096) -> Path:

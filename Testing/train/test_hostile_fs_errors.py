@@ -74,7 +74,8 @@ def test_synth(tmp_path, capsys, case):
 def test_evaluate(tmp_path, capsys, case):
     run = tmp_path / "run"
     run.mkdir()
-    (run / "config.json").write_text(json.dumps(RunConfig(data=str(tmp_path / "absent"), folds=1).to_dict()))
-    tiny_bundle(run / "fold-0" / "model.fcdbundle")
+    (run / "config.json").write_text(json.dumps(RunConfig(data=str(tmp_path / "absent"), folds=2).to_dict()))
+    for fold in (0, 1):
+        tiny_bundle(run / f"fold-{fold}" / "model.fcdbundle")
     out = _outs(tmp_path, "metrics.json")[case]
     _check(capsys, ["evaluate", "--run", str(run), "--device", "cpu", "--out", str(out)], out, EXPECTED[case])

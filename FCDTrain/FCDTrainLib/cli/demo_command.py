@@ -41,11 +41,14 @@ def run(args: argparse.Namespace) -> int:
     """Run the demo and print the held-out summary."""
     from FCDDetectLib.io.atomic_files import json_text
 
+    from FCDTrainLib.data.seeds import check_seed
     from FCDTrainLib.experiment.demo import DemoOptions, run_demo
+    from FCDTrainLib.run_folder.write_guard import guarded_writes
 
-    options = DemoOptions(subjects=args.subjects, seed=args.seed, device=args.device,
+    options = DemoOptions(subjects=args.subjects, seed=check_seed(args.seed), device=args.device,
                           training={"max_epochs": args.max_epochs}, lesion=bool(args.lesion))
-    summary = run_demo(args.out, options)
+    with guarded_writes(args.out):  # a full disk: one error line, no empty folder left behind
+        summary = run_demo(args.out, options)
     printed = {"held_out": summary["held_out"], "seed": summary["seed"], "seconds": summary["seconds"],
                "out": args.out}
     if "side_by_side" in summary:

@@ -47,6 +47,15 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Evaluate; prints the report as JSON."""
+    from FCDTrainLib.run_folder.write_guard import guarded_writes
+
+    with guarded_writes(args.out if args.out is not None else args.run):  # a full disk: one error line
+        report = _evaluate(args)
+    print(json.dumps(report, indent=2))
+    return 0
+
+
+def _evaluate(args: argparse.Namespace) -> dict:
     if args.modality_contributions or args.reports:
         from FCDDetectLib.errors import FCDInputError
 
@@ -54,14 +63,10 @@ def run(args: argparse.Namespace) -> int:
 
         if args.data is not None:
             raise FCDInputError("--modality-contributions / --reports work on the run's own test folds, not --data")
-        summary = cohort_saliency(args.run, contributions=args.modality_contributions, reports=args.reports,
-                                  out=args.out, device=args.device, method=args.method,
-                                  nt_samples=args.nt_samples, noise_sd=args.noise_sd)
-        print(json.dumps(summary, indent=2))
-        return 0
+        return cohort_saliency(args.run, contributions=args.modality_contributions, reports=args.reports,
+                               out=args.out, device=args.device, method=args.method,
+                               nt_samples=args.nt_samples, noise_sd=args.noise_sd)
     from FCDTrainLib.experiment.evaluate_run import evaluate_run
 
-    report = evaluate_run(args.run, data=args.data, out=args.out, device=args.device, method=args.method,
-                          allow_missing=args.allow_missing, layer=args.layer)
-    print(json.dumps(report, indent=2))
-    return 0
+    return evaluate_run(args.run, data=args.data, out=args.out, device=args.device, method=args.method,
+                        allow_missing=args.allow_missing, layer=args.layer)

@@ -53,19 +53,25 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     """Run the grid; prints the report paths and the summary table as JSON."""
     from FCDDetectLib.io.atomic_files import json_text
+    from FCDDetectLib.io.output_set import check_output_folder
 
     from FCDTrainLib.experiment.executors import make_executor
     from FCDTrainLib.experiment.paper_comparison import run_experiment
+    from FCDTrainLib.run_folder.run_files import check_links
     from FCDTrainLib.run_folder.run_lock import RunLock
+    from FCDTrainLib.run_folder.write_guard import guarded_writes
 
     base = config_from_args(args)
     executor = make_executor(args.executor, address=args.ray_address or (
         os.environ.get("RAY_ADDRESS") if args.executor == "ray" else None), gpus_per_run=args.gpus_per_task,
         cpus_per_run=args.cpus_per_task, max_retries=args.max_retries, device=args.device)
-    with RunLock(args.out):  # one writer per experiment folder
-        result = run_experiment(base, args.out, depths=args.depths, pretrained=args.pretrained,
-                                modalities=args.modalities, weights_dir=args.weights_dir,
-                                progress=not args.no_progress, executor=executor,
-                                supervisions=list(dict.fromkeys(args.supervision)))
+    with guarded_writes(args.out):  # a full disk, a name too long: one error line, no empty folder left
+        check_output_folder(args.out, ("events.jsonl",))  # before the lock creates the folder
+        check_links(args.out, "experiment folder", marker="events.jsonl")
+        with RunLock(args.out):  # one writer per experiment folder
+            result = run_experiment(base, args.out, depths=args.depths, pretrained=args.pretrained,
+                                    modalities=args.modalities, weights_dir=args.weights_dir,
+                                    progress=not args.no_progress, executor=executor,
+                                    supervisions=list(dict.fromkeys(args.supervision)))
     print(json_text(result))
     return 0

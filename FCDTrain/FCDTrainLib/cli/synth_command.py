@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import json
+from typing import Any
 
 from FCDDetectLib.choices import SYNTH_SIZES
 
@@ -39,14 +40,25 @@ def register(subparsers) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from FCDDetectLib.io.output_set import check_output_folder
+
+    from FCDTrainLib.run_folder.write_guard import guarded_writes
+
+    with guarded_writes(args.out):  # a full disk: one error line; the cohort is written whole or not at all
+        check_output_folder(args.out, ("participants.tsv",))  # before any subject is made
+        summary = _synth(args)
+    print(json.dumps(summary.to_dict(), indent=2))
+    return 0
+
+
+def _synth(args: argparse.Namespace) -> Any:
+    """Write the cohort (with a progress bar unless ``--quiet``); its summary."""
     import sys
 
-    from FCDDetectLib.io.output_set import check_output_folder
     from tqdm import tqdm
 
     from FCDTrainLib.data.synth.write_cohort import synth_cohort
 
-    check_output_folder(args.out, ("participants.tsv",))  # before any subject is made
     bar = None
 
     def progress(done: int, total: int) -> None:
@@ -67,5 +79,4 @@ def run(args: argparse.Namespace) -> int:
     finally:
         if bar is not None:
             bar.close()
-    print(json.dumps(summary.to_dict(), indent=2))
-    return 0
+    return summary

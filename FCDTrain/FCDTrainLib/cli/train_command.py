@@ -41,27 +41,19 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     """Train (or resume) the run; prints the summary as JSON."""
     from FCDDetectLib.io.atomic_files import json_text
-
-    from FCDTrainLib.experiment.train_run import train_run
-    from FCDTrainLib.run_folder.run_lock import RunLock
-
-    config = config_from_args(args)
-    from pathlib import Path
-
-    from FCDDetectLib.errors import FCDInputError
     from FCDDetectLib.io.output_set import check_output_folder
 
-    from FCDTrainLib.experiment.train_run import RUN_FILES
+    from FCDTrainLib.experiment.train_run import RUN_FILES, train_run
+    from FCDTrainLib.run_folder.run_files import check_links
+    from FCDTrainLib.run_folder.run_lock import RunLock
+    from FCDTrainLib.run_folder.write_guard import guarded_writes
 
-    check_output_folder(args.out, RUN_FILES)  # before the lock creates the folder
-    fresh = not Path(args.out).exists()
-    try:
+    config = config_from_args(args)
+    with guarded_writes(args.out):  # a full disk: one error line, no empty folder left behind
+        check_output_folder(args.out, RUN_FILES)  # before the lock creates the folder
+        check_links(args.out)  # before the lock writes into it
         with RunLock(args.out, fold=args.fold):  # one writer per run folder (or per fold)
             summary = train_run(config, args.out, only_fold=args.fold, progress=not args.no_progress)
-    except FCDInputError:
-        if fresh and Path(args.out).is_dir() and not any(Path(args.out).iterdir()):
-            Path(args.out).rmdir()  # a refused run leaves nothing, not even the lock's folder
-        raise
     printable = {k: v for k, v in summary.items() if k != "folds"}
     printable["folds"] = [{k: f.get(k) for k in ("fold", "accuracy", "roc_auc", "heat_score", "best_epoch")}
                           for f in summary.get("folds", [])]

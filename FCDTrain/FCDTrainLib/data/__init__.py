@@ -15,5 +15,6 @@ __all__ = [
     "labels",
     "manifest_loader",
     "records",
+    "seeds",
     "synth",
 ]

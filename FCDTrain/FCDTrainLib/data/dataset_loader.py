@@ -33,6 +33,12 @@ def load_dataset(path: str | Path, label_names: LabelNames | None = None) -> Dat
         ['sub-00001', 'sub-00003']
     """
     target = Path(path)
+    try:
+        target.stat()
+    except FileNotFoundError:
+        pass
+    except OSError as error:  # a name over 255 bytes, a link loop: the system cannot look it up
+        raise FCDInputError(f"{str(target)[:200]}: dataset cannot be read ({error.strerror or error})") from None
     if target.is_file():
         if target.suffix.lower() not in (".csv", ".tsv"):
             raise FCDInputError(f"{target}: expected a dataset folder or a .csv/.tsv manifest")

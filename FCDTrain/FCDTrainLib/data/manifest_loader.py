@@ -10,7 +10,11 @@ Columns (header row, comma-separated; ``.tsv`` files tab-separated):
 - optional ``roi`` (drawn on the FLAIR grid, or on the first modality's when there is no FLAIR),
   ``protocol`` and/or ``site`` (-> :attr:`Subject.protocol`), ``split``.
 
-Relative paths are resolved against the CSV's folder. Other columns are kept in ``info``.
+Relative paths are resolved against the CSV's folder; image paths are only read, never
+written. Subject ids name files and folders of results (``evaluation/reports/<subject>``), so
+an id must be one plain name: no ``/`` or ``\\``, not ``.`` or ``..``. Other columns are kept in
+``info``. The table is read by :mod:`FCDDetectLib.io.manifest_table` (spreadsheet exports with
+trailing separators included).
 
 Example:
     >>> dataset = load_manifest("cohort.csv")  # doctest: +SKIP
@@ -78,6 +82,9 @@ def load_manifest(path: str | Path, label_names: LabelNames | None = None) -> Da
     warnings: list[str] = []
     seen: set[str] = set()
     for subject_id, row in subject_rows(table, rows, subject_column):
+        if subject_id in (".", "..") or any(c in subject_id for c in "/\\\0"):
+            raise FCDInputError(f"{table}: subject id {subject_id[:80]!r} is not a plain name (results are written "
+                                "under it): no / or \\, not . or ..")
         if subject_id in seen:
             raise FCDInputError(f"{table}: subject {subject_id} listed twice")
         seen.add(subject_id)

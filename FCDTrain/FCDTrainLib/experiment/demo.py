@@ -24,7 +24,6 @@ Example:
 
 from __future__ import annotations
 
-import json
 import shutil
 import time
 from dataclasses import dataclass, field
@@ -36,6 +35,7 @@ from FCDDetectLib.io.image_io import load_image, load_mask
 
 from FCDTrainLib.run_folder.layout import BUNDLE_NAME, RunLayout
 from FCDTrainLib.run_folder.run_config import RunConfig
+from FCDTrainLib.run_folder.run_files import read_json_object
 
 
 @dataclass
@@ -88,7 +88,7 @@ def _lesion_model(out: Path, options: DemoOptions) -> dict[str, Any]:
     cohort = _cohort(out, options, "cohort-subtle", options.lesion_subjects, options.lesion_subtlety)
     _train(cohort, out, options, run_name="run-lesion", supervision="lesion", max_epochs=options.lesion_max_epochs,
            early_stop_patience=options.lesion_max_epochs)
-    metrics = json.loads(RunLayout(out / "run-lesion").metrics(0).read_text())
+    metrics = read_json_object(RunLayout(out / "run-lesion").metrics(0), "fold metrics")
     return {"cohort_subtlety": options.lesion_subtlety, **{k: metrics.get(k) for k in SIDE_BY_SIDE_KEYS},
             "lesion_level": metrics.get("lesion_level")}
 
@@ -96,17 +96,18 @@ def _lesion_model(out: Path, options: DemoOptions) -> dict[str, Any]:
 def _train(cohort: Path, out: Path, options: DemoOptions, run_name: str = "run",
            **overrides: Any) -> tuple[Path, list[str]]:
     from FCDTrainLib.experiment.train_run import train_run
+    from FCDTrainLib.training.folds import read_folds
 
     config = options.run_config(cohort, **overrides)
     run = out / run_name
     train_run(config, run, only_fold=0)
-    folds = json.loads(RunLayout(run).folds.read_text())
-    return RunLayout(run).bundle(0), list(folds[0]["test"])
+    return RunLayout(run).bundle(0), read_folds(RunLayout(run).folds, config.folds)[0].test
 
 
 def _detect_held_out(cohort: Path, bundle: Path, held_out: list[str], out: Path,
                      options: DemoOptions) -> list[dict[str, Any]]:
     from FCDDetectLib.detection.detect import detect
+    from FCDDetectLib.io.output_set import read_output_set
     from FCDDetectLib.outputs.detection_files import write_detection
     from FCDDetectLib.outputs.overlay import render_detection
     from tqdm import tqdm
@@ -119,7 +120,7 @@ def _detect_held_out(cohort: Path, bundle: Path, held_out: list[str], out: Path,
         subject = subjects[subject_id]
         folder = out / "subjects" / subject_id
         if (folder / "result.json").is_file() and (folder / "overlay.png").is_file():
-            result_json = json.loads((folder / "result.json").read_text())
+            result_json = read_output_set(folder)  # checked against its checksums
         else:
             result = detect(bundle, [subject.images["flair"]], roi=subject.roi,
                             method=options.run_config(cohort).explain_method, device=options.device)
@@ -172,7 +173,7 @@ def run_demo(out: str | Path = "demo-output", options: DemoOptions | None = None
     summary = {
         "held_out": summarise(rows),
         "per_subject": rows,
-        "training": json.loads(RunLayout(out / "run").metrics(0).read_text()),
+        "training": read_json_object(RunLayout(out / "run").metrics(0), "fold metrics"),
         "seed": options.seed,
         "options": {"subjects": options.subjects, "subtlety": options.subtlety, "seed": options.seed,
                     "device": options.device, "preset": "demo", "training": options.training,

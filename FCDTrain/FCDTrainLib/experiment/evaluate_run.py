@@ -13,7 +13,15 @@ model grid, the input modalities and the threshold are read from the fold bundle
 ``fcd detect`` uses), not from ``config.json``; bundles that disagree are an error.
 
 Results go to ``OUT`` (default ``RUN/evaluation`` or ``RUN/evaluation-<data name>``):
-``predictions.csv`` and ``metrics.json``.
+``predictions.csv`` and ``metrics.json``. ``OUT`` is never the run folder itself nor inside
+a fold folder, the cache or the lock (a fold's training ``metrics.json`` and
+``predictions.csv`` would be overwritten).
+
+The run folder is untrusted input: a link in it that leads outside is refused, and so is a
+damaged ``config.json``, ``folds.json`` or ``dataset.json``
+(:mod:`FCDTrainLib.run_folder.run_files`). Without ``data`` the dataset at the run's data
+path must be the one the run was trained on (:mod:`FCDTrainLib.run_folder.dataset_record`;
+for runs older than that record, the same fold splits), as ``fcd train`` requires on a resume.
 
 Example:
     >>> report = evaluate_run("runs/r18-flair", data="external-cohort/")  # doctest: +SKIP
@@ -29,7 +37,9 @@ from typing import Any
 import numpy as np
 from FCDDetectLib.errors import FCDInputError
 
-from FCDTrainLib.run_folder.layout import METRICS_NAME, PREDICTIONS_NAME, RunLayout
+from FCDTrainLib.run_folder.layout import CACHE_NAME, METRICS_NAME, PREDICTIONS_NAME, RunLayout, is_fold_name
+from FCDTrainLib.run_folder.run_files import check_links, inside
+from FCDTrainLib.run_folder.run_lock import LOCK_DIR
 
 
 def _bundles(layout: RunLayout, n_folds: int, allow_missing: bool = False) -> tuple[dict[int, Path], list[int]]:
@@ -58,16 +68,56 @@ def _shared(values: dict[int, Any], what: str, run_dir: Path) -> Any:
     return next(iter(values.values()))
 
 
-def _test_ids(run_dir: Path, config: Any, by_id: dict[str, Any]) -> dict[int, list[str]]:
-    """Each fold's test subject ids (``RUN/folds.json``), checked against the dataset."""
+def _test_ids(run_dir: Path, config: Any, subjects: list[Any]) -> dict[int, list[str]]:
+    """Each fold's test subject ids (``RUN/folds.json``), the dataset checked against the run first.
+
+    The dataset must be the one the run was trained on: its ``dataset.json`` record, or for
+    older runs the same fold splits (what ``fcd train`` compares on a resume).
+    """
+    from FCDTrainLib.experiment.train_run import plan_folds
+    from FCDTrainLib.run_folder.dataset_record import check_dataset, dataset_record
+    from FCDTrainLib.training.folds import read_folds
+
     folds_path = RunLayout(run_dir).folds
     if not folds_path.is_file():
         raise FCDInputError(f"{folds_path}: not found; is {run_dir} a training run folder?")
-    test_sets = {f["fold"]: f["test"] for f in json.loads(folds_path.read_text(encoding="utf-8"))}
-    missing = sorted({i for ids in test_sets.values() for i in ids} - set(by_id))
-    if missing:
-        raise FCDInputError(f"{config.data}: test subjects of the run are gone: {', '.join(missing[:5])}")
-    return test_sets
+    recorded = read_folds(folds_path, config.folds)
+    if not check_dataset(run_dir, dataset_record(subjects, config.modalities), config.data):
+        by_id = {s.subject_id for s in subjects}
+        missing = sorted({i for split in recorded for i in split.test} - by_id)
+        if missing:
+            raise FCDInputError(f"{config.data}: test subjects of the run are gone: {', '.join(missing[:5])}")
+        try:
+            same = plan_folds(subjects, config) == recorded
+        except FCDInputError:
+            same = False
+        if not same:
+            raise FCDInputError(f"{config.data}: the dataset changed since this run was trained (its subjects or "
+                                f"labels give other fold splits than {folds_path}); restore that data")
+    return {split.fold: split.test for split in recorded}
+
+
+def check_evaluation_out(out_dir: Path, layout: RunLayout) -> None:
+    """Refuse an ``--out`` that is the run folder or lies in one of its folds, its cache or its lock.
+
+    ``fcd evaluate`` writes ``metrics.json`` and ``predictions.csv``, the names of a fold's
+    own training results: written into a fold folder they would replace them.
+
+    Example:
+        >>> check_evaluation_out(Path("runs/r18/fold-0"), RunLayout("runs/r18"))
+        Traceback (most recent call last):
+        ...
+        FCDDetectLib.errors.FCDInputError: --out runs/r18/fold-0: lies inside fold-0 of the run runs/r18; fcd evaluate never writes into the run's own folders (a fold's metrics.json and predictions.csv would be replaced): use RUN/evaluation (the default) or a folder outside the run
+    """
+    if not inside(layout.root, out_dir):
+        return
+    parts = out_dir.resolve().relative_to(layout.root.resolve()).parts
+    if parts and not (parts[0] in (CACHE_NAME, LOCK_DIR) or is_fold_name(parts[0])):
+        return
+    where = f"lies inside {parts[0]} of the run" if parts else "is the run folder"
+    raise FCDInputError(f"--out {out_dir}: {where} {layout.root}; fcd evaluate never writes into the run's own "
+                        "folders (a fold's metrics.json and predictions.csv would be replaced): use RUN/evaluation "
+                        "(the default) or a folder outside the run")
 
 
 def run_test_sets(run_dir: str | Path) -> tuple[Any, dict[int, Path], dict[int, list[Any]]]:
@@ -81,11 +131,12 @@ def run_test_sets(run_dir: str | Path) -> tuple[Any, dict[int, Path], dict[int, 
     from FCDTrainLib.run_folder.run_config import load_config
 
     run_dir = Path(run_dir)
+    check_links(run_dir)
     config = load_config(run_dir)
     bundles, _ = _bundles(RunLayout(run_dir), config.folds)
     subjects, _ = select_subjects(load_dataset(config.data), config)
     by_id = {s.subject_id: s for s in subjects}
-    test_ids = _test_ids(run_dir, config, by_id)
+    test_ids = _test_ids(run_dir, config, subjects)
     return config, bundles, {fold: [by_id[i] for i in test_ids.get(fold, [])] for fold in bundles}
 
 
@@ -112,6 +163,7 @@ def evaluate_run(run_dir: str | Path, data: str | Path | None = None, out: str |
 
     run_dir = Path(run_dir)
     layout = RunLayout(run_dir)
+    check_links(run_dir)  # before anything of the run is read or written
     config = load_config(run_dir)
     method = method or config.explain_method
     device = resolve_device(device)
@@ -119,6 +171,7 @@ def evaluate_run(run_dir: str | Path, data: str | Path | None = None, out: str |
     bundles, missing_folds = _bundles(layout, config.folds, allow_missing)
     name = None if data is None else (Path(str(data)).stem or "external")
     out_dir = Path(out) if out is not None else layout.evaluation(name)
+    check_evaluation_out(out_dir, layout)
     check_output_folder(out_dir, (PREDICTIONS_NAME, METRICS_NAME), option="--out")  # before computing
     # The grid, the inputs and the threshold are the bundles' (what detection uses), not config.json's.
     metadata = {k: read_bundle_metadata(p) for k, p in bundles.items()}
@@ -130,7 +183,7 @@ def evaluate_run(run_dir: str | Path, data: str | Path | None = None, out: str |
     subjects, skipped = select_subjects(dataset, config)
     by_id = {s.subject_id: s for s in subjects}
     if data is None:
-        test_sets = _test_ids(run_dir, config, by_id)
+        test_sets = _test_ids(run_dir, config, subjects)
     elif not subjects:
         raise FCDInputError(f"{data}: no subject has the run's modalities ({'+'.join(modalities)})")
     cache = VolumeCache(layout.cache, spacing, shape, modalities)

@@ -32,7 +32,6 @@ Example:
 
 from __future__ import annotations
 
-import json
 import sys
 from pathlib import Path
 from typing import Any
@@ -138,8 +137,9 @@ def cohort_saliency(run_dir: str | Path, *, contributions: bool = True, reports:
     from FCDDetectLib.outputs.detection_files import write_detection
     from FCDDetectLib.outputs.pdf_report import check_writable, write_report
 
-    from FCDTrainLib.experiment.evaluate_run import run_test_sets
+    from FCDTrainLib.experiment.evaluate_run import check_evaluation_out, run_test_sets
     from FCDTrainLib.experiment.train_run import resolve_device
+    from FCDTrainLib.run_folder.layout import RunLayout
 
     if not contributions and not reports:
         raise FCDInputError("cohort: ask for --modality-contributions and/or --reports")
@@ -152,7 +152,9 @@ def cohort_saliency(run_dir: str | Path, *, contributions: bool = True, reports:
     config, bundles, test_sets = run_test_sets(run_dir)
     method = method or config.explain_method
     device = resolve_device(device)
-    out_dir = check_writable(Path(out) if out is not None else run_dir / "evaluation")
+    out_dir = Path(out) if out is not None else RunLayout(run_dir).evaluation()
+    check_evaluation_out(out_dir, RunLayout(run_dir))
+    out_dir = check_writable(out_dir)
     saliency_dir = out_dir / "modality-contributions"
     modalities = list(config.modalities)
 
@@ -187,7 +189,7 @@ def cohort_saliency(run_dir: str | Path, *, contributions: bool = True, reports:
                                                "threshold": result.threshold,
                                                "saliency": result.saliency.to_json()})
             if contributions and patient:
-                rows.extend(_rows(json.loads(cached.read_text(encoding="utf-8"))))
+                rows.extend(_cached_rows(cached))
     summary: dict[str, Any] = {"run": str(run_dir), "out": str(out_dir), "method": method,
                                "reports": {"written": reports_written, "folder": str(out_dir / "reports")}
                                if reports else None}
@@ -204,6 +206,21 @@ def cohort_saliency(run_dir: str | Path, *, contributions: bool = True, reports:
         box_plots(rows, modalities, saliency_dir / "contributions.png")
         write_json_atomic(saliency_dir / "contributions.json", summary)
     return summary
+
+
+def _cached_rows(path: Path) -> list[dict[str, Any]]:
+    """:func:`_rows` of a subject's cached result; a damaged one is an error naming it (it is recomputed once deleted)."""
+    from FCDDetectLib.errors import FCDInputError
+
+    from FCDTrainLib.run_folder.run_files import read_json_object
+
+    try:
+        return _rows(read_json_object(path, "cached saliency result"))
+    except (KeyError, TypeError, ValueError) as error:
+        if isinstance(error, FCDInputError):
+            raise
+        raise FCDInputError(f"{path}: damaged cached saliency result ({type(error).__name__}: {error}); delete it "
+                            "and run again (it is recomputed)") from None
 
 
 def _rows(entry: dict[str, Any]) -> list[dict[str, Any]]:

@@ -26,7 +26,6 @@ Example:
 from __future__ import annotations
 
 import dataclasses
-import json
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -39,6 +38,7 @@ from FCDTrainLib.experiment.fold_tasks import claim_runs, make_run_folders, on_f
 from FCDTrainLib.run_folder.event_log import EventLog
 from FCDTrainLib.run_folder.layout import ExperimentLayout, RunLayout
 from FCDTrainLib.run_folder.run_config import RunConfig, file_sha256, load_config
+from FCDTrainLib.run_folder.run_files import check_links, read_json_object
 
 
 def run_name(depth: int, pretrained: str, modality: str, supervision: str = "none") -> str:
@@ -105,7 +105,7 @@ def collect_results(out_dir: str | Path) -> tuple[list[dict[str, Any]], list[dic
             path = layout.metrics(fold)
             if not path.is_file():
                 continue
-            metrics = json.loads(path.read_text(encoding="utf-8"))
+            metrics = read_json_object(path, "fold metrics")
             fold_rows.append({
                 "depth": config.depth, "pretrained": config.pretrained, "modality": config.modality,
                 "supervision": config.supervision, "fold": fold, "run": run_dir.name,
@@ -136,6 +136,7 @@ def run_experiment(base: RunConfig, out_dir: str | Path, depths: Sequence[int] =
 
     out = Path(out_dir)
     executor = executor or LocalExecutor()
+    check_links(out, "experiment folder", marker="events.jsonl")  # no name under OUT (runs/NAME/fold-K, ...) may lead outside it
     configs = plan_grid(base, depths, pretrained, modalities, weights_dir, supervisions)
     runs = [(_name(c), c) for c in configs]
     finished = {name for name, config in runs if is_finished(out / "runs" / name, config)}

@@ -21,7 +21,10 @@ import threading
 from pathlib import Path
 from typing import Any, TextIO
 
+from FCDDetectLib.errors import FCDInputError
+
 from FCDTrainLib.run_folder.event_log import read_events
+from FCDTrainLib.run_folder.run_files import plain_name
 
 EVENTS_NAME = "events.jsonl"
 
@@ -37,6 +40,10 @@ def experiment_progress(out: str | Path) -> dict[str, Any] | None:
     Keys: ``status`` (running, done, error), ``fraction``, ``folds_done``, ``folds_total``,
     ``folds_skipped`` (finished before this submission), ``running`` (list of
     ``{"run", "fold", "epoch", "max_epochs"}``), ``eta_seconds``, ``executor``, ``message``.
+
+    Raises:
+        FCDInputError: the ``start`` event names a run that is not a plain folder name under
+            ``OUT/runs`` (a planted ``../elsewhere``): nothing outside ``OUT`` is read.
     """
     out = Path(out)
     events = read_events(out / EVENTS_NAME)
@@ -50,7 +57,11 @@ def experiment_progress(out: str | Path) -> dict[str, Any] | None:
             status = "done"
         elif event.get("event") == "error":
             status, message = "error", event.get("message")
-    tasks = [(str(t["run"]), int(t["fold"])) for t in start.get("tasks", [])]
+    tasks = [(t["run"], t["fold"]) for t in start.get("tasks", [])]
+    stray = next((run for run, _ in tasks if not plain_name(run)), None)
+    if stray is not None:
+        raise FCDInputError(f"{out / EVENTS_NAME}: names the run {stray[:80]!r}, which is not a folder name under "
+                            f"{out / 'runs'}; refused, nothing outside the experiment folder is read")
     max_epochs = max(1, int(start.get("max_epochs") or 1))
     run_events = {run: read_events(out / "runs" / run / EVENTS_NAME) for run in {r for r, _ in tasks}}
     done, epochs, seconds = set(), {}, []
@@ -127,7 +138,10 @@ class ProgressPrinter:
     def print_now(self) -> None:
         if self.stream is None:
             return
-        progress = experiment_progress(self.out)
+        try:
+            progress = experiment_progress(self.out)
+        except FCDInputError:  # a damaged log: the run itself reports its own errors
+            return
         if progress is None:
             return
         line = format_progress(progress)

@@ -1,7 +1,11 @@
 """A whole training run (``fcd train``): data, folds, cache, every fold, results.
 
 The folder's layout (``config.json``, ``folds.json``, ``fold-K/model.fcdbundle``, ...) is
-:class:`FCDTrainLib.run_folder.layout.RunLayout`'s.
+:class:`FCDTrainLib.run_folder.layout.RunLayout`'s. A run folder is untrusted input when it is
+resumed: a link in it leading outside, a damaged ``config.json``, ``folds.json``,
+``dataset.json``, lock or cache entry is one error naming the file, before any epoch runs; a
+dataset whose files changed since the run started is refused
+(:mod:`FCDTrainLib.run_folder.dataset_record`).
 
 Example:
     >>> from FCDTrainLib.run_folder.run_config import RunConfig
@@ -10,7 +14,8 @@ Example:
 
 from __future__ import annotations
 
-import json
+import errno
+import os
 import shutil
 import sys
 from collections.abc import Sequence
@@ -21,10 +26,12 @@ from FCDDetectLib.errors import FCDInputError
 from FCDDetectLib.io.atomic_files import write_json_atomic, write_text_atomic
 from FCDDetectLib.io.output_set import check_output_folder, remove_stale
 
+from FCDTrainLib.run_folder.dataset_record import check_dataset, dataset_record, write_dataset_record
 from FCDTrainLib.run_folder.event_log import EventLog
-from FCDTrainLib.run_folder.layout import CONFIG_NAME, RunLayout
+from FCDTrainLib.run_folder.layout import CONFIG_NAME, DATASET_NAME, RunLayout
 from FCDTrainLib.run_folder.run_config import RunConfig, check_same_run, file_sha256, write_config
-from FCDTrainLib.training.folds import FoldSplit, make_folds
+from FCDTrainLib.run_folder.run_files import check_links, read_json_object
+from FCDTrainLib.training.folds import FoldSplit, make_folds, read_folds
 
 
 def select_subjects(dataset: Any, config: RunConfig) -> tuple[list[Any], list[str]]:
@@ -77,19 +84,25 @@ def check_supervision(subjects: Sequence[Any], config: RunConfig) -> list[str]:
 
 
 def prepare(config: RunConfig, run_dir: str | Path) -> tuple[list[Any], list[str], list[FoldSplit]]:
-    """Every check that needs no writing: options, data, folds, weights, the RUN folder."""
+    """Every check that needs no writing: options, data, folds, weights, the RUN folder.
+
+    Returns the subjects, the warnings and the fold splits. The dataset must match the run's
+    ``dataset.json`` when it has one (:mod:`FCDTrainLib.run_folder.dataset_record`).
+    """
     from FCDTrainLib.data.dataset_loader import load_dataset
     from FCDTrainLib.training.fold_model import build_model
 
     config.validate()
+    check_links(run_dir)  # no name of the run folder may lead outside it
     dataset = load_dataset(config.data)
     subjects, skipped = select_subjects(dataset, config)
     skipped = [*skipped, *check_supervision(subjects, config)]
-    folds = plan_folds(subjects, config)
     if config.weights:
         config.weights_sha256 = file_sha256(config.weights)
         build_model(config, 0)  # loads the weights: wrong depth or a corrupt file fail here
     check_same_run(run_dir, config)
+    check_dataset(run_dir, dataset_record(subjects, config.modalities), config.data)  # before its folds
+    folds = plan_folds(subjects, config)
     return subjects, [*dataset.warnings, *skipped], folds
 
 
@@ -155,7 +168,7 @@ def run_fold(config: RunConfig, split: FoldSplit, subjects: dict[str, Any], cach
              log: EventLog, device: str, later_folds: int, progress: bool) -> dict[str, Any]:
     """Train one fold (or resume it), test it, write its bundle, predictions and metrics."""
     from FCDDetectLib.grid.ood import summarise_ranges
-    from FCDDetectLib.networks.bundle import ModelBundle, save_bundle
+    from FCDDetectLib.networks.bundle import ModelBundle
     from FCDDetectLib.networks.bundle_metadata import BundleMetadata
 
     from FCDTrainLib.evaluation.fold_eval import evaluate_subjects, predictions_csv
@@ -193,7 +206,7 @@ def run_fold(config: RunConfig, split: FoldSplit, subjects: dict[str, Any], cach
     metrics.update(fold=split.fold, best_epoch=outcome.best_epoch, best_val_loss=outcome.best_val_loss,
                    epochs_run=outcome.epochs_run, stopped_early=outcome.stopped_early)
     meta.metrics = {k: v for k, v in metrics.items() if k != "warnings"}
-    save_bundle(layout.bundle(split.fold), model.cpu(), meta)
+    write_bundle(layout.bundle(split.fold), model.cpu(), meta)
     write_text_atomic(layout.predictions(split.fold), predictions_csv(rows))
     write_json_atomic(folder / "history.json", outcome.history)
     write_json_atomic(layout.metrics(split.fold), metrics)  # last: marks the fold as done
@@ -202,7 +215,26 @@ def run_fold(config: RunConfig, split: FoldSplit, subjects: dict[str, Any], cach
     return metrics
 
 
-RUN_FILES = (CONFIG_NAME, "folds.json", "skipped.json", "events.jsonl", "summary.json")
+def write_bundle(path: Path, model: Any, meta: Any) -> None:
+    """:func:`~FCDDetectLib.networks.bundle.save_bundle`, with a full disk reported as ``ENOSPC``.
+
+    torch's writer, given a file name, reports a full disk as ``RuntimeError("... unexpected
+    pos ...")``. When the folder then has fewer free bytes than the weights need (the failed
+    bundle's temporary folder is already removed), the write failed for lack of space, and the
+    ``OSError`` says so; any other ``RuntimeError`` is raised as it is.
+    """
+    from FCDDetectLib.networks.bundle import save_bundle
+
+    try:
+        save_bundle(path, model, meta)
+    except RuntimeError:
+        needed = sum(t.numel() * t.element_size() for t in model.state_dict().values())
+        if shutil.disk_usage(path.parent).free >= needed:
+            raise
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(path)) from None
+
+
+RUN_FILES = (CONFIG_NAME, "folds.json", "skipped.json", DATASET_NAME, "events.jsonl", "summary.json")
 
 
 def _build_cache(cache: Any, subjects: Sequence[Any], run_dir: Path, fresh: bool, with_rois: bool = False) -> None:
@@ -211,7 +243,7 @@ def _build_cache(cache: Any, subjects: Sequence[Any], run_dir: Path, fresh: bool
     created = [p for p in (run_dir, run_dir / "cache", cache.folder) if not p.exists()]
     try:
         cache.build(subjects, with_rois=with_rois)
-    except FCDInputError:
+    except (FCDInputError, OSError):  # OSError: a full disk
         if fresh:
             for path in reversed(created):  # deepest first; only what this invocation made
                 shutil.rmtree(path, ignore_errors=True)
@@ -227,7 +259,7 @@ def summarise_run(run_dir: str | Path, n_folds: int) -> dict[str, Any] | None:
     for fold in range(n_folds):
         if not layout.fold_done(fold):
             return None
-        folds.append(json.loads(layout.metrics(fold).read_text(encoding="utf-8")))
+        folds.append(read_json_object(layout.metrics(fold), "fold metrics"))
     from FCDTrainLib.evaluation.fold_eval import SUMMARY_METRICS
 
     return {"folds": folds, **summarise_folds(dict(enumerate(folds)), SUMMARY_METRICS)}
@@ -252,7 +284,7 @@ def train_run(config: RunConfig, run_dir: str | Path, only_fold: int | None = No
     layout = RunLayout(run_dir)
     folds_path = layout.folds
     fold_dicts = [f.to_dict() for f in folds]
-    if folds_path.is_file() and json.loads(folds_path.read_text()) != fold_dicts:
+    if folds_path.is_file() and read_folds(folds_path, config.folds) != folds:
         raise FCDInputError(f"{folds_path}: the dataset changed since this run started (other fold splits)")
     for warning in warnings:
         print(f"warning: {warning}", file=sys.stderr)
@@ -273,6 +305,8 @@ def train_run(config: RunConfig, run_dir: str | Path, only_fold: int | None = No
         write_config(run_dir, config)
         log = log or EventLog(layout.events)
         write_json_atomic(folds_path, fold_dicts)
+        if not layout.dataset.is_file():  # the first start (or a run older than the record)
+            write_dataset_record(run_dir, dataset_record(subjects, config.modalities))  # digests cached
         write_json_atomic(layout.skipped, warnings)
         if device == "cpu":
             deterministic_cpu()
@@ -301,4 +335,4 @@ def train_run(config: RunConfig, run_dir: str | Path, only_fold: int | None = No
             shutil.rmtree(layout.cache, ignore_errors=True)
     log.emit("done", folds=[f.fold for f in todo], complete=summary is not None,
              summary={k: summary[k] for k in ("accuracy", "roc_auc", "heat_score")} if summary else None)
-    return summary or {"folds": [json.loads(layout.metrics(f.fold).read_text()) for f in todo]}
+    return summary or {"folds": [read_json_object(layout.metrics(f.fold), "fold metrics") for f in todo]}

@@ -25,7 +25,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from FCDDetectLib.io.atomic_files import json_text
+from FCDDetectLib.io.atomic_files import json_text, write_text_atomic
 
 try:  # POSIX; on Windows only one process writes a run's log (the local executor)
     import fcntl
@@ -33,24 +33,67 @@ except ImportError:  # pragma: no cover - Windows
     fcntl = None
 
 
+MAX_EVENT_BYTES = 1 << 20
+"""Longest event line read (1 MiB): ours are under 4 kB (a ``fold_done`` with its metrics)."""
+
+_INTEGERS = ("fold", "epoch", "max_epochs", "slots", "folds_skipped")
+_NUMBERS = ("time", "seconds")
+
+
+def _integer(value: Any) -> bool:
+    return type(value) is int
+
+
+def _well_formed(event: Any) -> bool:
+    """Whether ``event`` has the shape the readers rely on (a run file is untrusted; others are skipped)."""
+    if not isinstance(event, dict) or not isinstance(event.get("event"), str):
+        return False
+    if any(key in event and not _integer(event[key]) for key in _INTEGERS):
+        return False
+    if any(event.get(key) is not None and (isinstance(event[key], bool) or not isinstance(event[key], (int, float)))
+           for key in _NUMBERS):
+        return False
+    if any(key in event and not (isinstance(event[key], list) and all(map(_integer, event[key])))
+           for key in ("folds", "pending")):
+        return False
+    if "metrics" in event and not isinstance(event["metrics"], dict):
+        return False
+    tasks = event.get("tasks", [])
+    return isinstance(tasks, list) and all(
+        isinstance(t, dict) and isinstance(t.get("run"), str) and _integer(t.get("fold")) for t in tasks)
+
+
+def _lines(handle: Any) -> Iterator[str]:
+    """Complete lines of at most :data:`MAX_EVENT_BYTES`; a longer one is skipped, a last one without newline ends."""
+    while True:
+        line = handle.readline(MAX_EVENT_BYTES + 1)
+        if not line.endswith("\n"):
+            if len(line) <= MAX_EVENT_BYTES:
+                return  # end of file, or a half-written last line
+            while line and not line.endswith("\n"):  # an over-long line: skip to its end
+                line = handle.readline(MAX_EVENT_BYTES + 1)
+            continue
+        yield line
+
+
 def read_events(path: str | Path) -> list[dict[str, Any]]:
     """All complete events of ``path`` in order; a missing file gives ``[]``.
 
-    A line that is not valid JSON (the tail of a write cut short by a kill) is skipped.
+    A line that is not valid JSON (the tail of a write cut short by a kill), an over-long,
+    too deeply nested or otherwise ill-formed event (wrong types of the fields the readers
+    use) is skipped: the log is a run file, read as untrusted input.
     """
     path = Path(path)
-    if not path.exists():
+    if not path.is_file():
         return []
     events = []
-    with path.open("r", encoding="utf-8") as handle:
-        for line in handle:
-            if not line.endswith("\n"):
-                break  # half-written last line
+    with path.open("r", encoding="utf-8", errors="replace") as handle:
+        for line in _lines(handle):
             try:
                 event = json.loads(line)
-            except json.JSONDecodeError:
+            except (ValueError, RecursionError):
                 continue
-            if isinstance(event, dict):
+            if _well_formed(event):
                 events.append(event)
     return events
 
@@ -97,31 +140,40 @@ class EventLog:
         self._repair()
 
     def _rewrite(self, events: list[dict[str, Any]]) -> None:
-        tmp = self.path.with_name(self.path.name + ".tmp")
-        with tmp.open("w", encoding="utf-8") as handle:
-            for event in events:
-                handle.write(json_text(event, indent=None) + "\n")
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, self.path)
+        write_text_atomic(self.path, "".join(json_text(event, indent=None) + "\n" for event in events))
 
     def _repair(self) -> None:
-        if not self.path.exists():
+        if not self.path.is_file():
             return
         with _locked(self.path):
-            raw = self.path.read_text(encoding="utf-8")
+            newlines, ends_with_newline, size = 0, True, 0
+            with self.path.open("rb") as handle:  # in blocks: no line of the file is held whole
+                for block in iter(lambda: handle.read(1 << 20), b""):
+                    newlines += block.count(b"\n")
+                    ends_with_newline = block.endswith(b"\n")
+                    size += len(block)
             events = read_events(self.path)
-            if raw and (not raw.endswith("\n") or raw.count("\n") != len(events)):
-                self._rewrite(events)
+            if size and (not ends_with_newline or newlines != len(events)):
+                self._rewrite(events)  # drops a half-written last line and lines no reader could use
 
     def emit(self, kind: str, **fields: Any) -> dict[str, Any]:
         """Append one event ``{"event": kind, "time": ..., **fields}`` and return it."""
         event = {"event": kind, "time": round(time.time(), 3), **fields}
-        line = json_text(event, indent=None) + "\n"
-        with _locked(self.path), self.path.open("a", encoding="utf-8") as handle:
-            handle.write(line)
-            handle.flush()
-            os.fsync(handle.fileno())
+        data = (json_text(event, indent=None) + "\n").encode("utf-8")
+        with _locked(self.path):
+            fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+            try:
+                size = os.fstat(fd).st_size
+                try:
+                    written = 0
+                    while written < len(data):
+                        written += os.write(fd, data[written:])
+                    os.fsync(fd)
+                except BaseException:  # a full disk: take the part of the line back, no half line stays
+                    os.ftruncate(fd, size)
+                    raise
+            finally:
+                os.close(fd)
         return event
 
     def drop_epochs_after(self, fold: int, epoch: int) -> int:
@@ -135,7 +187,7 @@ class EventLog:
             seen: set[int] = set()
             for event in events:
                 if event.get("event") == "epoch" and event.get("fold") == fold:
-                    number = int(event.get("epoch", 0))
+                    number = event.get("epoch", 0)
                     if number > epoch or number in seen:
                         continue
                     seen.add(number)

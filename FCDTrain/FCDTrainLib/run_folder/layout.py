@@ -5,6 +5,7 @@ A run folder (``fcd train --out RUN``)::
     RUN/config.json             RunConfig (refuse-to-mix check)
     RUN/folds.json              subject ids of each fold's train / val / test parts
     RUN/skipped.json            subjects left out (missing modality, other protocol) and why
+    RUN/dataset.json            each subject's label and the SHA-256 of its images and ROI
     RUN/events.jsonl            progress, one JSON object per line
     RUN/cache/                  preprocessed volumes on the model grid
     RUN/fold-K/checkpoint.pt    last committed epoch (deleted when the fold is done)
@@ -27,12 +28,14 @@ Example:
 from __future__ import annotations
 
 import os
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
 CONFIG_NAME = "config.json"
 FOLDS_NAME = "folds.json"
 SKIPPED_NAME = "skipped.json"
+DATASET_NAME = "dataset.json"
 EVENTS_NAME = "events.jsonl"
 SUMMARY_NAME = "summary.json"
 CACHE_NAME = "cache"
@@ -46,6 +49,16 @@ RESULTS_STEM = "results"
 def fold_name(fold: int) -> str:
     """``fold-K``: the folder of fold ``K`` (0-based)."""
     return f"fold-{int(fold)}"
+
+
+def is_fold_name(name: str) -> bool:
+    """Whether ``name`` is the folder name of some fold (``fold-0``, ``fold-12``, ...).
+
+    Example:
+        >>> is_fold_name("fold-3"), is_fold_name("fold-x"), is_fold_name("evaluation")
+        (True, False, False)
+    """
+    return re.fullmatch(r"fold-\d+", name) is not None
 
 
 @dataclass(frozen=True)
@@ -68,6 +81,10 @@ class RunLayout:
     @property
     def skipped(self) -> Path:
         return self.root / SKIPPED_NAME
+
+    @property
+    def dataset(self) -> Path:
+        return self.root / DATASET_NAME
 
     @property
     def events(self) -> Path:

@@ -15,7 +15,6 @@ Example:
 from __future__ import annotations
 
 import hashlib
-import json
 from dataclasses import MISSING, asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
@@ -36,7 +35,9 @@ from FCDDetectLib.detection.options import DetectOptions
 from FCDDetectLib.errors import FCDInputError
 from FCDDetectLib.maps.clusters import DEFAULT_MIN_SIZE_MM3, DEFAULT_THRESHOLD
 
+from FCDTrainLib.data.seeds import SEED_MAX
 from FCDTrainLib.run_folder.layout import CACHE_NAME, CONFIG_NAME, EVENTS_NAME
+from FCDTrainLib.run_folder.run_files import MAX_CONFIG_BYTES, read_json_object
 
 # Fields that do not change the numbers a run produces.
 NOT_IDENTITY = ("device", "weights", "workers")
@@ -85,7 +86,7 @@ class RunConfig:
                                  "<1 for quick CPU runs; 1/16 keeps 4 filters in the first stage", ge=0.0625, le=4)
     modality: str = option("flair", "input modality, or both as two channels", choices=INPUT_MODALITIES)
     folds: int = option(5, "number of folds", ge=2)
-    seed: int = option(0, "seed of folds, initialisation, order, augmentation", ge=0)
+    seed: int = option(0, "seed of folds, initialisation, order, augmentation", ge=0, le=SEED_MAX)
     max_epochs: int = option(100, "epoch limit per fold", ge=1)
     lr: float = option(1e-3, "Adam learning rate", gt=0)
     batch_size: int = option(4, "training batch size", ge=1)
@@ -169,10 +170,35 @@ class RunConfig:
                              cluster_threshold=self.cluster_threshold, min_cluster_mm3=self.min_cluster_mm3)
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> RunConfig:
-        """A config from ``config.json``; retired fields of older versions (and unknown ones) are ignored."""
-        known = {f.name for f in fields(cls)}
-        return cls(**{k: v for k, v in data.items() if k in known})
+    def from_dict(cls, data: Any, source: str = CONFIG_NAME) -> RunConfig:
+        """A config from ``config.json``; retired fields of older versions (and unknown ones) are ignored.
+
+        Every known field is checked for its type, choices and bounds (the file is untrusted);
+        a wrong one is an FCDInputError naming ``source`` and the field.
+
+        Example:
+            >>> RunConfig.from_dict({"data": "cohort", "folds": "five"}, source="run/config.json")
+            Traceback (most recent call last):
+            ...
+            FCDDetectLib.errors.FCDInputError: run/config.json: damaged run configuration: folds is 'five', expected an integer
+        """
+        if not isinstance(data, dict):
+            raise FCDInputError(f"{source}: damaged run configuration: a JSON object was expected, "
+                                f"found {type(data).__name__}")
+        by_name = {f.name: f for f in fields(cls)}
+        if "data" not in data:
+            raise FCDInputError(f"{source}: damaged run configuration: no 'data' (the dataset) field")
+        values = {k: v for k, v in data.items() if k in by_name}
+        for name, value in values.items():
+            problem = _type_problem(by_name[name], value)
+            if problem is None:
+                try:
+                    _check_field(by_name[name], value)
+                except FCDInputError as error:
+                    problem = str(error)
+            if problem is not None:
+                raise FCDInputError(f"{source}: damaged run configuration: {problem}")
+        return cls(**values)
 
     def identity(self) -> dict[str, Any]:
         """The fields that must match for two invocations to share a RUN folder."""
@@ -204,6 +230,28 @@ def flag_of(f: Any) -> str:
     return f.metadata.get("flag") or "--" + f.name.replace("_", "-")
 
 
+def _type_problem(f: Any, value: Any) -> str | None:
+    """Why ``value`` cannot be the value of field ``f`` (by the type of its default), or None."""
+    default = f.default_factory() if f.default_factory is not MISSING else f.default
+    if default is MISSING or isinstance(default, str):
+        ok, expected = isinstance(value, str), "a string"
+    elif default is None:
+        ok, expected = value is None or isinstance(value, str), "null or a string"
+    elif isinstance(default, bool):
+        ok, expected = isinstance(value, bool), "true or false"
+    elif isinstance(default, int):
+        ok, expected = isinstance(value, int) and not isinstance(value, bool), "an integer"
+    elif isinstance(default, float):
+        ok, expected = isinstance(value, (int, float)) and not isinstance(value, bool), "a number"
+    else:  # spacing, shape: three numbers (integers for the shape)
+        kind = int if isinstance(default[0], int) else (int, float)
+        ok = (isinstance(value, (list, tuple)) and len(value) == len(default)
+              and all(isinstance(v, kind) and not isinstance(v, bool) for v in value))
+        expected = f"a list of {len(default)} {'integers' if kind is int else 'numbers'}"
+    shown = repr(value)[:60] if value is None or isinstance(value, (str, int, float)) else type(value).__name__
+    return None if ok else f"{f.name} is {shown}, expected {expected}"
+
+
 def _check_field(f: Any, value: Any) -> None:
     meta, flag = f.metadata, flag_of(f)
     if meta.get("choices") is not None and value not in meta["choices"]:
@@ -214,7 +262,7 @@ def _check_field(f: Any, value: Any) -> None:
                            ("le", lambda v, b: v <= b, "at most"), ("lt", lambda v, b: v < b, "less than")):
         bound = meta.get(key)
         if bound is not None and not ok(value, bound):
-            raise FCDInputError(f"{flag} {value}: must be {words} {bound:g}")
+            raise FCDInputError(f"{flag} {value}: must be {words} {bound if isinstance(bound, int) else f'{bound:g}'}")
 
 
 def check_overrides(overrides: dict[str, Any]) -> None:
@@ -257,12 +305,9 @@ def file_sha256(path: str | Path) -> str:
 def load_config(run_dir: str | Path) -> RunConfig:
     """Read ``RUN/config.json``; FCDInputError when it is missing or unreadable."""
     path = Path(run_dir) / CONFIG_NAME
-    if not path.is_file():
+    if not path.exists():
         raise FCDInputError(f"{path}: not found; is {run_dir} a training run folder?")
-    try:
-        return RunConfig.from_dict(json.loads(path.read_text(encoding="utf-8")))
-    except (json.JSONDecodeError, TypeError) as error:
-        raise FCDInputError(f"{path}: unreadable run configuration ({error})") from error
+    return RunConfig.from_dict(read_json_object(path, "run configuration", MAX_CONFIG_BYTES), source=str(path))
 
 
 def check_same_run(run_dir: str | Path, config: RunConfig) -> bool:

@@ -10,6 +10,12 @@ Scopes: the whole run (``run.lock``) or one fold (``fold-N.lock``, for ``fcd tra
 --fold N``), so folds of one run can still be trained in parallel. A whole-run writer
 conflicts with every fold writer, a fold writer with the whole-run writer and the same fold.
 
+A lock file is a run file, so it is read as untrusted input: at most :data:`MAX_LOCK_BYTES`.
+A file cut short by a kill while it was written (empty, or not JSON yet) is a garbled lock:
+stale once :data:`_FRESH_SECONDS` old. Anything else that is not ``{"pid": int > 0, "host":
+str, "started": number, ...}`` (another type, a nesting our writer never makes, a folder in
+its place) cannot come from a writer of ours and is refused with an error naming it.
+
 Hand-written (about 100 lines) because the well-kept lock libraries (filelock, portalocker)
 lock by open file handle, which says nothing about *which* process holds a run, and are
 not among the packages Slicer installs.
@@ -39,6 +45,8 @@ from FCDDetectLib.io.output_set import pid_alive  # the one liveness check (stal
 from FCDTrainLib.run_folder.layout import fold_name
 
 LOCK_DIR = ".lock"
+MAX_LOCK_BYTES = 64 << 10
+"""Largest lock file read (64 kB): ours are about 100 bytes (pid, host name, time, scope)."""
 _FRESH_SECONDS = 10.0  # an empty lock file younger than this is being written, not stale
 
 
@@ -46,15 +54,39 @@ def _lock_name(fold: int | None) -> str:
     return "run.lock" if fold is None else f"{fold_name(int(fold))}.lock"
 
 
+def _damaged(path: Path, reason: str) -> FCDInputError:
+    return FCDInputError(f"{path}: damaged run lock ({reason}); if no fcd process is writing "
+                         f"{path.parent.parent}, delete it")
+
+
 def _read(path: Path) -> dict[str, Any] | None:
+    """The lock's content; None when there is no lock, ``{}`` when it is garbled (a write cut short).
+
+    Raises:
+        FCDInputError: the lock is damaged in a way no writer of ours can leave (see the module docstring).
+    """
     try:
-        text = path.read_text(encoding="utf-8")
-        info = json.loads(text)
-        return info if isinstance(info, dict) else {}
+        if path.is_dir() or (path.exists() and not path.is_file()):
+            raise _damaged(path, "not a file")
+        with path.open("rb") as handle:
+            raw = handle.read(MAX_LOCK_BYTES + 1)
     except FileNotFoundError:
         return None
-    except (OSError, ValueError):
+    except OSError:
         return {}
+    if len(raw) > MAX_LOCK_BYTES:
+        raise _damaged(path, f"larger than {MAX_LOCK_BYTES:,} bytes")
+    try:
+        info = json.loads(raw.decode("utf-8"))
+    except RecursionError:
+        raise _damaged(path, "nested too deeply") from None
+    except ValueError:  # empty or cut short by a kill during the write (json.JSONDecodeError, UnicodeDecodeError)
+        return {}
+    if not (isinstance(info, dict) and type(info.get("pid")) is int and info["pid"] > 0
+            and isinstance(info.get("host"), str)
+            and isinstance(info.get("started"), (int, float)) and not isinstance(info.get("started"), bool)):
+        raise _damaged(path, 'expected {"pid": a positive integer, "host": a name, "started": a time}')
+    return info
 
 
 def _is_stale(path: Path, info: dict[str, Any]) -> bool:
@@ -65,13 +97,16 @@ def _is_stale(path: Path, info: dict[str, Any]) -> bool:
             return True
     if info.get("host") != socket.gethostname():
         return False
-    return not pid_alive(int(info.get("pid", -1)))
+    return not pid_alive(info["pid"])
 
 
 def holders(folder: str | Path) -> dict[str, dict[str, Any]]:
     """Live locks of ``folder`` by file name (stale ones are left out)."""
     lock_dir = Path(folder) / LOCK_DIR
     if not lock_dir.is_dir():
+        if os.path.lexists(lock_dir):
+            raise FCDInputError(f"{lock_dir}: not a folder (the run's locks live there); if no fcd process is "
+                                f"writing {folder}, delete it")
         return {}
     out = {}
     for path in sorted(lock_dir.glob("*.lock")):
@@ -111,16 +146,24 @@ class RunLock:
         if busy is not None and busy.get("pid") != os.getpid():
             raise FCDInputError(f"{self.folder}: this run folder is being written by {describe(busy)}; "
                                 "stop that process first (or wait for it to end)")
-        self._created = [p for p in (self.folder, self.path.parent) if not p.exists()]
+        self._created = [p for p in (*reversed(self.path.parent.parents), self.path.parent) if not p.exists()]
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._take_over_if_stale()
         try:
-            fd = os.open(self.path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
-        except FileExistsError:
-            info = _read(self.path) or {}
-            raise FCDInputError(f"{self.folder}: this run folder is being written by {describe(info)}") from None
-        with os.fdopen(fd, "w", encoding="utf-8") as out:
-            json.dump(self.info, out)
+            self._take_over_if_stale()
+            try:
+                fd = os.open(self.path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+            except FileExistsError:
+                info = _read(self.path) or {}
+                raise FCDInputError(f"{self.folder}: this run folder is being written by {describe(info)}") from None
+            try:
+                with os.fdopen(fd, "w", encoding="utf-8") as out:
+                    json.dump(self.info, out)
+            except BaseException:  # a full disk: no half-written lock stays
+                self.path.unlink(missing_ok=True)
+                raise
+        except BaseException:
+            self._remove_created()
+            raise
         return self
 
     def _take_over_if_stale(self) -> None:
@@ -142,9 +185,16 @@ class RunLock:
 
     def release(self) -> None:
         """Remove the lock if it is still ours."""
-        info = _read(self.path)
+        try:
+            info = _read(self.path)
+        except FCDInputError:  # replaced by something else while we held it: not ours to remove
+            info = None
         if info and info.get("pid") == self.info["pid"] and info.get("started") == self.info["started"]:
             self.path.unlink(missing_ok=True)
+        self._remove_created()
+
+    def _remove_created(self) -> None:
+        """Remove the lock folder and the folders :meth:`acquire` created, when empty (innermost first)."""
         for folder in (self.path.parent, *reversed(self._created)):  # leave no empty folder behind
             try:
                 folder.rmdir()

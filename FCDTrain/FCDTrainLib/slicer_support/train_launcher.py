@@ -157,7 +157,10 @@ def run_progress(out: str | Path, n_runs: int = 1) -> dict[str, Any]:
     """
     files = event_files(out)
     runs = {str(path.parent): progress_from_events(read_events(path)) for path in files}
-    experiment = experiment_progress(out) if Path(out).is_dir() else None
+    try:
+        experiment = experiment_progress(out) if Path(out).is_dir() else None
+    except FCDInputError as error:  # a damaged experiment log: shown as the run's error
+        return {**progress_from_events([]), "status": "error", "message": str(error), "runs": runs}
     if experiment is not None:  # an experiment folder: figures over its fold tasks, either executor
         runs.pop(str(Path(out)), None)
         latest = max(runs.values(), key=lambda p: (p["last"] or {}).get("time", 0),

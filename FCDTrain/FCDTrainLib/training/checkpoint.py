@@ -60,9 +60,32 @@ def restore_rng(states: dict[str, Any]) -> None:
     random.setstate((int(version), tuple(int(v) for v in internal), gauss_next))
 
 
+def save_tensors(path: Path, payload: Any) -> None:
+    """``torch.save`` of ``payload`` to ``path``, atomically, through an open file.
+
+    Given a file name, torch's writer reports a full disk as ``RuntimeError("... unexpected pos
+    ...")``; through a Python file object the ``OSError`` (``ENOSPC``) is raised by our file, and
+    torch's writer, closing, hides it behind a ``RuntimeError`` again: that ``OSError`` is raised
+    instead, so the command can say what happened (:mod:`FCDTrainLib.run_folder.write_guard`).
+    """
+    def write(tmp: str) -> None:
+        with open(tmp, "wb") as handle:
+            try:
+                torch.save(payload, handle)
+            except RuntimeError as error:
+                cause = error.__context__
+                while cause is not None and not isinstance(cause, OSError):
+                    cause = cause.__context__
+                if cause is None:
+                    raise
+                raise cause from None
+
+    write_atomic(path, write)
+
+
 def save_checkpoint(path: Path, payload: dict[str, Any]) -> None:
     """Write ``payload`` (model/optimizer/scheduler state dicts, trainer state, rng) atomically."""
-    write_atomic(path, lambda tmp: torch.save(payload, tmp))
+    save_tensors(path, payload)
 
 
 def load_checkpoint(fold_dir: Path, fold: int, warn: Callable[[str], None]) -> dict[str, Any] | None:

@@ -15,11 +15,15 @@ Example:
 
 from __future__ import annotations
 
+import os
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
+from typing import Any
 
 from FCDDetectLib.errors import FCDInputError
+
+from FCDTrainLib.run_folder.run_files import read_json
 
 CLASS_NAMES = ("control", "fcd")
 
@@ -35,6 +39,45 @@ class FoldSplit:
 
     def to_dict(self) -> dict:
         return asdict(self)
+
+
+def _split_problem(index: int, entry: Any) -> str | None:
+    """Why ``entry`` cannot be fold ``index`` of ``folds.json`` (None: it can)."""
+    if not isinstance(entry, dict) or set(entry) != {"fold", "train", "val", "test"}:
+        return f"entry {index} is not {{fold, train, val, test}}"
+    if type(entry["fold"]) is not int or entry["fold"] != index:
+        return f"entry {index} names fold {entry['fold']!r}"
+    for part in ("train", "val", "test"):
+        ids = entry[part]
+        if not isinstance(ids, list) or not all(isinstance(i, str) and i for i in ids):
+            return f"fold {index} {part} is not a list of subject ids"
+    return None
+
+
+def read_folds(path: str | os.PathLike, n_folds: int) -> list[FoldSplit]:
+    """The fold splits recorded in a run's ``folds.json`` (untrusted: every entry is checked).
+
+    Raises:
+        FCDInputError: naming the file when it is not ``n_folds`` entries ``{fold, train, val,
+            test}`` in fold order with lists of subject ids (see
+            :func:`FCDTrainLib.run_folder.run_files.read_json` for the bounds).
+
+    Example:
+        >>> import json, tempfile, pathlib
+        >>> path = pathlib.Path(tempfile.mkdtemp()) / "folds.json"
+        >>> _ = path.write_text(json.dumps([{"fold": 0, "train": ["a"], "val": ["b"], "test": ["c"]}]))
+        >>> read_folds(path, 1)[0].test
+        ['c']
+    """
+    entries = read_json(path, "fold splits")
+    if not isinstance(entries, list) or len(entries) != n_folds:
+        found = f"{len(entries)} entries" if isinstance(entries, list) else type(entries).__name__
+        raise FCDInputError(f"{path}: damaged fold splits: {n_folds} folds expected, found {found}")
+    for index, entry in enumerate(entries):
+        problem = _split_problem(index, entry)
+        if problem is not None:
+            raise FCDInputError(f"{path}: damaged fold splits: {problem}")
+    return [FoldSplit(**entry) for entry in entries]
 
 
 def _check_counts(labels: Sequence[int], n_folds: int, what: str) -> None:
@@ -64,6 +107,12 @@ def _split_validation(
     from sklearn.model_selection import StratifiedShuffleSplit
 
     n_classes = len(set(keys))
+    scarce = min(Counter(keys).items(), key=lambda item: item[1])
+    if scarce[1] < 2:  # one subject cannot be in both parts (sklearn would raise a bare ValueError)
+        raise FCDInputError(
+            f"{source}: a fold's training subjects hold {scarce[1]} {CLASS_NAMES[int(scarce[0])]} subject; each "
+            "class needs one for validation and one for training (use fewer folds or more subjects)"
+        )
     n_val = max(n_classes, int(round(fraction * len(ids))))
     if len(ids) - n_val < n_classes:
         raise FCDInputError(

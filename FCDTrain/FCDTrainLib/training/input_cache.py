@@ -10,6 +10,12 @@ stored as ``RUN/cache/<key>/<subject>-<stamp>.npy`` (float32, (C, X, Y, Z)).
 so a changed setting or a changed image never reuses a stale array. Files are written
 to a temporary name and renamed, so a kill leaves no half file behind.
 
+A cache entry is a run file, so it is untrusted when read: one that is not a float32
+``.npy`` of the configuration's shape (checked in its header before the data is read), or
+that holds NaN or infinite values, is refused with an error naming it, when the cache is
+checked before training starts (:meth:`VolumeCache.build`), never after an epoch.
+Deleting the file makes the next run rebuild it from the subject's images.
+
 Lesion supervision also needs each patient's ROI on the same model grid: it is resampled
 through the very same preprocessing (:func:`FCDDetectLib.grid.preprocess.mask_to_model_grid`:
 world coordinates onto the image's model grid, linear, so a voxel holds the share of it
@@ -27,13 +33,17 @@ Example:
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+from FCDDetectLib.errors import FCDInputError
 from FCDDetectLib.io.atomic_files import write_atomic
+
+from FCDTrainLib.run_folder.run_files import read_json_object
 
 CACHE_FORMAT = 1
 ROI_RESAMPLING = "linear-world-v1"  # part of every cached ROI's stamp
@@ -62,6 +72,24 @@ def source_stamp(paths: Iterable[Path]) -> str:
         stat = Path(path).stat()
         parts.append(f"{Path(path).resolve()}|{stat.st_size}|{stat.st_mtime_ns}")
     return hashlib.sha1("\n".join(parts).encode()).hexdigest()[:10]
+
+
+def save_array(path: Path, array: np.ndarray) -> None:
+    """``np.save`` of ``array`` to ``path``, atomically, with a full disk reported as ``ENOSPC``.
+
+    Into a real file numpy writes with C ``fwrite`` and reports a short write as
+    ``OSError("N requested and M written")`` without an errno; written from memory through a
+    Python file the system's ``OSError`` (``ENOSPC``, ``EDQUOT``) comes as it is. The arrays are
+    a few MB (one subject on the model grid).
+    """
+    buffer = io.BytesIO()
+    np.save(buffer, array)
+
+    def write(tmp: str) -> None:
+        with open(tmp, "wb") as handle:
+            handle.write(buffer.getbuffer())
+
+    write_atomic(path, write)
 
 
 def _safe(name: str) -> str:
@@ -95,26 +123,51 @@ class VolumeCache:
         tag = hashlib.sha1(f"{stamp}|{ROI_RESAMPLING}".encode()).hexdigest()[:10]
         return self.folder / f"{_safe(subject.subject_id)}-{tag}.roi.npy"
 
-    @staticmethod
-    def _read(path: Path) -> np.ndarray | None:
-        if path.exists():
-            try:
-                return np.load(path, allow_pickle=False)
-            except (ValueError, OSError):
-                path.unlink(missing_ok=True)  # damaged by a crash outside our atomic writes
-        return None
+    def _read(self, path: Path, channels: int) -> np.ndarray | None:
+        """The cached (channels, X, Y, Z) float32 array at ``path``; None when there is none yet.
+
+        Raises:
+            FCDInputError: naming the file when it is not such an array (checked in the header,
+                before the data is read) or holds NaN or infinite values.
+        """
+        if not path.exists():
+            return None
+        expected = (channels, *self.shape)
+
+        def damaged(reason: str) -> FCDInputError:
+            return FCDInputError(f"{path}: damaged cache entry ({reason}); delete it and run the same command "
+                                 "again (it is rebuilt from the subject's images)")
+
+        try:
+            with path.open("rb") as handle:
+                version = np.lib.format.read_magic(handle)
+                if version not in ((1, 0), (2, 0)):  # what np.save writes for plain float arrays
+                    raise damaged(f".npy format {version[0]}.{version[1]}")
+                read_header = np.lib.format.read_array_header_1_0 if version == (1, 0) else \
+                    np.lib.format.read_array_header_2_0
+                shape, _, dtype = read_header(handle)
+                if dtype != np.float32 or tuple(shape) != expected:
+                    raise damaged(f"{dtype} {tuple(shape)}, expected float32 {expected}")
+                array = np.load(path, allow_pickle=False)
+        except FCDInputError:
+            raise
+        except (ValueError, OSError, EOFError) as error:
+            raise damaged(f"{str(error).splitlines()[0][:120] or type(error).__name__}") from None
+        if array.shape != expected or array.dtype != np.float32:
+            raise damaged(f"{array.dtype} {array.shape}, expected float32 {expected}")
+        if not np.isfinite(array).all():
+            raise damaged("it holds NaN or infinite values")
+        return array
 
     def statistics(self, subject: Any) -> dict[str, float]:
         """The subject's input statistics (:func:`FCDDetectLib.grid.ood.input_statistics`), made with its array."""
         path = self.path_for(subject).with_suffix(".stats.json")
-        try:
-            stats = json.loads(path.read_text(encoding="utf-8"))
-            if isinstance(stats, dict):
-                return stats
-        except (OSError, ValueError):
-            pass
-        self._build(subject, with_roi=False)  # a cache made before statistics existed
-        return json.loads(path.read_text(encoding="utf-8"))
+        if not path.exists():
+            self._build(subject, with_roi=False)  # a cache made before statistics existed
+        stats = read_json_object(path, "cache statistics")
+        if not all(isinstance(v, (int, float)) or v is None for v in stats.values()):
+            raise FCDInputError(f"{path}: damaged cache statistics (values must be numbers); delete it and run again")
+        return stats
 
     def _build(self, subject: Any, with_roi: bool) -> tuple[np.ndarray, np.ndarray | None]:
         """Preprocess the subject once; write its image array and statistics (and its ROI when asked)."""
@@ -126,20 +179,23 @@ class VolumeCache:
         images = [load_image(p) for p in self.sources(subject)]
         prep = preprocess(images, self.spacing, self.shape)
         array = prep.tensor.numpy().astype(np.float32)
+        if not np.isfinite(array).all():
+            raise FCDInputError(f"{self.sources(subject)[0]}: preprocessing gives NaN or infinite values "
+                                f"({subject.subject_id}); check the image")
         self.folder.mkdir(parents=True, exist_ok=True)
         path = self.path_for(subject)
         write_json_atomic(path.with_suffix(".stats.json"), input_statistics(images[0], prep))
-        write_atomic(path, lambda tmp: np.save(tmp, array))
+        save_array(path, array)
         self.built += 1
         roi = None
         if with_roi:
             roi = mask_to_model_grid(load_mask(subject.roi), prep, name=str(subject.roi))[None]
-            write_atomic(self.roi_path_for(subject), lambda tmp: np.save(tmp, roi))
+            save_array(self.roi_path_for(subject), roi)
         return array, roi
 
     def get(self, subject: Any) -> np.ndarray:
         """The subject's (C, X, Y, Z) float32 array, preprocessing it on first use."""
-        array = self._read(self.path_for(subject))
+        array = self._read(self.path_for(subject), len(self.modalities))
         return array if array is not None else self._build(subject, with_roi=False)[0]
 
     def get_roi(self, subject: Any) -> np.ndarray | None:
@@ -151,7 +207,7 @@ class VolumeCache:
             return np.zeros((1, *self.shape), dtype=np.float32)
         if subject.roi is None:
             return None
-        roi = self._read(self.roi_path_for(subject))
+        roi = self._read(self.roi_path_for(subject), 1)
         return roi if roi is not None else self._build(subject, with_roi=True)[1]
 
     def build(self, subjects: Sequence[Any], progress: Callable[[int, int, str], None] | None = None,
@@ -162,10 +218,10 @@ class VolumeCache:
         """
         for index, subject in enumerate(subjects):
             wants_roi = with_rois and int(subject.label) == 1 and subject.roi is not None
-            if wants_roi and self._read(self.roi_path_for(subject)) is None:
+            if wants_roi and self._read(self.roi_path_for(subject), 1) is None:
                 self._build(subject, with_roi=True)  # one preprocessing for the image and its ROI
             else:
-                self.get(subject)
+                self.get(subject)  # an existing entry is read and checked: a damaged one stops here
             if progress is not None:
                 progress(index + 1, len(subjects), subject.subject_id)
 

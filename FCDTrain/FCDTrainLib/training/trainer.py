@@ -35,7 +35,6 @@ from typing import Any
 import numpy as np
 import torch
 import torch.nn.functional as F
-from FCDDetectLib.io.atomic_files import write_atomic
 
 from FCDTrainLib.run_folder.event_log import EventLog
 from FCDTrainLib.run_folder.layout import CHECKPOINT_NAME
@@ -47,6 +46,7 @@ from FCDTrainLib.training.checkpoint import (
     restore_rng,
     rng_states,
     save_checkpoint,
+    save_tensors,
 )
 from FCDTrainLib.training.fold_data import FoldData, FoldTraining
 from FCDTrainLib.training.fold_model import (
@@ -65,8 +65,6 @@ def epoch_seed(seed: int, fold: int, epoch: int) -> int:
     return (int(seed) * 1_000_003 + int(fold) * 10_007 + int(epoch)) % (2**63 - 1)
 
 
-def _atomic_save(obj: Any, path: Path) -> None:
-    write_atomic(path, lambda tmp: torch.save(obj, tmp))
 
 
 def _remove_other_bests(fold_dir: Path, keep_epoch: int) -> None:
@@ -274,7 +272,7 @@ class Trainer:
                 if improved:
                     state["best_val_loss"], state["best_epoch"], state["bad_epochs"] = val_loss, epoch, 0
                     best_state = {k: v.detach().cpu().clone() for k, v in self.model.state_dict().items()}
-                    _atomic_save(best_state, self.fold_dir / f"best-{epoch}.pt")
+                    save_tensors(self.fold_dir / f"best-{epoch}.pt", best_state)
                 else:
                     state["bad_epochs"] += 1
                 state["stopped_early"] = state["bad_epochs"] >= config.early_stop_patience

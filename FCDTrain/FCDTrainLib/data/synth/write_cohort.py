@@ -22,6 +22,7 @@ from FCDDetectLib.errors import FCDInputError
 from FCDDetectLib.io.atomic_files import write_json_atomic, write_text_atomic
 from FCDDetectLib.io.image_io import Image, save_image
 
+from FCDTrainLib.data.seeds import check_seed
 from FCDTrainLib.data.synth.protocols import OLD_CYCLE, PROTOCOLS, SIZES
 from FCDTrainLib.data.synth.subject import SynthSubject, make_subject
 
@@ -124,6 +125,8 @@ def _ordinary_permissions(root: Path) -> None:
 
 
 def _prepare_out(out: Path) -> None:
+    if os.path.lexists(out) and not out.exists():
+        raise FCDInputError(f"{out}: a link that leads nowhere (a loop or a missing target); choose a new --out")
     if out.exists() and (not out.is_dir() or any(out.iterdir())):
         raise FCDInputError(f"{out}: already exists and is not an empty folder; choose a new --out")
 
@@ -151,6 +154,7 @@ def synth_cohort(
         >>> synth_cohort("demo-cohort", 12, seed=3, size="small", subtlety=0.2)  # doctest: +SKIP
     """
     started = time.perf_counter()
+    check_seed(seed)
     n_fcd = _check_options(n_subjects, fcd_fraction, size, subtlety, 0.0 if protocol_mix is None else protocol_mix)
     mix = (0.5 if confound else 0.25) if protocol_mix is None else float(protocol_mix)
     target = Path(out)
