@@ -1,59 +1,74 @@
-"""A full disk for the reliability tests: a real small file system, or the kernel's file size limit.
+"""A full disk for the reliability tests and the probe: a tiny tmpfs, else a file-size limit.
 
-Two ways to make the kernel refuse a write, both without faking any Python function:
-
-- ``tmpfs``: a RAM file system of a few hundred kB mounted on a folder (needs root, or the
-  mount capability; :func:`small_tmpfs` returns None where ``mount`` is refused). Writes fail
-  with ``ENOSPC`` once it is full, exactly as on a full disk.
-- ``fsize``: the child process runs under ``RLIMIT_FSIZE`` (:func:`fsize_limit`), so writing
-  past that many bytes into one file fails with ``EFBIG`` (Python ignores ``SIGXFSZ``). Works
-  for every user on Linux; the code path (an ``OSError`` from ``write``) is the same.
+What really fails a write here: a real file system that runs out of space. Where this process
+may mount (root with CAP_SYS_ADMIN, as on the project's machines), :func:`tiny_filesystem`
+mounts a tmpfs of a few hundred KiB on a test folder and :func:`fill` leaves only a few KiB
+free on it, so writes fail with ENOSPC inside the kernel, wherever they come from (nibabel's
+gzip, torch, matplotlib, our JSON). Where mounting is not allowed (an unprivileged CI), the
+fallback is :func:`file_size_limit`: RLIMIT_FSIZE on the child process, so writing past that
+many bytes fails with EFBIG (SIGXFSZ ignored), again in the kernel, not in a mock.
 
 Example:
-    >>> with small_tmpfs(tmp_path / "disk", 300) as disk:  # doctest: +SKIP
-    ...     done = run_fcd(["synth", "--out", str(disk / "cohort"), ...])
+    >>> with tiny_filesystem(tmp_path / "disk", 512) as mounted:  # doctest: +SKIP
+    ...     fill(tmp_path / "disk", leave=4096) if mounted else None
 """
 
 from __future__ import annotations
 
-import shutil
+import contextlib
+import errno
+import os
 import subprocess
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
-
-def _mount(folder: Path, size_kb: int) -> bool:
-    if shutil.which("mount") is None:
-        return False
-    done = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size_kb}k", "tmpfs", str(folder)],
-                          capture_output=True, text=True)
-    return done.returncode == 0
+__all__ = ["file_size_limit", "fill", "tiny_filesystem"]
 
 
-def resize_tmpfs(folder: Path, size_kb: int) -> None:
-    """Give the mounted tmpfs at ``folder`` another size (free space for a resume)."""
-    subprocess.run(["mount", "-o", f"remount,size={size_kb}k", str(folder)], check=True, capture_output=True)
-
-
-@contextmanager
-def small_tmpfs(folder: Path, size_kb: int) -> Iterator[Path | None]:
-    """A tmpfs of ``size_kb`` kB mounted on ``folder`` for the block (None where mounting is refused)."""
-    folder.mkdir(parents=True, exist_ok=True)
-    if not _mount(folder, size_kb):
-        yield None
-        return
+@contextlib.contextmanager
+def tiny_filesystem(path: str | os.PathLike, size_kib: int) -> Iterator[bool]:
+    """Mount a tmpfs of ``size_kib`` KiB on ``path`` (created) for the block; yields whether it is mounted."""
+    path = Path(path)
+    path.mkdir(parents=True, exist_ok=True)
     try:
-        yield folder
+        done = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={int(size_kib)}k", "tmpfs", str(path)],
+                              capture_output=True, timeout=30)
+        mounted = done.returncode == 0
+    except (OSError, subprocess.SubprocessError):
+        mounted = False
+    try:
+        yield mounted
     finally:
-        subprocess.run(["umount", str(folder)], capture_output=True)
+        if mounted:
+            subprocess.run(["umount", "-l", str(path)], capture_output=True, timeout=30)
 
 
-def fsize_limit(max_bytes: int) -> Callable[[], None]:
-    """A ``preexec_fn`` limiting every file the child writes to ``max_bytes`` (``RLIMIT_FSIZE``)."""
+def fill(path: str | os.PathLike, leave: int = 4096) -> Path:
+    """Fill the file system of ``path`` with ``path/.filler``, then free ``leave`` bytes of it; returns the filler."""
+    filler = Path(path) / ".filler"
+    block = b"\0" * 65536
+    with filler.open("wb") as handle:
+        try:
+            while True:
+                handle.write(block)
+                handle.flush()
+        except OSError as error:
+            if error.errno != errno.ENOSPC:
+                raise
+    size = filler.stat().st_size
+    with filler.open("r+b") as handle:
+        handle.truncate(max(0, size - leave))
+    return filler
+
+
+def file_size_limit(nbytes: int) -> Callable[[], None]:
+    """A ``preexec_fn`` for ``subprocess``: the child may write files of at most ``nbytes`` bytes (EFBIG past it)."""
+
     def limit() -> None:
         import resource
+        import signal
 
-        resource.setrlimit(resource.RLIMIT_FSIZE, (max_bytes, max_bytes))
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+        resource.setrlimit(resource.RLIMIT_FSIZE, (int(nbytes), int(nbytes)))
 
     return limit

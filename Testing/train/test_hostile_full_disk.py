@@ -1,9 +1,9 @@
 """Issue 25, trainer: a full disk, a name too long, a link loop: one ``error:`` line, exit 2, nothing half-written.
 
-The kernel itself refuses the writes (:mod:`Testing.builders.full_disk`): a small tmpfs, where
-``mount`` is allowed (``ENOSPC``, exactly a full disk), and always the file size limit
-``RLIMIT_FSIZE`` (``EFBIG``: the same ``OSError`` from ``write``, for every user). Nothing in
-Python is faked.
+The kernel itself refuses the writes (:mod:`Testing.builders.full_disk`): a tmpfs filled up to
+a few hundred kB, where ``mount`` is allowed (``ENOSPC``, exactly a full disk), and always the
+file size limit ``RLIMIT_FSIZE`` (``EFBIG``: the same ``OSError`` from ``write``, for every
+user). Nothing in Python is faked.
 
 - ``fcd synth`` into a full disk: no cohort, no temporary folder, no parent folder it made.
 - ``fcd train``, disk full while the cache is built (before ``config.json``): nothing stays.
@@ -23,7 +23,7 @@ from pathlib import Path
 import pytest
 from FCDDetectLib.cli import main
 
-from Testing.builders.full_disk import fsize_limit, resize_tmpfs, small_tmpfs
+from Testing.builders.full_disk import file_size_limit, fill, tiny_filesystem
 from Testing.builders.hostile_fixtures import fcd_command, one_error_line
 from Testing.builders.train_fixtures import train_args, write_cohort
 
@@ -38,26 +38,37 @@ def cohort(tmp_path_factory) -> Path:
 def _fcd(args: list[str], max_file_bytes: int | None = None) -> subprocess.CompletedProcess:
     env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
     return subprocess.run(fcd_command(args), capture_output=True, text=True, timeout=600, env=env,
-                          preexec_fn=fsize_limit(max_file_bytes) if max_file_bytes else None)
+                          preexec_fn=file_size_limit(max_file_bytes) if max_file_bytes else None)
 
 
 class _Disk:
-    """A place whose writes fail past a size: a small tmpfs (``ENOSPC``) or the file size limit (``EFBIG``)."""
+    """A place whose writes fail past a size: a filled tmpfs with ``free_kb`` left (``ENOSPC``) or the
+    file size limit ``file_bytes`` (``EFBIG``)."""
 
-    def __init__(self, kind: str, folder: Path, tmpfs_kb: int, file_bytes: int) -> None:
-        self.kind, self.folder, self.tmpfs_kb, self.file_bytes = kind, folder, tmpfs_kb, file_bytes
+    def __init__(self, kind: str, folder: Path, free_kb: int, file_bytes: int) -> None:
+        self.kind, self.folder, self.free_kb, self.file_bytes = kind, folder, free_kb, file_bytes
 
     def __enter__(self) -> _Disk:
-        self._mount = small_tmpfs(self.folder, self.tmpfs_kb) if self.kind == "tmpfs" else None
-        if self._mount is not None and self._mount.__enter__() is None:
-            self._mount.__exit__(None, None, None)
-            pytest.skip("mount -t tmpfs is not allowed here (needs root); the fsize case covers the code path")
         self.folder.mkdir(parents=True, exist_ok=True)
+        self._mount = tiny_filesystem(self.folder, 96 * 1024) if self.kind == "tmpfs" else None
+        if self._mount is not None:
+            if not self._mount.__enter__():
+                self._mount.__exit__(None, None, None)
+                pytest.skip("mount -t tmpfs is not allowed here (needs root); the fsize case covers the code path")
+            fill(self.folder, leave=self.free_kb * 1024)
         return self
 
     def __exit__(self, *exc: object) -> None:
         if self._mount is not None:
             self._mount.__exit__(*exc)
+
+    def make_space(self) -> None:
+        """Free the disk again (the filler goes; the file size limit applies to ``fcd`` calls of :meth:`fcd` only)."""
+        (self.folder / ".filler").unlink(missing_ok=True)
+
+    def entries(self) -> list[str]:
+        """What the disk holds besides the filler."""
+        return sorted(p.name for p in self.folder.iterdir() if p.name != ".filler")
 
     def fcd(self, args: list[str]) -> subprocess.CompletedProcess:
         return _fcd(args, self.file_bytes if self.kind == "fsize" else None)
@@ -77,29 +88,29 @@ def _empty_folders(folder: Path) -> list[str]:
 
 @pytest.mark.parametrize("kind", ["tmpfs", "fsize"])
 def test_synth_on_a_full_disk_leaves_nothing(tmp_path, kind):
-    with _Disk(kind, tmp_path / "disk", tmpfs_kb=64, file_bytes=4000) as disk:
+    with _Disk(kind, tmp_path / "disk", free_kb=64, file_bytes=4000) as disk:
         out = disk.folder / "new" / "cohort"
         done = disk.fcd(["synth", "--out", str(out), "--subjects", "2", "--size", "tiny", "--quiet"])
         assert done.returncode == 2
         assert disk.code in one_error_line(done.stderr)
-        assert list(disk.folder.iterdir()) == []  # no cohort, no temporary folder, no "new/"
+        assert disk.entries() == []  # no cohort, no temporary folder, no "new/"
 
 
 @pytest.mark.parametrize("kind", ["tmpfs", "fsize"])
 def test_train_with_a_full_disk_while_caching_leaves_nothing(cohort, tmp_path, kind):
-    with _Disk(kind, tmp_path / "disk", tmpfs_kb=300, file_bytes=30_000) as disk:
+    with _Disk(kind, tmp_path / "disk", free_kb=300, file_bytes=30_000) as disk:
         out = disk.folder / "runs" / "r18"
         done = disk.fcd(train_args(cohort, out, *TRAIN_EXTRA, epochs=1))
         assert done.returncode == 2
         line = one_error_line(done.stderr)
         assert disk.code in line and str(out) in line
-        assert list(disk.folder.iterdir()) == []
+        assert disk.entries() == []
 
 
 @pytest.mark.slow  # trains a tiny network once the disk has space again
 @pytest.mark.parametrize("kind", ["tmpfs", "fsize"])
 def test_train_with_a_full_disk_while_training_keeps_a_resumable_run(cohort, tmp_path, kind):
-    with _Disk(kind, tmp_path / "disk", tmpfs_kb=1024, file_bytes=200_000) as disk:
+    with _Disk(kind, tmp_path / "disk", free_kb=1024, file_bytes=200_000) as disk:
         out = disk.folder / "run"
         args = train_args(cohort, out, *TRAIN_EXTRA, epochs=1)
         done = disk.fcd(args)
@@ -110,8 +121,7 @@ def test_train_with_a_full_disk_while_training_keeps_a_resumable_run(cohort, tmp
         assert _temporary(out) == [] and _empty_folders(out) == []
         for line in (out / "events.jsonl").read_text().splitlines():
             json.loads(line)  # whole lines only
-        if kind == "tmpfs":
-            resize_tmpfs(disk.folder, 200 * 1024)
+        disk.make_space()
         resumed = _fcd(args)  # space again (no file size limit): the same command finishes the run
         assert resumed.returncode == 0, resumed.stderr
         assert (out / "summary.json").is_file() and _temporary(out) == []
