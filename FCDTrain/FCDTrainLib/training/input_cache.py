@@ -35,7 +35,8 @@ from typing import Any
 import numpy as np
 from FCDDetectLib.io.atomic_files import write_atomic
 
-CACHE_FORMAT = 1
+CACHE_FORMAT = 2
+"""2: anti-aliased resampling (FCDDetectLib.grid.antialias) and statistics over every input image."""
 ROI_RESAMPLING = "linear-world-v1"  # part of every cached ROI's stamp
 
 
@@ -128,7 +129,7 @@ class VolumeCache:
         array = prep.tensor.numpy().astype(np.float32)
         self.folder.mkdir(parents=True, exist_ok=True)
         path = self.path_for(subject)
-        write_json_atomic(path.with_suffix(".stats.json"), input_statistics(images[0], prep))
+        write_json_atomic(path.with_suffix(".stats.json"), input_statistics(images, prep))
         write_atomic(path, lambda tmp: np.save(tmp, array))
         self.built += 1
         roi = None
