@@ -39,7 +39,7 @@ Everything resumes: cohorts, runs and each (model, family) evaluation are reused
 Figures go to ``benchmarks/results-families-cpu.json``.
 
 Example:
-    $ nice -n 10 python benchmarks/bench_families.py --work /tmp/bench-families --epochs 80
+    $ OMP_NUM_THREADS=1 nice -n 10 python benchmarks/bench_families.py --work /tmp/bench-families
 """
 
 from __future__ import annotations
@@ -80,7 +80,7 @@ def _options() -> argparse.Namespace:
     parser.add_argument("--train-seed", type=int, default=26)
     parser.add_argument("--test-seed", type=int, default=261)
     parser.add_argument("--rescan-seed", type=int, default=262)
-    parser.add_argument("--epochs", type=int, default=80)
+    parser.add_argument("--epochs", type=int, default=50)
     parser.add_argument("--lr", type=float, default=3e-3)
     parser.add_argument("--folds", type=int, default=10, help="fold 0's test part is held out (10: 10 %%)")
     parser.add_argument("--spacing", type=float, nargs=3, default=[4.0, 4.0, 4.0])

@@ -82,7 +82,7 @@ def input_statistics(images: Any, prep: Any) -> dict[str, float]:
     Example:
         >>> stats = input_statistics([t1, flair], preprocess([t1, flair], (2, 2, 2), (96, 112, 96)))  # doctest: +SKIP
     """
-    images = list(images) if isinstance(images, (list, tuple)) else [images]
+    images = [images] if hasattr(images, "affine") else list(images)  # one Image (a NamedTuple) or several
     voxels, fovs = [], []
     for item in images:
         size = np.sqrt((np.asarray(item.affine, dtype=np.float64)[:3, :3] ** 2).sum(axis=0))

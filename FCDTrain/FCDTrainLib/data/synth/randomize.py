@@ -40,6 +40,7 @@ Example:
 from __future__ import annotations
 
 import numpy as np
+from FCDDetectLib.choices import MODALITIES
 
 from FCDTrainLib.data.synth.lesion import SIGNS
 from FCDTrainLib.data.synth.protocols import Sequence, thick_flair
@@ -103,22 +104,22 @@ def _sequence(rng: np.random.Generator, modality: str, size: str) -> Sequence:
 
 def random_style(rng: np.random.Generator, size: str) -> ScanStyle:
     """A random :class:`ScanStyle` for one subject (see the module docstring for the ranges)."""
-    sequences = {m: _sequence(rng, m, size) for m in ("t1", "flair")}
+    sequences = {m: _sequence(rng, m, size) for m in MODALITIES}
     storages = list(STORAGE_WEIGHTS)
     storage = storages[int(rng.choice(len(storages), p=list(STORAGE_WEIGHTS.values())))]
     stripped = bool(rng.random() < P_BRAIN_EXTRACTED)
     return ScanStyle(
         t1=sequences["t1"], flair=sequences["flair"], contrasts=random_contrasts(rng),
-        noise={m: float(np.exp(rng.uniform(*np.log(NOISE)))) for m in ("t1", "flair")},
+        noise={m: float(np.exp(rng.uniform(*np.log(NOISE)))) for m in MODALITIES},
         protocol="random",
         bias=float(rng.uniform(*BIAS)),
-        gibbs={m: float(rng.uniform(*GIBBS)) if rng.random() < P_GIBBS else 0.0 for m in ("t1", "flair")},
+        gibbs={m: float(rng.uniform(*GIBBS)) if rng.random() < P_GIBBS else 0.0 for m in MODALITIES},
         skull=not stripped,
         brain_mask=stripped and bool(rng.random() < 0.5),
         storage=storage,
         wm_stored=float(np.exp(rng.uniform(*np.log(WM_STORED)))),
         offset=float(rng.uniform(0.0, OFFSET)) if rng.random() < P_OFFSET else 0.0,
-        tilt_deg={m: float(rng.uniform(0.0, TILT_DEG)) for m in ("t1", "flair")},
-        margin_mm={m: MARGIN_MM for m in ("t1", "flair")},
+        tilt_deg={m: float(rng.uniform(0.0, TILT_DEG)) for m in MODALITIES},
+        margin_mm={m: MARGIN_MM for m in MODALITIES},
     )
 

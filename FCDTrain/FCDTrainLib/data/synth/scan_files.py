@@ -8,8 +8,8 @@ one per image, on that image's grid (``space-`` names the image). Pass one to
 
 :func:`check_disk_space` refuses, before anything is written, a cohort that would not fit:
 the size is estimated from the grids the options give (the head's box plus the field-of-view
-margins at the finest voxel size of the options, all sessions, stored bytes, a gzip ratio
-measured on ``fcd synth`` images) and compared with the free space beside ``--out``.
+margins at the voxel sizes the options draw, all sessions, stored bytes, a gzip ratio measured
+on ``fcd synth`` images) and compared with the free space beside ``--out``.
 
 Example:
     >>> estimate_bytes(10, "small", SynthVariant()) < estimate_bytes(10, "full", SynthVariant())
@@ -22,6 +22,7 @@ import shutil
 from pathlib import Path
 from typing import Any
 
+from FCDDetectLib.choices import MODALITIES
 from FCDDetectLib.errors import FCDInputError
 from FCDDetectLib.io.atomic_files import write_json_atomic
 from FCDDetectLib.io.image_io import Image, save_image
@@ -31,14 +32,12 @@ from FCDTrainLib.data.synth.variants import SynthVariant
 MASK_PIPELINE = "synth-brainmask"
 _HEAD_MM = (190.0, 230.0, 210.0)
 """The synthetic head's box (MNI152 head plus 6 mm on each side, mm), rounded up."""
-_FINEST_MM = {"tiny": 4.0, "small": 2.0, "full": 0.7}
-"""The finest voxel edge any option gives per size (the randomised 2D in-plane minimum, rounded)."""
-_TYPICAL_MM = {"tiny": (5.5, 5.5, 6.5), "small": (2.6, 2.6, 3.0), "full": (0.9, 0.9, 1.0)}
-_MARGIN_MM = {"standard": 8.0, "randomize": 21.0}
-"""Mean field-of-view margin per side: 8 mm in the standard cohort, the middle of 2-40 mm when randomised."""
-_GZIP_RATIO = 0.75
-"""Compressed / raw bytes of a noisy int16 or float32 head image (measured 0.45-0.70 on fcd synth output)."""
-_SAFETY = 1.25
+_BYTES = {"int16": 2, "12bit": 2, "unit": 4}
+_STYLE_SAMPLES = 64
+_GZIP_RATIO = 0.6
+"""Compressed / raw bytes of noisy head images, rounded up (measured on fcd synth --size small cohorts: 0.53
+standard, 0.39 randomised)."""
+_SAFETY = 1.3
 """Headroom on the estimate (sidecars, ROIs, masks, overlays, filesystem blocks)."""
 
 
@@ -58,27 +57,40 @@ def write_brain_masks(root: Path, folder: str, prefix: str, sequences: dict[str,
         save_image(base / folder / "anat" / name, mask.array, mask.affine)
 
 
-def _voxels(zooms: tuple[float, float, float], margin: float) -> float:
-    count = 1.0
-    for extent, zoom in zip(_HEAD_MM, zooms, strict=True):
-        count *= (extent + 2 * margin) / zoom + 1
-    return count
+def _image_bytes(style, size: str) -> float:
+    """Raw bytes of a style's T1w and FLAIR: the head box plus the mean margin, at the sequences' voxels."""
+    total = 0.0
+    for key in MODALITIES:
+        margin = sum(style.margin_mm[key]) / 2
+        count = 1.0
+        for extent, zoom in zip(_HEAD_MM, style.sequence(key).zooms[size], strict=True):
+            count *= (extent + 2 * margin) / zoom + 1
+        total += count * _BYTES[style.storage]
+    return total
 
 
 def estimate_bytes(n_subjects: int, size: str, variant: SynthVariant) -> int:
     """Estimated bytes of a cohort on disk (see the module docstring): every session's T1w and FLAIR.
 
-    A randomised cohort's images are counted at the finest voxel the randomisation gives for
-    ``size`` in two axes and the typical one in the third, stored as float32 (the widest type).
+    The styles are drawn as the cohort draws them (:func:`~FCDTrainLib.data.synth.randomize.random_style`,
+    or the standard protocol with the family's changes), 64 times with a fixed seed, and their
+    mean size is taken: the same distribution the cohort will have, without making an image.
     """
-    margin = _MARGIN_MM["randomize" if variant.randomize or variant.separate_grids else "standard"]
+    import numpy as np
+
+    from FCDTrainLib.data.synth.protocols import PROTOCOLS
+    from FCDTrainLib.data.synth.randomize import random_style
+    from FCDTrainLib.data.synth.scan_style import family_style, standard_style
+
+    rng = np.random.default_rng(0)
     if variant.randomize:
-        finest = _FINEST_MM[size]
-        zooms = (finest, finest, _TYPICAL_MM[size][2])
-        per_image = _voxels(zooms, margin) * 4
+        styles = [random_style(rng, size) for _ in range(_STYLE_SAMPLES)]
     else:
-        per_image = _voxels(_TYPICAL_MM[size], margin) * (4 if variant.rescale == "unit" else 2)
-    return int(n_subjects * variant.n_sessions * 2 * per_image * _GZIP_RATIO * _SAFETY)
+        base = standard_style(PROTOCOLS["new"], {}, 0.02)
+        styles = [family_style(base, rng, flair_2d=variant.flair_2d, rescale=variant.rescale,
+                               separate_grids=variant.separate_grids) for _ in range(_STYLE_SAMPLES)]
+    per_subject = float(np.mean([_image_bytes(style, size) for style in styles]))
+    return int(n_subjects * variant.n_sessions * per_subject * _GZIP_RATIO * _SAFETY)
 
 
 def check_disk_space(out: Path, n_subjects: int, size: str, variant: SynthVariant) -> None:

@@ -33,9 +33,8 @@ from FCDDetectLib.choices import SYNTH_RESCALES
 
 from FCDTrainLib.data.synth.protocols import PROTOCOLS, Protocol, Sequence, thick_flair
 
-STORAGES = ("int16", "12bit", "unit")
+STORAGES = ("int16", *SYNTH_RESCALES)
 """How intensities are stored: int16 (white matter ~1000 x scale), integers 0-4095, floats 0-1."""
-RESCALES = SYNTH_RESCALES  # declared once, with the other choice lists
 CENTRED = (8.0, 8.0)
 """Field-of-view margin (mm) on every side of the head in the standard cohort."""
 RESCAN_MARGINS = (2.0, 14.0)

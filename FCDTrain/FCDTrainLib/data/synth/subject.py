@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+from FCDDetectLib.choices import MODALITIES
 from FCDDetectLib.io.image_io import Image
 
 from FCDTrainLib.data.synth.contrast import STORED_WM, intensity_map, scanner, subject_contrasts
@@ -101,7 +102,7 @@ def scan_anatomy(anatomy: Anatomy, style: ScanStyle, size: str, rng: np.random.G
     brain = np.clip(template.gm + template.wm + template.csf, 0, 1) if (not style.skull) else None
     images, masks, dtypes = {}, {}, {}
     roi = None
-    for key in ("t1", "flair"):
+    for key in MODALITIES:
         sequence = style.sequence(key)
         margin_range = style.margin_mm.get(key, CENTRED)
         if not plain and margin_range == CENTRED:

@@ -27,15 +27,16 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 
 import numpy as np
+from FCDDetectLib.choices import SYNTH_RESCALES
 from FCDDetectLib.errors import FCDInputError
 
 from FCDTrainLib.data.synth.contrast import subject_contrasts
 from FCDTrainLib.data.synth.protocols import PROTOCOLS
-from FCDTrainLib.data.synth.scan_style import RESCALES, family_style, standard_style
+from FCDTrainLib.data.synth.scan_style import family_style, standard_style
 from FCDTrainLib.data.synth.subject import SynthSubject, make_anatomy, scan_anatomy
 
 MAX_RESCANS = 10
-FLAIR_2D_MM = (2.0, 8.0)
+FLAIR_2D_MM = (2.0, 10.0)
 """Allowed ``--flair-2d`` slice thickness (mm)."""
 
 
@@ -72,8 +73,8 @@ class SynthVariant:
         if self.flair_2d is not None and not FLAIR_2D_MM[0] <= self.flair_2d <= FLAIR_2D_MM[1]:
             raise FCDInputError(f"synth: --flair-2d {self.flair_2d:g} mm must be between {FLAIR_2D_MM[0]:g} and "
                                 f"{FLAIR_2D_MM[1]:g} mm")
-        if self.rescale is not None and self.rescale not in RESCALES:
-            raise FCDInputError(f"synth: --rescale {self.rescale!r}: choose one of {', '.join(RESCALES)}")
+        if self.rescale is not None and self.rescale not in SYNTH_RESCALES:
+            raise FCDInputError(f"synth: --rescale {self.rescale!r}: choose one of {', '.join(SYNTH_RESCALES)}")
         if self.brain_mask and not (self.brain_extracted or self.randomize):
             raise FCDInputError("synth: --brain-mask needs --brain-extracted (a mask of a head with skull is not written)")
         if self.randomize and (self.brain_extracted or self.flair_2d is not None or self.rescale or self.separate_grids):
