@@ -89,6 +89,7 @@ def _options() -> argparse.Namespace:
     parser.add_argument("--families", nargs="+", default=list(FAMILIES), choices=list(FAMILIES))
     parser.add_argument("--no-rescans", action="store_true", help="skip the test-retest part")
     parser.add_argument("--train-only", action="store_true", help="train the models, evaluate nothing")
+    parser.add_argument("--synth-only", action="store_true", help="write the benchmark cohorts, train nothing")
     parser.add_argument("--results", default="benchmarks/results-families-cpu.json")
     return parser.parse_args()
 
@@ -301,6 +302,18 @@ def main() -> int:
         results["bar"] = _verdict(results)
         write_json_atomic(results_path, results)
 
+    cohorts = {}
+    for family in args.families:
+        variant = dict(FAMILIES[family])
+        size = variant.pop("size", "small")
+        n = args.full_subjects if size == "full" else args.test_subjects
+        if not args.train_only:
+            cohorts[family] = _synth(work / f"family-{family}", n, args.test_seed, args.subtlety, size, **variant)
+    rescans = None if args.no_rescans or args.train_only else _synth(
+        work / "rescans", args.rescan_subjects, args.rescan_seed, args.subtlety, rescans=2)
+    if args.synth_only:
+        return 0
+
     bundles = {}
     for name in args.models:
         spec = MODELS[name]
@@ -325,12 +338,6 @@ def main() -> int:
     if args.train_only:
         return 0
 
-    cohorts = {}
-    for family in args.families:
-        variant = dict(FAMILIES[family])
-        size = variant.pop("size", "small")
-        n = args.full_subjects if size == "full" else args.test_subjects
-        cohorts[family] = _synth(work / f"family-{family}", n, args.test_seed, args.subtlety, size, **variant)
     for name, bundle in bundles.items():
         for family, cohort in cohorts.items():
             if family in results["families"].get(name, {}):
@@ -342,8 +349,7 @@ def main() -> int:
         if name not in results["hostile"] and "standard" in cohorts:
             results["hostile"][name] = _hostile(bundle, cohorts["standard"])
             save()
-    if not args.no_rescans:
-        rescans = _synth(work / "rescans", args.rescan_subjects, args.rescan_seed, args.subtlety, rescans=2)
+    if rescans is not None:
         for name, bundle in bundles.items():
             if name not in results["retest"]:
                 results["retest"][name] = _retest(bundle, rescans, work / f"retest-{name}")
