@@ -171,3 +171,13 @@ def test_options_refused_together():
         SynthVariant(randomize=True, rescale="unit").check()
     with pytest.raises(FCDInputError, match="--flair-2d 20 mm must be between"):
         SynthVariant(flair_2d=20).check()
+
+
+def test_randomized_same_seed_same_files(tmp_path):
+    a, b = (small_cohort(tmp_path / name, n_subjects=3, seed=7, variant=SynthVariant(randomize=True, rescans=2))
+            for name in ("a", "b"))
+    files = sorted(p.relative_to(a) for p in a.rglob("*.nii.gz"))
+    assert files == sorted(p.relative_to(b) for p in b.rglob("*.nii.gz")) and len(files) >= 12
+    for path in files:
+        left, right = nib.load(str(a / path)), nib.load(str(b / path))
+        assert np.array_equal(np.asarray(left.dataobj), np.asarray(right.dataobj)) and np.array_equal(left.affine, right.affine)

@@ -44,7 +44,7 @@ from FCDDetectLib.choices import MODALITIES
 
 from FCDTrainLib.data.synth.lesion import SIGNS
 from FCDTrainLib.data.synth.protocols import Sequence, thick_flair
-from FCDTrainLib.data.synth.scan_style import ScanStyle
+from FCDTrainLib.data.synth.scan_style import RANDOM_PROTOCOL, ScanStyle
 
 VOXEL_3D = {"full": (0.8, 1.3), "small": (2.0, 3.5), "tiny": (5.0, 7.0)}
 IN_PLANE_2D = {"full": (0.5, 1.0), "small": (1.6, 2.6), "tiny": (4.0, 5.0)}
@@ -111,7 +111,7 @@ def random_style(rng: np.random.Generator, size: str) -> ScanStyle:
     return ScanStyle(
         t1=sequences["t1"], flair=sequences["flair"], contrasts=random_contrasts(rng),
         noise={m: float(np.exp(rng.uniform(*np.log(NOISE)))) for m in MODALITIES},
-        protocol="random",
+        protocol=RANDOM_PROTOCOL,
         bias=float(rng.uniform(*BIAS)),
         gibbs={m: float(rng.uniform(*GIBBS)) if rng.random() < P_GIBBS else 0.0 for m in MODALITIES},
         skull=not stripped,

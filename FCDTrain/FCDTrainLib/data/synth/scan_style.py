@@ -35,6 +35,8 @@ from FCDTrainLib.data.synth.protocols import PROTOCOLS, Protocol, Sequence, thic
 
 STORAGES = ("int16", *SYNTH_RESCALES)
 """How intensities are stored: int16 (white matter ~1000 x scale), integers 0-4095, floats 0-1."""
+RANDOM_PROTOCOL = "random"
+"""The ``protocol`` of a randomised style (``fcd synth --randomize``)."""
 CENTRED = (8.0, 8.0)
 """Field-of-view margin (mm) on every side of the head in the standard cohort."""
 RESCAN_MARGINS = (2.0, 14.0)
@@ -72,6 +74,11 @@ class ScanStyle:
     offset: float = 0.0
     tilt_deg: dict[str, float] = field(default_factory=lambda: {"t1": 3.0, "flair": 3.0})
     margin_mm: dict[str, tuple[float, float]] = field(default_factory=lambda: {"t1": CENTRED, "flair": CENTRED})
+
+    @property
+    def randomized(self) -> bool:
+        """Drawn by ``--randomize`` (MONAI scanner effects, a new position and scale in every session)."""
+        return self.protocol == RANDOM_PROTOCOL
 
     def sequence(self, modality: str) -> Sequence:
         """The ``t1`` or ``flair`` sequence."""

@@ -98,7 +98,7 @@ def scan_anatomy(anatomy: Anatomy, style: ScanStyle, size: str, rng: np.random.G
     template, lesion = anatomy.template, anatomy.lesion
     tissues = anatomy.tissues(style.skull)
     box = (template.head_box_mm[0] - 6.0, template.head_box_mm[1] + 6.0)
-    plain = session == 1 and style.protocol != "random"
+    plain = session == 1 and not style.randomized
     brain = np.clip(template.gm + template.wm + template.csf, 0, 1) if (not style.skull) else None
     images, masks, dtypes = {}, {}, {}
     roi = None
@@ -116,7 +116,7 @@ def scan_anatomy(anatomy: Anatomy, style: ScanStyle, size: str, rng: np.random.G
         thick = max(sequence.zooms[size]) / min(sequence.zooms[size]) > 1.5
         level = style.noise[key] * (0.7 if thick else 1.0)
         wm_value = STORED_WM[key] * style.contrasts[key]["wm"]
-        if style.protocol == "random":
+        if style.randomized:
             measured = random_scanner(sampled[0] * STORED_WM[key], rng, style, key, wm_value, level)
         else:
             measured = scanner(sampled[0] * STORED_WM[key], rng, affine, wm_value, level)
@@ -134,7 +134,7 @@ def scan_anatomy(anatomy: Anatomy, style: ScanStyle, size: str, rng: np.random.G
             mask = soft >= min(0.5, 0.5 * peak) if peak > 0 else np.zeros(shape, bool)  # never empty in practice
             roi = Image(mask, affine)
     info: dict = {"protocol": style.protocol, "noise": round(style.noise["flair"], 4)}
-    if style.protocol == "random" or not style.skull or style.storage != "int16":
+    if style.randomized or not style.skull or style.storage != "int16":
         info["scans"] = style.facts()
     if session > 1 or not plain:
         info["session"] = session
