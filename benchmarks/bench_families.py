@@ -90,6 +90,7 @@ def _options() -> argparse.Namespace:
     parser.add_argument("--no-rescans", action="store_true", help="skip the test-retest part")
     parser.add_argument("--train-only", action="store_true", help="train the models, evaluate nothing")
     parser.add_argument("--synth-only", action="store_true", help="write the benchmark cohorts, train nothing")
+    parser.add_argument("--table", action="store_true", help="print the Markdown table of --results and exit")
     parser.add_argument("--results", default="benchmarks/results-families-cpu.json")
     return parser.parse_args()
 
@@ -120,16 +121,21 @@ def _synth(path: Path, n: int, seed: int, subtlety: float, size: str = "small", 
 def _evaluate(bundle_path: Path, cohort: Path) -> dict[str, Any]:
     """detect() on every subject of ``cohort``: lesion-map figures, OOD flags, seconds."""
     from FCDDetectLib.detection.detect import detect, load_model
+    from FCDDetectLib.errors import FCDInputError
     from FCDDetectLib.maps.lesion_metrics import cohort_lesion_metrics
     from FCDTrainLib.data.dataset_loader import load_dataset
 
     bundle = load_model(bundle_path, "cpu")
     modalities = list(bundle.metadata.modalities)
-    rows, flagged, reasons, started = [], 0, {}, time.perf_counter()
+    rows, flagged, reasons, errors, started = [], 0, {}, [], time.perf_counter()
     subjects = load_dataset(cohort).subjects
     for subject in subjects:
         roi = subject.roi if int(subject.label) == 1 else None
-        result = detect(bundle, [subject.images[m] for m in modalities], roi=roi, device="cpu")
+        try:
+            result = detect(bundle, [subject.images[m] for m in modalities], roi=roi, device="cpu")
+        except FCDInputError as error:  # counted, and left out of the figures
+            errors.append(f"{subject.subject_id}: {error}")
+            continue
         rows.append({**result.lesion_map_metrics, "label": int(subject.label), "subject": subject.subject_id,
                      "probability": result.probability, "max_lesion_probability": float(result.lesion_map.max())})
         if result.out_of_distribution:
@@ -138,7 +144,7 @@ def _evaluate(bundle_path: Path, cohort: Path) -> dict[str, Any]:
                 key = reason.split(" ")[0]
                 reasons[key] = reasons.get(key, 0) + 1
     figures = cohort_lesion_metrics(rows)
-    return {**{k: figures.get(k) for k in FIGURES}, "ood_flagged": flagged / max(1, len(subjects)),
+    return {**{k: figures.get(k) for k in FIGURES}, "errors": errors, "ood_flagged": flagged / max(1, len(rows)),
             "ood_reasons": reasons, "seconds_per_subject": round((time.perf_counter() - started) / len(subjects), 2),
             "subjects": [{k: r.get(k) for k in ("subject", "label", "detected", "n_clusters", "fp_clusters", "dice",
                                                  "max_lesion_probability")} for r in rows]}
@@ -197,8 +203,8 @@ def _retest(bundle_path: Path, cohort: Path, out: Path) -> dict[str, Any]:
     import numpy as np
     from FCDDetectLib.cohort.discovery import discover_subjects
     from FCDDetectLib.cohort.runner import run_cohort
-    from FCDDetectLib.io.image_io import load_image
-    from FCDDetectLib.maps.lesion_metrics import roi_on_grid
+    from FCDDetectLib.grid.geometry import mask_onto_grid
+    from FCDDetectLib.io.image_io import Image, load_image
     from FCDDetectLib.networks.bundle import load_bundle
     from FCDTrainLib.data.dataset_loader import load_dataset
 
@@ -216,7 +222,7 @@ def _retest(bundle_path: Path, cohort: Path, out: Path) -> dict[str, Any]:
         lesion = [r["lesion_map"] for r in results]
         masks = [load_image(folder / "lesion_clusters.nii.gz") for folder in (first, second)]
         a = masks[0].array > 0
-        b = roi_on_grid(masks[1].array > 0, a.shape, masks[0].affine, masks[1].affine, "session 2 clusters")
+        b = mask_onto_grid(Image(masks[1].array > 0, masks[1].affine), Image(a, masks[0].affine))
         listed = [json.loads((folder / "lesion_clusters.json").read_text())["clusters"] for folder in (first, second)]
         peaks = [np.array(c[0]["peak_ras"]) if c else None for c in listed]
         patient = labels[subject_id] == 1
@@ -273,8 +279,34 @@ def _verdict(results: dict[str, Any]) -> dict[str, Any]:
     return {"model": model, "items": verdict}
 
 
+def markdown(results: dict[str, Any]) -> str:
+    """The per-family table and the test-retest lines as Markdown (README, docs/lesion-level.md)."""
+    def cell(value: Any, digits: int = 2) -> str:
+        return "n/a" if value is None else f"{value:.{digits}f}"
+
+    models = list(results.get("families", {}))
+    lines = ["| family | " + " | ".join(f"{m}: detection / FP per patient / specificity / OOD flagged" for m in models)
+             + " |", "| --- |" + " --- |" * len(models)]
+    for family in FAMILIES:
+        row = [results["families"][m].get(family) for m in models]
+        if all(r is None for r in row):
+            continue
+        lines.append(f"| {family} | " + " | ".join(
+            "not run" if r is None else f"{cell(r['detection_rate'])} / {cell(r['fp_per_patient'])} / "
+            f"{cell(r['specificity'])} / {cell(r['ood_flagged'])}" for r in row) + " |")
+    for model, retest in results.get("retest", {}).items():
+        lines.append(f"\n{model}, test-retest ({retest['pairs']} pairs): cluster Dice mean {cell(retest['dice_mean'])} "
+                     f"(median {cell(retest['dice_median'])}, {retest['dice_pairs']} pairs with a cluster), median "
+                     f"top-peak distance {cell(retest['peak_distance_median_mm'], 1)} mm ({retest['peak_pairs']} pairs), "
+                     f"detection agreement {cell(retest['agreement'])} (patients {cell(retest['patient_agreement'])})")
+    return "\n".join(lines)
+
+
 def main() -> int:
     args = _options()
+    if args.table:
+        print(markdown(json.loads(Path(args.results).read_text())))
+        return 0
     import torch
     from FCDDetectLib.io.atomic_files import write_json_atomic
     from FCDTrainLib.experiment.train_run import train_run
@@ -357,6 +389,7 @@ def main() -> int:
                       flush=True)
                 save()
     save()
+    print(markdown(results))
     print(f"wrote {results_path}")
     return 0
 
