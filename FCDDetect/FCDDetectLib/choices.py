@@ -52,6 +52,9 @@ SUPERVISION: tuple[str, ...] = ("none", "lesion")
 SYNTH_SIZES: tuple[str, ...] = ("tiny", "small", "full")
 """Voxel sizes of the synthetic cohort (``fcd synth --size``): ~6 mm, ~3 mm, the real protocol's."""
 
+SYNTH_RESCALES: tuple[str, ...] = ("unit", "12bit")
+"""``fcd synth --rescale``: intensities stored as floats in 0..1 or as 12-bit integers (0..4095)."""
+
 CHOICE_LISTS: dict[str, tuple] = {
     "DEVICES": DEVICES,
     "EXPLANATION_METHODS": EXPLANATION_METHODS,
@@ -64,6 +67,7 @@ CHOICE_LISTS: dict[str, tuple] = {
     "INPUT_MODALITIES": INPUT_MODALITIES,
     "SUPERVISION": SUPERVISION,
     "SYNTH_SIZES": SYNTH_SIZES,
+    "SYNTH_RESCALES": SYNTH_RESCALES,
 }
 """Name -> list, for tests and docs (CAM_METHODS is a subset of EXPLANATION_METHODS)."""
 

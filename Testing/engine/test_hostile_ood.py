@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 from FCDDetectLib.cli import main
 from FCDDetectLib.detection.detect import detect
-from FCDDetectLib.grid.ood import input_statistics, summarise_ranges
+from FCDDetectLib.grid.ood import check_ranges, input_statistics, summarise_ranges
 from FCDDetectLib.grid.preprocess import preprocess
 from FCDDetectLib.io.image_io import Image
 
@@ -84,3 +84,38 @@ def test_cli_prints_warning_lines_and_records_them(bundles, tmp_path, capsys):
     assert err and all(line.startswith("warning: ") for line in err), err
     assert any("more than the model field of view" in w for w in stored["warnings"])
     assert [f"warning: {w}" for w in stored["warnings"]] == err
+
+
+def test_finer_voxels_of_the_same_head_are_not_flagged(bundles):
+    """Issue 26: the grid resamples any voxel finer than its own, so a 1 mm scan of a head like the
+    training ones (4 mm) is in distribution; a 10 mm one (coarser than grid and training) is not."""
+    fine = _image(head((120, 136, 120), seed=22), voxel=1.0)
+    result = detect(bundles[0], [fine], device="cpu")
+    assert result.input_statistics["voxel_mm_max"] == pytest.approx(1.0)
+    assert result.out_of_distribution is False, result.ood_reasons
+
+
+def test_voxel_rule_uses_the_model_spacing_and_the_coarsest_image():
+    ranges = {"voxel_mm_min": [1.0, 1.0], "voxel_mm_max": [1.0, 1.0]}
+    assert check_ranges({"voxel_mm_max": 0.4, "voxel_mm_min": 0.4}, ranges, (4.0, 4.0, 4.0)) == []
+    assert check_ranges({"voxel_mm_max": 5.9}, ranges, (4.0, 4.0, 4.0)) == []  # up to 1.5 x the model spacing
+    assert check_ranges({"voxel_mm_max": 6.1}, ranges, (4.0, 4.0, 4.0))[0].startswith("voxel_mm_max 6.1")
+    t1 = _image(head((30, 34, 30), seed=1))
+    thick = Image(t1.array[:, :, ::3], t1.affine @ np.diag([1.0, 1.0, 3.0, 1.0]))  # a 12 mm slice FLAIR
+    stats = input_statistics([t1, thick], preprocess([t1, thick], GRID_SPACING, GRID_SHAPE))
+    assert stats["voxel_mm_max"] == pytest.approx(12.0) and stats["voxel_mm_min"] == pytest.approx(4.0)
+
+
+def test_a_brain_without_its_head_is_flagged_unless_training_had_such_scans(tmp_path):
+    """Head volume is checked both ways: a brain-extracted scan (a third of the head's volume here)
+    is flagged for a model trained on heads with skull, not for one whose training included brains."""
+    heads = [_image(head((30 + k % 3, 34, 30), seed=k)) for k in range(4)]
+    brains = [_image(head((21 + k % 3, 24, 21), seed=k)) for k in range(4)]  # same field of view, smaller object
+    brains = [Image(np.pad(b.array, ((4, 5), (5, 5), (4, 5))), heads[0].affine) for b in brains]
+    stats = [input_statistics(im, preprocess([im], GRID_SPACING, GRID_SHAPE)) for im in heads + brains]
+    with_skull = tiny_bundle(tmp_path / "skull.fcdbundle", input_ranges=summarise_ranges(stats[:4]))
+    mixed = tiny_bundle(tmp_path / "mixed.fcdbundle", input_ranges=summarise_ranges(stats))
+    probe = Image(np.pad(head((22, 24, 21), seed=9), ((4, 4), (5, 5), (4, 5))), heads[0].affine)
+    flagged = detect(with_skull, [probe], device="cpu")
+    assert flagged.out_of_distribution is True and any(r.startswith("head_volume_ml") for r in flagged.ood_reasons)
+    assert detect(mixed, [probe], device="cpu").out_of_distribution is False

@@ -10,6 +10,7 @@ import nibabel as nib
 import numpy as np
 import pytest
 from FCDDetectLib.errors import FCDInputError
+from FCDDetectLib.grid.antialias import antialias, antialias_sigmas
 from FCDDetectLib.grid.head_mask import head_mask
 from FCDDetectLib.grid.input_grid import to_input_grid
 from FCDDetectLib.grid.preprocess import preprocess
@@ -170,10 +171,11 @@ def test_zscore_inside_the_head(oblique_affine_in):
     assert not np.any(
         mask[~ellipsoid_mask(prep.model_affine, SHAPE, HEAD_CENTRE, np.array(HEAD_RADII) + 3.0)]
     )
-    # independent forward: sample the input at the model voxels' world positions, z-score by hand
+    # independent forward: anti-alias, sample the input at the model voxels' world positions, z-score by hand
     to_input = np.linalg.inv(oblique_affine_in) @ prep.model_affine
     coords = world_coords(to_input, SHAPE).reshape(-1, 3).T
-    raw = ndimage.map_coordinates(image, coords, order=1, mode="nearest").reshape(SHAPE).astype(np.float64)
+    smooth = antialias(image, oblique_affine_in, SPACING)
+    raw = ndimage.map_coordinates(smooth, coords, order=1, mode="nearest").reshape(SHAPE).astype(np.float64)
     expected = (raw - raw[mask].mean()) / raw[mask].std()
     core = ellipsoid_mask(prep.model_affine, SHAPE, HEAD_CENTRE, np.array(HEAD_RADII) - 3.0)
     assert core.sum() > 500
@@ -272,3 +274,21 @@ def test_voxel_helper_is_consistent(oblique_affine_in):
     np.testing.assert_allclose(
         to_voxel(oblique_affine_in, world_coords(oblique_affine_in, IN_SHAPE)[3, 4, 5]), [3, 4, 5], atol=1e-9
     )
+
+
+def test_antialiasing_follows_the_voxel_axes_and_removes_fine_noise():
+    """A 1 mm head with noise sd 10 on a 4 mm grid keeps the noise of a 4 mm voxel average or less
+    (box average: 10 / 8 = 1.25), not that of one 1 mm voxel (sd 9.6-9.9 without the filter, 0.80-0.83
+    with it, measured over seeds 0-2)."""
+    oblique = np.array([[0.0, 0.0, 4.0, 0.0], [1.0, 0.0, 0.0, 0.0], [0.0, 1.0, 0.0, 0.0], [0, 0, 0, 1.0]])
+    assert antialias_sigmas(oblique, (4.0, 4.0, 4.0)) == (1.5, 1.5, 0.0)  # the 4 mm axis is left alone
+    assert antialias_sigmas(np.eye(4), (1.0, 1.0, 1.0)) == (0.0, 0.0, 0.0)
+    rng = np.random.default_rng(0)
+    grid = np.indices((96, 96, 96)).astype(np.float32) - 47.5
+    inside = (grid[0] / 40) ** 2 + (grid[1] / 36) ** 2 + (grid[2] / 30) ** 2 <= 1
+    volume = np.abs(np.where(inside, 100.0, 0.0) + rng.normal(0.0, 10.0, inside.shape)).astype(np.float32)
+    prep = preprocess([Image(volume, np.eye(4))], (4.0, 4.0, 4.0), (24, 24, 24))
+    mean, std = prep.intensity_stats[0]
+    core = ndimage.binary_erosion(prep.head_masks[0], iterations=3)
+    assert core.sum() > 1000
+    assert float((prep.tensor[0].numpy()[core] * std + mean).std()) < 2.0

@@ -6,7 +6,10 @@ reads no image. The layouts:
 
 - a BIDS root (``participants.tsv`` or ``sub-*/anat`` folders, the OpenNeuro ds004199
   layout): ``sub-X/[ses-Y/]anat/sub-X_[...]_<FLAIR|T1w>.nii[.gz]``, the ROI
-  ``..._FLAIR_roi.nii[.gz]`` when present (the one with the FLAIR's ``acq`` label first);
+  ``..._FLAIR_roi.nii[.gz]`` when present (the one with the FLAIR's ``acq`` label first).
+  A subject with sessions (``sub-X/ses-Y/anat``, e.g. ``fcd synth --rescans``) gives one
+  entry per session, ``sub-X_ses-Y``, each with its own session's images and ROI
+  (``info``: ``subject``, ``session``), so every scan gets its own output folder;
 - a CSV manifest: a ``subject`` (or ``participant_id``) column, one column per modality
   (``flair``, ``t1`` or ``image_<name>``), optional ``roi``, ``brain_mask``, ``series``
   (DICOM series choice) and ``roi_segment`` (``.seg.nrrd`` segment); paths relative to the CSV;
@@ -33,7 +36,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from FCDDetectLib.errors import FCDInputError
-from FCDDetectLib.io.ds004199_names import MODALITY_SUFFIX, anat_files, parse_name, roi_for
+from FCDDetectLib.io.ds004199_names import MODALITY_SUFFIX, anat_files, parse_name, roi_for, sorted_sessions
 from FCDDetectLib.io.manifest_table import id_column, open_table, subject_rows
 from FCDDetectLib.io.readers import is_image_file
 
@@ -165,22 +168,38 @@ def _from_bids(root: Path, modalities: list[str]) -> list[CohortSubject]:
     for subject_id in _bids_participants(root):
         files = anat_files(root, subject_id)
         names = {f: parse_name(f.name) for f in files}
-        images: list[Path] = []
-        missing = []
-        for modality in modalities:
-            suffix = MODALITY_SUFFIX.get(modality, modality)
-            found = [f for f in files if names[f].suffix == suffix and not names[f].roi]
-            if found:
-                images.append(found[0])
-            else:
-                missing.append(f"{subject_id}/anat/{subject_id}_*_{suffix}.nii.gz")
-        error = f"{root / subject_id}: no {', '.join(missing)}" if missing else None
-        roi = None
-        rois = [f for f in files if names[f].roi and names[f].suffix == MODALITY_SUFFIX["flair"]]
-        if images:
-            roi, _ = roi_for(rois, images[0])
-        subjects.append(CohortSubject(subject_id, images, roi=roi, error=error))
+        sessions = sorted_sessions(names[f].session for f in files)
+        if not sessions:
+            subjects.append(_bids_entry(root, subject_id, None, files, names, modalities))
+            continue
+        for session in sessions:
+            own = [f for f in files if names[f].session == session]
+            subjects.append(_bids_entry(root, subject_id, session, own, names, modalities))
     return subjects
+
+
+def _bids_entry(root: Path, subject_id: str, session: str | None, files: list[Path], names: dict,
+                modalities: list[str]) -> CohortSubject:
+    """One scan of a BIDS subject: ``sub-X`` or, for a session, ``sub-X_ses-Y``."""
+    folder = f"{subject_id}/anat" if session is None else f"{subject_id}/ses-{session}/anat"
+    images: list[Path] = []
+    missing = []
+    for modality in modalities:
+        suffix = MODALITY_SUFFIX.get(modality, modality)
+        found = [f for f in files if names[f].suffix == suffix and not names[f].roi]
+        if found:
+            images.append(found[0])
+        else:
+            missing.append(f"{folder}/{subject_id}_*_{suffix}.nii.gz")
+    error = f"{root / subject_id}: no {', '.join(missing)}" if missing else None
+    roi = None
+    rois = [f for f in files if names[f].roi and names[f].suffix == MODALITY_SUFFIX["flair"]]
+    if images:
+        roi, _ = roi_for(rois, images[0])
+    if session is None:
+        return CohortSubject(subject_id, images, roi=roi, error=error)
+    return CohortSubject(f"{subject_id}_ses-{session}", images, roi=roi, error=error,
+                         info={"subject": subject_id, "session": session})
 
 
 def _from_manifest(table: Path, modalities: list[str]) -> list[CohortSubject]:

@@ -167,8 +167,8 @@ def detect(
     clusters = find_clusters(heatmap, affine, options.cluster_threshold, options.min_cluster_mm3, head_mask=head)
     lesion = subject_lesion_metrics(heatmap, affine, clusters, roi_mask, roi_name=roi_name)
 
-    stats = input_statistics(loaded[0], prep)
-    ood_reasons = check_ranges(stats, meta.input_ranges) if meta.input_ranges else []
+    stats = input_statistics(loaded, prep)
+    ood_reasons = check_ranges(stats, meta.input_ranges, meta.target_spacing) if meta.input_ranges else []
     warnings = list(prep.warnings)
     if meta.input_ranges and ood_reasons:
         warnings.append(f"input is out of the training distribution of {meta.name}: {'; '.join(ood_reasons)}; "

@@ -9,6 +9,7 @@ Example:
 """
 
 __all__ = [
+    "antialias",
     "geometry",
     "head_mask",
     "input_grid",

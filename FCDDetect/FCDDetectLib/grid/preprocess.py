@@ -6,7 +6,10 @@ Forward (:func:`preprocess`), for the reference (first) image:
    no interpolation). An oblique acquisition stays oblique: the model grid keeps the
    input's rotation, as in every MONAI ``Orientationd`` + ``Spacingd`` pipeline, so no
    rotation is interpolated in and the axes stay those of the acquisition.
-2. ``Spacing(spacing)``: linear resampling to the target voxel size.
+2. ``Spacing(spacing)``: linear resampling to the target voxel size, after a Gaussian
+   anti-aliasing filter along every axis finer than the target
+   (:mod:`FCDDetectLib.grid.antialias`: a 1 mm scan then looks to the network like a scan
+   acquired near the model's voxel size, not like a sharper, noisier one).
 3. A window of ``shape`` voxels centred on the head's bounding box: ``BorderPad`` (zeros,
    only where the window reaches past the input's field of view) then ``SpatialCrop``.
    The window holds the real image everywhere the input has data (air around the head
@@ -18,7 +21,7 @@ Forward (:func:`preprocess`), for the reference (first) image:
 Further modalities (e.g. T1 beside a FLAIR reference; separate acquisitions on other
 grids) are resampled through world coordinates straight onto the reference's model grid
 (MONAI ``SpatialResample`` with ``dst_affine``, linear, zeros outside their field of
-view), then z-scored inside their own head mask.
+view, after the same anti-aliasing), then z-scored inside their own head mask.
 
 Head mask: :func:`~FCDDetectLib.grid.head_mask.head_mask` (its rule is that module's docstring).
 Inverse (:func:`to_input_grid`, in :mod:`FCDDetectLib.grid.input_grid`): one linear resampling
@@ -48,6 +51,7 @@ import numpy as np
 import torch
 
 from FCDDetectLib.errors import FCDInputError
+from FCDDetectLib.grid.antialias import antialias
 from FCDDetectLib.grid.geometry import mask_bounds
 from FCDDetectLib.grid.head_mask import head_mask
 from FCDDetectLib.io.image_io import Image
@@ -170,7 +174,7 @@ def preprocess(images: Sequence[Image], spacing: Sequence[float], shape: Sequenc
     orient = Orientation(axcodes=_AXES, labels=_RAS_LABELS)
     space = Spacing(pixdim=sp, mode="bilinear", padding_mode="border")
     with torch.no_grad():
-        oriented = orient(_meta_tensor(reference.array, reference.affine))
+        oriented = orient(_meta_tensor(antialias(reference.array, reference.affine, sp), reference.affine))
         spaced = space(oriented, output_spatial_shape=_spaced_shape(oriented, sp))
         head = head_mask(spaced[0].numpy())
         if not head.any():
@@ -204,7 +208,7 @@ def preprocess(images: Sequence[Image], spacing: Sequence[float], shape: Sequenc
     for number, image in enumerate(images[1:], start=2):
         with torch.no_grad():
             moved = resample(
-                _meta_tensor(image.array, image.affine),
+                _meta_tensor(antialias(image.array, image.affine, sp), image.affine),
                 dst_affine=torch.as_tensor(model_affine),
                 spatial_size=sh,
             )

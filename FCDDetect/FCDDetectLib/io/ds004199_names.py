@@ -22,11 +22,11 @@ Example:
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-__all__ = ["MODALITY_SUFFIX", "ROI_MARK", "BidsName", "anat_files", "parse_name", "roi_for"]
+__all__ = ["MODALITY_SUFFIX", "ROI_MARK", "BidsName", "anat_files", "parse_name", "roi_for", "sorted_sessions"]
 
 MODALITY_SUFFIX: dict[str, str] = {"flair": "FLAIR", "t1": "T1w", "t2": "T2w"}
 """The BIDS suffix of each modality name the engine and the trainer use."""
@@ -65,6 +65,17 @@ def anat_files(root: Path, subject_id: str) -> list[Path]:
     files = sorted(folder.glob("anat/*.nii*")) + sorted(folder.glob("ses-*/anat/*.nii*"))
     named = [(f, parse_name(f.name)) for f in files]
     return [f for f, name in named if name is not None and name.subject == subject_id]
+
+
+def sorted_sessions(labels: Iterable[str | None]) -> list[str]:
+    """The distinct session labels (``None`` dropped) in natural order: numbers by value, then the rest.
+
+    Example:
+        >>> sorted_sessions(["10", "2", None, "1", "pre"])
+        ['1', '2', '10', 'pre']
+    """
+    distinct = {label for label in labels if label is not None}
+    return sorted(distinct, key=lambda s: (not s.isdigit(), int(s) if s.isdigit() else 0, s))
 
 
 def roi_for(rois: Sequence[Path], flair: Path | None) -> tuple[Path | None, bool]:

@@ -5,6 +5,14 @@
 are found whatever their acq label (ds004199 has 16), including sub-00048 whose ROI is
 ``acq-32ch10`` beside an ``acq-T2sel`` FLAIR. Only headers and JSON sidecars are read.
 
+Sessions (``sub-X/ses-Y/anat``, e.g. ``fcd synth --rescans``): a subject is one record, made
+from **one** session, the first (in natural order: ses-2 before ses-10) that has both a T1w and a FLAIR; its
+images, ROI and flags all come from that session (``info["session"]``, and
+``info["sessions"]`` lists them all). So a subject's rescans never land in different folds
+(no leak of one person's anatomy and lesion from training into test) and never count twice;
+one warning says how many subjects had further sessions. The rescans are for the
+test-retest benchmark (``fcd detect --data`` reads every session).
+
 Example:
     >>> dataset = load_bids("ds004199")  # doctest: +SKIP
     >>> len(dataset.subjects), sum(s.roi is not None for s in dataset.subjects)  # doctest: +SKIP
@@ -19,7 +27,7 @@ from pathlib import Path
 from FCDDetectLib.choices import MODALITIES
 from FCDDetectLib.errors import FCDInputError
 from FCDDetectLib.grid.geometry import same_grid, voxel_sizes
-from FCDDetectLib.io.ds004199_names import MODALITY_SUFFIX, anat_files, parse_name, roi_for
+from FCDDetectLib.io.ds004199_names import MODALITY_SUFFIX, anat_files, parse_name, roi_for, sorted_sessions
 
 from FCDTrainLib.data.image_headers import is_thick_slice, read_grid, read_sidecar
 from FCDTrainLib.data.labels import LabelNames, parse_label
@@ -63,6 +71,20 @@ def _acq_name(path: Path, sidecar: dict) -> str:
     return str(sidecar.get("ProtocolName") or sidecar.get("SeriesDescription") or "unknown")
 
 
+def _one_session(files: list[Path]) -> tuple[list[Path], str | None, list[str]]:
+    """The files of the subject's training session (see the module docstring), that session, all sessions."""
+    names = {f: parse_name(f.name) for f in files}
+    sessions = sorted_sessions(n.session for n in names.values())
+    if not sessions:
+        return files, None, []
+    for session in sessions:
+        own = [f for f in files if names[f].session == session]
+        suffixes = {names[f].suffix for f in own if not names[f].roi}
+        if {MODALITY_SUFFIX["t1"], MODALITY_SUFFIX["flair"]} <= suffixes:
+            return own, session, sessions
+    return [f for f in files if names[f].session == sessions[0]], sessions[0], sessions
+
+
 def _pick(files: list[Path], subject_id: str, what: str, warnings: list[str]) -> Path:
     if len(files) > 1:
         warnings.append(f"{subject_id}: {len(files)} {what} files, using {files[0].name}")
@@ -73,7 +95,8 @@ def _subject(root: Path, row: dict[str, str], names: LabelNames, warnings: list[
     subject_id = row["participant_id"]
     label = parse_label(row["group"], f"{root / 'participants.tsv'}: {subject_id} group", names)
     found: dict[str, list[Path]] = {"t1": [], "flair": [], "roi": []}
-    for path in anat_files(root, subject_id):
+    files, session, sessions = _one_session(anat_files(root, subject_id))
+    for path in files:
         name = parse_name(path.name)
         if name.suffix not in _SUFFIX_TO_MODALITY or (name.roi and name.suffix != MODALITY_SUFFIX["flair"]):
             continue
@@ -122,6 +145,8 @@ def _subject(root: Path, row: dict[str, str], names: LabelNames, warnings: list[
 
     split = row.get("split", "")
     info = {k: v for k, v in row.items() if k not in ("participant_id", "group", "split")}
+    if session is not None:
+        info.update(session=session, sessions=",".join(sessions))
     return Subject(
         subject_id=subject_id,
         label=label,
@@ -159,6 +184,11 @@ def load_bids(path: str | Path, label_names: LabelNames | None = None) -> Datase
             raise FCDInputError(f"{root / 'participants.tsv'}: {row['participant_id']} listed twice")
         seen.add(row["participant_id"])
         subjects.append(_subject(root, row, label_names or LabelNames(), warnings))
+    several = [s.subject_id for s in subjects if "," in s.info.get("sessions", "")]
+    if several:
+        warnings.append(f"{len(several)} subjects have several sessions (e.g. {several[0]}: "
+                        f"{subjects[[s.subject_id for s in subjects].index(several[0])].info['sessions']}); "
+                        "each trains and tests on its first session only, so rescans never split across folds")
     unlisted = sorted(p.name for p in root.glob("sub-*") if p.is_dir() and p.name not in seen)
     if unlisted:
         warnings.append(f"{len(unlisted)} subject folders not in participants.tsv, ignored: {', '.join(unlisted[:5])}")

@@ -107,6 +107,8 @@ class RunConfig:
     shift_mm: float = option(0.0, "random translations up to +/- MM along each axis (0: off)", flag="--shift",
                              metavar="MM", ge=0)
     flip: bool = option(False, "mirror half of the training volumes left-right")
+    scanner_augment: bool = option(False, "new random contrast (gamma), bias field, resolution and noise on every "
+                                   "training volume each epoch, re-z-scored in the head (SynthSeg-style)")
     explain_method: str = option(DEFAULT_METHOD, "explanation method of the Heat-Score", flag="--method",
                                  choices=EXPLANATION_METHODS)
     explain_layer: str = option(DEFAULT_LAYER, "stage of the CAM methods (Grad-CAM, Grad-CAM++, LayerCAM); multi: "

@@ -17,6 +17,7 @@ __all__ = [
     "input_cache",
     "lesion_trainer",
     "medicalnet_weights",
+    "scanner_augment",
     "trainer",
     "trainer_registry",
     "transfer",

@@ -45,7 +45,8 @@ from FCDDetectLib.io.atomic_files import write_atomic
 
 from FCDTrainLib.run_folder.run_files import read_json_object
 
-CACHE_FORMAT = 1
+CACHE_FORMAT = 2
+"""2: anti-aliased resampling (FCDDetectLib.grid.antialias) and statistics over every input image."""
 ROI_RESAMPLING = "linear-world-v1"  # part of every cached ROI's stamp
 
 
@@ -184,7 +185,7 @@ class VolumeCache:
                                 f"({subject.subject_id}); check the image")
         self.folder.mkdir(parents=True, exist_ok=True)
         path = self.path_for(subject)
-        write_json_atomic(path.with_suffix(".stats.json"), input_statistics(images[0], prep))
+        write_json_atomic(path.with_suffix(".stats.json"), input_statistics(images, prep))
         save_array(path, array)
         self.built += 1
         roi = None

@@ -56,6 +56,7 @@ from FCDTrainLib.training.fold_model import (
     roc_auc_or_nan,
     set_train_mode,
 )
+from FCDTrainLib.training.scanner_augment import scanner_augment
 
 Number = float | torch.Tensor  # a loss or loss part: a float or a detached 0-dim tensor
 
@@ -237,6 +238,8 @@ class Trainer:
         for start in range(0, n_train, size):
             index = order[start:start + size]
             batch = self.augment(self.batch(data.train_x, data.train_y, index, "train"), generator)
+            if self.config.scanner_augment:  # intensities only, after the spatial transform (no target moves)
+                batch["x"] = scanner_augment(batch["x"], generator)
             loss, parts = self.step(batch)
             total += on_device(loss) * index.numel()
             for key, value in parts.items():

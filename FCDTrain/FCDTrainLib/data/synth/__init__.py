@@ -11,7 +11,12 @@ __all__ = [
     "deform",
     "lesion",
     "protocols",
+    "randomize",
+    "scan_files",
+    "scan_style",
+    "scanner_effects",
     "subject",
     "template",
+    "variants",
     "write_cohort",
 ]

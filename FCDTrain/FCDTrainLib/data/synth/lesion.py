@@ -18,6 +18,13 @@ random irregular ellipsoidal extent of about 0.5-5 cm3, and shows the MRI signs 
 the lesion, so lesions range from obvious to hard to see. The ROI is the lesion's extent
 (the thickened/blurred/hyperintense cortex and the transmantle band).
 
+``signs`` (``fcd synth --randomize``, :func:`FCDTrainLib.data.synth.randomize.random_signs`)
+gives each sign its own strength in [0, 1] (:data:`SIGNS`; 0: absent): ``flair`` the
+subcortical FLAIR hyperintensity with its T1 hypointensity and core, ``blur`` the blurred
+junction, ``thickening`` the thicker cortex, ``transmantle`` the band (drawn only where the
+strength is above 0). Without ``signs`` every sign is at full strength and the band is a coin
+flip, as before (the same random draws, so the same lesions).
+
 Example:
     >>> lesion = make_lesion(np.random.default_rng(1), load_template(2), subtlety=0.3)  # doctest: +SKIP
     >>> lesion.info["transmantle"] in (True, False)  # doctest: +SKIP
@@ -83,9 +90,19 @@ def _into_white_matter(template: Template, centre_vox: np.ndarray) -> np.ndarray
     return direction / norm if norm > 1e-9 else np.zeros(3)
 
 
-def make_lesion(rng: np.random.Generator, template: Template, subtlety: float = 0.3) -> Lesion:
-    """A random FCD-II lesion on ``template``; returns modified tissue maps and signal changes."""
+SIGNS = ("flair", "blur", "thickening", "transmantle")
+"""The FCD-II signs a lesion may show (``signs`` of :func:`make_lesion`)."""
+
+
+def make_lesion(rng: np.random.Generator, template: Template, subtlety: float = 0.3,
+                signs: dict[str, float] | None = None) -> Lesion:
+    """A random FCD-II lesion on ``template``; returns modified tissue maps and signal changes.
+
+    ``signs``: strength (0..1) of each of :data:`SIGNS`; None: all at full strength (see the module docstring).
+    """
     from scipy import ndimage
+
+    strength = {name: 1.0 for name in SIGNS} if signs is None else {n: float(signs.get(n, 0.0)) for n in SIGNS}
 
     res = float(template.resolution)
     amplitude = (1.0 - 0.75 * float(subtlety)) * rng.uniform(0.8, 1.0)
@@ -94,6 +111,8 @@ def make_lesion(rng: np.random.Generator, template: Template, subtlety: float = 
     centre_vox = template.boundary_vox[rng.integers(len(template.boundary_vox))]
     centre = template.world(centre_vox[None].astype(float))[0]
     transmantle = bool(rng.random() < 0.5) and len(template.ventricle_vox) > 0
+    if signs is not None:
+        transmantle = strength["transmantle"] > 0 and len(template.ventricle_vox) > 0
 
     ventricles = template.world(template.ventricle_vox.astype(float))
     target = ventricles[np.argmin(((ventricles - centre) ** 2).sum(axis=1))] if transmantle else centre
@@ -123,7 +142,7 @@ def make_lesion(rng: np.random.Generator, template: Template, subtlety: float = 
     extent = _sigmoid((1.0 - distance * (1 + 0.18 * wobble)) * radius / 0.8).astype(np.float32)
     extent[extent < 0.02] = 0  # no far tails: every change stays inside (the rim of) the ROI
 
-    core_strength = amplitude * core_gain(subtlety)
+    core_strength = amplitude * core_gain(subtlety) * strength["flair"]
     core = np.zeros_like(extent)
     if core_strength > 0:
         # Subcortical FLAIR hyperintensity as a bulk under the lesion (FCD IIb): a ball of
@@ -136,11 +155,11 @@ def make_lesion(rng: np.random.Generator, template: Template, subtlety: float = 
 
     # Cortical thickening: GM pushed ~2-3 mm into the underlying WM.
     thick = np.clip(1.9 * ndimage.gaussian_filter(g, 1.6 / res), 0, 1)
-    moved = np.minimum(np.clip(amplitude * extent * (thick - g), 0, None), w)
+    moved = np.minimum(np.clip(strength["thickening"] * amplitude * extent * (thick - g), 0, None), w)
     g, w = g + moved, w - moved
     extent = np.maximum(extent, core)
     # Blurred grey-white junction.
-    weight = 0.85 * amplitude * extent
+    weight = 0.85 * strength["blur"] * amplitude * extent
     g = (1 - weight) * g + weight * ndimage.gaussian_filter(g, 2.0 / res)
     w = (1 - weight) * w + weight * ndimage.gaussian_filter(w, 2.0 / res)
     total = g + w + c
@@ -151,8 +170,8 @@ def make_lesion(rng: np.random.Generator, template: Template, subtlety: float = 
     # At full amplitude (subtlety 0) the lesion's white matter is clearly brighter than
     # cortex on FLAIR (WM 0.55 x 1.6-1.9 vs GM 0.78); at the default subtlety 0.3 it is
     # about as bright as cortex to 1.2x; at subtlety 1 darker than cortex.
-    flair_add = amplitude * rng.uniform(0.6, 0.9) * extent * (w * near_cortex + 0.35 * g)
-    t1_add = -amplitude * rng.uniform(0.05, 0.10) * extent * w
+    flair_add = strength["flair"] * amplitude * rng.uniform(0.6, 0.9) * extent * (w * near_cortex + 0.35 * g)
+    t1_add = -strength["flair"] * amplitude * rng.uniform(0.05, 0.10) * extent * w
     roi = extent * np.clip((g + w) / 0.5, 0, 1)
     wm_part = np.clip(w / 0.4, 0, 1)
 
@@ -169,8 +188,8 @@ def make_lesion(rng: np.random.Generator, template: Template, subtlety: float = 
         tube = (_sigmoid((tube_radius - gap) / 0.6) * (1 - 0.5 * t)).reshape(g.shape)
         tube[tube < 0.1] = 0  # the band's thin tail near the ventricle stays inside the ROI
         band = tube * wm_part
-        flair_add = flair_add + amplitude * 0.5 * band
-        t1_add = t1_add - amplitude * 0.05 * band
+        flair_add = flair_add + strength["transmantle"] * amplitude * 0.5 * band
+        t1_add = t1_add - strength["transmantle"] * amplitude * 0.05 * band
         roi = np.maximum(roi, np.where(tube > 0, wm_part, 0))
 
     gm[box], wm[box] = g, w
@@ -184,4 +203,6 @@ def make_lesion(rng: np.random.Generator, template: Template, subtlety: float = 
         "hemisphere": "L" if centre[0] < 0 else "R",
         "lobe": _lobe(*centre),
     }
+    if signs is not None:
+        info["signs"] = {name: round(value, 3) for name, value in strength.items()}
     return Lesion(gm, wm, full_flair, full_t1, full_roi, info)

@@ -91,21 +91,39 @@ def make_grid(
     rng: np.random.Generator,
     tilt_deg: float = 3.0,
     margin_mm: float = 8.0,
+    margins: np.ndarray | None = None,
 ) -> tuple[tuple[int, int, int], np.ndarray]:
-    """``(shape, affine)`` of a scan of ``sequence`` covering ``box_mm`` (world), randomly tilted."""
+    """``(shape, affine)`` of a scan of ``sequence`` covering ``box_mm`` (world), randomly tilted.
+
+    ``margins`` (2, 3): the field of view's margin (mm) before and after the box along each
+    voxel axis, instead of ``margin_mm`` on every side (an off-centre head; negative: cut).
+    """
     zooms = np.asarray(sequence.zooms[size], float)
     directions = np.array([_AXES[c] for c in sequence.orientation], float).T
     directions = rotation_matrix(np.deg2rad(rng.uniform(-tilt_deg, tilt_deg, 3))) @ directions
     lower, upper = (np.asarray(v, float) for v in box_mm)
     corners = np.array([[x, y, z] for x in (lower[0], upper[0]) for y in (lower[1], upper[1]) for z in (lower[2], upper[2])])
     projected = corners @ directions  # (8, 3) coordinate along each voxel axis
-    start = projected.min(axis=0) - margin_mm
-    extent = projected.max(axis=0) + margin_mm - start
+    before, after = (margin_mm, margin_mm) if margins is None else (np.asarray(margins[0]), np.asarray(margins[1]))
+    start = projected.min(axis=0) - before
+    extent = projected.max(axis=0) + after - start
     shape = tuple(int(np.ceil(e / z)) + 1 for e, z in zip(extent, zooms, strict=True))
     affine = np.eye(4)
     affine[:3, :3] = directions @ np.diag(zooms)
     affine[:3, 3] = directions @ start
     return shape, affine
+
+
+def thick_flair(acq: str, plane: str, in_plane: dict[str, float], slice_mm: float) -> Sequence:
+    """A 2D FLAIR with ``slice_mm`` slices in ``plane`` (``tra``, ``cor`` or ``sag``); ``in_plane`` voxel per size.
+
+    Example:
+        >>> thick_flair("sag5mm", "sag", {"small": 2.2}, 5.0).zooms["small"], thick_flair("x", "sag", {}, 5.0).orientation
+        ((2.2, 2.2, 5.0), 'ASR')
+    """
+    orientation = {"tra": "LAS", "cor": "LSA", "sag": "ASR"}[plane]
+    zooms = {size: (edge, edge, max(slice_mm, edge)) for size, edge in in_plane.items()}
+    return Sequence(acq, "FLAIR", zooms, orientation, "2D", f"flair_{plane}_{slice_mm:g}mm (synthetic)", "Trio")
 
 
 def supersampling(sequence: Sequence, size: str) -> tuple[int, int, int]:

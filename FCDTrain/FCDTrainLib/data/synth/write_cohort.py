@@ -25,6 +25,7 @@ from FCDDetectLib.io.image_io import Image, save_image
 from FCDTrainLib.data.seeds import check_seed
 from FCDTrainLib.data.synth.protocols import OLD_CYCLE, PROTOCOLS, SIZES
 from FCDTrainLib.data.synth.subject import SynthSubject, make_subject
+from FCDTrainLib.data.synth.variants import SynthVariant
 
 MIN_SUBJECTS = 2
 TEST_FRACTION = 28 / 85
@@ -50,6 +51,7 @@ class CohortSummary:
     seconds_per_subject: float
     overlays: list[str] = field(default_factory=list)
     subjects: list[dict] = field(default_factory=list)
+    variant: dict = field(default_factory=dict)
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -96,16 +98,23 @@ def _roi_on(grid: Image, roi: Image) -> np.ndarray:
     return ndimage.affine_transform(roi.array.astype(np.float32), mapping, output_shape=grid.array.shape, order=0) > 0.5
 
 
-def _write_subject(root: Path, subject_id: str, protocol_name: str, size: str, data: SynthSubject) -> None:
-    protocol = PROTOCOLS[protocol_name]
-    anat = root / subject_id / "anat"
-    for sequence, image in ((protocol.t1, data.t1), (protocol.flair, data.flair)):
-        stem = f"{subject_id}_acq-{sequence.acq}_{sequence.suffix}"
-        save_image(anat / f"{stem}.nii.gz", image.array, image.affine, dtype=np.int16)
-        write_json_atomic(anat / f"{stem}.json", sequence.sidecar(size))
+def _write_subject(root: Path, subject_id: str, protocol_name: str, size: str, data: SynthSubject,
+                   session: int | None = None) -> None:
+    from FCDTrainLib.data.synth.scan_files import write_brain_masks
+
+    protocol = PROTOCOLS.get(protocol_name)
+    sequences = data.sequences or {"t1": protocol.t1, "flair": protocol.flair}
+    folder, prefix = (subject_id, subject_id) if session is None else (f"{subject_id}/ses-{session}",
+                                                                        f"{subject_id}_ses-{session}")
+    anat = root / folder / "anat"
+    for key, image in (("t1", data.t1), ("flair", data.flair)):
+        stem = f"{prefix}_acq-{sequences[key].acq}_{sequences[key].suffix}"
+        save_image(anat / f"{stem}.nii.gz", image.array, image.affine, dtype=data.dtypes[key])
+        write_json_atomic(anat / f"{stem}.json", sequences[key].sidecar(size))
     if data.roi is not None:
-        save_image(anat / f"{subject_id}_acq-{protocol.flair.acq}_FLAIR_roi.nii.gz", data.roi.array, data.roi.affine,
+        save_image(anat / f"{prefix}_acq-{sequences['flair'].acq}_FLAIR_roi.nii.gz", data.roi.array, data.roi.affine,
                    dtype=np.uint8)
+    write_brain_masks(root, folder, prefix, sequences, data.brain_masks)
 
 
 def _tsv(rows: list[dict]) -> str:
@@ -142,6 +151,7 @@ def synth_cohort(
     confound: bool = False,
     overlays: int = 3,
     progress: Callable[[int, int], None] | None = None,
+    variant: SynthVariant | None = None,
 ) -> CohortSummary:
     """Generate ``n_subjects`` subjects (patients carry one FCD-II lesion) into ``out`` (ds004199 layout).
 
@@ -149,16 +159,24 @@ def synth_cohort(
     with ``confound``); ``confound=True`` keeps every control on the new protocol, like ds004199.
     The cohort is built in a temporary folder beside ``out`` and renamed when complete. The same
     arguments give the same files. ``progress(done, total)`` is called after each subject.
+    ``variant`` (:class:`~FCDTrainLib.data.synth.variants.SynthVariant`): randomised scans,
+    a benchmark family's changes, rescans; checked, with the disk space the cohort needs
+    (:func:`~FCDTrainLib.data.synth.scan_files.check_disk_space`), before anything is written.
 
     Example:
         >>> synth_cohort("demo-cohort", 12, seed=3, size="small", subtlety=0.2)  # doctest: +SKIP
     """
     started = time.perf_counter()
+    from FCDTrainLib.data.synth.scan_files import check_disk_space
+
     check_seed(seed)
     n_fcd = _check_options(n_subjects, fcd_fraction, size, subtlety, 0.0 if protocol_mix is None else protocol_mix)
+    variant = variant or SynthVariant()
+    variant.check()
     mix = (0.5 if confound else 0.25) if protocol_mix is None else float(protocol_mix)
     target = Path(out)
     _prepare_out(target)
+    check_disk_space(target, n_subjects, size, variant)
     rng = np.random.default_rng([seed, 0])
     labels = np.array([1] * n_fcd + [0] * (n_subjects - n_fcd))
     rng.shuffle(labels)
@@ -174,8 +192,13 @@ def synth_cohort(
             subject_id = f"sub-{index + 1:05d}"
             subject_rng = np.random.default_rng([seed, index + 1])
             patient = bool(labels[index])
-            data = make_subject(subject_rng, PROTOCOLS[protocols[index]], size, patient, subtlety)
-            _write_subject(work, subject_id, protocols[index], size, data)
+            if variant.is_standard:
+                sessions = [make_subject(subject_rng, PROTOCOLS[protocols[index]], size, patient, subtlety)]
+            else:
+                sessions = variant.sessions(subject_rng, protocols[index], size, patient, subtlety, seed, index)
+            for number, data in enumerate(sessions, start=1):
+                _write_subject(work, subject_id, protocols[index], size, data, number if variant.session_layout else None)
+            data = sessions[0]
             info = data.info
             rows.append({
                 "participant_id": subject_id,
@@ -185,10 +208,10 @@ def synth_cohort(
                 "hemisphere": info.get("hemisphere", "n/a"),
                 "lobe": info.get("lobe", "n/a"),
                 "split": "test" if index in test else "train",
-                "protocol": protocols[index],
+                "protocol": data.info["protocol"],
                 "lesion_volume_cm3": info.get("roi_volume_cm3", "n/a"),
                 "transmantle": int(info["transmantle"]) if patient else "n/a",
-                "lesion": info,
+                "lesion": info if len(sessions) == 1 else {**info, "sessions": [d.info for d in sessions]},
             })
             if len(shown) < overlays and (patient or len(shown) == overlays - 1):
                 shown.append(_overlay(work, subject_id, data))
@@ -213,6 +236,7 @@ def synth_cohort(
         seconds_per_subject=round(seconds / n_subjects, 3),
         overlays=[str(target / p) for p in shown],
         subjects=[{k: v for k, v in row.items() if k != "lesion"} for row in rows],
+        variant={k: v for k, v in variant.to_dict().items() if v not in (None, False)},
     )
 
 
