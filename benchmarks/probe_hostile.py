@@ -692,6 +692,15 @@ def _manifest_rows(cohort: Path) -> list[tuple[str, str, str]]:
     return rows
 
 
+def default_sigint() -> None:
+    """``preexec_fn``: SIGINT back to its default in the child, as in a terminal.
+
+    A shell starts background jobs (``make probe &``, CI runners) with SIGINT ignored, and
+    children inherit that: Ctrl-C would then never reach ``fcd``, and the probe would test nothing.
+    """
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def detect_kills(work: Path, ctx: dict, count: int, rng: random.Random) -> None:
     """SIGKILL, SIGINT and SIGTERM at each named commit point, then ``count`` random ones (the three in turn)."""
     out = work / "out-kill"
@@ -711,7 +720,8 @@ def detect_kills(work: Path, ctx: dict, count: int, rng: random.Random) -> None:
         command = [sys.executable, "-m", "FCDDetectLib.cli", *detect_args(ctx["bundle"], image, out, *extra)]
         env = {**ENV, "FCD_TEST_KILL_AT": point or "", "FCD_TEST_KILL_SIGNAL": name}
         files, empty = snapshot([out])
-        process = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        process = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+                                   preexec_fn=default_sigint)
         if kind == "random":
             try:
                 process.wait(timeout=rng.uniform(0.0, full * 1.05))

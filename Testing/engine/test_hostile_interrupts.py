@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
 import textwrap
@@ -59,10 +60,15 @@ WRITER = textwrap.dedent("""
 POINTS = ["staged", "journal", "renamed:heatmap.nii.gz", "renamed:overlay.png", "renamed:result.json", "committed"]
 
 
+def _default_sigint() -> None:
+    # a shell starts background jobs with SIGINT ignored and children inherit it: Ctrl-C as in a terminal
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def _write(tag: str, out: Path, extra: bool, point: str = "", signal_name: str = "SIGKILL") -> int:
     env = {**os.environ, "FCD_TEST_KILL_AT": point, "FCD_TEST_KILL_SIGNAL": signal_name}
     done = subprocess.run([sys.executable, "-c", WRITER, tag, str(out), "1" if extra else "0"], env=env,
-                          capture_output=True, text=True, timeout=120)
+                          capture_output=True, text=True, timeout=120, preexec_fn=_default_sigint)
     assert "Traceback" not in done.stderr, done.stderr
     return done.returncode
 
