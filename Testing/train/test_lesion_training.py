@@ -52,7 +52,7 @@ def test_lesion_map_peak_lands_in_the_planted_blob(tmp_path):
     # least one patient, and every patient's blob at least 30 % above its background (margins
     # below the worst seed).
     torch.manual_seed(0)
-    config = _blob_config(seed=0, epochs=8)
+    config = _blob_config(seed=0, epochs=8, lesion_schedule="plateau")  # measured with the plateau schedule
     data = _blob_data(0)
     trainer = LesionTrainer(config, 0, data, tmp_path / "fold-0", EventLog(tmp_path / "events.jsonl"), progress=False)
     outcome = trainer.fit()
@@ -104,7 +104,7 @@ def test_lesion_training_resumes_bit_exact(tmp_path):
 def test_lesion_training_follows_the_validation_lesion_loss(tmp_path):
     # The best epoch, best_val_loss (and so the scheduler and early stopping, which read the
     # same figure) follow val_lesion_loss under lesion supervision, not the class + lesion sum.
-    config = _blob_config(seed=2, epochs=3)
+    config = _blob_config(seed=2, epochs=3, lesion_schedule="plateau")
     outcome = LesionTrainer(config, 0, _blob_data(2, 8, 4), tmp_path / "fold-0", EventLog(tmp_path / "e.jsonl"),
                             progress=False).fit()
     assert LesionTrainer.monitor == "val_lesion_loss" and Trainer.monitor == "val_loss"

@@ -29,6 +29,7 @@ from FCDDetectLib.choices import (
     EXPLANATION_METHODS,
     GEOMETRIES,
     INPUT_MODALITIES,
+    LESION_SCHEDULES,
     PRETRAINED_STRATEGIES,
     SUPERVISION,
 )
@@ -44,19 +45,26 @@ NOT_IDENTITY = ("device", "weights", "workers")
 # ReduceLROnPlateau and early stopping on the validation loss are what the trainer does;
 # the normalisation is the bundle's). Ignored when an old run folder is read.
 RETIRED_FIELDS = ("optimizer", "loss", "scheduler", "early_stopping", "normalisation")
+# Lesion-training fields added later, with the value a lesion run's config.json written before
+# them meant: an old lesion run folder resumes with what it trained with (not with the new
+# default), and still matches. They do not shape a `--supervision none` run: not part of its identity.
+LEGACY_VALUES: dict[str, Any] = {"lesion_schedule": "plateau", "patch": None, "operating_fp_per_control": None}
+LESION_ONLY = ("lesion_schedule", "patch", "foreground_fraction", "operating_fp_per_control")
 
 
 def option(default: Any = MISSING, help: str = "", *, flag: str | None = None, choices: tuple | None = None,
            ge: float | None = None, gt: float | None = None, le: float | None = None, lt: float | None = None,
-           metavar: Any = None, cli: bool = True, factory: Any = MISSING) -> Any:
+           metavar: Any = None, cli: bool = True, factory: Any = MISSING, arg_type: Any = None,
+           nargs: int | None = None) -> Any:
     """A RunConfig field with what the CLI and the checks need to know about it.
 
     ``help`` is the option's help (the default is appended by the CLI), ``flag`` the option
     name when it is not ``--field-name``, ``choices`` the allowed values, ``ge``/``gt``/``le``/``lt``
-    bounds checked by :meth:`RunConfig.validate`, ``cli=False`` for fields no option sets.
+    bounds checked by :meth:`RunConfig.validate` (on every item of a list), ``cli=False`` for fields no
+    option sets; ``arg_type`` and ``nargs`` for an option whose default (None) does not show them.
     """
     metadata = {"help": help, "flag": flag, "choices": choices, "ge": ge, "gt": gt, "le": le, "lt": lt,
-                "metavar": metavar, "cli": cli}
+                "metavar": metavar, "cli": cli, "arg_type": arg_type, "nargs": nargs}
     if factory is not MISSING:
         return field(default_factory=factory, metadata=metadata)
     return field(default=default, metadata=metadata)
@@ -119,6 +127,22 @@ class RunConfig:
     lesion_weight: float = option(1.0, "with --supervision lesion: weight of the lesion loss (Dice + BCE) beside "
                                   "the cross-entropy", ge=0)
     decoder_width: int = option(16, "with --supervision lesion: channels of the lesion decoder", ge=2)
+    lesion_schedule: str = option("poly", "with --supervision lesion: learning-rate schedule; poly: nnU-Net's fixed "
+                                  "decay lr*(1-epoch/epochs)^0.9 for --max-epochs, the last epoch's weights are the "
+                                  "model (no plateau scheduler, early stopping or best epoch read from the noisy "
+                                  "validation loss); plateau: ReduceLROnPlateau and early stopping on the "
+                                  "validation lesion loss, the best epoch's weights", choices=LESION_SCHEDULES)
+    patch: list[int] | None = option(None, "with --supervision lesion: train on random patches of X Y Z voxels "
+                                     "of the model grid (nnU-Net's patch sampling; --foreground-fraction of them "
+                                     "centred on a lesion voxel; at most the grid) instead of whole volumes; "
+                                     "detection still reads the whole volume", metavar=("X", "Y", "Z"), ge=8,
+                                     arg_type=int, nargs=3)
+    foreground_fraction: float = option(0.33, "with --patch: share of the training patches centred on a lesion "
+                                        "voxel (nnU-Net's oversample_foreground_percent)", ge=0, le=1)
+    operating_fp_per_control: float | None = option(0.2, "with --supervision lesion: the lesion map's cluster "
+                                                    "threshold and minimum size are chosen on the fold's validation "
+                                                    "subjects for at most this many false-positive clusters per "
+                                                    "control, and stored in the bundle as its defaults", ge=0)
     device: str = option("auto", "where to train", choices=DEVICES)
     workers: int = option(0, cli=False)
 
@@ -172,11 +196,15 @@ class RunConfig:
     def from_dict(cls, data: dict[str, Any]) -> RunConfig:
         """A config from ``config.json``; retired fields of older versions (and unknown ones) are ignored."""
         known = {f.name for f in fields(cls)}
-        return cls(**{k: v for k, v in data.items() if k in known})
+        values = {k: v for k, v in data.items() if k in known}
+        if values.get("supervision") == "lesion":
+            values = {**{k: v for k, v in LEGACY_VALUES.items() if k not in values}, **values}
+        return cls(**values)
 
     def identity(self) -> dict[str, Any]:
         """The fields that must match for two invocations to share a RUN folder."""
-        return {k: v for k, v in self.to_dict().items() if k not in NOT_IDENTITY}
+        skip = (*NOT_IDENTITY, *(LESION_ONLY if self.supervision == "none" else ()))
+        return {k: v for k, v in self.to_dict().items() if k not in skip}
 
     def validate(self) -> None:
         """Check every field against its choices and bounds, and the options against each other."""
@@ -197,6 +225,8 @@ class RunConfig:
             raise FCDInputError("--widen-factor: MedicalNet weights need the standard width (1.0)")
         check_model_grid(list(self.spacing), list(self.shape), "fcd train", spacing_name="--spacing",
                          shape_name="--shape")  # the bounds every bundle is checked against
+        if self.patch is not None and (len(self.patch) != 3 or not all(isinstance(p, int) for p in self.patch)):
+            raise FCDInputError(f"--patch {self.patch}: expected 3 sizes in voxels (X Y Z)")
 
 
 def flag_of(f: Any) -> str:
@@ -208,7 +238,11 @@ def _check_field(f: Any, value: Any) -> None:
     meta, flag = f.metadata, flag_of(f)
     if meta.get("choices") is not None and value not in meta["choices"]:
         raise FCDInputError(f"{flag} {value}: expected one of {', '.join(map(str, meta['choices']))}")
-    if value is None or isinstance(value, (bool, list, str)):
+    if isinstance(value, list):
+        for item in value:
+            _check_field(f, item)
+        return
+    if value is None or isinstance(value, (bool, str)):
         return
     for key, ok, words in (("ge", lambda v, b: v >= b, "at least"), ("gt", lambda v, b: v > b, "greater than"),
                            ("le", lambda v, b: v <= b, "at most"), ("lt", lambda v, b: v < b, "less than")):

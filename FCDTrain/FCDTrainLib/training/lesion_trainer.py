@@ -60,6 +60,8 @@ import torch
 import torch.nn.functional as F
 
 from FCDTrainLib.training.fold_model import autocast_context, roc_auc_or_nan
+from FCDTrainLib.training.patches import PatchSampler
+from FCDTrainLib.training.schedules import SCHEDULES
 from FCDTrainLib.training.trainer import Trainer
 
 
@@ -85,6 +87,12 @@ class LesionTrainer(Trainer):
             if getattr(data, f"{part}_roi_known") is None:
                 setattr(data, f"{part}_roi_known", torch.ones(getattr(data, f"{part}_y").shape[0], dtype=torch.bool))
         self.lesion_loss = lesion_loss_function()
+        self.patches = (PatchSampler(self.config.patch, self.config.foreground_fraction, data.train_roi,
+                                     data.train_roi_known) if self.config.patch else None)
+
+    def make_schedule(self) -> Any:
+        """``RunConfig.lesion_schedule``: nnU-Net's poly decay (default) or the paper's plateau scheduler."""
+        return SCHEDULES[self.config.lesion_schedule](self)
 
     def batch(self, x: torch.Tensor, y: torch.Tensor, index: torch.Tensor, part: str) -> dict[str, torch.Tensor]:
         batch = super().batch(x, y, index, part)
@@ -98,6 +106,8 @@ class LesionTrainer(Trainer):
         batch["x"] = torch.cat([batch["x"], batch["roi"]], dim=1)
         batch = super().augment(batch, generator)
         batch["x"], batch["roi"] = batch["x"][:, :channels], batch["x"][:, channels:].clamp(0.0, 1.0)
+        if self.patches is not None:  # crop after the transform: a patch's corners hold real voxels
+            batch = self.patches.crop(batch, generator)
         return batch
 
     def _losses(self, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, ...]:
