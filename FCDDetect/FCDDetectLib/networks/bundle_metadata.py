@@ -23,7 +23,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from FCDDetectLib.choices import DEPTHS, EXPLANATION_LAYERS, EXPLANATION_METHODS, GEOMETRIES, SUPERVISION
+from FCDDetectLib.choices import (
+    DEPTHS,
+    EXPLANATION_LAYERS,
+    EXPLANATION_METHODS,
+    GEOMETRIES,
+    LESION_EVIDENCE_SCORES,
+    SUPERVISION,
+)
 from FCDDetectLib.errors import FCDInputError
 from FCDDetectLib.io.atomic_files import json_text
 
@@ -34,7 +41,7 @@ METADATA_FILE = "bundle.json"
 WEIGHTS_FILE = "weights.pt"
 NORMALISATIONS = ("zscore-head",)
 _OPTIONAL = ("name", "engine_version", "training", "metrics", "input_ranges", "head", "explain_method",
-             "explain_layer")
+             "explain_layer", "operating_point", "lesion_evidence")
 _HEADS = SUPERVISION  # = lesion_net.HEADS
 
 # Sane bounds of a model grid (bundles and `fcd train`), our choice: the paper's grids are
@@ -96,6 +103,16 @@ class BundleMetadata:
     (None: the engine's defaults, Grad-CAM on layer4); bundles written before they
     existed load with None.
 
+    A lesion model also carries, chosen on its fold's validation subjects (None in bundles
+    made before; older engines ignore both):
+
+    - ``operating_point``: ``{"cluster_threshold", "min_cluster_mm3", "target_fp_per_control",
+      "target_met", "validation": {...}}``, the cluster settings ``fcd detect`` uses for this
+      model unless told otherwise (:meth:`FCDDetectLib.detection.options.DetectOptions.for_bundle`);
+    - ``lesion_evidence``: ``{"score", "threshold", "validation_roc_auc", ...}``, the
+      subject-level score of the lesion map (:mod:`FCDDetectLib.maps.lesion_evidence`) and the
+      threshold above which the model's decision is ``fcd``.
+
     Example:
         >>> meta = BundleMetadata(depth=34, geometry="medicalnet", modalities=["t1", "flair"],
         ...                       target_spacing=[1.0, 1.0, 1.0], target_shape=[160, 192, 160])
@@ -121,6 +138,8 @@ class BundleMetadata:
     head: str = "none"
     explain_method: str | None = None
     explain_layer: str | None = None
+    operating_point: dict[str, Any] | None = None
+    lesion_evidence: dict[str, Any] | None = None
 
     def __post_init__(self) -> None:
         if self.head == "lesion" and self.format_version < _LESION_HEAD_FORMAT:
@@ -232,6 +251,19 @@ def _check_fields(v: dict[str, Any], source: str) -> None:
     for name, allowed in (("explain_method", EXPLANATION_METHODS), ("explain_layer", EXPLANATION_LAYERS)):
         if v.get(name) is not None and v[name] not in allowed:
             raise bad(name, f"null or one of {allowed}")
+    point = v.get("operating_point")
+    if point is not None:
+        if not (isinstance(point, dict) and _is_number(point.get("cluster_threshold"))
+                and 0.0 <= point["cluster_threshold"] <= 1.0 and _is_number(point.get("min_cluster_mm3"))
+                and point["min_cluster_mm3"] >= 0.0):
+            raise bad("operating_point", "null or an object with cluster_threshold in [0, 1] and min_cluster_mm3 >= 0")
+    evidence = v.get("lesion_evidence")
+    if evidence is not None:
+        threshold = evidence.get("threshold") if isinstance(evidence, dict) else None
+        if not (isinstance(evidence, dict) and evidence.get("score") in LESION_EVIDENCE_SCORES
+                and (threshold is None or (_is_number(threshold) and threshold >= 0.0))):
+            raise bad("lesion_evidence", f"null or an object with a score in {LESION_EVIDENCE_SCORES} and a "
+                      "threshold >= 0")
 
 
 def bundle_dir(path: str | os.PathLike) -> Path:

@@ -120,8 +120,10 @@ class RunConfig:
                                 "mean of layer2-4; stored as the bundle's default for fcd detect", flag="--layer",
                                 choices=EXPLANATION_LAYERS)
     cluster_threshold: float = option(DEFAULT_THRESHOLD, "map value at which the lesion-level clusters of the "
-                                      "evaluation are cut", ge=0, le=1)
-    min_cluster_mm3: float = option(DEFAULT_MIN_SIZE_MM3, "smallest cluster the evaluation counts, in mm3", ge=0)
+                                      "evaluation are cut (a lesion run's are chosen on validation data, see "
+                                      "--operating-fp-per-control)", ge=0, le=1)
+    min_cluster_mm3: float = option(DEFAULT_MIN_SIZE_MM3, "smallest cluster the evaluation counts, in mm3 (a lesion "
+                                    "run's is chosen on validation data)", ge=0)
     supervision: str = option("none", "none: the paper's classifier; lesion: also a lesion head (skip decoder) "
                               "trained on the patients' ROIs (CE + Dice/BCE)", choices=SUPERVISION)
     lesion_weight: float = option(1.0, "with --supervision lesion: weight of the lesion loss (Dice + BCE) beside "
@@ -185,12 +187,20 @@ class RunConfig:
     def detect_options(self, device: str = "auto") -> DetectOptions:
         """The detection options of the run's per-fold evaluation (method, layer, clusters).
 
+        A lesion run that chooses its operating point on validation data
+        (``operating_fp_per_control``) leaves the cluster settings to the bundle (None), so the
+        evaluation clusters the held-out maps at the chosen point.
+
         Example:
             >>> RunConfig(data="x", cluster_threshold=0.3).detect_options("cpu").cluster_threshold
             0.3
+            >>> RunConfig(data="x", supervision="lesion").detect_options("cpu").cluster_threshold is None
+            True
         """
+        chosen = self.supervision == "lesion" and self.operating_fp_per_control is not None
         return DetectOptions(method=self.explain_method, layer=self.explain_layer, device=device,
-                             cluster_threshold=self.cluster_threshold, min_cluster_mm3=self.min_cluster_mm3)
+                             cluster_threshold=None if chosen else self.cluster_threshold,
+                             min_cluster_mm3=None if chosen else self.min_cluster_mm3)
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> RunConfig:

@@ -64,6 +64,11 @@ from FCDTrainLib.training.patches import PatchSampler
 from FCDTrainLib.training.schedules import SCHEDULES
 from FCDTrainLib.training.trainer import Trainer
 
+POLY_VALIDATION_EVERY = 5
+"""Under the poly schedule the validation pass runs every 5th epoch (and the first and the last): nothing
+reads it but the history, and with patch batches a whole-volume validation pass costs about a fifth of
+a training epoch (24 validation volumes against 96 training patches of 32^3, ``docs/lesion-supervision.md``)."""
+
 
 def lesion_loss_function():
     """Soft Dice + BCE over the batch (see the module docstring for why)."""
@@ -93,6 +98,13 @@ class LesionTrainer(Trainer):
     def make_schedule(self) -> Any:
         """``RunConfig.lesion_schedule``: nnU-Net's poly decay (default) or the paper's plateau scheduler."""
         return SCHEDULES[self.config.lesion_schedule](self)
+
+    def validates(self, epoch: int) -> bool:
+        """Every epoch under the plateau schedule (it reads the figure); under poly, which reads
+        nothing, the first, every :data:`POLY_VALIDATION_EVERY`-th and the last (the history's curve)."""
+        if self.config.lesion_schedule != "poly":
+            return True
+        return epoch == 1 or epoch % POLY_VALIDATION_EVERY == 0 or epoch >= self.config.max_epochs
 
     def batch(self, x: torch.Tensor, y: torch.Tensor, index: torch.Tensor, part: str) -> dict[str, torch.Tensor]:
         batch = super().batch(x, y, index, part)

@@ -99,7 +99,8 @@ class Trainer:
     - :meth:`step` (one optimisation step),
     - :meth:`validation_metrics` (``val_loss`` and any other figures for the history);
       :attr:`monitor` names the one that drives the scheduler, early stopping and the best
-      epoch (``val_loss`` here),
+      epoch (``val_loss`` here); :meth:`validates` says on which epochs (every one here; an
+      epoch without validation records None for its figures),
     - :meth:`make_schedule` (the learning-rate schedule, which also says which epoch's
       weights are the result and when to stop: :mod:`FCDTrainLib.training.schedules`;
       the paper's ReduceLROnPlateau here),
@@ -174,6 +175,10 @@ class Trainer:
         self.optimizer.step()
         return loss.detach(), parts
 
+    def validates(self, epoch: int) -> bool:
+        """Whether epoch ``epoch`` runs the validation pass (always, for a schedule that reads it)."""
+        return True
+
     def validation_metrics(self) -> dict[str, Any]:
         """``val_loss`` (drives scheduler and early stopping), ``val_accuracy``, ``val_auc``."""
         val_loss, val_probs = evaluate_loss(self.model, self.data.val_x, self.data.val_y,
@@ -233,6 +238,13 @@ class Trainer:
         _remove_other_bests(self.fold_dir, state["best_epoch"])
         return state, best_state
 
+    def _validation_keys(self, state: dict[str, Any]) -> list[str]:
+        """The figures a validation pass records (from the history, else the monitor and ``val_loss``)."""
+        for record in reversed(state["history"]):
+            if record.get(self.monitor) is not None:
+                return [k for k in record if k.startswith("val_")]
+        return list(dict.fromkeys([self.monitor, "val_loss"]))
+
     def _train_epoch(self, generator: torch.Generator) -> tuple[float, dict[str, float]]:
         data, size = self.data, self.config.batch_size
         n_train = data.train_x.shape[0]
@@ -274,13 +286,17 @@ class Trainer:
                 np.random.seed(seed % (2**32))
                 set_train_mode(self.model)
                 train_loss, train_parts = self._train_epoch(generator)
-                validation = self.validation_metrics()
+                if self.validates(epoch):
+                    validation = self.validation_metrics()
+                else:  # the same keys as a validated epoch's, None (the schedule does not read them)
+                    validation = {key: None for key in self._validation_keys(state)}
                 val_loss = validation[self.monitor]
                 lr = float(self.optimizer.param_groups[0]["lr"])
                 self.scheduler.step(val_loss)
                 improved = self.scheduler.improved(val_loss, state["best_val_loss"])
                 if improved:
-                    state["best_val_loss"], state["best_epoch"], state["bad_epochs"] = val_loss, epoch, 0
+                    best = val_loss if val_loss is not None else state["best_val_loss"]
+                    state["best_val_loss"], state["best_epoch"], state["bad_epochs"] = best, epoch, 0
                     best_state = {k: v.detach().cpu().clone() for k, v in self.model.state_dict().items()}
                     _atomic_save(best_state, self.fold_dir / f"best-{epoch}.pt")
                 else:
@@ -305,7 +321,8 @@ class Trainer:
                 _remove_other_bests(self.fold_dir, state["best_epoch"])
                 log.emit("epoch", **record)  # only after the checkpoint is committed
                 bar.update(1)
-                bar.set_postfix(train=f"{train_loss:.3f}", val=f"{val_loss:.3f}", lr=f"{lr:.0e}")
+                bar.set_postfix(train=f"{train_loss:.3f}", val="-" if val_loss is None else f"{val_loss:.3f}",
+                                lr=f"{lr:.0e}")
         finally:
             bar.close()
         return FoldTraining(
