@@ -143,41 +143,108 @@ def _fold_training(run_dir: Path, fold: int) -> dict[str, Any]:
 
 
 def _evaluate(args: argparse.Namespace, data: Path, work: Path) -> dict[str, Any]:
-    """Each fold's figures from its bundle with the current code (calibrating it first if needed)."""
-    from FCDTrainLib.evaluation.calibration import reevaluate_fold
-
+    """Each finished fold's own figures (``fold-K/metrics.json``: test subjects, operating point from validation)."""
     out: dict[str, Any] = {}
     for supervision in args.protocols:
-        config = _config(data, args, supervision)
         run_dir = work / f"run-{supervision}"
         per_fold = {}
         for fold in range(args.folds):
-            if not (run_dir / f"fold-{fold}" / "metrics.json").is_file():
+            path = run_dir / f"fold-{fold}" / "metrics.json"
+            if not path.is_file():
                 continue
-            metrics = reevaluate_fold(config, run_dir, fold)
+            metrics = json.loads(path.read_text())
             primary = metrics.get("lesion_level", {}).get(metrics.get("lesion_level_map", "heatmap"), {})
             figures = {k: primary.get(k) for k in FIGURES}
-            figures.update(roc_auc=metrics.get("roc_auc"), lesion_evidence_roc_auc=metrics.get("lesion_evidence_roc_auc"),
+            figures.update(roc_auc=metrics.get("roc_auc"), accuracy=metrics.get("accuracy"),
+                           lesion_evidence_roc_auc=metrics.get("lesion_evidence_roc_auc"),
+                           lesion_evidence_accuracy=metrics.get("lesion_evidence_accuracy"),
+                           lesion_map_heat_score=metrics.get("lesion_map_heat_score"),
+                           cluster_threshold=metrics.get("cluster_threshold"), min_cluster_mm3=metrics.get("min_cluster_mm3"),
                            operating_point=metrics.get("operating_point"), lesion_evidence=metrics.get("lesion_evidence"),
                            training=_fold_training(run_dir, fold))
             figures["bar"] = _bar(figures)
             per_fold[fold] = figures
-            print(json.dumps({supervision: {fold: figures}}, default=str), flush=True)
-        out[supervision] = {"per_fold": per_fold, "spread": _spread(per_fold, (*FIGURES, "roc_auc",
-                                                                               "lesion_evidence_roc_auc")),
+            print(json.dumps({supervision: {fold: {k: v for k, v in figures.items() if k != "bar"}}}, default=str),
+                  flush=True)
+        out[supervision] = {"per_fold": per_fold,
+                            "spread": _spread(per_fold, (*FIGURES, "roc_auc", "lesion_evidence_roc_auc")),
                             "folds_missing": [k for k in range(args.folds) if k not in per_fold]}
     return out
 
 
-def _heldout(args: argparse.Namespace, work: Path, heldout: Path) -> dict[str, Any]:
-    """Every fold model alone and the ensemble on the fresh cohort (lesion-level figures of each)."""
-    from FCDTrainLib.evaluation.calibration import heldout_figures
+def _cohort_figures(model: Any, subjects: list[Any]) -> dict[str, Any]:
+    """Lesion-level figures, lesion-evidence and classifier ROC-AUC of ``model`` (a bundle or an ensemble)."""
+    import numpy as np
+    from FCDDetectLib.detection.ensemble_detect import detect_any
+    from FCDDetectLib.detection.options import DetectOptions
+    from FCDDetectLib.maps.lesion_metrics import cohort_lesion_metrics
+    from FCDTrainLib.training.fold_model import roc_auc_or_nan
 
+    rows, scores, decisions, probabilities, labels, spreads = [], [], [], [], [], []
+    for subject in subjects:
+        patient = int(subject.label) == 1
+        result = detect_any(model, [subject.images[m] for m in model.metadata.modalities],
+                            roi=subject.roi if patient else None, options=DetectOptions(device="cpu"))
+        rows.append({**result.lesion_map_metrics, "label": int(subject.label)})
+        scores.append((result.lesion_evidence or {}).get("score", 0.0))
+        decisions.append(result.prediction == "fcd")
+        probabilities.append(result.probability)
+        labels.append(int(subject.label))
+        if result.lesion_clusters is not None:
+            spreads += [(c.folds_found, c.mean_uncertainty, bool(result.lesion_map_metrics["cluster_overlaps"].get(c.id)))
+                        for c in result.lesion_clusters.clusters if c.folds_found is not None]
+    figures = {k: v for k, v in cohort_lesion_metrics(rows).items() if k in FIGURES}
+    labels_array = np.asarray(labels)
+    figures.update(lesion_evidence_roc_auc=roc_auc_or_nan(labels_array, np.asarray(scores)),
+                   lesion_evidence_accuracy=float(np.mean([d == bool(y) for d, y in zip(decisions, labels, strict=True)])),
+                   roc_auc=roc_auc_or_nan(labels_array, np.asarray(probabilities)))
+    if spreads:  # ensemble clusters: how sure the folds were about true and false clusters
+        true_clusters = [s for s in spreads if s[2]]
+        false_clusters = [s for s in spreads if not s[2]]
+        figures["clusters_touching_a_lesion"] = {
+            "n": len(true_clusters), "folds_found_mean": float(np.mean([s[0] for s in true_clusters])) if true_clusters else None,
+            "mean_uncertainty_mean": float(np.mean([s[1] for s in true_clusters])) if true_clusters else None}
+        figures["false_positive_clusters"] = {
+            "n": len(false_clusters), "folds_found_mean": float(np.mean([s[0] for s in false_clusters])) if false_clusters else None,
+            "mean_uncertainty_mean": float(np.mean([s[1] for s in false_clusters])) if false_clusters else None}
+    return figures
+
+
+def _heldout(args: argparse.Namespace, work: Path, heldout: Path) -> dict[str, Any]:
+    """Every fold model alone and their ensemble (``fcd detect --model RUN``'s) on the fresh cohort."""
+    from FCDDetectLib.detection.ensemble_detect import load_models
+    from FCDDetectLib.networks.bundle import load_bundle
+    from FCDTrainLib.data.dataset_loader import load_dataset
+
+    subjects = load_dataset(heldout).subjects
     out: dict[str, Any] = {}
     for supervision in args.protocols:
         run_dir = work / f"run-{supervision}"
-        out[supervision] = heldout_figures(run_dir, heldout, work / f"heldout-{supervision}")
-        print(json.dumps({supervision: out[supervision]}, default=str)[:4000], flush=True)
+        per_fold = {}
+        for fold in range(args.folds):
+            bundle = run_dir / f"fold-{fold}" / "model.fcdbundle"
+            if (run_dir / f"fold-{fold}" / "metrics.json").is_file():
+                t0 = time.perf_counter()
+                per_fold[fold] = _cohort_figures(load_bundle(bundle, device="cpu"), subjects)
+                per_fold[fold]["seconds"] = round(time.perf_counter() - t0, 1)
+                print(json.dumps({supervision: {f"heldout fold {fold}": per_fold[fold]}}), flush=True)
+        entry: dict[str, Any] = {"per_fold": per_fold, "spread": _spread(per_fold, (*FIGURES, "lesion_evidence_roc_auc",
+                                                                                      "roc_auc"))}
+        if per_fold:
+            t0 = time.perf_counter()
+            ensemble = load_models([run_dir], device="cpu")
+            entry["ensemble"] = _cohort_figures(ensemble, subjects)
+            entry["ensemble"].update(members=ensemble.labels, missing_folds=ensemble.missing,
+                                     seconds=round(time.perf_counter() - t0, 1))
+            best = {name: (max if sense == ">=" else min)(f[name] for f in per_fold.values() if f.get(name) is not None)
+                    for name, sense in (("detection_rate", ">="), ("fp_per_patient", "<="))}
+            entry["ensemble_vs_best_fold"] = {
+                name: {"ensemble": entry["ensemble"].get(name), "best_fold": value,
+                       "at_least_as_good": entry["ensemble"].get(name) is not None and (
+                           entry["ensemble"][name] >= value if name == "detection_rate" else entry["ensemble"][name] <= value)}
+                for name, value in best.items()}
+            print(json.dumps({supervision: {"heldout ensemble": entry["ensemble"]}}), flush=True)
+        out[supervision] = entry
     return out
 
 

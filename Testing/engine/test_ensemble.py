@@ -152,3 +152,22 @@ def test_cohort_mode_loads_the_folds_once_and_writes_each_subjects_uncertainty(r
         assert (tmp_path / "cohort" / subject / "uncertainty.nii.gz").is_file()
     again = run_cohort([run], subjects, tmp_path / "cohort", device="cpu")  # resume: same ensemble name
     assert [row["status"] for row in again] == ["resumed", "resumed"]
+
+
+def test_a_ray_worker_loads_the_folds_once_and_detects_like_the_local_runner(run, scan, tmp_path):
+    # CohortWorker is the Ray actor's state; here it runs in-process (Ray itself: test_ray_cohort.py)
+    from FCDDetectLib.cohort.ray_runner import CohortWorker
+    from FCDDetectLib.detection.options import DetectOptions
+
+    image, _, _ = scan
+    images = tmp_path / "images"
+    images.mkdir()
+    shutil.copy(image, images / "sub-a.nii.gz")
+    subject = discover_subjects(images, ["flair"])[0]
+    worker = CohortWorker(str(run), "cpu", 1)
+    assert isinstance(worker.bundle, ModelEnsemble) and len(worker.bundle.members) == 3
+    row = worker.detect(subject, str(tmp_path / "ray"), True, DetectOptions(device="cpu").to_dict())
+    local = run_cohort([run], [subject], tmp_path / "local", device="cpu")[0]
+    assert row["status"] == "done" and row["n_folds"] == 3
+    for key in ("probability", "prediction", "lesion_evidence", "fold_votes"):
+        assert row[key] == local[key], key

@@ -58,6 +58,9 @@ def test_poly_schedule_runs_every_epoch_and_keeps_the_last_weights(tmp_path):
     trainer = LesionTrainer(config, 0, _data(3), tmp_path / "fold-0", EventLog(tmp_path / "e.jsonl"), progress=False)
     outcome = trainer.fit()
     assert outcome.epochs_run == 4 and not outcome.stopped_early and outcome.best_epoch == 4
+    # validated: the first, every fifth and the last epoch (nothing reads it but the history)
+    assert [h["epoch"] for h in outcome.history if h["val_lesion_loss"] is not None] == [1, 4]
+    assert set(outcome.history[1]) == set(outcome.history[0])  # the same keys, None where not validated
     rates = [h["lr"] for h in outcome.history]
     assert rates == pytest.approx([3e-3 * (1 - e / 4) ** 0.9 for e in range(4)])
     for name, value in trainer.model.state_dict().items():
