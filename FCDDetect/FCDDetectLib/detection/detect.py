@@ -92,7 +92,9 @@ def detect(
     they are resampled (nearest neighbour) and the result says so. A constant heatmap
     (no evidence for the target class) has no Heat-Score: ``heat_score`` is None and
     ``heat_score_details.note`` says why. Clusters use ``cluster_threshold`` and
-    ``min_cluster_mm3`` (see :mod:`FCDDetectLib.maps.clusters`).
+    ``min_cluster_mm3`` (see :mod:`FCDDetectLib.maps.clusters`; None: the bundle's operating
+    point, else the engine's defaults). A model with a lesion head decides from its lesion
+    evidence (:func:`lesion_evidence_of`; ``decision_source`` says so), the others from p(FCD).
     Files may be NIfTI, NRRD, MetaImage or DICOM series folders (:mod:`FCDDetectLib.io.readers`);
     ``series`` chooses the series of a DICOM folder holding several, ``roi_segment`` the
     segment of a ``.seg.nrrd`` ROI (name or label value).
