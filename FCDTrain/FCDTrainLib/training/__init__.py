@@ -17,6 +17,8 @@ __all__ = [
     "input_cache",
     "lesion_trainer",
     "medicalnet_weights",
+    "patches",
+    "schedules",
     "trainer",
     "trainer_registry",
     "transfer",
