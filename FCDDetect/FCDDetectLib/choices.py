@@ -49,6 +49,14 @@ INPUT_MODALITIES: tuple[str, ...] = ("flair", "t1", "t1+flair")
 SUPERVISION: tuple[str, ...] = ("none", "lesion")
 """Training signal beyond the label: none, or the lesion outline (ROI)."""
 
+LESION_SCHEDULES: tuple[str, ...] = ("poly", "plateau")
+"""Learning-rate schedules of the lesion trainer (``fcd train --lesion-schedule``): ``poly``, nnU-Net's
+fixed decay ``lr * (1 - epoch / epochs) ** 0.9`` with the last epoch's weights, or ``plateau``, the
+paper's ReduceLROnPlateau + early stopping + best epoch on the validation lesion loss."""
+
+LESION_EVIDENCE_SCORES: tuple[str, ...] = ("top_cluster_peak_x_volume_mm3",)
+"""Subject-level scores of a lesion map (:mod:`FCDDetectLib.maps.lesion_evidence`); the first is the one computed."""
+
 SYNTH_SIZES: tuple[str, ...] = ("tiny", "small", "full")
 """Voxel sizes of the synthetic cohort (``fcd synth --size``): ~6 mm, ~3 mm, the real protocol's."""
 
@@ -66,6 +74,8 @@ CHOICE_LISTS: dict[str, tuple] = {
     "MODALITIES": MODALITIES,
     "INPUT_MODALITIES": INPUT_MODALITIES,
     "SUPERVISION": SUPERVISION,
+    "LESION_SCHEDULES": LESION_SCHEDULES,
+    "LESION_EVIDENCE_SCORES": LESION_EVIDENCE_SCORES,
     "SYNTH_SIZES": SYNTH_SIZES,
     "SYNTH_RESCALES": SYNTH_RESCALES,
 }

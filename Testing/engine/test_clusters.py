@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pytest
 from FCDDetectLib.errors import FCDInputError
@@ -47,7 +49,9 @@ def test_ranking_ties_broken_by_volume_and_json():
     result = find_clusters(heat, np.eye(4), min_size_mm3=0.0)
     assert [c.voxels for c in result.clusters] == [64, 8]
     data = result.clusters[0].to_json()
-    assert set(data) == {f for f in Cluster.__dataclass_fields__}
+    # the ensemble's fields (folds_found, mean_uncertainty) only when a fold ensemble set them
+    assert set(data) == {f for f in Cluster.__dataclass_fields__} - {"folds_found", "mean_uncertainty"}
+    assert set(dataclasses.replace(result.clusters[0], folds_found=3).to_json()) - set(data) == {"folds_found"}
     assert isinstance(data["peak_ras"], list) and isinstance(data["centroid_ras"], list)
 
 

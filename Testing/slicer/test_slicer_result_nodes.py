@@ -178,3 +178,34 @@ def test_everything_is_saved_with_the_scene(slicer_app, volume, tmp_path):
     volumes = loaded.GetNodesByClass("vtkMRMLScalarVolumeNode")
     names = {volumes.GetItemAsObject(i).GetName() for i in range(volumes.GetNumberOfItems())}
     assert {"FLAIR", "FLAIR FCD gradcam heatmap", "FLAIR FCD gradcam lesion map"} <= names
+
+
+def test_an_ensembles_uncertainty_becomes_a_third_volume_and_its_clusters_say_how_many_folds(slicer_app, volume):
+    import dataclasses
+
+    from FCDDetectLib.mrml.detection_nodes import UNCERTAINTY_COLOR_NODE_ID, UNCERTAINTY_WINDOW
+
+    node, affine = volume
+    lesion = np.zeros(SHAPE, np.float32)
+    lesion[5:9, 4:8, 3:6] = 0.6
+    spread = np.zeros(SHAPE, np.float32)
+    spread[5:9, 4:8, 3:6] = 0.3
+    clusters = dataclasses.replace(CLUSTERS, clusters=[
+        dataclasses.replace(CLUSTERS.clusters[0], folds_found=4, mean_uncertainty=0.3),
+        dataclasses.replace(CLUSTERS.clusters[1], folds_found=1, mean_uncertainty=0.45)])
+    result = _result(affine, lesion_map=lesion, lesion_clusters=clusters, uncertainty=spread,
+                     ensemble={"n_members": 5}, decision_source="lesion_evidence",
+                     lesion_evidence={"score": 310.0, "threshold": 95.0})
+    out = DetectionLogic().create_nodes(node, result)
+    uncertainty = out.uncertainty_node
+    assert uncertainty is not None and uncertainty is not out.lesion_map_node
+    display = uncertainty.GetDisplayNode()
+    assert display.GetColorNodeID() == UNCERTAINTY_COLOR_NODE_ID
+    assert display.GetWindowLevelMax() == pytest.approx(UNCERTAINTY_WINDOW)
+    from slicer.util import arrayFromVolume
+
+    assert float(arrayFromVolume(uncertainty).max()) == pytest.approx(0.3)
+    table = out.lesion_clusters_table_node
+    assert _column(table, "folds_found") == [4.0, 1.0] and _column(table, "mean_uncertainty") == [0.3, 0.45]
+    assert _column(out.table_node, "decision_source") == ["lesion_evidence"]
+    assert _column(out.table_node, "lesion_evidence") == [310.0] and _column(out.table_node, "n_folds") == [5.0]

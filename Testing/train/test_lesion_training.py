@@ -52,7 +52,7 @@ def test_lesion_map_peak_lands_in_the_planted_blob(tmp_path):
     # least one patient, and every patient's blob at least 30 % above its background (margins
     # below the worst seed).
     torch.manual_seed(0)
-    config = _blob_config(seed=0, epochs=8)
+    config = _blob_config(seed=0, epochs=8, lesion_schedule="plateau")  # measured with the plateau schedule
     data = _blob_data(0)
     trainer = LesionTrainer(config, 0, data, tmp_path / "fold-0", EventLog(tmp_path / "events.jsonl"), progress=False)
     outcome = trainer.fit()
@@ -104,7 +104,7 @@ def test_lesion_training_resumes_bit_exact(tmp_path):
 def test_lesion_training_follows_the_validation_lesion_loss(tmp_path):
     # The best epoch, best_val_loss (and so the scheduler and early stopping, which read the
     # same figure) follow val_lesion_loss under lesion supervision, not the class + lesion sum.
-    config = _blob_config(seed=2, epochs=3)
+    config = _blob_config(seed=2, epochs=3, lesion_schedule="plateau")
     outcome = LesionTrainer(config, 0, _blob_data(2, 8, 4), tmp_path / "fold-0", EventLog(tmp_path / "e.jsonl"),
                             progress=False).fit()
     assert LesionTrainer.monitor == "val_lesion_loss" and Trainer.monitor == "val_loss"
@@ -231,12 +231,18 @@ def test_lesion_run_writes_a_bundle_with_its_head_and_lesion_level_figures(cohor
     meta = read_bundle_metadata(bundle)
     assert meta.head == "lesion" and meta.training["supervision"] == "lesion"
     assert has_lesion_head(load_bundle(bundle).model)
+    # operating point and lesion evidence chosen on the fold's validation subjects, in the bundle
+    assert meta.operating_point["target_fp_per_control"] == 0.2 and "validation" in meta.operating_point
+    assert meta.lesion_evidence["score"] == "top_cluster_peak_x_volume_mm3"
     metrics = json.loads((out / "fold-0" / "metrics.json").read_text())
     assert metrics["lesion_level_map"] == "lesion_map"
     assert set(metrics["lesion_level"]) == {"heatmap", "lesion_map"}
     for key in ("detection_rate", "specificity", "fp_per_patient", "fp_per_control", "peak_in_roi_rate"):
         assert key in metrics["lesion_level"]["lesion_map"], key
     assert "lesion_map_heat_score" in metrics and "lesion_heat_score" in (out / "fold-0" / "predictions.csv").read_text()
+    assert metrics["cluster_threshold"] == meta.operating_point["cluster_threshold"]
+    assert {"roc_auc", "lesion_evidence_roc_auc", "cluster_ppv"} <= set(metrics)
+    assert metrics["decision_source"] == "lesion_evidence"
     summary = json.loads((out / "summary.json").read_text())
     assert "lesion_detection_rate" in summary
     # the same folder refuses the other supervision (the config identity includes it)

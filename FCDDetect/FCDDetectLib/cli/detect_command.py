@@ -7,6 +7,7 @@ Example:
     {"probability": 0.91, "prediction": "fcd", "heat_score": 2.4, ...}
     $ fcd detect --model model.fcdbundle --image DICOM/ --series "FLAIR 3D" --out out/ --dicom-out pacs/
     $ fcd detect --model model.fcdbundle --data ds004199/ --out results/ --workers 2
+    $ fcd detect --model runs/r18-lesion --image sub-01_FLAIR.nii.gz --out out/   # every fold: an ensemble
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ import json
 import os
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from FCDDetectLib.choices import DEVICES, EXPLANATION_LAYERS, EXPLANATION_METHODS
 from FCDDetectLib.cli.executor_options import add_executor_options
@@ -41,7 +42,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "(.mha/.mhd) or a DICOM series folder. With --data: one folder per subject under OUT and "
         "OUT/summary.csv; exit 0 when every subject ran, 1 when some failed (listed in summary.csv).",
     )
-    parser.add_argument("--model", required=True, help="model bundle folder (*.fcdbundle)")
+    parser.add_argument("--model", required=True, action="append",
+                        help="model bundle folder (*.fcdbundle); or a run folder of fcd train, or this option "
+                        "repeated with several bundles: a fold ensemble (mean maps and probability, "
+                        "OUT/uncertainty.nii.gz = the spread across the folds)")
+    parser.add_argument("--require-all-folds", action="store_true",
+                        help="with a run folder: refuse when a fold has no model (default: detect with the folds "
+                        "present and say which are missing)")
     source = parser.add_mutually_exclusive_group(required=True)
     source.add_argument(
         "--image", action="append", help="input image or DICOM series folder; repeat in the model's modality order"
@@ -61,13 +68,15 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--layer", choices=EXPLANATION_LAYERS,
         help="network stage for the CAM methods; multi = mean of layer2-4 (default: the bundle's, else layer4)",
     )
+    engine = defaults.for_bundle(None)  # the engine's cluster settings, when the bundle has none
     parser.add_argument(
         "--cluster-threshold", type=float, default=defaults.cluster_threshold,
-        help=f"map value in [0, 1] at or above which voxels form clusters (default {defaults.cluster_threshold})",
+        help="map value in [0, 1] at or above which voxels form clusters (default: the bundle's operating point, "
+        f"chosen on its validation subjects for a lesion model, else {engine.cluster_threshold})",
     )
     parser.add_argument(
         "--min-cluster-mm3", type=float, default=defaults.min_cluster_mm3,
-        help=f"smallest cluster kept, mm3 (default {defaults.min_cluster_mm3:g})",
+        help=f"smallest cluster kept, mm3 (default: the bundle's operating point, else {engine.min_cluster_mm3:g})",
     )
     parser.add_argument("--target-class", default=defaults.target_class,
                         help=f"class the heatmap explains (default: {defaults.target_class})")
@@ -116,6 +125,25 @@ def detect_options(args: argparse.Namespace) -> DetectOptions:
     )
 
 
+def model_metadata(args: argparse.Namespace):
+    """The metadata of ``--model`` (one bundle, or an ensemble's: its members checked to agree), no torch.
+
+    A run folder with missing folds prints one ``warning:`` line naming them (or, with
+    ``--require-all-folds``, is refused). Checked before a scan is read or a file written.
+    """
+    from FCDDetectLib.detection.ensemble_detect import is_ensemble_request
+    from FCDDetectLib.networks.bundle_metadata import read_bundle_metadata
+    from FCDDetectLib.networks.ensemble import read_ensemble_metadata
+
+    if not is_ensemble_request(args.model):
+        return read_bundle_metadata(args.model[0])
+    metadata, members, missing = read_ensemble_metadata(args.model, args.require_all_folds)
+    if missing:
+        print(f"warning: {args.model[0]}: fold(s) {', '.join(missing)} have no model; detecting with "
+              f"{', '.join(label for label, _ in members)}", file=sys.stderr)
+    return metadata
+
+
 def run(args: argparse.Namespace) -> int:
     """Run detection; bad input raises FCDInputError before anything is written."""
     from FCDDetectLib.errors import FCDInputError
@@ -129,12 +157,15 @@ def run(args: argparse.Namespace) -> int:
         raise FCDInputError(f"--executor {args.executor}: only for a cohort (--data)")
     import sys
 
-    from FCDDetectLib.detection.detect import detect
+    from FCDDetectLib.detection.ensemble_detect import detect_any, is_ensemble_request
     from FCDDetectLib.detection.inputs import DetectionInputs
     from FCDDetectLib.io.output_set import check_output_folder
-    from FCDDetectLib.networks.bundle_metadata import read_bundle_metadata
     from FCDDetectLib.outputs.detection_files import DETECTION_FILES, write_detection
 
+    ensemble = is_ensemble_request(args.model)
+    if ensemble and args.localized_smoothgrad:
+        raise FCDInputError("--localized-smoothgrad: for one model bundle, not a fold ensemble")
+    metadata = model_metadata(args)  # a run whose folds disagree is refused here, before anything is written
     check_output_folder(args.out, (*DETECTION_FILES, *(["overlay.png"] if args.png else []),
                                    *(["report.pdf"] if args.report else [])))  # before computing
 
@@ -160,7 +191,6 @@ def run(args: argparse.Namespace) -> int:
         scan = load_image(first, series=series.series_uid)
         images[0] = scan
         dicom = (series, scan)
-    metadata = read_bundle_metadata(args.model)
     if len(images) != len(metadata.modalities):
         raise FCDInputError(
             f"model {metadata.name}: expects {len(metadata.modalities)} image(s) "
@@ -170,7 +200,7 @@ def run(args: argparse.Namespace) -> int:
     inputs = DetectionInputs.load(images, args.roi, args.brain_mask, series=options.series,
                                   roi_segment=options.roi_segment, labels=metadata.modalities,
                                   names=[str(p) for p in args.image])
-    result = detect(args.model, inputs, options=options)
+    result = detect_any(list(args.model) if ensemble else args.model[0], inputs, options=options)
     for warning in result.warnings:
         print(f"warning: {warning}", file=sys.stderr)
     writers = []
@@ -206,9 +236,9 @@ def run_cohort_command(args: argparse.Namespace, options: DetectOptions) -> int:
     """``--data``: every subject with one loaded model; summary.csv; exit 1 when a subject failed."""
     from FCDDetectLib.cohort.discovery import discover_subjects
     from FCDDetectLib.cohort.summary import SUMMARY_NAME, failed
+    from FCDDetectLib.detection.ensemble_detect import is_ensemble_request
     from FCDDetectLib.errors import FCDInputError
     from FCDDetectLib.io.output_set import check_output_folder, create_folder, remove_created
-    from FCDDetectLib.networks.bundle_metadata import read_bundle_metadata
 
     for option in ("roi", "brain_mask", "dicom_out", "png", "report", "localized_smoothgrad"):
         if getattr(args, option):
@@ -216,7 +246,8 @@ def run_cohort_command(args: argparse.Namespace, options: DetectOptions) -> int:
                 f"--{option.replace('_', '-')} is for one scan; with --data give ROIs and masks in the manifest "
                 "(roi, brain_mask columns) or the BIDS *_roi files"
             )
-    metadata = read_bundle_metadata(args.model)
+    metadata = model_metadata(args)
+    model = list(args.model) if is_ensemble_request(args.model) else args.model[0]
     local = args.executor == "local"
     out = check_output_folder(args.out, (SUMMARY_NAME,)) if local else Path(args.out)  # ray: after connecting
     subjects = discover_subjects(args.data, metadata.modalities, exclude=[out])
@@ -225,7 +256,7 @@ def run_cohort_command(args: argparse.Namespace, options: DetectOptions) -> int:
         subject.roi_segment = subject.roi_segment or args.roi_segment
     created = create_folder(out) if local else []
     try:
-        rows = _run_cohort_executor(args, options, subjects, out)
+        rows = _run_cohort_executor(args, options, model, subjects, out)
     except BaseException:
         remove_created(created)  # no empty folder left behind (a full disk, a refused model, Ctrl-C)
         raise
@@ -239,7 +270,8 @@ def run_cohort_command(args: argparse.Namespace, options: DetectOptions) -> int:
     return 0
 
 
-def _run_cohort_executor(args: argparse.Namespace, options: DetectOptions, subjects: list, out: Path) -> list[dict]:
+def _run_cohort_executor(args: argparse.Namespace, options: DetectOptions, model: Any, subjects: list,
+                         out: Path) -> list[dict]:
     """The subjects on the chosen executor (local threads or Ray), with a progress bar on stderr."""
     from tqdm import tqdm
 
@@ -255,7 +287,7 @@ def _run_cohort_executor(args: argparse.Namespace, options: DetectOptions, subje
             from FCDDetectLib.cohort.ray_runner import run_cohort_ray
 
             rows = run_cohort_ray(
-                args.model, subjects, out, options=options, workers=args.workers,
+                model, subjects, out, options=options, workers=args.workers,
                 gpus_per_worker=args.gpus_per_task or 0.0, cpus_per_worker=args.cpus_per_task or 1.0,
                 address=args.ray_address or os.environ.get("RAY_ADDRESS"), max_retries=args.max_retries,
                 progress=progress, resume=not args.no_resume,
@@ -264,7 +296,7 @@ def _run_cohort_executor(args: argparse.Namespace, options: DetectOptions, subje
             if args.ray_address or args.gpus_per_task:
                 raise FCDInputError("--ray-address and --gpus-per-worker: only with --executor ray")
             rows = run_cohort(
-                args.model, subjects, out, options=options, workers=args.workers or 1, progress=progress,
+                model, subjects, out, options=options, workers=args.workers or 1, progress=progress,
                 resume=not args.no_resume,
             )
     return rows

@@ -29,15 +29,16 @@ from FCDDetectLib.errors import FCDInputError
 class CohortWorker:
     """A Ray actor's state: the model, loaded once on the worker's device."""
 
-    def __init__(self, model: str, device: str, threads: int | None) -> None:
+    def __init__(self, model: str | list[str], device: str, threads: int | None) -> None:
         import torch
 
-        from FCDDetectLib.detection.detect import load_model, resolve_device
+        from FCDDetectLib.detection.detect import resolve_device
+        from FCDDetectLib.detection.ensemble_detect import load_models
 
         if threads:
             torch.set_num_threads(int(threads))
         self.device = resolve_device(device)
-        self.bundle = load_model(model, self.device)
+        self.bundle = load_models(model, self.device)  # one bundle, or every fold model of an ensemble
 
     def detect(self, subject: Any, out_dir: str, resume: bool, options: dict[str, Any]) -> dict[str, Any]:
         """One subject's summary row (errors become the row's ``error``, as locally); ``options``
@@ -49,7 +50,7 @@ class CohortWorker:
                                options=DetectOptions.from_dict(options).replace(device=self.device))
 
 
-def run_cohort_ray(model: str | Path, subjects: Sequence[Any], out_dir: str | Path, *,
+def run_cohort_ray(model: str | Path | list[str | Path], subjects: Sequence[Any], out_dir: str | Path, *,
                    options: DetectOptions | None = None,
                    workers: int | None = None, gpus_per_worker: float = 0.0, cpus_per_worker: float = 1.0,
                    address: str | None = None, max_retries: int = 3,
@@ -58,6 +59,8 @@ def run_cohort_ray(model: str | Path, subjects: Sequence[Any], out_dir: str | Pa
     """Detect every subject on Ray workers; returns the rows (also in ``out_dir/summary.csv``).
 
     ``options`` (keyword values replace its fields) go to every worker unchanged, as locally.
+    ``model``: a bundle, or a fold ensemble (a run folder or a list of bundles): each worker loads
+    every member once.
 
     ``workers``: how many actors (default: as many as the cluster holds at
     ``gpus_per_worker`` / ``cpus_per_worker``, at most one per subject). Every check
@@ -70,8 +73,11 @@ def run_cohort_ray(model: str | Path, subjects: Sequence[Any], out_dir: str | Pa
     options = (options or DetectOptions()).replace(**option_values)
     if workers is not None and workers < 1:
         raise FCDInputError(f"--workers {workers}: expected 1 or more")
-    if not Path(model).exists():
-        raise FCDInputError(f"{model}: model bundle not found")
+    paths = [Path(m) for m in (model if isinstance(model, (list, tuple)) else [model])]
+    for path in paths:
+        if not path.exists():
+            raise FCDInputError(f"{path}: model bundle not found")
+    wire = [str(p.resolve()) for p in paths] if isinstance(model, (list, tuple)) else str(paths[0].resolve())
     session = connect(address)
     try:
         check_resources(gpus=gpus_per_worker, cpus=cpus_per_worker, what="worker")
@@ -84,7 +90,7 @@ def run_cohort_ray(model: str | Path, subjects: Sequence[Any], out_dir: str | Pa
             num_cpus=cpus_per_worker, num_gpus=gpus_per_worker, max_restarts=max_retries,
             max_task_retries=max_retries)
         threads = max(1, int(cpus_per_worker))
-        pool = [actor.remote(str(Path(model).resolve()), options.device, threads) for _ in range(max(1, count))]
+        pool = [actor.remote(wire, options.device, threads) for _ in range(max(1, count))]
         summary = SummaryWriter(out / SUMMARY_NAME,
                                 [summary_row(s.subject_id, None, None, "pending") for s in subjects])
         summary.flush()

@@ -115,10 +115,11 @@ def load_subject(subject: CohortSubject, modalities: Sequence[str],
 
 
 def detect_loaded(bundle: Any, loaded: LoadedSubject, options: DetectOptions):
-    """Run :func:`~FCDDetectLib.detection.detect.detect` on a loaded subject; the result names its files."""
-    from FCDDetectLib.detection.detect import detect
+    """Run :func:`~FCDDetectLib.detection.detect.detect` (or, for a fold ensemble, its ensemble
+    detection) on a loaded subject; the result names its files."""
+    from FCDDetectLib.detection.ensemble_detect import detect_any
 
-    return detect(bundle, loaded.inputs, options=options)
+    return detect_any(bundle, loaded.inputs, options=options)
 
 
 def write_subject(result: Any, loaded: LoadedSubject, out_dir: str | Path) -> dict[str, Any]:
@@ -142,7 +143,8 @@ def process_subject(
 ) -> dict[str, Any]:
     """Detect one subject into ``out_dir/<subject_id>/`` and return its summary row (the executor hook).
 
-    ``bundle`` is a loaded :class:`~FCDDetectLib.networks.bundle.ModelBundle` (load it once per worker);
+    ``bundle`` is a loaded :class:`~FCDDetectLib.networks.bundle.ModelBundle` or fold ensemble
+    (:func:`FCDDetectLib.detection.ensemble_detect.load_models`; load it once per worker);
     ``options`` (keyword values replace its fields) are the detection's.
     Bad input gives a row with ``status`` ``error`` and the one-line message; nothing is raised.
 
@@ -201,7 +203,8 @@ def run_cohort(
 ) -> list[dict[str, Any]]:
     """Detect every subject with one loaded model; returns the summary rows (also in ``out_dir/summary.csv``).
 
-    ``model`` is a bundle path or a loaded ``ModelBundle``. ``workers`` threads read ahead and
+    ``model`` is a bundle path or a loaded ``ModelBundle``, or a fold ensemble (a run folder, a
+    list of bundle paths, or a loaded ensemble): every member is loaded once. ``workers`` threads read ahead and
     write behind while the network runs in the calling thread (1: one subject after the
     other). ``progress(done, total, row)`` is called after each subject; ``should_stop()``
     is asked before each one, and a stop leaves the rest ``pending`` (run again to resume).
@@ -212,14 +215,15 @@ def run_cohort(
         >>> rows = run_cohort("model.fcdbundle", subjects, "out/", workers=2,
         ...                   progress=lambda done, total, row: print(done, total, row["status"]))  # doctest: +SKIP
     """
-    from FCDDetectLib.detection.detect import load_model, resolve_device
+    from FCDDetectLib.detection.detect import resolve_device
+    from FCDDetectLib.detection.ensemble_detect import load_models
 
     options = (options or DetectOptions()).replace(**option_values)
     if workers < 1:
         raise FCDInputError(f"workers {workers}: expected 1 or more")
     out = check_out_dir(out_dir)
     device = resolve_device(options.device)
-    bundle = load_model(model, device)
+    bundle = load_models(model, device)
     options = options.for_bundle(bundle.metadata).replace(device=device)
     modalities = list(bundle.metadata.modalities)
     summary = SummaryWriter(out / SUMMARY_NAME,

@@ -30,9 +30,13 @@ from FCDDetectLib.io.atomic_files import csv_text, json_text, write_text_atomic
 from FCDDetectLib.io.output_set import read_output_set
 
 SUMMARY_COLUMNS = (
-    "subject", "status", "probability", "prediction", "heat_score", "top_cluster", "error", "output", "seconds",
+    "subject", "status", "probability", "prediction", "decision_source", "lesion_evidence", "lesion_evidence_threshold",
+    "heat_score", "top_cluster", "error", "output", "seconds", "fold_votes", "n_folds",
 )
-"""Columns of ``summary.csv``. ``status``: ``done``, ``resumed`` (found finished), ``error``, ``pending`` (stopped before it)."""
+"""Columns of ``summary.csv``. ``status``: ``done``, ``resumed`` (found finished), ``error``, ``pending`` (stopped
+before it). ``probability`` is the classifier's p(FCD); ``prediction`` the decision, made from what
+``decision_source`` names (``lesion_evidence`` for a lesion model: the score and threshold beside
+it; ``classifier``: the probability). ``fold_votes`` / ``n_folds``: fold ensembles only."""
 
 SUMMARY_NAME = "summary.csv"
 RESULT_NAME = "result.json"
@@ -61,11 +65,18 @@ def summary_row(subject_id: str, result: dict[str, Any] | None, out: Path | None
                 error: str | None = None, seconds: float | None = None) -> dict[str, Any]:
     """One ``summary.csv`` row from a ``result.json`` dict (or an error)."""
     result = result or {}
+    evidence = result.get("lesion_evidence") if isinstance(result.get("lesion_evidence"), dict) else {}
+    ensemble = result.get("ensemble") if isinstance(result.get("ensemble"), dict) else {}
     return {
         "subject": subject_id,
         "status": status,
         "probability": result.get("probability"),
         "prediction": result.get("prediction"),
+        "decision_source": result.get("decision_source") or ("classifier" if result.get("prediction") else None),
+        "lesion_evidence": evidence.get("score"),
+        "lesion_evidence_threshold": evidence.get("threshold"),
+        "fold_votes": ensemble.get("fold_votes"),
+        "n_folds": ensemble.get("n_members"),
         "heat_score": result.get("heat_score"),
         "top_cluster": _top_cluster(result, out) if status in ("done", "resumed") else None,
         "error": error,

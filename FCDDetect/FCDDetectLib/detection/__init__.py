@@ -9,5 +9,6 @@ Example:
 
 __all__ = [
     "detect",
+    "ensemble_detect",
     "result",
 ]

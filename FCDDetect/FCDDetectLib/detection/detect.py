@@ -43,6 +43,7 @@ from FCDDetectLib.errors import FCDInputError
 from FCDDetectLib.io.image_io import Image
 from FCDDetectLib.maps.clusters import find_clusters
 from FCDDetectLib.maps.heat_score import heat_score_images
+from FCDDetectLib.maps.lesion_evidence import EVIDENCE_SCORE, decide, evidence_score
 from FCDDetectLib.maps.lesion_metrics import roi_on_grid, subject_lesion_metrics
 
 
@@ -91,7 +92,9 @@ def detect(
     they are resampled (nearest neighbour) and the result says so. A constant heatmap
     (no evidence for the target class) has no Heat-Score: ``heat_score`` is None and
     ``heat_score_details.note`` says why. Clusters use ``cluster_threshold`` and
-    ``min_cluster_mm3`` (see :mod:`FCDDetectLib.maps.clusters`).
+    ``min_cluster_mm3`` (see :mod:`FCDDetectLib.maps.clusters`; None: the bundle's operating
+    point, else the engine's defaults). A model with a lesion head decides from its lesion
+    evidence (:func:`lesion_evidence_of`; ``decision_source`` says so), the others from p(FCD).
     Files may be NIfTI, NRRD, MetaImage or DICOM series folders (:mod:`FCDDetectLib.io.readers`);
     ``series`` chooses the series of a DICOM folder holding several, ``roi_segment`` the
     segment of a ``.seg.nrrd`` ROI (name or label value).
@@ -199,9 +202,14 @@ def detect(
         check_finite(meta.name, inputs.names[0], "lesion map", lesion_outputs["lesion_map"])
     positive = meta.class_names[fcd_index]
     negative = next(name for name in meta.class_names if name != positive)
+    classifier_prediction = positive if probability >= meta.threshold else negative
+    evidence = lesion_evidence_of(lesion_outputs.get("lesion_clusters"), meta) if meta.has_lesion_head else None
     return DetectionResult(
         probability=probability,
-        prediction=positive if probability >= meta.threshold else negative,
+        prediction=(positive if evidence["fcd"] else negative) if evidence else classifier_prediction,
+        classifier_prediction=classifier_prediction,
+        decision_source="lesion_evidence" if evidence else "classifier",
+        lesion_evidence=evidence,
         threshold=float(meta.threshold),
         method=method,
         model=meta.name,
@@ -247,6 +255,60 @@ def check_finite(model_name: str, input_name: str, what: str, values: Any) -> No
                             "nothing was written: the bundle's weights or this input are broken")
 
 
+def detect_lesion_map(model: Any, inputs: DetectionInputs, device: str = "cpu") -> tuple[np.ndarray, np.ndarray,
+                                                                                         np.ndarray | None]:
+    """A lesion model's map of one scan, no explanation: (lesion map, affine, ROI on its grid or None).
+
+    The map is :func:`detect`'s (input grid, restricted to the head, probabilities), for the
+    calibration of a fold's operating point and lesion evidence on its validation subjects.
+
+    Example:
+        >>> lesion, affine, roi = detect_lesion_map(bundle, DetectionInputs.load(["flair.nii.gz"], "roi.nii.gz"))  # doctest: +SKIP
+    """
+    from FCDDetectLib.grid.head_mask import head_mask
+    from FCDDetectLib.grid.preprocess import preprocess
+
+    bundle = load_model(model, resolve_device(device))
+    meta = bundle.metadata
+    if not meta.has_lesion_head:
+        raise FCDInputError(f"model {meta.name}: has no lesion head")
+    reference = inputs.reference
+    roi = (roi_on_grid(inputs.roi, reference.array.shape, reference.affine, inputs.roi.affine, inputs.roi_name)
+           if inputs.roi is not None else None)
+    prep = preprocess(inputs.images, meta.target_spacing, meta.target_shape)
+    x = prep.tensor.unsqueeze(0).to(next(bundle.model.parameters()).device)
+    lesion = lesion_map_of(bundle.model, x, prep, head_mask(reference.array))
+    return lesion, np.asarray(reference.affine, dtype=np.float64), roi
+
+
+def lesion_evidence_of(clusters: Any, metadata: Any) -> dict[str, Any]:
+    """The subject-level lesion evidence of a lesion map's clusters, with the bundle's threshold.
+
+    ``{"score", "threshold", "fcd", "calibrated", "definition"}``: the score of
+    :func:`FCDDetectLib.maps.lesion_evidence.evidence_score`, the bundle's calibrated
+    threshold (``lesion_evidence`` in ``bundle.json``; 0, i.e. any cluster, for a bundle without
+    one) and the decision (score above the threshold).
+
+    Example:
+        >>> lesion_evidence_of(None, None)["fcd"]
+        False
+    """
+    calibration = getattr(metadata, "lesion_evidence", None) or {}
+    threshold = calibration.get("threshold")
+    score = evidence_score(clusters)
+    return {"definition": EVIDENCE_SCORE, "score": score, "threshold": float(threshold or 0.0),
+            "calibrated": threshold is not None, "fcd": decide(score, threshold)}
+
+
+def lesion_map_of(net: Any, x: Any, prep: Any, head: np.ndarray) -> np.ndarray:
+    """The lesion head's probability on the input grid, restricted to ``head`` (float32, not rescaled).
+
+    Example:
+        >>> lesion = lesion_map_of(bundle.model, x, prep, head_mask(prep.reference.array))  # doctest: +SKIP
+    """
+    return np.where(head, lesion_map_on_input_grid(net, x, prep), np.float32(0.0)).astype(np.float32)
+
+
 def lesion_map_on_input_grid(net: Any, x: Any, prep: Any) -> np.ndarray:
     """The lesion head's voxel probability for ``x``, mapped onto the input grid.
 
@@ -270,7 +332,7 @@ def _lesion_outputs(net: Any, x: Any, prep: Any, head: np.ndarray, roi_image: Im
                     roi_mask: np.ndarray | None, mask_image: Image | None, roi_name: str,
                     cluster_threshold: float, min_cluster_mm3: float) -> dict[str, Any]:
     """Lesion map (restricted to the head like the heatmap), its clusters, lesion figures and Heat-Score."""
-    lesion_map = np.where(head, lesion_map_on_input_grid(net, x, prep), np.float32(0.0)).astype(np.float32)
+    lesion_map = lesion_map_of(net, x, prep, head)
     affine = np.asarray(prep.reference.affine, dtype=np.float64)
     clusters = find_clusters(lesion_map, affine, cluster_threshold, min_cluster_mm3, head_mask=head)
     outputs: dict[str, Any] = {

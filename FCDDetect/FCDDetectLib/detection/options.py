@@ -9,10 +9,17 @@ Three different thresholds, three names: ``cluster_threshold`` (the map value at
 form clusters, here), the bundle's ``threshold`` (the probability at which the prediction is
 "fcd", in ``bundle.json``) and the Slicer display's lower threshold (display only).
 
+``cluster_threshold`` and ``min_cluster_mm3`` left ``None`` take the bundle's operating point
+(a lesion model's, chosen on its validation subjects), else the engine's defaults
+(:data:`FCDDetectLib.maps.clusters.DEFAULT_THRESHOLD`, ``DEFAULT_MIN_SIZE_MM3``), like ``method``
+and ``layer``: :meth:`DetectOptions.for_bundle` fills all four.
+
 Example:
     >>> options = DetectOptions(method="layercam", layer="layer2", cluster_threshold=0.4)
     >>> options.cluster_threshold, options.min_cluster_mm3
-    (0.4, 50.0)
+    (0.4, None)
+    >>> options.for_bundle(None).min_cluster_mm3
+    50.0
     >>> DetectOptions(cluster_threshold=2.0)
     Traceback (most recent call last):
     ...
@@ -57,10 +64,10 @@ class DetectOptions:
     """``auto``, ``cpu`` or ``cuda`` (:data:`FCDDetectLib.choices.DEVICES`)."""
     target_class: str = "fcd"
     """The class the heatmap explains."""
-    cluster_threshold: float = DEFAULT_THRESHOLD
-    """Map value in [0, 1] at or above which voxels form clusters."""
-    min_cluster_mm3: float = DEFAULT_MIN_SIZE_MM3
-    """Smallest cluster kept, mm3."""
+    cluster_threshold: float | None = None
+    """Map value in [0, 1] at or above which voxels form clusters; None: the bundle's operating point, else 0.5."""
+    min_cluster_mm3: float | None = None
+    """Smallest cluster kept, mm3; None: the bundle's operating point, else 50."""
     localized_smoothgrad: bool = False
     """Also compute signed SmoothGrad per modality and region."""
     nt_samples: int = DEFAULT_NT_SAMPLES
@@ -81,9 +88,13 @@ class DetectOptions:
             raise FCDInputError(f"device {self.device!r}: expected one of {', '.join(DEVICES)}")
         if not isinstance(self.target_class, str) or not self.target_class:
             raise FCDInputError(f"target class {self.target_class!r}: expected a class name")
-        threshold, size = check_cluster_settings(self.cluster_threshold, self.min_cluster_mm3)
-        object.__setattr__(self, "cluster_threshold", threshold)
-        object.__setattr__(self, "min_cluster_mm3", size)
+        threshold, size = check_cluster_settings(
+            DEFAULT_THRESHOLD if self.cluster_threshold is None else self.cluster_threshold,
+            DEFAULT_MIN_SIZE_MM3 if self.min_cluster_mm3 is None else self.min_cluster_mm3)
+        if self.cluster_threshold is not None:
+            object.__setattr__(self, "cluster_threshold", threshold)
+        if self.min_cluster_mm3 is not None:
+            object.__setattr__(self, "min_cluster_mm3", size)
         if self.localized_smoothgrad:
             check_options(self.nt_samples, self.noise_sd)
 
@@ -100,15 +111,30 @@ class DetectOptions:
         return dataclasses.replace(self, **changes) if changes else self
 
     def for_bundle(self, metadata: Any) -> DetectOptions:
-        """``method`` and ``layer`` filled from the bundle's defaults, else the engine's.
+        """``method``, ``layer`` and the cluster settings filled from the bundle's defaults, else the engine's.
+
+        The cluster settings come from the bundle's ``operating_point`` (a lesion model's,
+        chosen on its validation subjects), each only where the caller left it None.
 
         Example:
             >>> DetectOptions().for_bundle(None).method
             'gradcam'
+            >>> class Meta:
+            ...     operating_point = {"cluster_threshold": 0.7, "min_cluster_mm3": 200.0}
+            >>> options = DetectOptions(min_cluster_mm3=10).for_bundle(Meta())
+            >>> options.cluster_threshold, options.min_cluster_mm3
+            (0.7, 10.0)
         """
         method = self.method or getattr(metadata, "explain_method", None) or DEFAULT_METHOD
         layer = self.layer or getattr(metadata, "explain_layer", None) or DEFAULT_LAYER
-        return self.replace(method=method, layer=layer)
+        point = getattr(metadata, "operating_point", None) or {}
+        threshold = self.cluster_threshold
+        if threshold is None:
+            threshold = point.get("cluster_threshold", DEFAULT_THRESHOLD)
+        size = self.min_cluster_mm3
+        if size is None:
+            size = point.get("min_cluster_mm3", DEFAULT_MIN_SIZE_MM3)
+        return self.replace(method=method, layer=layer, cluster_threshold=threshold, min_cluster_mm3=size)
 
     def to_dict(self) -> dict[str, Any]:
         """The options as plain values (JSON, a Ray task's arguments); :meth:`from_dict` reads them back.

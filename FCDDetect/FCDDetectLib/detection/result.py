@@ -1,5 +1,11 @@
 """The result of one detection: :class:`DetectionResult` and its ``result.json`` form.
 
+``probability`` is always the classifier head's p(FCD); ``prediction`` is the decision, and
+``decision_source`` says what it follows: ``"lesion_evidence"`` for a lesion model (its lesion
+map's subject-level score against the bundle's calibrated threshold, ``lesion_evidence``) or
+``"classifier"`` (p(FCD) against the bundle's ``threshold``, ``classifier_prediction``). A fold
+ensemble also fills ``uncertainty`` (the voxel-wise spread of the folds' maps) and ``ensemble``.
+
 :func:`~FCDDetectLib.detection.detect.detect` fills it; :meth:`DetectionResult.to_json` is the summary
 that :func:`~FCDDetectLib.outputs.detection_files.write_detection` writes as ``result.json`` (no
 arrays), :meth:`DetectionResult.lesion_json` its ``lesion_map`` entry for bundles with a
@@ -70,6 +76,11 @@ class DetectionResult:
     model_verified: bool = False  # the checksum matched the one the bundle records (False: older bundle)
     input_sha256: dict[str, Any] | None = None  # detection.inputs.input_checksums of the inputs
     options: dict[str, Any] | None = None  # DetectOptions.identity(): every option that changes the output
+    classifier_prediction: str | None = None  # the classifier head's decision (probability vs threshold)
+    decision_source: str = "classifier"  # what ``prediction`` follows: "classifier" or "lesion_evidence"
+    lesion_evidence: dict[str, Any] | None = None  # a lesion model's subject-level score, threshold, decision
+    uncertainty: np.ndarray | None = None  # fold ensembles: voxel-wise spread across the folds' maps
+    ensemble: dict[str, Any] | None = None  # fold ensembles: members, missing folds, per-member figures
 
     def lesion_json(self) -> dict[str, Any] | None:
         """The lesion map's summary (bundles with a lesion head), or None."""
@@ -84,6 +95,7 @@ class DetectionResult:
             "cluster_min_size_mm3": clusters.min_size_mm3 if clusters is not None else None,
             "n_clusters": len(clusters.clusters) if clusters is not None else None,
             "top_cluster": clusters.clusters[0].to_json() if clusters is not None and clusters.clusters else None,
+            "operating_point": (self.model_metadata or {}).get("operating_point"),
             **_roi_figures(self.lesion_map_metrics),
         }
 
@@ -94,7 +106,10 @@ class DetectionResult:
         return {
             "probability": self.probability,
             "prediction": self.prediction,
+            "decision_source": self.decision_source,
+            "classifier_prediction": self.classifier_prediction or self.prediction,
             "threshold": self.threshold,
+            "lesion_evidence": self.lesion_evidence,
             "heat_score": self.heat_score,
             "roi_voxels": details.roi_voxels if details else None,
             "roi_resampled": details.roi_resampled if details else None,
@@ -126,6 +141,7 @@ class DetectionResult:
             "ood_reasons": list(self.ood_reasons),
             "input_statistics": dict(self.input_statistics),
             "lesion_map": self.lesion_json(),
+            **({"ensemble": self.ensemble} if self.ensemble is not None else {}),
         }
 
 

@@ -11,5 +11,6 @@ Example:
 __all__ = [
     "clusters",
     "heat_score",
+    "lesion_evidence",
     "lesion_metrics",
 ]

@@ -93,10 +93,17 @@ class Cluster:
     centroid_ras: tuple[float, float, float]
     hemisphere: str
     confidence: float
+    mean_uncertainty: float | None = None
+    """Fold ensembles: the mean of the uncertainty map (spread across folds) over the cluster's voxels."""
+    folds_found: int | None = None
+    """Fold ensembles: how many fold models have a cluster of their own overlapping this one."""
 
     def to_json(self) -> dict:
-        """Plain JSON types: tuples become lists; keys are the field names."""
+        """Plain JSON types: tuples become lists; keys are the field names (the ensemble's only when set)."""
         data = asdict(self)
+        for name in ("mean_uncertainty", "folds_found"):
+            if data[name] is None:
+                del data[name]
         data["peak_ras"] = [float(v) for v in self.peak_ras]
         data["centroid_ras"] = [float(v) for v in self.centroid_ras]
         return data

@@ -24,7 +24,8 @@ Rules (also in ``docs/lesion-level.md``):
   control with no cluster counts towards specificity. Neither is an error.
 - **Cohort**: detection rate = detected / patients with ROI; specificity = controls with
   no cluster / controls; FP clusters per patient (patients with ROI) and per control are
-  means; peak-in-ROI rate over patients with ROI; Dice mean and sample SD (ddof=1; None
+  means; cluster PPV = clusters touching a lesion / all clusters (patients with ROI and
+  controls; None without any cluster); peak-in-ROI rate over patients with ROI; Dice mean and sample SD (ddof=1; None
   with fewer than 2 patients) over patients with ROI. A figure whose denominator is 0 is None.
 
 An ROI on another grid than the map is resampled onto the map's grid with nearest
@@ -204,6 +205,8 @@ def cohort_lesion_metrics(rows: Sequence[dict]) -> dict:
     dice = [float(r["dice"]) for r in with_roi if r.get("dice") is not None]
     plateau = [float(r["peak_voxels"]) for r in with_roi if r.get("peak_voxels") is not None]
     shares = [float(r["peak_share_in_roi"]) for r in with_roi if r.get("peak_share_in_roi") is not None]
+    clusters = sum(int(r["n_clusters"]) for r in (*with_roi, *controls))
+    touching = sum(int(r["n_clusters"]) - int(r["fp_clusters"]) for r in with_roi)
     return {
         "n_patients": len(with_roi),
         "n_patients_without_roi": len(patients) - len(with_roi),
@@ -212,6 +215,7 @@ def cohort_lesion_metrics(rows: Sequence[dict]) -> dict:
         "specificity": _mean([1.0 if int(r["n_clusters"]) == 0 else 0.0 for r in controls]),
         "fp_per_patient": _mean([float(r["fp_clusters"]) for r in with_roi]),
         "fp_per_control": _mean([float(r["n_clusters"]) for r in controls]),
+        "cluster_ppv": touching / clusters if clusters else None,
         "peak_in_roi_rate": _mean([1.0 if r["peak_in_roi"] else 0.0 for r in with_roi]),
         "dice_mean": _mean(dice),
         "dice_sd": float(np.std(dice, ddof=1)) if len(dice) >= 2 else None,

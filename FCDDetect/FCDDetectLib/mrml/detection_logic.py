@@ -8,9 +8,9 @@ succeeded adds to the scene of the input nodes:
   same parent transform), shown with the Iron colour map, window 0..1 and a lower threshold;
 - a table node with one row: probability, prediction, threshold, Heat-Score, method, model...,
   ``out_of_distribution`` (true/false/unknown), ``ood_reasons`` and ``warnings``;
-- when the result has them: the lesion map volume, the heatmap's clusters (table + peaks
-  markups), the lesion map's clusters (table + peaks markups) and the modality contributions
-  chart (see :class:`DetectionNodes`);
+- when the result has them: the lesion map volume, a fold ensemble's uncertainty volume (the
+  spread across its folds), the heatmap's clusters (table + peaks markups), the lesion map's
+  clusters (table + peaks markups) and the modality contributions chart (see :class:`DetectionNodes`);
 
 all beside the input in the subject hierarchy. Any failure leaves the scene as it was.
 The scene always comes from the nodes given (never ``slicer.mrmlScene``), so this runs on
@@ -48,6 +48,7 @@ from FCDDetectLib.mrml.detection_nodes import IRON_COLOR_NODE_ID, map_display
 
 DEFAULT_LOWER_THRESHOLD = 0.2
 DEFAULT_OPACITY = 0.5
+UNCERTAINTY_LOWER_THRESHOLD = 0.05  # spreads below this (folds agreeing within 0.05) are hidden
 
 
 @dataclass
@@ -58,6 +59,7 @@ class DetectionNodes:
     heatmap_node: Any  # vtkMRMLScalarVolumeNode
     table_node: Any  # vtkMRMLTableNode
     lesion_map_node: Any = None  # vtkMRMLScalarVolumeNode, when the bundle has a lesion head
+    uncertainty_node: Any = None  # vtkMRMLScalarVolumeNode, a fold ensemble's spread across its folds
     clusters_table_node: Any = None  # vtkMRMLTableNode, one row per cluster
     clusters_markups_node: Any = None  # vtkMRMLMarkupsFiducialNode, one point per cluster
     lesion_clusters_table_node: Any = None  # vtkMRMLTableNode, one row per cluster of the lesion map
@@ -105,12 +107,17 @@ class NodeInputs:
 
 
 def model_modalities(model: Any) -> list[str]:
-    """Modalities a bundle expects, read from its metadata (no torch needed for a path)."""
+    """Modalities a bundle (or a fold ensemble: a run folder, a list of bundles) expects, from its
+    metadata (no torch needed for a path)."""
     metadata = getattr(model, "metadata", None)
     if metadata is None:
+        from FCDDetectLib.detection.ensemble_detect import is_ensemble_request
         from FCDDetectLib.networks.bundle_metadata import read_bundle_metadata
+        from FCDDetectLib.networks.ensemble import read_ensemble_metadata
 
-        metadata = read_bundle_metadata(model)
+        paths = list(model) if isinstance(model, (list, tuple)) else [model]
+        metadata = (read_ensemble_metadata(paths)[0] if is_ensemble_request(paths)
+                    else read_bundle_metadata(paths[0]))
     return list(metadata.modalities)
 
 
@@ -134,8 +141,9 @@ class DetectionLogic:
         nodes = [node for node in input_nodes if node is not None]
         if not nodes:
             raise FCDInputError("no input volume selected")
-        if isinstance(model, (str, Path)) and not Path(model).exists():
-            raise FCDInputError(f"model {model}: no such bundle")
+        for path in (model if isinstance(model, (list, tuple)) else [model]):
+            if isinstance(path, (str, Path)) and not Path(path).exists():
+                raise FCDInputError(f"model {path}: no such bundle")
         modalities = model_modalities(model)
         if len(nodes) != len(modalities):
             names = ", ".join(node_label(n) for n in nodes)
@@ -166,17 +174,19 @@ class DetectionLogic:
         as ``method="gradcam++"`` or ``cluster_threshold=0.4`` replace its fields), the same object
         ``fcd detect`` builds from its command line.
 
-        ``model`` is a ``.fcdbundle`` path or a loaded ``ModelBundle``. With a segmentation
+        ``model`` is a ``.fcdbundle`` path or a loaded ``ModelBundle``, or a fold ensemble (a run
+        folder, a list of bundles, or a loaded ensemble: the result then has ``uncertainty``, shown
+        as :attr:`DetectionNodes.uncertainty_node`). With a segmentation
         node and a segment ID, the Heat-Score of the heatmap against that segment is computed
         (a segment on another grid is resampled and the table says so). ``brain_mask_node``
         (label map or scalar volume) restricts the Heat-Score background. Raises
         :class:`FCDInputError` for bad input; nothing is added to the scene then.
         """
-        from FCDDetectLib.detection.detect import detect
+        from FCDDetectLib.detection.ensemble_detect import detect_any
 
         inputs = self.read_inputs(input_nodes, model, segmentation_node, segment_id, brain_mask_node)
-        result = detect(model, inputs.images, roi=inputs.roi, brain_mask=inputs.brain_mask, options=options,
-                        **option_values)
+        result = detect_any(model, inputs.images, roi=inputs.roi, brain_mask=inputs.brain_mask, options=options,
+                            **option_values)
         return inputs.adopt(self.create_nodes(inputs.nodes[0], result, name=name))
 
     def read_inputs(self, input_nodes: Sequence[Any] | Any, model: Any, segmentation_node: Any = None,
@@ -229,6 +239,8 @@ class DetectionLogic:
         from FCDDetectLib.mrml.detection_nodes import (
             LESION_CLUSTER_COLOR,
             LESION_MAP_COLOR_NODE_ID,
+            UNCERTAINTY_COLOR_NODE_ID,
+            UNCERTAINTY_WINDOW,
             contributions_plot_nodes,
             map_volume_node,
         )
@@ -241,6 +253,12 @@ class DetectionLogic:
                                    self.lower_threshold)
             created.extend(made)
             out["lesion_map_node"] = made[0]
+        uncertainty = getattr(result, "uncertainty", None)
+        if uncertainty is not None:
+            made = map_volume_node(input_node, uncertainty, f"{base} uncertainty", UNCERTAINTY_COLOR_NODE_ID,
+                                   UNCERTAINTY_LOWER_THRESHOLD, window_max=UNCERTAINTY_WINDOW)
+            created.extend(made)
+            out["uncertainty_node"] = made[0]
         out["clusters_table_node"], out["clusters_markups_node"] = _cluster_nodes(
             scene, getattr(result, "clusters", None), f"{base} clusters", f"{base} cluster peaks", created)
         out["lesion_clusters_table_node"], out["lesion_clusters_markups_node"] = _cluster_nodes(
@@ -267,6 +285,10 @@ class DetectionLogic:
             ("method", str(result.method)),
             ("probability", float(result.probability)),
             ("prediction", str(result.prediction)),
+            ("decision_source", str(getattr(result, "decision_source", "classifier"))),
+            ("lesion_evidence", _evidence(result, "score")),
+            ("lesion_evidence_threshold", _evidence(result, "threshold")),
+            ("n_folds", float((getattr(result, "ensemble", None) or {}).get("n_members", math.nan))),
             ("threshold", float(result.threshold)),
             ("heat_score", heat),
             ("roi_voxels", float(details.roi_voxels) if details else math.nan),
@@ -296,6 +318,11 @@ class DetectionLogic:
             composite.SetBackgroundVolumeID(background_node.GetID())
             composite.SetForegroundVolumeID(heat_node.GetID())
             composite.SetForegroundOpacity(opacity)
+
+
+def _evidence(result: Any, key: str) -> float:
+    evidence = getattr(result, "lesion_evidence", None) or {}
+    return math.nan if evidence.get(key) is None else float(evidence[key])
 
 
 def _cluster_nodes(scene: Any, clusters: Any, table_name: str, markups_name: str, created: list[Any],

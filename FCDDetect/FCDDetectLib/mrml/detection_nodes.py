@@ -3,8 +3,10 @@
 - :func:`map_volume_node`: a map (float array on the input grid) as a volume on the input's
   exact grid, with its own colour map, window 0..1 and a lower threshold. The heatmap uses
   Iron; the lesion map (:data:`LESION_MAP_COLOR_NODE_ID`, green) is a second overlay.
+  A fold ensemble's uncertainty (the spread across its folds) is a third map
+  (:data:`UNCERTAINTY_COLOR_NODE_ID`, window 0..:data:`UNCERTAINTY_WINDOW`).
 - :func:`clusters_table_node`: one row per cluster: id, volume_mm3, peak, mean, centroid
-  R/A/S, hemisphere.
+  R/A/S, hemisphere, and for a fold ensemble folds_found and mean_uncertainty (NaN otherwise).
 - :func:`clusters_markups_node`: a markups fiducial node with one point per cluster, at the
   cluster's peak (always inside the cluster; a centroid may fall outside a curved one);
   the lesion map's clusters get :data:`LESION_CLUSTER_COLOR` (green, like their map).
@@ -38,13 +40,17 @@ import vtk
 IRON_COLOR_NODE_ID = "vtkMRMLColorTableNodeIron"
 LESION_MAP_COLOR_NODE_ID = "vtkMRMLColorTableNodeGreen"
 LESION_CLUSTER_COLOR = (0.2, 0.8, 0.2)  # markups of the lesion map's clusters: green like their map
+UNCERTAINTY_COLOR_NODE_ID = "vtkMRMLColorTableNodeBlue"
+UNCERTAINTY_WINDOW = 0.5  # the largest standard deviation of values in [0, 1]
 CLUSTER_POINTS_REFERENCE = "FCDClusterPoints"
-CLUSTER_COLUMNS = ("id", "volume_mm3", "peak", "mean", "centroid_r", "centroid_a", "centroid_s", "hemisphere")
-_COLOR_TYPES = {IRON_COLOR_NODE_ID: "SetTypeToIron", LESION_MAP_COLOR_NODE_ID: "SetTypeToGreen"}
+CLUSTER_COLUMNS = ("id", "volume_mm3", "peak", "mean", "centroid_r", "centroid_a", "centroid_s", "hemisphere",
+                   "folds_found", "mean_uncertainty")
+_COLOR_TYPES = {IRON_COLOR_NODE_ID: "SetTypeToIron", LESION_MAP_COLOR_NODE_ID: "SetTypeToGreen",
+                UNCERTAINTY_COLOR_NODE_ID: "SetTypeToBlue"}
 
 
-def map_display(volume_node: Any, color_node_id: str, lower_threshold: float) -> list[Any]:
-    """Colour map ``color_node_id``, window 0..1, values below ``lower_threshold`` hidden.
+def map_display(volume_node: Any, color_node_id: str, lower_threshold: float, window_max: float = 1.0) -> list[Any]:
+    """Colour map ``color_node_id``, window 0..``window_max``, values below ``lower_threshold`` hidden.
 
     Returns the nodes it added (the display node, and the colour node on a bare scene
     without the default colour nodes).
@@ -59,16 +65,16 @@ def map_display(volume_node: Any, color_node_id: str, lower_threshold: float) ->
         made.append(color)
     display.SetAndObserveColorNodeID(color.GetID())
     display.AutoWindowLevelOff()
-    display.SetWindowLevelMinMax(0.0, 1.0)
+    display.SetWindowLevelMinMax(0.0, float(window_max))
     display.AutoThresholdOff()
-    display.SetThreshold(float(lower_threshold), 1.0)
+    display.SetThreshold(float(lower_threshold), float(window_max))
     display.ApplyThresholdOn()
     volume_node.SetAndObserveDisplayNodeID(display.GetID())
     return made
 
 
 def map_volume_node(input_node: Any, values: np.ndarray, name: str, color_node_id: str,
-                    lower_threshold: float) -> list[Any]:
+                    lower_threshold: float, window_max: float = 1.0) -> list[Any]:
     """A map on ``input_node``'s exact grid (IJK-to-RAS, parent transform) with its display.
 
     Returns the nodes added, the volume first.
@@ -88,7 +94,7 @@ def map_volume_node(input_node: Any, values: np.ndarray, name: str, color_node_i
         input_node.GetIJKToRASMatrix(ijk_to_ras)
         node.SetIJKToRASMatrix(ijk_to_ras)
         node.SetAndObserveTransformNodeID(input_node.GetTransformNodeID())
-        made += map_display(node, color_node_id, lower_threshold)
+        made += map_display(node, color_node_id, lower_threshold, window_max)
     except Exception:
         for item in made:
             input_node.GetScene().RemoveNode(item)
@@ -102,6 +108,10 @@ def _ras(value: Any) -> list[float]:
     except (TypeError, ValueError):
         return [math.nan, math.nan, math.nan]
     return [r, a, s]
+
+
+def _number(value: Any) -> float:
+    return math.nan if value is None else float(value)
 
 
 def clusters_table_node(scene: Any, clusters: Sequence[Mapping[str, Any]], name: str) -> Any:
@@ -118,7 +128,9 @@ def clusters_table_node(scene: Any, clusters: Sequence[Mapping[str, Any]], name:
         values = {"id": int(cluster.get("id", 0)), "volume_mm3": float(cluster.get("volume_mm3", math.nan)),
                   "peak": float(cluster.get("peak", math.nan)), "mean": float(cluster.get("mean", math.nan)),
                   "centroid_r": r, "centroid_a": a, "centroid_s": s,
-                  "hemisphere": str(cluster.get("hemisphere", ""))}
+                  "hemisphere": str(cluster.get("hemisphere", "")),
+                  "folds_found": _number(cluster.get("folds_found")),
+                  "mean_uncertainty": _number(cluster.get("mean_uncertainty"))}
         for column, value in values.items():
             columns[column].InsertNextValue(value)
     for column in CLUSTER_COLUMNS:

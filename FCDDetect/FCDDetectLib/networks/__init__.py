@@ -10,6 +10,7 @@ Example:
 __all__ = [
     "bundle",
     "bundle_metadata",
+    "ensemble",
     "lean_monai",
     "lesion_resnet",
     "medicalnet",

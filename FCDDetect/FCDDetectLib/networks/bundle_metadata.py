@@ -25,7 +25,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from FCDDetectLib.choices import DEPTHS, EXPLANATION_LAYERS, EXPLANATION_METHODS, GEOMETRIES, SUPERVISION
+from FCDDetectLib.choices import (
+    DEPTHS,
+    EXPLANATION_LAYERS,
+    EXPLANATION_METHODS,
+    GEOMETRIES,
+    LESION_EVIDENCE_SCORES,
+    SUPERVISION,
+)
 from FCDDetectLib.errors import FCDInputError
 from FCDDetectLib.io.atomic_files import json_text
 
@@ -36,7 +43,8 @@ METADATA_FILE = "bundle.json"
 WEIGHTS_FILE = "weights.pt"
 NORMALISATIONS = ("zscore-head",)
 _OPTIONAL = ("name", "engine_version", "training", "metrics", "input_ranges", "head", "explain_method",
-             "explain_layer", "content_sha256", "weights_sha256")
+             "explain_layer", "content_sha256", "weights_sha256",
+             "operating_point", "lesion_evidence")
 CONTENT_KEY = "content_sha256"
 """The ``bundle.json`` field holding the bundle's content checksum (:func:`content_digest`)."""
 WEIGHTS_KEY = "weights_sha256"
@@ -109,6 +117,16 @@ class BundleMetadata:
     ``save_bundle`` and checked by ``load_bundle``; bundles written before them have None and
     load as "unverified".
 
+    A lesion model also carries, chosen on its fold's validation subjects (None in bundles
+    made before; older engines ignore both):
+
+    - ``operating_point``: ``{"cluster_threshold", "min_cluster_mm3", "target_fp_per_control",
+      "target_met", "validation": {...}}``, the cluster settings ``fcd detect`` uses for this
+      model unless told otherwise (:meth:`FCDDetectLib.detection.options.DetectOptions.for_bundle`);
+    - ``lesion_evidence``: ``{"score", "threshold", "validation_roc_auc", ...}``, the
+      subject-level score of the lesion map (:mod:`FCDDetectLib.maps.lesion_evidence`) and the
+      threshold above which the model's decision is ``fcd``.
+
     Example:
         >>> meta = BundleMetadata(depth=34, geometry="medicalnet", modalities=["t1", "flair"],
         ...                       target_spacing=[1.0, 1.0, 1.0], target_shape=[160, 192, 160])
@@ -136,6 +154,8 @@ class BundleMetadata:
     explain_layer: str | None = None
     content_sha256: str | None = None
     weights_sha256: str | None = None
+    operating_point: dict[str, Any] | None = None
+    lesion_evidence: dict[str, Any] | None = None
 
     def __post_init__(self) -> None:
         if self.head == "lesion" and self.format_version < _LESION_HEAD_FORMAT:
@@ -250,6 +270,19 @@ def _check_fields(v: dict[str, Any], source: str) -> None:
     for name in CHECKSUM_KEYS:
         if v.get(name) is not None and not (isinstance(v[name], str) and _SHA256.match(v[name])):
             raise bad(name, "null or a SHA-256 (64 lower-case hex digits)")
+    point = v.get("operating_point")
+    if point is not None:
+        if not (isinstance(point, dict) and _is_number(point.get("cluster_threshold"))
+                and 0.0 <= point["cluster_threshold"] <= 1.0 and _is_number(point.get("min_cluster_mm3"))
+                and point["min_cluster_mm3"] >= 0.0):
+            raise bad("operating_point", "null or an object with cluster_threshold in [0, 1] and min_cluster_mm3 >= 0")
+    evidence = v.get("lesion_evidence")
+    if evidence is not None:
+        threshold = evidence.get("threshold") if isinstance(evidence, dict) else None
+        if not (isinstance(evidence, dict) and evidence.get("score") in LESION_EVIDENCE_SCORES
+                and (threshold is None or (_is_number(threshold) and threshold >= 0.0))):
+            raise bad("lesion_evidence", f"null or an object with a score in {LESION_EVIDENCE_SCORES} and a "
+                      "threshold >= 0")
 
 
 def content_digest(weights: str | os.PathLike, metadata: dict[str, Any]) -> str:

@@ -26,9 +26,9 @@ CLUSTER_FILES = ("clusters.nii.gz", "clusters.json", "clusters.csv")
 
 CLUSTER_COLUMNS = [
     "id", "voxels", "volume_mm3", "peak", "mean", "confidence", "hemisphere", "overlaps_roi",
-    "peak_x", "peak_y", "peak_z", "centroid_x", "centroid_y", "centroid_z",
+    "peak_x", "peak_y", "peak_z", "centroid_x", "centroid_y", "centroid_z", "folds_found", "mean_uncertainty",
 ]
-"""Columns of ``clusters.csv`` (positions in RAS mm)."""
+"""Columns of ``clusters.csv`` (positions in RAS mm; the last two filled by fold ensembles only)."""
 
 
 def clusters_csv(clusters: ClusterSet, overlaps: dict[int, bool] | None = None) -> str:
@@ -36,7 +36,7 @@ def clusters_csv(clusters: ClusterSet, overlaps: dict[int, bool] | None = None) 
 
     Example:
         >>> print(clusters_csv(ClusterSet([], np.zeros((1, 1, 1), np.int16), 0.5, 50.0)), end="")
-        id,voxels,volume_mm3,peak,mean,confidence,hemisphere,overlaps_roi,peak_x,peak_y,peak_z,centroid_x,centroid_y,centroid_z
+        id,voxels,volume_mm3,peak,mean,confidence,hemisphere,overlaps_roi,peak_x,peak_y,peak_z,centroid_x,centroid_y,centroid_z,folds_found,mean_uncertainty
     """
     rows = []
     for cluster in clusters.clusters:

@@ -26,6 +26,8 @@ DetectionWriter = Callable[["DetectionResult", Path], None]
 """Writes more files of one detection into the (staging) folder it is given, e.g. clusters.json."""
 
 DETECTION_FILES = ("heatmap.nii.gz", "result.json", *CLUSTER_FILES)
+UNCERTAINTY_FILE = "uncertainty.nii.gz"
+"""A fold ensemble's voxel-wise spread across its folds (input grid, float32)."""
 """The files a detection writes (more may come from writers); checked before computing."""
 
 
@@ -36,7 +38,8 @@ def write_detection(result: DetectionResult, out_dir: str | Path,
     ``heatmap.nii.gz`` is restricted to the head; when the result has clusters,
     :func:`write_clusters` adds ``clusters.nii.gz``, ``clusters.json`` and ``clusters.csv``.
     With a lesion head also ``lesion_map.nii.gz`` (voxel probability, input grid),
-    ``lesion_clusters.nii.gz`` (its cluster labels, int16) and ``lesion_clusters.json``.
+    ``lesion_clusters.nii.gz`` (its cluster labels, int16) and ``lesion_clusters.json``. A fold
+    ensemble's result adds ``uncertainty.nii.gz`` (the spread across its folds).
 
     All files of one detection are committed as one unit (:class:`~FCDDetectLib.io.output_set.OutputSet`):
     a kill at any point leaves the previous detection's set or this one (after the
@@ -61,6 +64,8 @@ def write_detection(result: DetectionResult, out_dir: str | Path,
             save_image(staged.folder / "lesion_map.nii.gz", result.lesion_map, result.affine)
             if result.lesion_clusters is not None:
                 write_cluster_listing(staged.folder, "lesion_clusters", result.lesion_clusters, result.affine)
+        if result.uncertainty is not None:
+            save_image(staged.folder / UNCERTAINTY_FILE, result.uncertainty, result.affine)
         for writer in (write_clusters, *extra_writers):
             writer(result, staged.folder)
         staged.manifest = result.to_json()

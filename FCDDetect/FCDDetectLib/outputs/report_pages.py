@@ -72,8 +72,7 @@ def summary_lines(result: Any, subject: str, clusters: Any, model_info: dict[str
     if metrics:
         lines.append(("small", "metrics: " + ", ".join(f"{k} {_fmt(v)}" for k, v in list(metrics.items())[:8])))
     lines.append(("head", "Result"))
-    lines.append(("body", f"Prediction: {result.prediction}    p(FCD) = {result.probability:.3f}    "
-                          f"(threshold {result.threshold:.2f})"))
+    lines.extend(decision_lines(result))
     layer = getattr(result, "layer", None)
     lines.append(("body", f"Explanation method: {result.method}" + (f" on {layer}" if layer else "")
                           + f"   (target class {result.target_class})"))
@@ -85,8 +84,13 @@ def summary_lines(result: Any, subject: str, clusters: Any, model_info: dict[str
     lines.append(("body", f"Clusters of the map (threshold {clusters.threshold:g}, at least "
                           f"{clusters.min_size_mm3:g} mm3): {len(clusters.clusters)}"))
     for c in clusters.clusters[:12]:
-        lines.append(("small", f"  cluster {c.id}: {c.volume_mm3:.0f} mm3, {c.hemisphere}, peak {c.peak:.2f}, "
-                               f"centroid RAS ({', '.join(f'{v:.0f}' for v in c.centroid_ras)}) mm"))
+        lines.append(("small", _cluster_line(c)))
+    lesion_clusters = getattr(result, "lesion_clusters", None)
+    if lesion_clusters is not None:
+        lines.append(("body", f"Clusters of the lesion map (threshold {lesion_clusters.threshold:g}, at least "
+                              f"{lesion_clusters.min_size_mm3:g} mm3): {len(lesion_clusters.clusters)}"))
+        for c in lesion_clusters.clusters[:8]:
+            lines.append(("small", _cluster_line(c)))
     saliency = getattr(result, "saliency", None)
     if saliency is not None:
         lines.append(("head", "Localized SmoothGrad"))
@@ -98,6 +102,67 @@ def summary_lines(result: Any, subject: str, clusters: Any, model_info: dict[str
     lines.append(("head", "Use"))
     lines.extend(("body", part) for part in textwrap.wrap(DISCLAIMER, 95))
     lines.append(("small", f"FCDDetect engine {__version__}"))
+    return lines
+
+
+def _cluster_line(c: Any) -> str:
+    line = (f"  cluster {c.id}: {c.volume_mm3:.0f} mm3, {c.hemisphere}, peak {c.peak:.2f}, "
+            f"centroid RAS ({', '.join(f'{v:.0f}' for v in c.centroid_ras)}) mm")
+    if getattr(c, "folds_found", None) is not None:
+        line += f", found by {c.folds_found} fold(s)"
+    if getattr(c, "mean_uncertainty", None) is not None:
+        line += f", uncertainty {c.mean_uncertainty:.3f}"
+    return line
+
+
+def decision_lines(result: Any) -> list[tuple[str, str]]:
+    """The decision, what it follows (lesion evidence or classifier), the operating point and the ensemble.
+
+    Example:
+        >>> class R:
+        ...     prediction, probability, threshold, decision_source = "fcd", 0.42, 0.5, "lesion_evidence"
+        ...     classifier_prediction, model_metadata, ensemble = "control", {}, None
+        ...     lesion_evidence = {"score": 310.0, "threshold": 95.0, "calibrated": True}
+        ...     lesion_clusters = None
+        >>> [text for _, text in decision_lines(R())][0]
+        'Decision: fcd, from the lesion evidence: 310 (threshold 95, calibrated on validation subjects)'
+    """
+    evidence = getattr(result, "lesion_evidence", None)
+    lines: list[tuple[str, str]] = []
+    if getattr(result, "decision_source", "classifier") == "lesion_evidence" and evidence:
+        how = "calibrated on validation subjects" if evidence.get("calibrated") else "not calibrated: any cluster"
+        lines.append(("body", f"Decision: {result.prediction}, from the lesion evidence: {_fmt(evidence['score'])} "
+                              f"(threshold {_fmt(evidence['threshold'])}, {how})"))
+        lines.append(("small", "Lesion evidence = the largest peak x volume (mm3) over the lesion map's clusters."))
+        lines.append(("body", f"Classifier (not used for the decision): p(FCD) = {result.probability:.3f}, "
+                              f"threshold {result.threshold:.2f}: {getattr(result, 'classifier_prediction', None)}"))
+    else:
+        lines.append(("body", f"Decision: {result.prediction}, from the classifier: p(FCD) = {result.probability:.3f}"
+                              f"    (threshold {result.threshold:.2f})"))
+    point = (getattr(result, "model_metadata", None) or {}).get("operating_point")
+    clusters = getattr(result, "lesion_clusters", None)
+    if point and clusters is not None:
+        used = (abs(clusters.threshold - point["cluster_threshold"]) < 1e-9
+                and abs(clusters.min_size_mm3 - point["min_cluster_mm3"]) < 1e-9)
+        validation = point.get("validation") or {}
+        target = point.get("target_fp_per_control")
+        chosen = (f"chosen on validation subjects for at most {_fmt(target)} FP clusters per control"
+                  if target is not None else point.get("chosen_on", "the model's"))
+        lines.append(("body", f"Operating point: threshold {point['cluster_threshold']:g}, at least "
+                              f"{point['min_cluster_mm3']:g} mm3 ({chosen})" + ("" if used else
+                              f"; overridden here: {clusters.threshold:g}, {clusters.min_size_mm3:g} mm3")))
+        if validation:
+            lines.append(("small", f"  on validation: detection {_fmt(validation.get('detection_rate'))}, FP clusters "
+                                   f"per control {_fmt(validation.get('fp_per_control'))} "
+                                   f"({validation.get('n_patients')} patients, {validation.get('n_controls')} controls)"))
+    ensemble = getattr(result, "ensemble", None)
+    if ensemble:
+        members = ", ".join(m["member"] for m in ensemble["members"])
+        lines.append(("body", f"Fold ensemble of {ensemble['n_members']} models ({members}); "
+                              f"{ensemble['fold_votes']} say fcd"
+                              + (f"; missing: {', '.join(ensemble['missing_folds'])}" if ensemble["missing_folds"] else "")))
+        lines.append(("small", "Maps and p(FCD) are the folds' means; uncertainty.nii.gz = their voxel-wise standard "
+                               "deviation; each cluster says how many folds found it."))
     return lines
 
 
@@ -149,6 +214,9 @@ def cluster_page(figure: Any, result: Any, cluster: Any, rank_of: int, mask: np.
         ("Hemisphere", cluster.hemisphere),
         ("Peak / mean map value", f"{cluster.peak:.3f} / {cluster.mean:.3f}"),
         ("Confidence", f"{cluster.confidence:.3f}"),
+        *([("Found by folds", str(cluster.folds_found))] if cluster.folds_found is not None else []),
+        *([("Mean uncertainty (SD across folds)", f"{cluster.mean_uncertainty:.3f}")]
+          if cluster.mean_uncertainty is not None else []),
         ("Slices through voxel (input grid i, j, k)", ", ".join(str(v) for v in centre_in)),
     ]
     y = 0.525

@@ -70,6 +70,10 @@ def add_config_options(parser: argparse.ArgumentParser, exclude: Iterable[str] =
                 kwargs.update(nargs=len(default), type=type(default[0]))
             elif isinstance(default, (int, float)):
                 kwargs["type"] = type(default)
+            if meta.get("arg_type") is not None:
+                kwargs["type"] = meta["arg_type"]
+            if meta.get("nargs") is not None:
+                kwargs["nargs"] = meta["nargs"]
             if meta.get("choices") is not None:
                 kwargs["choices"] = meta["choices"]
             if meta.get("metavar") is not None:
@@ -83,8 +87,8 @@ def config_from_args(args: argparse.Namespace, **overrides: Any) -> RunConfig:
     """A :class:`RunConfig` from the options :func:`add_config_options` added (+ ``overrides``)."""
     values = {name: getattr(args, name) for name in args.config_fields}
     values.update(overrides)
-    for name in ("spacing", "shape"):
-        if name in values:
+    for name in ("spacing", "shape", "patch"):
+        if values.get(name) is not None:
             values[name] = list(values[name])
     return RunConfig(**values)
 

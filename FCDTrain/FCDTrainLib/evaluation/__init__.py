@@ -8,6 +8,7 @@ Example:
 """
 
 __all__ = [
+    "calibration",
     "fold_eval",
     "metrics",
     "stats",

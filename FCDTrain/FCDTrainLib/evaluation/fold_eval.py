@@ -35,9 +35,11 @@ from FCDDetectLib.io.atomic_files import csv_text
 from FCDTrainLib.evaluation.metrics import classification_metrics, finite, summarise_heat
 
 PREDICTION_COLUMNS = ["subject", "label", "probability", "prediction", "heat_score", "detected", "n_clusters",
-                      "fp_clusters", "peak_in_roi", "dice", "lesion_heat_score"]
+                      "fp_clusters", "peak_in_roi", "dice", "lesion_heat_score", "lesion_evidence",
+                      "lesion_evidence_prediction"]
 SUMMARY_METRICS = ("accuracy", "roc_auc", "heat_score", "lesion_detection_rate", "lesion_specificity",
-                   "fp_per_patient", "fp_per_control", "peak_in_roi_rate", "dice_mean", "lesion_map_heat_score")
+                   "fp_per_patient", "fp_per_control", "peak_in_roi_rate", "dice_mean", "lesion_map_heat_score",
+                   "cluster_ppv", "lesion_evidence_roc_auc", "lesion_evidence_accuracy")
 """Per-fold figures given as mean +/- std over folds (``summary.json``, ``fcd evaluate``); the
 lesion-level ones are of the primary map (:func:`summarise_lesions`)."""
 _LESION_ROW_KEYS = ("detected", "n_clusters", "fp_clusters", "peak_in_roi", "dice")
@@ -80,6 +82,7 @@ class SubjectEvaluation:
 
     heat_scores: dict[str, float | None] = field(default_factory=dict)
     lesion_heat_scores: dict[str, float | None] = field(default_factory=dict)
+    lesion_evidence: dict[str, dict[str, Any]] = field(default_factory=dict)
     lesion_rows: dict[str, dict[str, dict[str, Any]]] = field(default_factory=dict)
     warnings: list[str] = field(default_factory=list)
 
@@ -120,6 +123,8 @@ def detect_subjects(bundle: Any, subjects: Sequence[Any], options: DetectOptions
                 found.heat_scores[sid] = float(result.heat_score)
             if result.lesion_map is not None:
                 found.lesion_heat_scores[sid] = result.lesion_heat_score
+        if result.lesion_evidence is not None:
+            found.lesion_evidence[sid] = result.lesion_evidence
         for name, row in (("heatmap", result.lesion), ("lesion_map", result.lesion_map_metrics)):
             if row is not None:
                 found.lesion_rows.setdefault(name, {})[sid] = {**row, "label": int(subject.label)}
@@ -152,6 +157,7 @@ def summarise_lesions(evaluation: SubjectEvaluation, has_lesion_head: bool) -> d
         "fp_per_control": figures.get("fp_per_control"),
         "peak_in_roi_rate": figures.get("peak_in_roi_rate"),
         "dice_mean": figures.get("dice_mean"),
+        "cluster_ppv": figures.get("cluster_ppv"),
         "lesion_map_heat_score": float(np.mean(lesion_scores)) if lesion_scores else None,
     }
 
@@ -169,6 +175,7 @@ def evaluate_subjects(bundle: Any, subjects: Sequence[Any], cache: Any, options:
         >>> rows, metrics = evaluate_subjects(bundle, subjects, cache, DetectOptions(layer="multi"))  # doctest: +SKIP
     """
     threshold = float(bundle.metadata.threshold)
+    options = options.for_bundle(bundle.metadata)  # the bundle's method, layer and operating point where left open
     device = options.device
     probs = predict_arrays(bundle.model, cache.stack(subjects), batch_size, device) if subjects else np.zeros(0)
     evaluation = detect_subjects(bundle, subjects, options) if with_heat else SubjectEvaluation()
@@ -186,6 +193,8 @@ def evaluate_subjects(bundle: Any, subjects: Sequence[Any], cache: Any, options:
             "heat_score": scores.get(subject.subject_id),
             **{key: lesion_row.get(key) for key in _LESION_ROW_KEYS},
             "lesion_heat_score": evaluation.lesion_heat_scores.get(subject.subject_id),
+            "lesion_evidence": evaluation.lesion_evidence.get(subject.subject_id, {}).get("score"),
+            "lesion_evidence_prediction": _as_int(evaluation.lesion_evidence.get(subject.subject_id, {}).get("fcd")),
         })
     metrics = classification_metrics([r["label"] for r in rows], probs, threshold)
     metrics.update(summarise_heat(scores))
@@ -194,8 +203,35 @@ def evaluate_subjects(bundle: Any, subjects: Sequence[Any], cache: Any, options:
     metrics["cluster_threshold"], metrics["min_cluster_mm3"] = options.cluster_threshold, options.min_cluster_mm3
     if with_heat:
         metrics.update(summarise_lesions(evaluation, has_head))
+        metrics.update(summarise_evidence(rows))
     metrics["warnings"] = evaluation.warnings
     return rows, metrics
+
+
+def _as_int(value: Any) -> int | None:
+    return None if value is None else int(bool(value))
+
+
+def summarise_evidence(rows: Sequence[dict[str, Any]]) -> dict[str, Any]:
+    """The lesion evidence's ROC-AUC and the accuracy of its decision (None without a lesion head).
+
+    Beside the classifier's ``roc_auc`` and ``accuracy``: a lesion model decides from its lesion
+    evidence (``docs/lesion-level.md``), and the fold reports both.
+
+    Example:
+        >>> summarise_evidence([{"label": 1, "lesion_evidence": 300.0, "lesion_evidence_prediction": 1},
+        ...                     {"label": 0, "lesion_evidence": 0.0, "lesion_evidence_prediction": 0}])
+        {'lesion_evidence_roc_auc': 1.0, 'lesion_evidence_accuracy': 1.0, 'decision_source': 'lesion_evidence'}
+    """
+    from FCDTrainLib.training.fold_model import roc_auc_or_nan
+
+    scored = [r for r in rows if r.get("lesion_evidence") is not None]
+    if not scored:
+        return {"lesion_evidence_roc_auc": None, "lesion_evidence_accuracy": None, "decision_source": "classifier"}
+    labels = np.asarray([int(r["label"]) for r in scored])
+    auc = roc_auc_or_nan(labels, np.asarray([float(r["lesion_evidence"]) for r in scored]))
+    accuracy = float(np.mean([int(r["lesion_evidence_prediction"]) == int(r["label"]) for r in scored]))
+    return {"lesion_evidence_roc_auc": auc, "lesion_evidence_accuracy": accuracy, "decision_source": "lesion_evidence"}
 
 
 def predictions_csv(rows: Sequence[dict[str, Any]]) -> str:

@@ -199,12 +199,21 @@ def run_fold(config: RunConfig, split: FoldSplit, subjects: dict[str, Any], cach
                               cache.statistics(subjects[i]) for i in split.train), head=provenance["head"],
                           explain_method=config.explain_method, explain_layer=config.explain_layer)
     bundle = ModelBundle(metadata=meta, model=model, path=layout.bundle(split.fold))
+    if config.supervision == "lesion" and config.operating_fp_per_control is not None:
+        from FCDTrainLib.evaluation.calibration import calibrate_lesion_model
+
+        # chosen on the fold's validation subjects only; the test subjects stay held out
+        meta.operating_point, meta.lesion_evidence, notes = calibrate_lesion_model(
+            bundle, [subjects[i] for i in split.val], config.operating_fp_per_control, device)
+        for note in notes:
+            log.emit("warning", fold=split.fold, message=note)
     rows, metrics = evaluate_subjects(bundle, [subjects[i] for i in split.test], cache,
                                       config.detect_options(device), batch_size=config.batch_size)
     for warning in metrics["warnings"]:
         log.emit("warning", fold=split.fold, message=warning)
     metrics.update(fold=split.fold, best_epoch=outcome.best_epoch, best_val_loss=outcome.best_val_loss,
-                   epochs_run=outcome.epochs_run, stopped_early=outcome.stopped_early)
+                   epochs_run=outcome.epochs_run, stopped_early=outcome.stopped_early,
+                   operating_point=meta.operating_point, lesion_evidence=meta.lesion_evidence)
     meta.metrics = {k: v for k, v in metrics.items() if k != "warnings"}
     write_bundle(layout.bundle(split.fold), model.cpu(), meta)
     write_text_atomic(layout.predictions(split.fold), predictions_csv(rows))

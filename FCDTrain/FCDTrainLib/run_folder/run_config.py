@@ -28,6 +28,7 @@ from FCDDetectLib.choices import (
     EXPLANATION_METHODS,
     GEOMETRIES,
     INPUT_MODALITIES,
+    LESION_SCHEDULES,
     PRETRAINED_STRATEGIES,
     SUPERVISION,
 )
@@ -45,19 +46,26 @@ NOT_IDENTITY = ("device", "weights", "workers")
 # ReduceLROnPlateau and early stopping on the validation loss are what the trainer does;
 # the normalisation is the bundle's). Ignored when an old run folder is read.
 RETIRED_FIELDS = ("optimizer", "loss", "scheduler", "early_stopping", "normalisation")
+# Lesion-training fields added later, with the value a lesion run's config.json written before
+# them meant: an old lesion run folder resumes with what it trained with (not with the new
+# default), and still matches. They do not shape a `--supervision none` run: not part of its identity.
+LEGACY_VALUES: dict[str, Any] = {"lesion_schedule": "plateau", "patch": None, "operating_fp_per_control": None}
+LESION_ONLY = ("lesion_schedule", "patch", "foreground_fraction", "operating_fp_per_control")
 
 
 def option(default: Any = MISSING, help: str = "", *, flag: str | None = None, choices: tuple | None = None,
            ge: float | None = None, gt: float | None = None, le: float | None = None, lt: float | None = None,
-           metavar: Any = None, cli: bool = True, factory: Any = MISSING) -> Any:
+           metavar: Any = None, cli: bool = True, factory: Any = MISSING, arg_type: Any = None,
+           nargs: int | None = None) -> Any:
     """A RunConfig field with what the CLI and the checks need to know about it.
 
     ``help`` is the option's help (the default is appended by the CLI), ``flag`` the option
     name when it is not ``--field-name``, ``choices`` the allowed values, ``ge``/``gt``/``le``/``lt``
-    bounds checked by :meth:`RunConfig.validate`, ``cli=False`` for fields no option sets.
+    bounds checked by :meth:`RunConfig.validate` (on every item of a list), ``cli=False`` for fields no
+    option sets; ``arg_type`` and ``nargs`` for an option whose default (None) does not show them.
     """
     metadata = {"help": help, "flag": flag, "choices": choices, "ge": ge, "gt": gt, "le": le, "lt": lt,
-                "metavar": metavar, "cli": cli}
+                "metavar": metavar, "cli": cli, "arg_type": arg_type, "nargs": nargs}
     if factory is not MISSING:
         return field(default_factory=factory, metadata=metadata)
     return field(default=default, metadata=metadata)
@@ -115,13 +123,31 @@ class RunConfig:
                                 "mean of layer2-4; stored as the bundle's default for fcd detect", flag="--layer",
                                 choices=EXPLANATION_LAYERS)
     cluster_threshold: float = option(DEFAULT_THRESHOLD, "map value at which the lesion-level clusters of the "
-                                      "evaluation are cut", ge=0, le=1)
-    min_cluster_mm3: float = option(DEFAULT_MIN_SIZE_MM3, "smallest cluster the evaluation counts, in mm3", ge=0)
+                                      "evaluation are cut (a lesion run's are chosen on validation data, see "
+                                      "--operating-fp-per-control)", ge=0, le=1)
+    min_cluster_mm3: float = option(DEFAULT_MIN_SIZE_MM3, "smallest cluster the evaluation counts, in mm3 (a lesion "
+                                    "run's is chosen on validation data)", ge=0)
     supervision: str = option("none", "none: the paper's classifier; lesion: also a lesion head (skip decoder) "
                               "trained on the patients' ROIs (CE + Dice/BCE)", choices=SUPERVISION)
     lesion_weight: float = option(1.0, "with --supervision lesion: weight of the lesion loss (Dice + BCE) beside "
                                   "the cross-entropy", ge=0)
     decoder_width: int = option(16, "with --supervision lesion: channels of the lesion decoder", ge=2)
+    lesion_schedule: str = option("poly", "with --supervision lesion: learning-rate schedule; poly: nnU-Net's fixed "
+                                  "decay lr*(1-epoch/epochs)^0.9 for --max-epochs, the last epoch's weights are the "
+                                  "model (no plateau scheduler, early stopping or best epoch read from the noisy "
+                                  "validation loss); plateau: ReduceLROnPlateau and early stopping on the "
+                                  "validation lesion loss, the best epoch's weights", choices=LESION_SCHEDULES)
+    patch: list[int] | None = option(None, "with --supervision lesion: train on random patches of X Y Z voxels "
+                                     "of the model grid (nnU-Net's patch sampling; --foreground-fraction of them "
+                                     "centred on a lesion voxel; at most the grid) instead of whole volumes; "
+                                     "detection still reads the whole volume", metavar=("X", "Y", "Z"), ge=8,
+                                     arg_type=int, nargs=3)
+    foreground_fraction: float = option(0.33, "with --patch: share of the training patches centred on a lesion "
+                                        "voxel (nnU-Net's oversample_foreground_percent)", ge=0, le=1)
+    operating_fp_per_control: float | None = option(0.2, "with --supervision lesion: the lesion map's cluster "
+                                                    "threshold and minimum size are chosen on the fold's validation "
+                                                    "subjects for at most this many false-positive clusters per "
+                                                    "control, and stored in the bundle as its defaults", ge=0)
     device: str = option("auto", "where to train", choices=DEVICES)
     workers: int = option(0, cli=False)
 
@@ -164,12 +190,20 @@ class RunConfig:
     def detect_options(self, device: str = "auto") -> DetectOptions:
         """The detection options of the run's per-fold evaluation (method, layer, clusters).
 
+        A lesion run that chooses its operating point on validation data
+        (``operating_fp_per_control``) leaves the cluster settings to the bundle (None), so the
+        evaluation clusters the held-out maps at the chosen point.
+
         Example:
             >>> RunConfig(data="x", cluster_threshold=0.3).detect_options("cpu").cluster_threshold
             0.3
+            >>> RunConfig(data="x", supervision="lesion").detect_options("cpu").cluster_threshold is None
+            True
         """
+        chosen = self.supervision == "lesion" and self.operating_fp_per_control is not None
         return DetectOptions(method=self.explain_method, layer=self.explain_layer, device=device,
-                             cluster_threshold=self.cluster_threshold, min_cluster_mm3=self.min_cluster_mm3)
+                             cluster_threshold=None if chosen else self.cluster_threshold,
+                             min_cluster_mm3=None if chosen else self.min_cluster_mm3)
 
     @classmethod
     def from_dict(cls, data: Any, source: str = CONFIG_NAME) -> RunConfig:
@@ -200,11 +234,14 @@ class RunConfig:
                     problem = str(error)
             if problem is not None:
                 raise FCDInputError(f"{source}: damaged run configuration: {problem}")
+        if values.get("supervision") == "lesion":  # configs written before the lesion schedule existed
+            values = {**{k: v for k, v in LEGACY_VALUES.items() if k not in values}, **values}
         return cls(**values)
 
     def identity(self) -> dict[str, Any]:
         """The fields that must match for two invocations to share a RUN folder."""
-        return {k: v for k, v in self.to_dict().items() if k not in NOT_IDENTITY}
+        skip = (*NOT_IDENTITY, *(LESION_ONLY if self.supervision == "none" else ()))
+        return {k: v for k, v in self.to_dict().items() if k not in skip}
 
     def validate(self) -> None:
         """Check every field against its choices and bounds, and the options against each other."""
@@ -225,6 +262,8 @@ class RunConfig:
             raise FCDInputError("--widen-factor: MedicalNet weights need the standard width (1.0)")
         check_model_grid(list(self.spacing), list(self.shape), "fcd train", spacing_name="--spacing",
                          shape_name="--shape")  # the bounds every bundle is checked against
+        if self.patch is not None and (len(self.patch) != 3 or not all(isinstance(p, int) for p in self.patch)):
+            raise FCDInputError(f"--patch {self.patch}: expected 3 sizes in voxels (X Y Z)")
 
 
 def flag_of(f: Any) -> str:
@@ -258,7 +297,11 @@ def _check_field(f: Any, value: Any) -> None:
     meta, flag = f.metadata, flag_of(f)
     if meta.get("choices") is not None and value not in meta["choices"]:
         raise FCDInputError(f"{flag} {value}: expected one of {', '.join(map(str, meta['choices']))}")
-    if value is None or isinstance(value, (bool, list, str)):
+    if isinstance(value, list):
+        for item in value:
+            _check_field(f, item)
+        return
+    if value is None or isinstance(value, (bool, str)):
         return
     for key, ok, words in (("ge", lambda v, b: v >= b, "at least"), ("gt", lambda v, b: v > b, "greater than"),
                            ("le", lambda v, b: v <= b, "at most"), ("lt", lambda v, b: v < b, "less than")):

@@ -18,6 +18,8 @@ __all__ = [
     "lesion_trainer",
     "medicalnet_weights",
     "scanner_augment",
+    "patches",
+    "schedules",
     "trainer",
     "trainer_registry",
     "transfer",

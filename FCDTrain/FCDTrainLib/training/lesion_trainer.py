@@ -60,7 +60,14 @@ import torch
 import torch.nn.functional as F
 
 from FCDTrainLib.training.fold_model import autocast_context, roc_auc_or_nan
+from FCDTrainLib.training.patches import PatchSampler
+from FCDTrainLib.training.schedules import SCHEDULES
 from FCDTrainLib.training.trainer import Trainer
+
+POLY_VALIDATION_EVERY = 5
+"""Under the poly schedule the validation pass runs every 5th epoch (and the first and the last): nothing
+reads it but the history, and with patch batches a whole-volume validation pass costs about a fifth of
+a training epoch (24 validation volumes against 96 training patches of 32^3, ``docs/lesion-supervision.md``)."""
 
 
 def lesion_loss_function():
@@ -85,6 +92,19 @@ class LesionTrainer(Trainer):
             if getattr(data, f"{part}_roi_known") is None:
                 setattr(data, f"{part}_roi_known", torch.ones(getattr(data, f"{part}_y").shape[0], dtype=torch.bool))
         self.lesion_loss = lesion_loss_function()
+        self.patches = (PatchSampler(self.config.patch, self.config.foreground_fraction, data.train_roi,
+                                     data.train_roi_known) if self.config.patch else None)
+
+    def make_schedule(self) -> Any:
+        """``RunConfig.lesion_schedule``: nnU-Net's poly decay (default) or the paper's plateau scheduler."""
+        return SCHEDULES[self.config.lesion_schedule](self)
+
+    def validates(self, epoch: int) -> bool:
+        """Every epoch under the plateau schedule (it reads the figure); under poly, which reads
+        nothing, the first, every :data:`POLY_VALIDATION_EVERY`-th and the last (the history's curve)."""
+        if self.config.lesion_schedule != "poly":
+            return True
+        return epoch == 1 or epoch % POLY_VALIDATION_EVERY == 0 or epoch >= self.config.max_epochs
 
     def batch(self, x: torch.Tensor, y: torch.Tensor, index: torch.Tensor, part: str) -> dict[str, torch.Tensor]:
         batch = super().batch(x, y, index, part)
@@ -98,6 +118,8 @@ class LesionTrainer(Trainer):
         batch["x"] = torch.cat([batch["x"], batch["roi"]], dim=1)
         batch = super().augment(batch, generator)
         batch["x"], batch["roi"] = batch["x"][:, :channels], batch["x"][:, channels:].clamp(0.0, 1.0)
+        if self.patches is not None:  # crop after the transform: a patch's corners hold real voxels
+            batch = self.patches.crop(batch, generator)
         return batch
 
     def _losses(self, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, ...]:

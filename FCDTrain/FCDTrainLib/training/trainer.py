@@ -1,4 +1,4 @@
-"""Train one fold: epochs, validation, ReduceLROnPlateau, early stopping, checkpoints, resume.
+"""Train one fold: epochs, validation, the learning-rate schedule, early stopping, checkpoints, resume.
 
 :class:`Trainer` is the loop with hooks (loss, step, validation metrics, checkpoint);
 the paper's protocol is the class itself, lesion supervision
@@ -8,7 +8,8 @@ The fold's records (:class:`FoldData`, :class:`FoldTraining`) live in
 loss) in :mod:`FCDTrainLib.training.fold_model`.
 
 Section 2.3 of the paper: cross-entropy, Adam (lr 1e-3), ReduceLROnPlateau (factor 0.1,
-patience 5) on the validation loss, early stopping on the validation loss, random
+patience 5) on the validation loss, early stopping on the validation loss (the schedule is
+a hook, :meth:`Trainer.make_schedule`: :mod:`FCDTrainLib.training.schedules`), random
 rotations within +/- 15 degrees (and, when asked, random shifts and left-right flips). After every epoch the whole state (model, optimizer,
 scheduler, early-stopping state, best weights, history, RNG states) is written to
 ``fold-K/checkpoint.pt`` atomically (the best weights so far in ``fold-K/best-E.pt``,
@@ -57,6 +58,7 @@ from FCDTrainLib.training.fold_model import (
     set_train_mode,
 )
 from FCDTrainLib.training.scanner_augment import scanner_augment
+from FCDTrainLib.training.schedules import SCHEDULES
 
 Number = float | torch.Tensor  # a loss or loss part: a float or a detached 0-dim tensor
 
@@ -96,7 +98,11 @@ class Trainer:
     - :meth:`step` (one optimisation step),
     - :meth:`validation_metrics` (``val_loss`` and any other figures for the history);
       :attr:`monitor` names the one that drives the scheduler, early stopping and the best
-      epoch (``val_loss`` here),
+      epoch (``val_loss`` here); :meth:`validates` says on which epochs (every one here; an
+      epoch without validation records None for its figures),
+    - :meth:`make_schedule` (the learning-rate schedule, which also says which epoch's
+      weights are the result and when to stop: :mod:`FCDTrainLib.training.schedules`;
+      the paper's ReduceLROnPlateau here),
     - :meth:`checkpoint_payload` / :meth:`save_checkpoint` / :meth:`load_checkpoint`.
 
     The model is built once (:meth:`build_model`, or passed in) and is the object whose
@@ -133,6 +139,10 @@ class Trainer:
         """The fold's network and its provenance (see :func:`build_model`)."""
         return build_model(self.config, self.fold)
 
+    def make_schedule(self) -> Any:
+        """The fold's schedule (after :attr:`optimizer` exists): the paper's ReduceLROnPlateau + early stopping."""
+        return SCHEDULES["plateau"](self)
+
     def batch(self, x: torch.Tensor, y: torch.Tensor, index: torch.Tensor, part: str) -> dict[str, torch.Tensor]:
         """The tensors of one batch on the device; ``part`` is ``"train"`` or ``"val"``."""
         return {"x": x[index].to(self.device, non_blocking=True), "y": y[index].to(self.device)}
@@ -163,6 +173,10 @@ class Trainer:
         loss.backward()
         self.optimizer.step()
         return loss.detach(), parts
+
+    def validates(self, epoch: int) -> bool:
+        """Whether epoch ``epoch`` runs the validation pass (always, for a schedule that reads it)."""
+        return True
 
     def validation_metrics(self) -> dict[str, Any]:
         """``val_loss`` (drives scheduler and early stopping), ``val_accuracy``, ``val_auc``."""
@@ -196,8 +210,7 @@ class Trainer:
         self.model.to(self.device)
         params = [p for p in self.model.parameters() if p.requires_grad]
         self.optimizer = torch.optim.Adam(params, lr=self.config.lr)
-        self.scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(
-            self.optimizer, mode="min", factor=self.config.lr_factor, patience=self.config.patience)
+        self.scheduler = self.make_schedule()
 
     def _resume(self) -> tuple[dict[str, Any], dict[str, torch.Tensor]]:
         state: dict[str, Any] = {"epoch": 0, "best_val_loss": float("inf"), "best_epoch": 0, "bad_epochs": 0,
@@ -223,6 +236,13 @@ class Trainer:
             log.drop_epochs_after(fold, 0)
         _remove_other_bests(self.fold_dir, state["best_epoch"])
         return state, best_state
+
+    def _validation_keys(self, state: dict[str, Any]) -> list[str]:
+        """The figures a validation pass records (from the history, else the monitor and ``val_loss``)."""
+        for record in reversed(state["history"]):
+            if record.get(self.monitor) is not None:
+                return [k for k in record if k.startswith("val_")]
+        return list(dict.fromkeys([self.monitor, "val_loss"]))
 
     def _train_epoch(self, generator: torch.Generator) -> tuple[float, dict[str, float]]:
         data, size = self.data, self.config.batch_size
@@ -267,18 +287,22 @@ class Trainer:
                 np.random.seed(seed % (2**32))
                 set_train_mode(self.model)
                 train_loss, train_parts = self._train_epoch(generator)
-                validation = self.validation_metrics()
+                if self.validates(epoch):
+                    validation = self.validation_metrics()
+                else:  # the same keys as a validated epoch's, None (the schedule does not read them)
+                    validation = {key: None for key in self._validation_keys(state)}
                 val_loss = validation[self.monitor]
                 lr = float(self.optimizer.param_groups[0]["lr"])
                 self.scheduler.step(val_loss)
-                improved = val_loss < state["best_val_loss"]
+                improved = self.scheduler.improved(val_loss, state["best_val_loss"])
                 if improved:
-                    state["best_val_loss"], state["best_epoch"], state["bad_epochs"] = val_loss, epoch, 0
+                    best = val_loss if val_loss is not None else state["best_val_loss"]
+                    state["best_val_loss"], state["best_epoch"], state["bad_epochs"] = best, epoch, 0
                     best_state = {k: v.detach().cpu().clone() for k, v in self.model.state_dict().items()}
                     save_tensors(self.fold_dir / f"best-{epoch}.pt", best_state)
                 else:
                     state["bad_epochs"] += 1
-                state["stopped_early"] = state["bad_epochs"] >= config.early_stop_patience
+                state["stopped_early"] = self.scheduler.should_stop(state["bad_epochs"])
                 state["finished"] = state["stopped_early"] or epoch >= config.max_epochs
                 state["epoch"] = epoch
                 seconds = time.perf_counter() - started
@@ -298,7 +322,8 @@ class Trainer:
                 _remove_other_bests(self.fold_dir, state["best_epoch"])
                 log.emit("epoch", **record)  # only after the checkpoint is committed
                 bar.update(1)
-                bar.set_postfix(train=f"{train_loss:.3f}", val=f"{val_loss:.3f}", lr=f"{lr:.0e}")
+                bar.set_postfix(train=f"{train_loss:.3f}", val="-" if val_loss is None else f"{val_loss:.3f}",
+                                lr=f"{lr:.0e}")
         finally:
             bar.close()
         return FoldTraining(

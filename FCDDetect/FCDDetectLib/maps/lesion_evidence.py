@@ -1,0 +1,100 @@
+"""The subject-level lesion evidence of a map: one score from its clusters, and the decision it gives.
+
+A lesion model (``--supervision lesion``) decides from its lesion map, not from its classifier
+head: on the thin lesions of ``fcd synth --subtlety 0.5`` the classifier's held-out ROC-AUC
+was 0.42-0.53 while the lesion map found most lesions (``docs/lesion-level.md``).
+
+**Score** (:data:`EVIDENCE_SCORE`): the largest ``peak x volume_mm3`` over the map's clusters
+(the clusters at the model's operating point: threshold and minimum size), 0 when the map has
+no cluster. The peak says how sure the map is at its hottest voxel, the volume how much of the
+scan it is sure about; their product ranks a compact, confident focus above a speck of noise
+at the same peak, and above a wide, faint band. Our choice, among those the issue names (the
+map maximum alone cannot tell a one-voxel speck from a lesion).
+
+**Decision**: ``fcd`` when the score is above the threshold (:func:`decide`). The threshold is
+calibrated on the fold's validation subjects (Youden's J over the validation scores; of the
+thresholds that reach the best J, the middle of their range: :func:`youden_threshold`) and stored in the bundle
+(``bundle.json``: ``lesion_evidence``); without one (a bundle made before) it is 0: a patient
+is ``fcd`` when the map has any cluster.
+
+Example:
+    >>> from FCDDetectLib.maps.clusters import Cluster, ClusterSet
+    >>> import numpy as np
+    >>> c = Cluster(1, 10, 270.0, 0.9, 0.7, (0.0, 0.0, 0.0), (0.0, 0.0, 0.0), "left", 0.9)
+    >>> evidence_score(ClusterSet([c], np.zeros((2, 2, 2), np.int16), 0.5, 50.0))
+    243.0
+    >>> youden_threshold([0.0, 0.0, 5.0, 300.0, 500.0], [0, 0, 0, 1, 1])
+    152.5
+    >>> decide(243.0, 152.5), decide(0.0, 0.0)
+    (True, False)
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from FCDDetectLib.choices import LESION_EVIDENCE_SCORES
+from FCDDetectLib.maps.clusters import ClusterSet
+
+__all__ = ["EVIDENCE_SCORE", "decide", "evidence_score", "roc_auc", "youden_threshold"]
+
+EVIDENCE_SCORE = LESION_EVIDENCE_SCORES[0]
+"""The name of the score (stored with the threshold in a bundle, written to result.json)."""
+
+
+def evidence_score(clusters: ClusterSet | None) -> float:
+    """The largest ``peak x volume_mm3`` over the clusters; 0.0 without a cluster."""
+    if clusters is None or not clusters.clusters:
+        return 0.0
+    return float(max(c.peak * c.volume_mm3 for c in clusters.clusters))
+
+
+def decide(score: float, threshold: float | None) -> bool:
+    """True (``fcd``) when ``score`` is above ``threshold`` (None: 0, i.e. any cluster)."""
+    return float(score) > float(threshold or 0.0)
+
+
+def youden_threshold(scores: Sequence[float], labels: Sequence[Any]) -> float | None:
+    """The threshold that maximises sensitivity + specificity - 1 on (scores, labels 0/1).
+
+    Candidates lie half-way between neighbouring distinct scores (and below the lowest); the
+    rule is ``score > threshold``. When several candidates reach the best J (a gap between the
+    classes' scores), the threshold is the middle of the range they span, the widest margin on
+    either side. None when one class is missing.
+
+    Example:
+        >>> youden_threshold([1.0, 2.0], [0, 1])
+        1.5
+    """
+    pairs = [(float(s), int(y)) for s, y in zip(scores, labels, strict=True)]
+    positives = sum(y for _, y in pairs)
+    negatives = len(pairs) - positives
+    if not positives or not negatives:
+        return None
+    values = sorted({s for s, _ in pairs})
+    candidates = [values[0] - 1.0 if values[0] > 0 else 0.0] + [
+        (a + b) / 2.0 for a, b in zip(values, values[1:], strict=False)]
+    candidates = [max(0.0, c) for c in candidates]
+    j = [sum(1 for s, y in pairs if y == 1 and s > t) / positives
+         - sum(1 for s, y in pairs if y == 0 and s > t) / negatives for t in candidates]
+    best = [t for t, value in zip(candidates, j, strict=True) if value >= max(j) - 1e-12]
+    return float((min(best) + max(best)) / 2.0)
+
+
+def roc_auc(scores: Sequence[float], labels: Sequence[Any]) -> float | None:
+    """ROC-AUC of ``scores`` for labels 0/1 (ties count half); None when one class is missing.
+
+    The Mann-Whitney form, written here so that the engine needs no scikit-learn (the trainer's
+    figures use scikit-learn's ``roc_auc_score``, which gives the same number).
+
+    Example:
+        >>> roc_auc([0.0, 0.0, 3.0, 1.0], [0, 0, 1, 1])
+        1.0
+    """
+    positives = [float(s) for s, y in zip(scores, labels, strict=True) if int(y) == 1]
+    negatives = [float(s) for s, y in zip(scores, labels, strict=True) if int(y) == 0]
+    if not positives or not negatives:
+        return None
+    wins = sum(1.0 if p > n else 0.5 if p == n else 0.0 for p in positives for n in negatives)
+    return wins / (len(positives) * len(negatives))

@@ -1,0 +1,206 @@
+"""Fold ensembles: every fold model of a training run (or several bundles), checked to fit together.
+
+``fcd detect --model RUN`` (a run folder of ``fcd train``) or ``--model A --model B ...`` (bundles)
+detects with every fold model and averages their maps (:mod:`FCDDetectLib.detection.ensemble_detect`),
+as nnU-Net ensembles its folds by default. This module finds and checks the members and loads
+them once:
+
+- **A run folder** is a folder without ``bundle.json`` holding ``fold-K/model.fcdbundle``. Its
+  expected folds are ``0 .. folds-1`` from its ``config.json`` (an integer in [2, 100]; without a
+  readable one, the ``fold-K`` folders present). A fold whose bundle is absent or incomplete is
+  *missing*: detection goes on with the folds present and says which are missing
+  (:attr:`ModelEnsemble.missing`), or refuses with ``require_all`` (``--require-all-folds``).
+  Only ``fold-K/model.fcdbundle`` paths are read; a member whose real path leaves the run folder
+  (a symbolic link pointing elsewhere) is refused.
+- **The members must agree** on the model grid (spacing, shape), the modalities, the head, the
+  classes and the normalisation: a fold that differs is one error naming it, before any scan is
+  read.
+- **The ensemble's own metadata** (:func:`ensemble_metadata`) is the first member's with a name
+  that lists the members, the mean of the members' operating points (cluster threshold and
+  minimum size) and the median of their lesion-evidence thresholds; the mean map is clustered
+  and decided with these.
+
+Only ``bundle.json`` files are read by :func:`find_members` and :func:`read_ensemble_metadata`
+(no torch); :func:`load_ensemble` loads the weights.
+
+Example:
+    >>> members, missing = find_members(["runs/r18-lesion"])  # doctest: +SKIP
+    >>> [label for label, _ in members], missing  # doctest: +SKIP
+    (['fold-0', 'fold-1', 'fold-3'], ['fold-2'])
+    >>> ensemble = load_ensemble(["runs/r18-lesion"], device="cpu")  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import re
+import statistics
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from FCDDetectLib.errors import FCDInputError
+from FCDDetectLib.networks.bundle_metadata import METADATA_FILE, BundleMetadata, read_bundle_metadata
+
+__all__ = ["MAX_FOLDS", "MEMBER_BUNDLE", "ModelEnsemble", "ensemble_metadata", "find_members", "is_run_folder",
+           "load_ensemble", "read_ensemble_metadata"]
+
+MEMBER_BUNDLE = "model.fcdbundle"
+"""The bundle of one fold inside a run folder (``fold-K/model.fcdbundle``, as ``fcd train`` writes it)."""
+MAX_FOLDS = 100
+"""The largest fold count a run folder's ``config.json`` may announce (more is refused as corrupt)."""
+_FOLD = re.compile(r"fold-(\d{1,3})")
+_MUST_AGREE = (("target_spacing", "model grid spacing"), ("target_shape", "model grid shape"),
+               ("modalities", "modalities"), ("head", "head"), ("class_names", "classes"),
+               ("normalisation", "normalisation"))
+
+
+@dataclass
+class ModelEnsemble:
+    """Loaded fold models that fit together, and what the ensemble says about itself.
+
+    ``labels`` name the members (``fold-0`` ... for a run folder, the bundle folders' names
+    otherwise); ``missing`` the run's folds without a usable bundle; ``metadata`` the
+    ensemble's (:func:`ensemble_metadata`), so code written for one bundle reads its name,
+    modalities, grid and defaults the same way.
+    """
+
+    members: list[Any]
+    labels: list[str]
+    metadata: BundleMetadata
+    missing: list[str] = field(default_factory=list)
+    source: str = ""
+
+
+def is_run_folder(path: str | os.PathLike) -> bool:
+    """A folder that is not a bundle itself and holds at least one ``fold-K`` folder."""
+    folder = Path(path)
+    if not folder.is_dir() or (folder / METADATA_FILE).exists():
+        return False
+    return any(_FOLD.fullmatch(p.name) and p.is_dir() for p in folder.iterdir())
+
+
+def _expected_folds(run: Path) -> list[int]:
+    config = run / "config.json"
+    folds = None
+    if config.is_file() and config.stat().st_size < 1 << 20:  # a run's config is a few kB
+        try:
+            folds = json.loads(config.read_text(encoding="utf-8")).get("folds")
+        except (OSError, ValueError, AttributeError):
+            folds = None
+    if isinstance(folds, int) and not isinstance(folds, bool):
+        if not 2 <= folds <= MAX_FOLDS:
+            raise FCDInputError(f"{config}: folds {folds} is outside [2, {MAX_FOLDS}]")
+        return list(range(folds))
+    return sorted(int(m.group(1)) for p in run.iterdir() if p.is_dir() and (m := _FOLD.fullmatch(p.name)))
+
+
+def find_members(models: Sequence[str | os.PathLike], require_all: bool = False) -> tuple[list[tuple[str, Path]],
+                                                                                         list[str]]:
+    """The members ``(label, bundle path)`` of an ensemble and the run's missing folds.
+
+    ``models`` is one run folder, or one or more bundle folders. Raises :class:`FCDInputError`
+    for a run without any fold model, a member outside its run folder, a missing fold with
+    ``require_all``, or a bundle given twice.
+    """
+    paths = [Path(m) for m in models]
+    if not paths:
+        raise FCDInputError("--model: no model given")
+    if len(paths) == 1 and is_run_folder(paths[0]):
+        run = paths[0]
+        root = run.resolve()
+        members, missing = [], []
+        for fold in _expected_folds(run):
+            label = f"fold-{fold}"
+            bundle = run / label / MEMBER_BUNDLE
+            if not (bundle / METADATA_FILE).is_file():
+                missing.append(label)
+                continue
+            if not bundle.resolve().is_relative_to(root):
+                raise FCDInputError(f"{bundle}: points outside the run folder {run}; refusing to read it")
+            members.append((label, bundle))
+        if not members:
+            raise FCDInputError(f"{run}: no fold model found (expected fold-K/{MEMBER_BUNDLE} in a run folder "
+                                "of fcd train)")
+        if missing and require_all:
+            raise FCDInputError(f"{run}: fold(s) {', '.join(missing)} have no model "
+                                f"(fold-K/{MEMBER_BUNDLE}); --require-all-folds refuses an incomplete run")
+        return members, missing
+    for path in paths:
+        if is_run_folder(path):
+            raise FCDInputError(f"{path}: a run folder; give it alone as --model, or give bundles only")
+    resolved = [p.resolve() for p in paths]
+    if len(set(resolved)) != len(resolved):
+        raise FCDInputError("--model: the same bundle is given twice")
+    return [(p.name, p) for p in paths], []
+
+
+def _check_agree(metadatas: Sequence[BundleMetadata], labels: Sequence[str]) -> None:
+    first = metadatas[0]
+    for meta, label in zip(metadatas[1:], labels[1:], strict=True):
+        for name, words in _MUST_AGREE:
+            if getattr(meta, name) != getattr(first, name):
+                raise FCDInputError(
+                    f"{label}: {words} {getattr(meta, name)!r} differs from {labels[0]}'s {getattr(first, name)!r}; "
+                    "the models of an ensemble must share grid, modalities and head")
+
+
+def ensemble_metadata(metadatas: Sequence[BundleMetadata], labels: Sequence[str], source: str = "") -> BundleMetadata:
+    """The ensemble's metadata: the first member's, renamed, with the members' mean operating point.
+
+    ``operating_point``: the mean of the members' cluster thresholds and minimum sizes (when every
+    member has one); ``lesion_evidence``: the median of their thresholds (when every member has
+    one); ``threshold`` (the classifier's): their mean. The name lists the members, so a cohort's
+    resume tells one ensemble from another.
+
+    Example:
+        >>> meta = BundleMetadata(depth=18, geometry="paper", modalities=["flair"], target_spacing=[2.0, 2.0, 2.0],
+        ...                       target_shape=[96, 112, 96], name="r18")
+        >>> ensemble_metadata([meta, meta], ["fold-0", "fold-1"], "runs/r18").name
+        'ensemble r18 [fold-0, fold-1]'
+    """
+    _check_agree(metadatas, labels)
+    first = metadatas[0]
+    points = [m.operating_point for m in metadatas]
+    point = None
+    if all(points):
+        point = {"cluster_threshold": statistics.fmean(p["cluster_threshold"] for p in points),
+                 "min_cluster_mm3": statistics.fmean(p["min_cluster_mm3"] for p in points),
+                 "chosen_on": "the mean of the members' operating points",
+                 "members": {label: {k: p.get(k) for k in ("cluster_threshold", "min_cluster_mm3", "target_fp_per_control")}
+                             for label, p in zip(labels, points, strict=True)}}
+    thresholds = [(m.lesion_evidence or {}).get("threshold") for m in metadatas]
+    evidence = None
+    if all(t is not None for t in thresholds) and first.lesion_evidence:
+        evidence = {"score": first.lesion_evidence["score"], "threshold": float(statistics.median(thresholds)),
+                    "rule": "fcd when the ensemble map's score is above the median of the members' thresholds"}
+    name = f"ensemble {Path(source).name or first.name} [{', '.join(labels)}]"
+    return dataclasses.replace(
+        first, name=name, threshold=statistics.fmean(m.threshold for m in metadatas), operating_point=point,
+        lesion_evidence=evidence, metrics={}, training={"ensemble_of": list(labels), "source": str(source)})
+
+
+def read_ensemble_metadata(models: Sequence[str | os.PathLike], require_all: bool = False
+                           ) -> tuple[BundleMetadata, list[tuple[str, Path]], list[str]]:
+    """The ensemble's metadata, its members and missing folds, from ``bundle.json`` files only (no torch).
+
+    Checks everything :func:`find_members` and the members' agreement check; ``fcd detect``
+    calls it before reading a scan or writing a file.
+    """
+    members, missing = find_members(models, require_all)
+    metadatas = [read_bundle_metadata(path) for _, path in members]
+    source = str(models[0]) if len(models) == 1 else ""
+    return ensemble_metadata(metadatas, [label for label, _ in members], source), members, missing
+
+
+def load_ensemble(models: Sequence[str | os.PathLike], device: str = "cpu", require_all: bool = False) -> ModelEnsemble:
+    """Every member's bundle loaded once on ``device``, checked to agree (see the module docstring)."""
+    from FCDDetectLib.networks.bundle import load_bundle
+
+    metadata, members, missing = read_ensemble_metadata(models, require_all)
+    loaded = [load_bundle(path, device=device) for _, path in members]
+    return ModelEnsemble(members=loaded, labels=[label for label, _ in members], metadata=metadata, missing=missing,
+                         source=str(models[0]) if len(models) == 1 else "")
