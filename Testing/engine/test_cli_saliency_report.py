@@ -89,7 +89,7 @@ def test_localized_smoothgrad_and_report_files(case, tmp_path, capsys):
 
 
 @pytest.mark.parametrize(("extra", "message"), [
-    (["--localized-smoothgrad", "--nt-samples", "0"], "nt_samples must be an integer >= 1"),
+    (["--localized-smoothgrad", "--nt-samples", "0"], "nt_samples must be an integer from 1 to"),
     (["--localized-smoothgrad", "--noise-sd", "-0.1"], "noise sd must be a finite number >= 0"),
 ])
 def test_bad_smoothgrad_settings(case, tmp_path, capsys, extra, message):
