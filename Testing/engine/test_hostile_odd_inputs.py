@@ -130,8 +130,8 @@ def test_nt_samples_has_an_upper_bound_and_smoothgrad_shows_progress(monkeypatch
     net = build_resnet(18, 1, widen_factor=0.125).eval()
     grads = signed_smoothgrad(net, torch.randn(1, 1, 16, 16, 16), classifier_logit(1), nt_samples=6, noise_stdev=0.1)
     assert grads.shape == (1, 16, 16, 16)
-    shown = terminal.getvalue()  # tqdm redraws at most every 0.1 s and clears the bar (leave=False):
-    assert "SmoothGrad" in shown and "/6 [" in shown  # a bar over the 6 copies was drawn, whatever its last count
+    shown = terminal.getvalue()  # a bar of 6 copies (how many refreshes it shows depends on the machine's speed)
+    assert "SmoothGrad:" in shown and "0/6 [" in shown and "copy" in shown
 
 
 def test_the_summary_is_written_in_batches_not_after_every_subject(tmp_path, monkeypatch):

@@ -114,6 +114,7 @@ def test_evaluate_reads_grid_and_threshold_from_the_bundles(run, tmp_path, capsy
         meta_path = copy.bundle(fold) / "bundle.json"
         meta = json.loads(meta_path.read_text())
         meta["threshold"] = 0.9
+        meta.pop("content_sha256"), meta.pop("weights_sha256")  # an edited bundle.json loads only unverified
         meta_path.write_text(json.dumps(meta))
     external = write_cohort(tmp_path / "external", n_fcd=3, n_hc=3, seed=9)
     assert main(["evaluate", "--run", str(copy.root), "--data", str(external), "--device", "cpu"]) == 0
