@@ -645,7 +645,7 @@ def trainer_cases(work: Path, ctx: dict) -> None:
     record("evaluate --out RUN/fold-0", done, 2, _snapshot(ctx["run"]) == before, leftovers(ctx["run"]))
     # confinement: a link planted in the run folder leading outside it
     run, args = _run_copy(work, ctx, "run-link", unfinished=True)
-    victim = work / "victim"
+    victim = work / "victim-trainer"
     victim.mkdir()
     (victim / "best-1.pt").write_bytes(b"someone's file")
     shutil.rmtree(run / "fold-1")
