@@ -246,5 +246,9 @@ def detect_ensemble(ensemble: ModelEnsemble, images: ImageSource | Sequence[Imag
         lesion=subject_lesion_metrics(heatmap, affine, clusters, roi_mask, roi_name=inputs.roi_name),
         uncertainty=uncertainty,
         ensemble=summary,
+        model_sha256=ensemble.content_sha256 or None,
+        model_verified=ensemble.verified,
+        input_sha256=first.input_sha256,
+        options=first.options,
         **lesion_outputs,
     )

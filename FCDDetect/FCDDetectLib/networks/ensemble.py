@@ -74,6 +74,25 @@ class ModelEnsemble:
     missing: list[str] = field(default_factory=list)
     source: str = ""
 
+    @property
+    def content_sha256(self) -> str:
+        """The ensemble's identity: a SHA-256 over its members' labels and content checksums ("" when a
+        member has none, an older bundle: such an ensemble's results are never reused)."""
+        import hashlib
+
+        digests = [getattr(member, "content_sha256", "") for member in self.members]
+        if not all(digests):
+            return ""
+        digest = hashlib.sha256(b"fcd fold ensemble v1\n")
+        for label, member_digest in zip(self.labels, digests, strict=True):
+            digest.update(f"{label}:{member_digest}\n".encode())
+        return digest.hexdigest()
+
+    @property
+    def verified(self) -> bool:
+        """Whether every member's checksum matched the one its bundle records."""
+        return all(bool(getattr(member, "verified", False)) for member in self.members)
+
 
 def is_run_folder(path: str | os.PathLike) -> bool:
     """A folder that is not a bundle itself and holds at least one ``fold-K`` folder."""
