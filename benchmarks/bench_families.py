@@ -218,12 +218,12 @@ def _retest(bundle_path: Path, cohort: Path, out: Path) -> dict[str, Any]:
     pairs = []
     for subject_id, sessions in sorted(by_subject.items()):
         first, second = (out / s.subject_id for s in sessions[:2])
-        results = [json.loads((folder / "result.json").read_text()) for folder in (first, second)]
+        results = [json.loads((folder / "result.json").read_text(encoding="utf-8")) for folder in (first, second)]
         lesion = [r["lesion_map"] for r in results]
         masks = [load_image(folder / "lesion_clusters.nii.gz") for folder in (first, second)]
         a = masks[0].array > 0
         b = mask_onto_grid(Image(masks[1].array > 0, masks[1].affine), Image(a, masks[0].affine))
-        listed = [json.loads((folder / "lesion_clusters.json").read_text())["clusters"] for folder in (first, second)]
+        listed = [json.loads((folder / "lesion_clusters.json").read_text(encoding="utf-8"))["clusters"] for folder in (first, second)]
         peaks = [np.array(c[0]["peak_ras"]) if c else None for c in listed]
         patient = labels[subject_id] == 1
         hits = [bool(x.get("detected")) if patient else bool(x.get("n_clusters")) for x in lesion]
@@ -305,7 +305,7 @@ def markdown(results: dict[str, Any]) -> str:
 def main() -> int:
     args = _options()
     if args.table:
-        print(markdown(json.loads(Path(args.results).read_text())))
+        print(markdown(json.loads(Path(args.results).read_text(encoding="utf-8"))))
         return 0
     import torch
     from FCDDetectLib.io.atomic_files import write_json_atomic
@@ -315,7 +315,7 @@ def main() -> int:
     work = Path(args.work)
     work.mkdir(parents=True, exist_ok=True)
     results_path = Path(args.results)
-    results: dict[str, Any] = json.loads(results_path.read_text()) if results_path.is_file() else {}
+    results: dict[str, Any] = json.loads(results_path.read_text(encoding="utf-8")) if results_path.is_file() else {}
     results.update({
         "machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPU cores visible, torch threads "
         f"{torch.get_num_threads()}, no GPU (shared 2-core CPU, nice -n 10, 5 other sessions' jobs beside it)",
@@ -354,8 +354,8 @@ def main() -> int:
         run_dir = work / f"run-{name}"
         started = time.perf_counter()
         train_run(_config(cohort, args, spec["augment"]), run_dir, only_fold=0, progress=False)
-        metrics = json.loads(RunLayout(run_dir).metrics(0).read_text())
-        history = json.loads((run_dir / "fold-0" / "history.json").read_text())
+        metrics = json.loads(RunLayout(run_dir).metrics(0).read_text(encoding="utf-8"))
+        history = json.loads((run_dir / "fold-0" / "history.json").read_text(encoding="utf-8"))
         lesion = metrics.get("lesion_level", {}).get("lesion_map", {})
         results["models"][name] = {
             "cohort": str(cohort), "scanner_augment": spec["augment"], "epochs_run": metrics.get("epochs_run"),

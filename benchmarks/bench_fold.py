@@ -77,7 +77,7 @@ def _events(run: Path) -> list[dict]:
     path = run / "events.jsonl"
     if not path.is_file():
         return []
-    return [json.loads(line) for line in path.read_text().splitlines() if line.strip().endswith("}")]
+    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip().endswith("}")]
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -119,7 +119,7 @@ def main(argv: list[str] | None = None) -> int:
         events = _events(run)
         epochs = [e for e in events if e.get("event") == "epoch"]
         metrics_path = run / "fold-0" / "metrics.json"
-        config = json.loads((run / "config.json").read_text()) if (run / "config.json").is_file() else {}
+        config = json.loads((run / "config.json").read_text(encoding="utf-8")) if (run / "config.json").is_file() else {}
         report = {
             "benchmark": "one fcd train fold (fold 0 of 5) at the default grid, synthetic cohort",
             "command": " ".join(["fcd", *command[3:]]).replace(str(work), "WORK"),
@@ -139,7 +139,7 @@ def main(argv: list[str] | None = None) -> int:
             "best_epoch": epochs[-1].get("best_epoch") if epochs else None,
             "epoch_seconds": [e.get("seconds") for e in epochs],
             "epoch_seconds_sum": round(sum(e.get("seconds") or 0.0 for e in epochs), 1),
-            "metrics": json.loads(metrics_path.read_text()) if metrics_path.is_file() else None,
+            "metrics": json.loads(metrics_path.read_text(encoding="utf-8")) if metrics_path.is_file() else None,
             "output_tail": output[-3000:],
         }
     text = json.dumps(report, indent=2)

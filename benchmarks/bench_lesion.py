@@ -133,7 +133,7 @@ def _train(args: argparse.Namespace, data: Path, work: Path) -> dict[str, Any]:
 
 
 def _fold_training(run_dir: Path, fold: int) -> dict[str, Any]:
-    history = json.loads((run_dir / f"fold-{fold}" / "history.json").read_text())
+    history = json.loads((run_dir / f"fold-{fold}" / "history.json").read_text(encoding="utf-8"))
     dice = [h.get("val_dice") for h in history]
     first = next((h["epoch"] for h in history if (h.get("val_dice") or 0) > 0), None)
     cuts = [h["epoch"] for h in history if h.get("next_lr", h["lr"]) < h["lr"] * 0.5]
@@ -152,7 +152,7 @@ def _evaluate(args: argparse.Namespace, data: Path, work: Path) -> dict[str, Any
             path = run_dir / f"fold-{fold}" / "metrics.json"
             if not path.is_file():
                 continue
-            metrics = json.loads(path.read_text())
+            metrics = json.loads(path.read_text(encoding="utf-8"))
             primary = metrics.get("lesion_level", {}).get(metrics.get("lesion_level_map", "heatmap"), {})
             figures = {k: primary.get(k) for k in FIGURES}
             figures.update(roc_auc=metrics.get("roc_auc"), accuracy=metrics.get("accuracy"),
@@ -252,7 +252,7 @@ def _merge(path: str, key: str, entry: dict[str, Any]) -> None:
     from FCDDetectLib.io.atomic_files import write_json_atomic
 
     target = Path(path)
-    results = json.loads(target.read_text()) if target.is_file() else {}
+    results = json.loads(target.read_text(encoding="utf-8")) if target.is_file() else {}
     previous = results.get(key, {})
     results[key] = {**previous, **entry}
     write_json_atomic(target, results)

@@ -56,7 +56,7 @@ def status_kb(field: str) -> int:
     Where the kernel (or a sandbox such as gVisor) does not report ``VmHWM``, the peak falls
     back to ``ru_maxrss``, which can hold the parent's peak (see the note above).
     """
-    for line in Path("/proc/self/status").read_text().splitlines():
+    for line in Path("/proc/self/status").read_text(encoding="utf-8").splitlines():
         if line.startswith(field + ":"):
             return int(line.split()[1])
     if field == "VmHWM":
@@ -69,7 +69,7 @@ def status_kb(field: str) -> int:
 def _reset_peak() -> bool:
     """Reset the peak-RSS counter (Linux >= 4.0: VmHWM := VmRSS); False where that is refused."""
     try:
-        Path("/proc/self/clear_refs").write_text("5")
+        Path("/proc/self/clear_refs").write_text("5", encoding="utf-8")
     except OSError:
         return False
     return True

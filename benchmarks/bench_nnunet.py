@@ -230,7 +230,7 @@ def main() -> int:
     run = Path(args.run)
     config = load_config(run)
     subjects = {s.subject_id: s for s in load_dataset(config.data).subjects}
-    folds = json.loads((run / "folds.json").read_text())
+    folds = json.loads((run / "folds.json").read_text(encoding="utf-8"))
     raw = work / "nnUNet_raw" / DATASET_NAME
     t0 = time.perf_counter()
     _write_raw(list(subjects.values()), raw)
@@ -251,7 +251,7 @@ def main() -> int:
         if args.folds and fold not in args.folds:
             continue
         history = run / f"fold-{fold}" / "history.json"
-        budget = args.budget or (sum(h["seconds"] for h in json.loads(history.read_text())) if history.is_file() else None)
+        budget = args.budget or (sum(h["seconds"] for h in json.loads(history.read_text(encoding="utf-8"))) if history.is_file() else None)
         if budget is None:
             print(f"fold {fold}: no lesion history and no --budget; skipped", flush=True)
             continue
@@ -263,7 +263,7 @@ def main() -> int:
         entry["per_fold"][fold] = figures
         print(json.dumps({f"nnU-Net fold {fold}": figures}), flush=True)
         target = Path(args.results)
-        results = json.loads(target.read_text()) if target.is_file() else {}
+        results = json.loads(target.read_text(encoding="utf-8")) if target.is_file() else {}
         results[args.key] = {**results.get(args.key, {}), **entry,
                              "per_fold": {**results.get(args.key, {}).get("per_fold", {}),
                                           **{str(k): v for k, v in entry["per_fold"].items()}}}

@@ -74,7 +74,7 @@ def run(work: Path, bundle: Path, subjects: list, name: str) -> dict:
     started = time.perf_counter()
     rows = run_cohort(bundle, subjects, work / name, device="cpu")
     total = time.perf_counter() - started
-    written = (work / name / "summary.csv").read_text().count("\n") - 1
+    written = (work / name / "summary.csv").read_text(encoding="utf-8").count("\n") - 1
     assert written == len(subjects), written
     statuses = sorted({row["status"] for row in rows})
     return {"subjects": len(subjects), "statuses": statuses, "run_seconds": round(total, 3),

@@ -112,7 +112,7 @@ def main() -> None:
     if args.device == "auto":
         devices = ["cuda" if torch.cuda.is_available() else "cpu"]
     devices = [d for d in devices if d == "cpu" or torch.cuda.is_available()]
-    results = json.loads(args.out.read_text()) if args.out.is_file() else {}
+    results = json.loads(args.out.read_text(encoding="utf-8")) if args.out.is_file() else {}
     for device in devices:
         if device == "cuda":
             torch.backends.cudnn.benchmark = True

@@ -78,7 +78,7 @@ def _machine(device: torch.device) -> str:
         return torch.cuda.get_device_name(0)
     model = platform.processor() or platform.machine()
     try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
+        for line in Path("/proc/cpuinfo").read_text(encoding="utf-8").splitlines():
             if line.startswith("model name"):
                 model = line.split(":", 1)[1].strip()
                 break
@@ -238,7 +238,7 @@ def bare_only(args: argparse.Namespace, device: torch.device, load_start: list[f
 
 
 def _merge(out: Path, key: str, result: dict[str, Any]) -> None:
-    results = json.loads(out.read_text()) if out.is_file() else {}
+    results = json.loads(out.read_text(encoding="utf-8")) if out.is_file() else {}
     runs = results.setdefault("pipeline", {})
     if key in runs:  # the machine may be shared: keep the headline figures of the last runs
         previous = runs[key]

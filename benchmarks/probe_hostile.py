@@ -230,12 +230,12 @@ def fs_cases(work: Path, ctx: dict) -> None:
         for label, out in (("is a file", afile), ("read-only", readonly), ("holds a folder output", holder)):
             before = sorted(p.name for p in holder.iterdir())
             done = fcd(make(out))
-            unchanged = afile.read_text() == "x" and sorted(p.name for p in holder.iterdir()) == before
+            unchanged = afile.read_text(encoding="utf-8") == "x" and sorted(p.name for p in holder.iterdir()) == before
             record(f"{command} --out {label}", done, 2, unchanged, leftovers(holder))
 
 
 def bounds_cases(work: Path, ctx: dict) -> None:
-    source = json.loads((ctx["bundle"] / "bundle.json").read_text())
+    source = json.loads((ctx["bundle"] / "bundle.json").read_text(encoding="utf-8"))
     for label, change in (("target_shape 4000^3", {"target_shape": [4000] * 3}),
                           ("target_shape 400^3", {"target_shape": [400] * 3}),
                           ("target_shape [1,1,1]", {"target_shape": [1, 1, 1]}),
@@ -336,7 +336,7 @@ def data_cases(work: Path, ctx: dict) -> None:
 
 
 def source_meta(ctx: dict) -> dict:
-    return json.loads((ctx["bundle"] / "bundle.json").read_text())
+    return json.loads((ctx["bundle"] / "bundle.json").read_text(encoding="utf-8"))
 
 
 # ----------------------------------------------------------------------------- issue 25 (engine)
@@ -571,7 +571,7 @@ def _snapshot(folder: Path) -> dict[str, bytes]:
 
 
 def _epochs(run: Path) -> int:
-    return sum('"event": "epoch"' in line for line in (run / "events.jsonl").read_text().splitlines())
+    return sum('"event": "epoch"' in line for line in (run / "events.jsonl").read_text(encoding="utf-8").splitlines())
 
 
 def trainer_cases(work: Path, ctx: dict) -> None:
@@ -584,7 +584,7 @@ def trainer_cases(work: Path, ctx: dict) -> None:
     for index, (label, text) in enumerate(damaged_configs.items()):
         run, args = _run_copy(work, ctx, f"run-config-{index}")
         config = run / "config.json"
-        config.write_text(text if text is not None else json.dumps({**json.loads(config.read_text()), "folds": "5"}))
+        config.write_text(text if text is not None else json.dumps({**json.loads(config.read_text(encoding="utf-8")), "folds": "5"}))
         before = _snapshot(run)
         for command, argv in (("train", args), ("evaluate", [*evaluate, str(run)])):
             done = fcd(argv)
@@ -600,7 +600,7 @@ def trainer_cases(work: Path, ctx: dict) -> None:
     for label, change in (("list of ints", [1, 2]), ("fold numbers swapped", None)):
         run, args = _run_copy(work, ctx, f"run-folds-{label.split()[0]}")
         folds = run / "folds.json"
-        splits = json.loads(folds.read_text())
+        splits = json.loads(folds.read_text(encoding="utf-8"))
         folds.write_text(json.dumps(change if change is not None else [{**splits[0], "fold": 1}, splits[1]]))
         for command, argv in (("train", args), ("evaluate", [*evaluate, str(run)])):
             done = fcd(argv)
@@ -630,7 +630,7 @@ def trainer_cases(work: Path, ctx: dict) -> None:
     shutil.copytree(ctx["cohort"], cohort)
     run, args = _run_copy(work, ctx, "run-changed-data")
     for path in (run / "config.json", run / "dataset.json"):
-        path.write_text(path.read_text().replace(str(ctx["cohort"]), str(cohort)))
+        path.write_text(path.read_text(encoding="utf-8").replace(str(ctx["cohort"]), str(cohort)))
     flair = next((cohort / "sub-00002" / "anat").glob("*_FLAIR.nii.gz"))
     image = nib.load(flair)
     nib.save(nib.Nifti1Image(image.get_fdata() * 2.0, image.affine), flair)
@@ -686,7 +686,7 @@ def trainer_cases(work: Path, ctx: dict) -> None:
 def _manifest_rows(cohort: Path) -> list[tuple[str, str, str]]:
     """(subject, group, FLAIR path) of the probe's cohort."""
     rows = []
-    for line in (cohort / "participants.tsv").read_text().splitlines()[1:]:
+    for line in (cohort / "participants.tsv").read_text(encoding="utf-8").splitlines()[1:]:
         subject, group = line.split("\t")[:2]
         rows.append((subject, group, str(next((cohort / subject / "anat").glob("*_FLAIR.nii.gz")))))
     return rows
@@ -783,7 +783,7 @@ def train_kills(work: Path, ctx: dict, count: int, rng: random.Random) -> None:
             if not got.is_file():
                 same = False
                 continue
-            a, b = got.read_text(), want.read_text()
+            a, b = got.read_text(encoding="utf-8"), want.read_text(encoding="utf-8")
             if name == "metrics.json":
                 a, b = ({k: v for k, v in json.loads(t).items() if k != "seconds"} for t in (a, b))
             same = same and a == b

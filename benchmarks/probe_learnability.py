@@ -104,7 +104,7 @@ def main(argv: list[str] | None = None) -> int:
     report = {"options": vars(args), "brightest_voxel_auc": brightest, "epochs": epochs,
               "model_grid": {"spacing": spacing, "shape": shape}}
     out = Path(__file__).with_name("results-learnability.json")
-    runs = json.loads(out.read_text()) if out.is_file() else {}
+    runs = json.loads(out.read_text(encoding="utf-8")) if out.is_file() else {}
     if "options" in runs:  # the single-run layout of earlier versions
         runs = {}
     key = (f"subjects={args.subjects} subtlety={args.subtlety} width={args.width} lr={args.lr} "

@@ -285,6 +285,7 @@ class FCDTrainWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
             self.downloadNext()
 
     def downloadNext(self) -> None:
+        from FCDDetectLib.io.byte_sizes import human_size
         from FCDTrainLib.training import medicalnet_weights as weights_cache
 
         if not self.pendingDownloads:
@@ -295,7 +296,7 @@ class FCDTrainWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         cache = self._parameterNode.weightsCacheFolder
 
         def sizeKnown(task):
-            size = weights_cache.human_size(task.result())
+            size = human_size(task.result())
             if not slicer.util.confirmOkCancelDisplay(f"Download {name} ({size}) from\n{url}\ninto {cache}?"):
                 self.pendingDownloads = []
                 return f"Download of {name} not started."

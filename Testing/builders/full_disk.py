@@ -26,12 +26,17 @@ __all__ = ["file_size_limit", "fill", "resize_tmpfs", "small_tmpfs", "tiny_files
 
 
 @contextlib.contextmanager
-def tiny_filesystem(path: str | os.PathLike, size_kib: int) -> Iterator[bool]:
-    """Mount a tmpfs of ``size_kib`` KiB on ``path`` (created) for the block; yields whether it is mounted."""
+def tiny_filesystem(path: str | os.PathLike, size_kib: int, inodes: int | None = None) -> Iterator[bool]:
+    """Mount a tmpfs of ``size_kib`` KiB on ``path`` (created) for the block; yields whether it is mounted.
+
+    ``inodes`` caps the files and folders it can hold: a disk that reports enough free bytes (so
+    a free-space check up front passes) and still fails a write with ``ENOSPC`` part way.
+    """
     path = Path(path)
     path.mkdir(parents=True, exist_ok=True)
+    options = f"size={int(size_kib)}k" + (f",nr_inodes={int(inodes)}" if inodes else "")
     try:
-        done = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={int(size_kib)}k", "tmpfs", str(path)],
+        done = subprocess.run(["mount", "-t", "tmpfs", "-o", options, "tmpfs", str(path)],
                               capture_output=True, timeout=30)
         mounted = done.returncode == 0
     except (OSError, subprocess.SubprocessError):
@@ -44,9 +49,9 @@ def tiny_filesystem(path: str | os.PathLike, size_kib: int) -> Iterator[bool]:
 
 
 @contextlib.contextmanager
-def small_tmpfs(path: str | os.PathLike, size_kib: int) -> Iterator[Path | None]:
+def small_tmpfs(path: str | os.PathLike, size_kib: int, inodes: int | None = None) -> Iterator[Path | None]:
     """:func:`tiny_filesystem`, yielding the mounted folder, or None where mounting is refused."""
-    with tiny_filesystem(path, size_kib) as mounted:
+    with tiny_filesystem(path, size_kib, inodes) as mounted:
         yield Path(path) if mounted else None
 
 

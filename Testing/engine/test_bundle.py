@@ -128,7 +128,7 @@ def test_save_refuses_non_bundle_targets_and_mismatched_model(tmp_path, model):
     (folder / "notes.txt").write_text("keep me")
     with pytest.raises(FCDInputError, match="not a model bundle; refusing to overwrite"):
         save_bundle(folder, model, meta())
-    assert (folder / "notes.txt").read_text() == "keep me"
+    assert (folder / "notes.txt").read_text(encoding="utf-8") == "keep me"
     with pytest.raises(FCDInputError, match=r"do not match ResNet-34"):
         save_bundle(tmp_path / "wrong", model, meta(depth=34))
     with pytest.raises(FCDInputError, match=r"2 channel"):
@@ -176,7 +176,7 @@ def test_corrupt_json(bundle):
 
 @pytest.mark.parametrize("field", ["depth", "geometry", "modalities", "target_spacing", "target_shape", "format_version", "threshold", "class_names"])
 def test_missing_field(bundle, field):
-    data = json.loads((bundle / "bundle.json").read_text())
+    data = json.loads((bundle / "bundle.json").read_text(encoding="utf-8"))
     del data[field]
     write_json(bundle, data)
     with pytest.raises(FCDInputError, match=f"missing field '{field}'") as info:
@@ -185,7 +185,7 @@ def test_missing_field(bundle, field):
 
 
 def test_optional_fields_may_be_absent(bundle):
-    data = json.loads((bundle / "bundle.json").read_text())
+    data = json.loads((bundle / "bundle.json").read_text(encoding="utf-8"))
     for key in ("name", "engine_version", "training", "metrics"):
         del data[key]
     data["future_key"] = "ignored"
@@ -220,7 +220,7 @@ def test_optional_fields_may_be_absent(bundle):
     ],
 )
 def test_wrong_field_type_or_value(bundle, field, value):
-    data = json.loads((bundle / "bundle.json").read_text())
+    data = json.loads((bundle / "bundle.json").read_text(encoding="utf-8"))
     data[field] = value
     write_json(bundle, data)
     with pytest.raises(FCDInputError, match=f"field '{field}' must be"):
@@ -228,7 +228,7 @@ def test_wrong_field_type_or_value(bundle, field, value):
 
 
 def test_newer_format_version_refused(bundle):
-    data = json.loads((bundle / "bundle.json").read_text())
+    data = json.loads((bundle / "bundle.json").read_text(encoding="utf-8"))
     data["format_version"] = BUNDLE_FORMAT_VERSION + 1
     write_json(bundle, data)
     with pytest.raises(FCDInputError, match="newer than this engine supports"):
@@ -243,7 +243,7 @@ def test_truncated_and_foreign_weights(bundle):
         load_bundle(bundle)  # the recorded checksum refuses it before torch reads a byte
     assert str(weights) in str(info.value) and "\n" not in str(info.value)
     # a bundle written before checksums: torch's own refusals, one line each
-    unverified = {k: v for k, v in json.loads((bundle / "bundle.json").read_text()).items()
+    unverified = {k: v for k, v in json.loads((bundle / "bundle.json").read_text(encoding="utf-8")).items()
                   if k not in ("content_sha256", "weights_sha256")}
     write_json(bundle, unverified)
     with pytest.raises(FCDInputError, match="cannot read model weights") as info:
@@ -256,7 +256,7 @@ def test_truncated_and_foreign_weights(bundle):
 
 def test_weights_not_matching_metadata_architecture(bundle):
     # an edited bundle.json is refused by its checksum first (test_hostile_identity); here, unverified bundles
-    data = {k: v for k, v in json.loads((bundle / "bundle.json").read_text()).items()
+    data = {k: v for k, v in json.loads((bundle / "bundle.json").read_text(encoding="utf-8")).items()
             if k not in ("content_sha256", "weights_sha256")}
     for change, pattern in (
         ({"depth": 34}, r"ResNet-34.*missing: layer1\.2"),

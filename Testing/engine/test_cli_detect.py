@@ -70,7 +70,7 @@ def test_detect_writes_heatmap_on_input_grid_and_result(bundle_path, scan, tmp_p
                  "--device", "cpu", "--out", str(out)])
     assert code == 0
     printed = json.loads(capsys.readouterr().out)
-    stored = json.loads((out / "result.json").read_text())
+    stored = json.loads((out / "result.json").read_text(encoding="utf-8"))
     assert printed == stored
     for key in ("probability", "prediction", "threshold", "heat_score", "method", "model", "seconds",
                 "layer", "top_cluster", "n_clusters", "detected", "fp_clusters", "peak_in_roi", "dice"):
@@ -132,7 +132,7 @@ def _bad_inputs(folder: Path, image: Path, roi: Path, bundle: Path) -> dict[str,
     (corrupt / "weights.pt").write_bytes(b"garbage")
     missing_field = folder / "missing.fcdbundle"
     missing_field.mkdir()
-    meta = json.loads((bundle / "bundle.json").read_text())
+    meta = json.loads((bundle / "bundle.json").read_text(encoding="utf-8"))
     del meta["modalities"]
     (missing_field / "bundle.json").write_text(json.dumps(meta))
     (missing_field / "weights.pt").write_bytes((bundle / "weights.pt").read_bytes())
@@ -229,7 +229,7 @@ def test_no_evidence_gives_null_heat_score_not_an_error(scan, tmp_path, capsys):
     out = tmp_path / "out"
     assert main(["detect", "--model", str(bundle), "--image", str(image), "--roi", str(roi),
                  "--out", str(out)]) == 0
-    stored = json.loads((out / "result.json").read_text())
+    stored = json.loads((out / "result.json").read_text(encoding="utf-8"))
     assert stored["heat_score"] is None and "constant" in stored["heat_score_note"]
     assert stored["roi_voxels"] == 6 * 6 * 5
     capsys.readouterr()

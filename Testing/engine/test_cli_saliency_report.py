@@ -65,7 +65,7 @@ def _detect(case, out, *extra):
 def test_localized_smoothgrad_and_report_files(case, tmp_path, capsys):
     out = tmp_path / "out"
     assert _detect(case, out, "--roi", str(case[3]), "--localized-smoothgrad", "--nt-samples", "3", "--report") == 0
-    stored = json.loads((out / "result.json").read_text())
+    stored = json.loads((out / "result.json").read_text(encoding="utf-8"))
     section = stored["modality_contributions"]
     assert section["nt_samples"] == 3 and section["noise_sd"] == 0.05 and section["target"] == "fcd-logit"
     assert [r["name"] for r in section["regions"]] == ["roi-1", "roi-2"]  # the ROI's components, largest first
@@ -119,4 +119,4 @@ def test_report_into_a_folder_that_cannot_be_written(case, tmp_path, capsys):
     err = capsys.readouterr().err.strip().splitlines()
     # The shared output-folder check (issue 9) refuses it before detection, naming the blocking file.
     assert len(err) == 1 and err[0].startswith("error:") and "not-a-folder" in err[0] and "cannot" in err[0]
-    assert blocker.read_text() == "x" and sorted(p.name for p in tmp_path.iterdir()) == ["not-a-folder"]
+    assert blocker.read_text(encoding="utf-8") == "x" and sorted(p.name for p in tmp_path.iterdir()) == ["not-a-folder"]

@@ -44,7 +44,7 @@ def test_bids_cohort_matches_single_detection_and_logs_bad_subjects(bids, bundle
     assert table["sub-00003"]["status"] == "error" and table["sub-00003"]["error"] == status["sub-00003"]["error"]
     # the same files and numbers as a single `fcd detect`
     single = detect(bundle, [subjects[0].images[0]], roi=subjects[0].roi, device="cpu")
-    stored = json.loads((out / "sub-00001" / "result.json").read_text())
+    stored = json.loads((out / "sub-00001" / "result.json").read_text(encoding="utf-8"))
     assert stored["probability"] == pytest.approx(single.probability, abs=1e-6)
     assert stored["heat_score"] == pytest.approx(single.heat_score, abs=1e-5)
     assert float(table["sub-00001"]["heat_score"]) == pytest.approx(single.heat_score, abs=1e-5)
@@ -64,7 +64,7 @@ def test_resume_skips_finished_subjects_and_stop_leaves_the_rest_pending(bids, b
     rows = run_cohort(bundle, subjects, out, device="cpu")
     assert [r["status"] for r in rows] == ["resumed", "done"]
     assert (out / "sub-00001" / "result.json").stat().st_mtime_ns == first
-    assert rows[0]["probability"] == pytest.approx(json.loads((out / "sub-00001" / "result.json").read_text())["probability"])
+    assert rows[0]["probability"] == pytest.approx(json.loads((out / "sub-00001" / "result.json").read_text(encoding="utf-8"))["probability"])
     # another method is not a finished subject
     rows = run_cohort(bundle, subjects[:1], out, device="cpu", method="gradcam++")
     assert rows[0]["status"] == "done"
@@ -147,7 +147,7 @@ def test_cli_dicom_in_dicom_out(bundle_path, tmp_path, capsys):
     assert code == 0
     assert len(list((tmp_path / "pacs" / "overlay").glob("*.dcm"))) == SHAPE[2]
     assert (tmp_path / "pacs" / "heatmap-pm.dcm").exists()
-    assert json.loads((tmp_path / "out" / "result.json").read_text())["inputs"] == [str(tmp_path / "study")]
+    assert json.loads((tmp_path / "out" / "result.json").read_text(encoding="utf-8"))["inputs"] == [str(tmp_path / "study")]
 
 
 def test_top_cluster_is_read_from_the_result_or_clusters_json(tmp_path):

@@ -127,7 +127,7 @@ def test_write_detection_round_trip(bundle, oblique_case, tmp_path):
     saved = nib.load(tmp_path / "out" / "heatmap.nii.gz")
     np.testing.assert_allclose(saved.affine, image.affine, atol=1e-5)
     np.testing.assert_allclose(saved.get_fdata(), result.heatmap, atol=1e-6)
-    stored = json.loads((tmp_path / "out" / "result.json").read_text())
+    stored = json.loads((tmp_path / "out" / "result.json").read_text(encoding="utf-8"))
     assert stored["heat_score"] == pytest.approx(result.heat_score)
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == [
         "clusters.csv", "clusters.json", "clusters.nii.gz", "heatmap.nii.gz", "result.json"]
@@ -135,9 +135,9 @@ def test_write_detection_round_trip(bundle, oblique_case, tmp_path):
     assert labels.get_data_dtype() == np.int16
     np.testing.assert_allclose(labels.affine, image.affine, atol=1e-5)
     np.testing.assert_array_equal(np.asarray(labels.dataobj), result.clusters.labels)
-    listing = json.loads((tmp_path / "out" / "clusters.json").read_text())
+    listing = json.loads((tmp_path / "out" / "clusters.json").read_text(encoding="utf-8"))
     assert [c["id"] for c in listing["clusters"]] == [c.id for c in result.clusters.clusters]
-    rows = (tmp_path / "out" / "clusters.csv").read_text().splitlines()
+    rows = (tmp_path / "out" / "clusters.csv").read_text(encoding="utf-8").splitlines()
     assert len(rows) == 1 + len(result.clusters.clusters)
     assert stored["top_cluster"] == (listing["clusters"][0] if listing["clusters"] else None)
     assert stored["detected"] == result.lesion["detected"] and stored["dice"] == pytest.approx(result.lesion["dice"])
@@ -206,7 +206,7 @@ def test_lesion_figures_and_bundle_default_method(bundle, lps_case, tmp_path):
     assert detect(copy, [image], method="gradcam", layer="layer4", device="cpu").layer == "layer4"
     old = tmp_path / "old.fcdbundle"
     shutil.copytree(bundle, old)
-    data = json.loads((old / "bundle.json").read_text())
+    data = json.loads((old / "bundle.json").read_text(encoding="utf-8"))
     data.pop("explain_method", None)
     data.pop("explain_layer", None)
     data.pop("content_sha256", None)  # as written before bundles had checksums

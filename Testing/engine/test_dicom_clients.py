@@ -120,7 +120,7 @@ def orthanc(tmp_path):
         "DicomModalities": {"fcd": ["FCDTEST", "127.0.0.1", 104]},
     }
     (tmp_path / "orthanc.json").write_text(json.dumps(config))
-    log = open(tmp_path / "orthanc.log", "w")  # noqa: SIM115 - closed in the teardown
+    log = open(tmp_path / "orthanc.log", "w", encoding="utf-8")  # noqa: SIM115 - closed in the teardown
     process = subprocess.Popen([ORTHANC, str(tmp_path / "orthanc.json")], stdout=log, stderr=subprocess.STDOUT,
                                cwd=tmp_path)
     try:
@@ -131,7 +131,7 @@ def orthanc(tmp_path):
                 break
             except OSError:
                 if process.poll() is not None or time.monotonic() > deadline:
-                    pytest.fail(f"Orthanc did not start: {(tmp_path / 'orthanc.log').read_text()[-2000:]}")
+                    pytest.fail(f"Orthanc did not start: {(tmp_path / 'orthanc.log').read_text(encoding='utf-8')[-2000:]}")
                 time.sleep(0.2)
         yield http_port, dicom_port
     finally:

@@ -75,11 +75,11 @@ def test_fcd_detect_with_a_run_folder_writes_the_uncertainty(run, scan, tmp_path
                  "--out", str(out), "--report"]) == 0
     captured = capsys.readouterr()
     assert "fold-3" in captured.err and "warning:" in captured.err
-    summary = json.loads((out / "result.json").read_text())
+    summary = json.loads((out / "result.json").read_text(encoding="utf-8"))
     assert summary["ensemble"]["n_members"] == 3 and summary["decision_source"] == "lesion_evidence"
     saved = nib.load(out / "uncertainty.nii.gz")
     assert saved.shape == shape and float(np.asarray(saved.dataobj).max()) == pytest.approx(SD, abs=1e-4)
-    listing = json.loads((out / "lesion_clusters.json").read_text())
+    listing = json.loads((out / "lesion_clusters.json").read_text(encoding="utf-8"))
     assert listing["clusters"][0]["folds_found"] == 2
     assert (out / "report.pdf").is_file()
 
@@ -103,7 +103,7 @@ def test_a_run_whose_folds_disagree_is_one_error_naming_the_fold(run, scan, tmp_
     bad = tmp_path / "bad-run"
     shutil.copytree(run, bad)
     meta_path = bad / "fold-1" / "model.fcdbundle" / "bundle.json"
-    meta = json.loads(meta_path.read_text())
+    meta = json.loads(meta_path.read_text(encoding="utf-8"))
     meta.update(change)
     meta_path.write_text(json.dumps(meta))
     image, _, _ = scan
@@ -120,10 +120,10 @@ def test_several_bundles_form_an_ensemble_and_one_bundle_detects_as_before(run, 
     out = tmp_path / "pair"
     assert main(["detect", "--model", bundles[0], "--model", bundles[1], "--image", str(image), "--device", "cpu",
                  "--out", str(out)]) == 0
-    assert json.loads((out / "result.json").read_text())["ensemble"]["n_members"] == 2
+    assert json.loads((out / "result.json").read_text(encoding="utf-8"))["ensemble"]["n_members"] == 2
     single = tmp_path / "single"
     assert main(["detect", "--model", bundles[0], "--image", str(image), "--device", "cpu", "--out", str(single)]) == 0
-    summary = json.loads((single / "result.json").read_text())
+    summary = json.loads((single / "result.json").read_text(encoding="utf-8"))
     assert "ensemble" not in summary and not (single / "uncertainty.nii.gz").exists()
     capsys.readouterr()
 

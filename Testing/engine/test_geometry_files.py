@@ -40,7 +40,7 @@ def test_one_nan_policy_everywhere(tmp_path):
     assert to_jsonable(value) == {"auc": None, "inf": None, "n": 3, "xs": [0, 1], "t": [1.5]}
     assert json.loads(json_text(value)) == to_jsonable(value)
     write_json_atomic(tmp_path / "r.json", value)
-    assert json.loads((tmp_path / "r.json").read_text()) == to_jsonable(value)
+    assert json.loads((tmp_path / "r.json").read_text(encoding="utf-8")) == to_jsonable(value)
     with pytest.raises(TypeError):
         json_text({"object": object()})
 

@@ -36,7 +36,7 @@ def test_bundle_grid_out_of_bounds_blames_the_bundle(bundle, tmp_path, field, va
     copy = tmp_path / "copy.fcdbundle"
     copy.mkdir()
     (copy / "weights.pt").write_bytes((bundle / "weights.pt").read_bytes())
-    data = json.loads((bundle / "bundle.json").read_text())
+    data = json.loads((bundle / "bundle.json").read_text(encoding="utf-8"))
     data[field] = value
     if field == "target_spacing" and value[0] == 10.0:
         data["target_shape"] = [80, 80, 80]

@@ -119,7 +119,7 @@ def test_the_old_sets_listing_never_deletes_a_file_it_did_not_write(victim):
     (victim / "result.json").write_text(json.dumps({"files": {"mine.txt": "0" * 64, "../notes.txt": "0" * 64}}))
     with OutputSet(victim) as staged:
         staged.manifest = {"probability": 0.5}
-    assert (victim / "mine.txt").read_text() == "the user's file in the results folder"
+    assert (victim / "mine.txt").read_text(encoding="utf-8") == "the user's file in the results folder"
     # a file our previous set wrote, unchanged since: removed with the old set
     with OutputSet(victim) as staged:
         (staged.folder / "overlay.png").write_bytes(b"png")

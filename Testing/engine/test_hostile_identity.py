@@ -44,7 +44,7 @@ def _bundle(path, seed: int = 3, change=None, name: str = "tiny"):
 
 def test_the_bundle_checksum_is_written_checked_and_optional_for_old_bundles(tmp_path):
     first = _bundle(tmp_path / "first.fcdbundle", seed=3)
-    recorded = json.loads((first / "bundle.json").read_text())["content_sha256"]
+    recorded = json.loads((first / "bundle.json").read_text(encoding="utf-8"))["content_sha256"]
     loaded = load_bundle(first)
     assert loaded.verified and loaded.content_sha256 == recorded
     # swapped weights: another network under this bundle.json (same name, same architecture)
@@ -58,7 +58,7 @@ def test_the_bundle_checksum_is_written_checked_and_optional_for_old_bundles(tmp
     # an edited bundle.json (a lower threshold makes more "fcd")
     edited = tmp_path / "edited.fcdbundle"
     shutil.copytree(first, edited)
-    data = json.loads((edited / "bundle.json").read_text())
+    data = json.loads((edited / "bundle.json").read_text(encoding="utf-8"))
     (edited / "bundle.json").write_text(json.dumps({**data, "threshold": 0.1}, indent=4))
     with pytest.raises(FCDInputError, match="changed after the bundle was written") as info:
         load_bundle(edited)
@@ -120,7 +120,7 @@ def test_resume_needs_the_same_bundle_content_inputs_and_options(tmp_path):
     assert statuses(first)[0] == ["resumed", "resumed"]
     status, rows = statuses(second)
     assert status == ["done", "done"]  # was "resumed" with the first model's probabilities
-    stored = json.loads((out / "sub-00001" / "result.json").read_text())
+    stored = json.loads((out / "sub-00001" / "result.json").read_text(encoding="utf-8"))
     assert stored["model_sha256"] == load_bundle(second).content_sha256
     assert rows["sub-00001"]["probability"] == pytest.approx(stored["probability"])
     assert statuses(second, layer="layer3")[0] == ["done", "done"]
@@ -130,7 +130,7 @@ def test_resume_needs_the_same_bundle_content_inputs_and_options(tmp_path):
     # another scan under the same file name: that subject only
     write_nifti(subjects[1].images[0], cohort_scan(42), AFFINE)
     assert statuses(second, layer="layer3", cluster_threshold=0.7, target_class="control")[0] == ["resumed", "done"]
-    stored = json.loads((out / "sub-00002" / "result.json").read_text())
+    stored = json.loads((out / "sub-00002" / "result.json").read_text(encoding="utf-8"))
     assert set(stored["options"]) == {"method", "layer", "target_class", "cluster_threshold", "min_cluster_mm3",
                                       "localized_smoothgrad", "nt_samples", "noise_sd", "series", "roi_segment"}
     assert len(stored["input_sha256"]["images"]) == 1 and stored["input_sha256"]["roi"] is None

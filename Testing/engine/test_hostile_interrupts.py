@@ -96,7 +96,7 @@ def test_ctrl_c_and_sigterm_at_each_commit_point_leave_old_or_new(tmp_path, poin
         assert JOURNAL_NAME not in names and not any(n.startswith(".fcd-staging-") for n in names), names
     state = _state(out)
     assert state == ("old" if point == "staged" else "new")
-    assert ((out / "overlay.png").read_text() == "new") if state == "new" else not (out / "overlay.png").exists()
+    assert ((out / "overlay.png").read_text(encoding="utf-8") == "new") if state == "new" else not (out / "overlay.png").exists()
     assert _write("third", out, extra=False) == 0  # and the overlay goes with the old set
     assert _state(out) == "third" and not (out / "overlay.png").exists()
 

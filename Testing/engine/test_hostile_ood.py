@@ -80,7 +80,7 @@ def test_cli_prints_warning_lines_and_records_them(bundles, tmp_path, capsys):
     assert main(["detect", "--model", str(bundles[0]), "--image", str(big), "--device", "cpu",
                  "--out", str(out)]) == 0
     err = capsys.readouterr().err.strip().splitlines()
-    stored = json.loads((out / "result.json").read_text())
+    stored = json.loads((out / "result.json").read_text(encoding="utf-8"))
     assert err and all(line.startswith("warning: ") for line in err), err
     assert any("more than the model field of view" in w for w in stored["warnings"])
     assert [f"warning: {w}" for w in stored["warnings"]] == err

@@ -69,7 +69,7 @@ def test_kill_at_each_commit_point_leaves_old_or_new(tmp_path, point):
     state = _state(out)
     assert state == ("old" if point == "staged" else "new")
     if state == "new":
-        assert json.loads((out / "clusters.json").read_text())["tag"] == "new"
+        assert json.loads((out / "clusters.json").read_text(encoding="utf-8"))["tag"] == "new"
     # and back to a set without clusters.json: the stale member goes with the old set
     assert _write("third", out, extra=False) == 0
     assert _state(out) == "third" and not (out / "clusters.json").exists()

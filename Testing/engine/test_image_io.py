@@ -145,16 +145,16 @@ def test_failed_write_leaves_the_old_file_and_no_temporary(tmp_path, monkeypatch
 def test_json_and_text_atomic(tmp_path):
     path = tmp_path / "out" / "result.json"
     write_json_atomic(path, {"p": np.float32(0.25), "n": np.int64(3), "v": np.arange(3), "f": tmp_path})
-    assert json.loads(path.read_text()) == {"p": 0.25, "n": 3, "v": [0, 1, 2], "f": str(tmp_path)}
+    assert json.loads(path.read_text(encoding="utf-8")) == {"p": 0.25, "n": 3, "v": [0, 1, 2], "f": str(tmp_path)}
     write_json_atomic(path, {"auc": float("nan"), "x": [np.float64("inf"), 1.5], "k": {1: np.bool_(True)}})
-    assert json.loads(path.read_text()) == {"auc": None, "x": [None, 1.5], "k": {"1": True}}
-    assert "NaN" not in path.read_text()
+    assert json.loads(path.read_text(encoding="utf-8")) == {"auc": None, "x": [None, 1.5], "k": {"1": True}}
+    assert "NaN" not in path.read_text(encoding="utf-8")
     with pytest.raises(TypeError):
         write_json_atomic(path, {"bad": object()})
-    assert json.loads(path.read_text())["auc"] is None  # old file untouched
+    assert json.loads(path.read_text(encoding="utf-8"))["auc"] is None  # old file untouched
     text = tmp_path / "report.md"
     write_text_atomic(text, "# one\n")
     write_text_atomic(text, "# two\n")
-    assert text.read_text() == "# two\n"
+    assert text.read_text(encoding="utf-8") == "# two\n"
     assert sorted(os.listdir(tmp_path)) == ["out", "report.md"]
     assert os.listdir(tmp_path / "out") == ["result.json"]

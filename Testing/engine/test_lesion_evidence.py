@@ -30,7 +30,7 @@ def test_the_decision_follows_the_lesion_evidence_not_the_classifier(tmp_path):
     assert sure.lesion_evidence["score"] == pytest.approx(top.peak * top.volume_mm3)
     for result in (sure, empty):
         assert result.classifier_prediction == ("fcd" if result.probability >= 0.5 else "control")
-    summary = json.loads((write_detection(sure, tmp_path / "out") / "result.json").read_text())
+    summary = json.loads((write_detection(sure, tmp_path / "out") / "result.json").read_text(encoding="utf-8"))
     assert summary["decision_source"] == "lesion_evidence" and summary["lesion_evidence"]["definition"] == SCORE
     assert summary["classifier_prediction"] == sure.classifier_prediction
 

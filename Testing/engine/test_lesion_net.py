@@ -160,7 +160,7 @@ def test_detect_on_a_lesion_bundle_writes_the_lesion_map_and_both_heat_scores(tm
     assert saved.shape == shape
     np.testing.assert_allclose(saved.affine, nib.load(image).affine, atol=1e-5)
     assert (out / "lesion_clusters.nii.gz").is_file() and (out / "lesion_clusters.json").is_file()
-    summary = json.loads((out / "result.json").read_text())
+    summary = json.loads((out / "result.json").read_text(encoding="utf-8"))
     assert "heat_score" in summary and summary["lesion_map"]["heat_score"] == result.lesion_heat_score
     assert summary["lesion_map"]["n_clusters"] == len(result.lesion_clusters.clusters)
 
@@ -173,4 +173,4 @@ def test_detect_on_a_plain_bundle_writes_no_lesion_map(tmp_path):
     result = detect(bundle, [image], device="cpu")
     out = write_detection(result, tmp_path / "out")
     assert result.lesion_map is None and not (out / "lesion_map.nii.gz").exists()
-    assert json.loads((out / "result.json").read_text())["lesion_map"] is None
+    assert json.loads((out / "result.json").read_text(encoding="utf-8"))["lesion_map"] is None

@@ -96,6 +96,7 @@ def no_work_here(monkeypatch):
     """The long functions fail the test if they run in this (the calling) process."""
     import FCDDetectLib.cohort.runner
     import FCDDetectLib.detection.detect
+    import FCDDetectLib.detection.ensemble_detect  # imported before the patch: it binds the real detect
     import FCDDetectLib.outputs.pdf_report
     import FCDDetectLib.slicer_support.install_check
     import FCDTrainLib.data.audit
@@ -105,7 +106,8 @@ def no_work_here(monkeypatch):
     def forbidden(*_args, **_kwargs):
         raise AssertionError("long work ran on the calling thread")
 
-    for module, name in ((FCDDetectLib.detection.detect, "detect"), (FCDDetectLib.cohort.runner, "run_cohort"),
+    for module, name in ((FCDDetectLib.detection.detect, "detect"), (FCDDetectLib.detection.ensemble_detect, "detect"),
+                         (FCDDetectLib.cohort.runner, "run_cohort"),
                          (FCDDetectLib.outputs.pdf_report, "write_report"),
                          (FCDDetectLib.slicer_support.install_check, "check_installation"),
                          (FCDTrainLib.data.audit, "audit_dataset"), (FCDTrainLib.data.dataset_loader, "load_dataset"),
@@ -126,7 +128,7 @@ def _task_name(child: FakeChild) -> str:
     import json
 
     folder = Path(child.command[-1])
-    return json.loads((folder / background_task.TASK_FILE).read_text())["function"].rpartition(":")[2]
+    return json.loads((folder / background_task.TASK_FILE).read_text(encoding="utf-8"))["function"].rpartition(":")[2]
 
 
 def test_every_entry_point_returns_at_once_and_runs_nothing_here(no_work_here, sample_scene, tmp_path):

@@ -54,7 +54,7 @@ def test_every_subject_gets_the_cli_outputs_and_a_summary_row(slicer_app, bundle
     probabilities = table.GetColumnByName("probability")
     assert all(0.0 <= probabilities.GetValue(i) <= 1.0 for i in range(3))
     for row in out.rows:
-        result = json.loads((tmp_path / "out" / row["subject"] / "result.json").read_text())
+        result = json.loads((tmp_path / "out" / row["subject"] / "result.json").read_text(encoding="utf-8"))
         assert result["probability"] == pytest.approx(row["probability"])
     assert (tmp_path / "out" / "summary.csv").is_file()
     assert out.table_node.GetScene() is slicer_app.scene

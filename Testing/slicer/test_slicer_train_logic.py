@@ -109,7 +109,7 @@ def _alive(pid: int) -> bool:
     except ProcessLookupError:
         return False
     try:
-        with open(f"/proc/{pid}/stat") as handle:
+        with open(f"/proc/{pid}/stat", encoding="utf-8") as handle:
             return handle.read().rsplit(")", 1)[1].split()[0] != "Z"
     except FileNotFoundError:
         return False
@@ -127,9 +127,9 @@ def test_stop_kills_the_whole_process_tree(tmp_path):
     process = TreeProcess([sys.executable, "-c", script])
     process.start()
     deadline = time.monotonic() + 60
-    while not (pid_file.exists() and pid_file.read_text()) and time.monotonic() < deadline:
+    while not (pid_file.exists() and pid_file.read_text(encoding="utf-8")) and time.monotonic() < deadline:
         time.sleep(0.1)
-    grandchild = int(pid_file.read_text())
+    grandchild = int(pid_file.read_text(encoding="utf-8"))
     process.stop(grace_seconds=5)
     assert not process.running and process.stopped
     time.sleep(0.2)
@@ -158,9 +158,11 @@ def test_stop_and_resume_real_training_run(cohort, tmp_path, slicer_app, monkeyp
         if any(e.get("event") == "epoch" for e in read_events(out / "events.jsonl")) or not logic.running:
             break
         time.sleep(0.2)
+    ended_early = not logic.running
     logic.stop()
     assert not logic.running
     stopped = progress_from_events(read_events(out / "events.jsonl"))
+    assert not ended_early, "the training process ended before its first epoch:\n" + "\n".join(logic.process.tail())
     assert stopped["status"] == "running" and 0 < stopped["fraction"] < 1
     with pytest.raises(RuntimeError, match="stopped"):
         logic.check_finished()

@@ -28,13 +28,13 @@ def cohort(tmp_path_factory) -> Path:
 
 
 def test_side_files_describe_every_column_and_ignore_the_rois(cohort):
-    with open(cohort / "participants.tsv", newline="") as table:
+    with open(cohort / "participants.tsv", encoding="utf-8", newline="") as table:
         columns = next(csv.reader(table, delimiter="\t"))
-    described = json.loads((cohort / "participants.json").read_text())
+    described = json.loads((cohort / "participants.json").read_text(encoding="utf-8"))
     assert set(columns) <= set(described) and all(described[c]["Description"] for c in columns)
-    ignored = (cohort / ".bidsignore").read_text().splitlines()
+    ignored = (cohort / ".bidsignore").read_text(encoding="utf-8").splitlines()
     assert "*_roi.nii.gz" in ignored and "overlays/" in ignored
-    assert set(DS004199_BIDSIGNORE.read_text().split()) <= set(ignored)  # the dataset's own rule
+    assert set(DS004199_BIDSIGNORE.read_text(encoding="utf-8").split()) <= set(ignored)  # the dataset's own rule
     assert list(cohort.rglob("*_roi.nii.gz"))  # the patient's ROI is there, ignored rather than left out
 
 

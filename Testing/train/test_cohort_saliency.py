@@ -37,7 +37,7 @@ def test_contributions_and_reports_over_the_test_folds(run, tmp_path, capsys):
             "--device", "cpu", "--out", str(out)]
     assert main(args) == 0
     summary = json.loads(capsys.readouterr().out)
-    folds = json.loads((run / "folds.json").read_text())
+    folds = json.loads((run / "folds.json").read_text(encoding="utf-8"))
     tests = [s for f in folds for s in f["test"]]
     assert summary["reports"]["written"] == len(tests)
     for subject in tests:
@@ -55,7 +55,7 @@ def test_contributions_and_reports_over_the_test_folds(run, tmp_path, capsys):
         assert row["group"] == ("TP" if float(row["probability"]) >= 0.5 else "FN")
         assert float(row["positive"]) >= 0 >= float(row["negative"])
     assert (folder / "contributions.png").stat().st_size > 10_000
-    stored = json.loads((folder / "contributions.json").read_text())
+    stored = json.loads((folder / "contributions.json").read_text(encoding="utf-8"))
     assert stored["patients"]["TP"] + stored["patients"]["FN"] == len(patients)
 
     pairs = defaultdict(dict)

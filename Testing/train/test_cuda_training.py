@@ -52,8 +52,8 @@ def test_a_fold_trains_on_cuda_resumes_and_its_bundle_detects_on_both_devices(tm
                       epochs=3)
     assert main(args) == 0
     fold = tmp_path / "run" / "fold-0"
-    metrics = json.loads((fold / "metrics.json").read_text())
-    history = [json.loads(line) for line in (tmp_path / "run" / "events.jsonl").read_text().splitlines()]
+    metrics = json.loads((fold / "metrics.json").read_text(encoding="utf-8"))
+    history = [json.loads(line) for line in (tmp_path / "run" / "events.jsonl").read_text(encoding="utf-8").splitlines()]
     epochs = [event for event in history if event.get("event") == "epoch"]
     assert epochs and all(math.isfinite(event["train_loss"]) for event in epochs)
     before = (fold / "model.fcdbundle").stat().st_mtime_ns

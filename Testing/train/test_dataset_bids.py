@@ -31,7 +31,7 @@ def test_replica_counts(replica):
     test_patients = [s for s in dataset.subjects if s.split == "test"]
     assert len(test_patients) == 28 and all(s.label == 1 for s in test_patients)
     # Every patient has its ROI, no control has one (independent count from FILES.txt).
-    files = (DATA / "FILES.txt").read_text().split()
+    files = (DATA / "FILES.txt").read_text(encoding="utf-8").split()
     roi_subjects = {f.split("/")[0] for f in files if f.endswith("_roi.nii.gz")}
     assert {s.subject_id for s in dataset.subjects if s.roi} == roi_subjects
     with (DATA / "participants.tsv").open(encoding="utf-8-sig") as handle:

@@ -23,7 +23,7 @@ def test_demo_writes_every_output(demo_run):
     out, _, summary = demo_run
     assert (out / "model.fcdbundle" / "bundle.json").is_file()
     assert (out / "cohort" / "participants.tsv").is_file()
-    held_out = json.loads((out / "run" / "folds.json").read_text())[0]["test"]
+    held_out = json.loads((out / "run" / "folds.json").read_text(encoding="utf-8"))[0]["test"]
     assert sorted(r["subject"] for r in summary["per_subject"]) == sorted(held_out) and len(held_out) == 2
     for subject in held_out:
         folder = out / "subjects" / subject
@@ -32,8 +32,8 @@ def test_demo_writes_every_output(demo_run):
         assert heatmap.shape == nib.load(flair).shape  # on the scan's own grid
         assert np.allclose(heatmap.affine, nib.load(flair).affine, atol=1e-5)
         assert (folder / "overlay.png").stat().st_size > 1000
-        assert json.loads((folder / "result.json").read_text())["prediction"] in ("fcd", "control")
-    stored = json.loads((out / "summary.json").read_text())
+        assert json.loads((folder / "result.json").read_text(encoding="utf-8"))["prediction"] in ("fcd", "control")
+    stored = json.loads((out / "summary.json").read_text(encoding="utf-8"))
     assert stored["held_out"] == summary["held_out"]
     assert stored["seed"] == 0 and stored["config"]["shape"] == [40, 48, 40]
     assert stored["environment"]["torch"] and "blas" in stored["environment"]

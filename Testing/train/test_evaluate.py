@@ -30,11 +30,11 @@ def test_evaluate_recomputes_the_runs_test_fold_metrics(run, tmp_path, capsys):
     _, out = run
     target = tmp_path / "eval"
     assert main(["evaluate", "--run", str(out), "--out", str(target), "--device", "cpu"]) == 0
-    report = json.loads((target / "metrics.json").read_text())
+    report = json.loads((target / "metrics.json").read_text(encoding="utf-8"))
     assert json.loads(capsys.readouterr().out)["out"] == str(target)
     assert report["external"] is False
     for fold in (0, 1):
-        trained = json.loads((out / f"fold-{fold}" / "metrics.json").read_text())
+        trained = json.loads((out / f"fold-{fold}" / "metrics.json").read_text(encoding="utf-8"))
         again = report["folds"][str(fold)]
         assert again["accuracy"] == pytest.approx(trained["accuracy"])
         assert again["roc_auc"] == pytest.approx(trained["roc_auc"], abs=1e-6)
@@ -69,7 +69,7 @@ def test_evaluate_on_an_external_cohort_reports_folds_and_ensemble(run, tmp_path
     external = write_cohort(tmp_path / "external", n_fcd=3, n_hc=3, seed=9)
     assert main(["evaluate", "--run", str(out), "--data", str(external), "--device", "cpu"]) == 0
     target = out / "evaluation-external"
-    report = json.loads((target / "metrics.json").read_text())
+    report = json.loads((target / "metrics.json").read_text(encoding="utf-8"))
     rows = _rows(target / "predictions.csv")
     per_fold = defaultdict(list)
     for row in rows:
@@ -107,19 +107,19 @@ def test_evaluate_reads_grid_and_threshold_from_the_bundles(run, tmp_path, capsy
     _, out = run
     copy = RunLayout(tmp_path / "copy")
     shutil.copytree(out, copy.root, ignore=shutil.ignore_patterns("cache", "evaluation*"))
-    config = json.loads(copy.config.read_text())
+    config = json.loads(copy.config.read_text(encoding="utf-8"))
     config["spacing"], config["shape"] = [9.0, 9.0, 9.0], [8, 8, 8]
     copy.config.write_text(json.dumps(config))
     for fold in (0, 1):
         meta_path = copy.bundle(fold) / "bundle.json"
-        meta = json.loads(meta_path.read_text())
+        meta = json.loads(meta_path.read_text(encoding="utf-8"))
         meta["threshold"] = 0.9
         meta.pop("content_sha256"), meta.pop("weights_sha256")  # an edited bundle.json loads only unverified
         meta_path.write_text(json.dumps(meta))
     external = write_cohort(tmp_path / "external", n_fcd=3, n_hc=3, seed=9)
     assert main(["evaluate", "--run", str(copy.root), "--data", str(external), "--device", "cpu"]) == 0
     capsys.readouterr()
-    report = json.loads((copy.evaluation("external") / "metrics.json").read_text())
+    report = json.loads((copy.evaluation("external") / "metrics.json").read_text(encoding="utf-8"))
     assert report["threshold"] == 0.9 and report["ensemble"]["threshold"] == 0.9
     ensemble = [r for r in _rows(copy.evaluation("external") / "predictions.csv") if r["fold"] == "ensemble"]
     assert all(int(r["prediction"]) == int(float(r["probability"]) >= 0.9) for r in ensemble)

@@ -64,7 +64,7 @@ def test_experiment_table_matches_scipy_on_per_fold_numbers(tmp_path, capsys):
     assert code == 0
     printed = json.loads(capsys.readouterr().out)
     assert len(printed["summary"]) == len(DEPTHS) * len(STRATEGIES)
-    events = [json.loads(line) for line in (out / "events.jsonl").read_text().splitlines()]
+    events = [json.loads(line) for line in (out / "events.jsonl").read_text(encoding="utf-8").splitlines()]
     assert sum(e["event"] == "run_skipped" for e in events) == 6  # nothing retrained
 
     with (out / "results.csv").open() as handle:
@@ -84,7 +84,7 @@ def test_experiment_table_matches_scipy_on_per_fold_numbers(tmp_path, capsys):
             expected = stats.ttest_rel(metrics[metric], base[metric]).pvalue
             assert float(row[f"p_{metric}"]) == pytest.approx(expected, rel=1e-9)
 
-    markdown = (out / "results.md").read_text()
+    markdown = (out / "results.md").read_text(encoding="utf-8")
     header = "| Model | TL | Modality | Accuracy (± std) | ROC (± std) | Heat-Score (± std) "
     assert header in markdown
     r50 = truth[(50, "medicalnet23")]

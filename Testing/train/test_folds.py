@@ -92,7 +92,7 @@ def test_event_log_repairs_a_cut_line_and_drops_later_epochs(tmp_path):
         handle.write('{"event": "epoch", "fold": 0, "ep')  # a write cut short by SIGKILL
     assert len(read_events(path)) == 4
     log = EventLog(path)  # reopening repairs the file
-    assert path.read_text().endswith("}\n")
+    assert path.read_text(encoding="utf-8").endswith("}\n")
     assert log.drop_epochs_after(0, 2) == 1
     epochs = [e["epoch"] for e in read_events(path) if e["event"] == "epoch"]
     assert epochs == [1, 2]

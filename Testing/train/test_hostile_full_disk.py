@@ -44,11 +44,12 @@ def _fcd(args: list[str], max_file_bytes: int | None = None) -> subprocess.Compl
 class _Disk:
     """A place whose writes fail past a size: a small tmpfs (``ENOSPC``) or the file size limit (``EFBIG``)."""
 
-    def __init__(self, kind: str, folder: Path, tmpfs_kb: int, file_bytes: int) -> None:
+    def __init__(self, kind: str, folder: Path, tmpfs_kb: int, file_bytes: int, inodes: int | None = None) -> None:
         self.kind, self.folder, self.tmpfs_kb, self.file_bytes = kind, folder, tmpfs_kb, file_bytes
+        self.inodes = inodes
 
     def __enter__(self) -> _Disk:
-        self._mount = small_tmpfs(self.folder, self.tmpfs_kb) if self.kind == "tmpfs" else None
+        self._mount = small_tmpfs(self.folder, self.tmpfs_kb, self.inodes) if self.kind == "tmpfs" else None
         if self._mount is not None and self._mount.__enter__() is None:
             self._mount.__exit__(None, None, None)
             pytest.skip("mount -t tmpfs is not allowed here (needs root); the fsize case covers the code path")
@@ -77,7 +78,9 @@ def _empty_folders(folder: Path) -> list[str]:
 
 @pytest.mark.parametrize("kind", ["tmpfs", "fsize"])
 def test_synth_on_a_full_disk_leaves_nothing(tmp_path, kind):
-    with _Disk(kind, tmp_path / "disk", tmpfs_kb=64, file_bytes=4000) as disk:
+    # 1 MiB free passes synth's free-space check up front (about 350 KB for two tiny subjects);
+    # 8 inodes run out while the first subject is written: ENOSPC part way.
+    with _Disk(kind, tmp_path / "disk", tmpfs_kb=1024, file_bytes=4000, inodes=8) as disk:
         out = disk.folder / "new" / "cohort"
         done = disk.fcd(["synth", "--out", str(out), "--subjects", "2", "--size", "tiny", "--quiet"])
         assert done.returncode == 2
@@ -108,7 +111,7 @@ def test_train_with_a_full_disk_while_training_keeps_a_resumable_run(cohort, tmp
         assert {p.name for p in out.iterdir()} == {"cache", "config.json", "folds.json", "dataset.json",
                                                     "skipped.json", "events.jsonl"}
         assert _temporary(out) == [] and _empty_folders(out) == []
-        for line in (out / "events.jsonl").read_text().splitlines():
+        for line in (out / "events.jsonl").read_text(encoding="utf-8").splitlines():
             json.loads(line)  # whole lines only
         if kind == "tmpfs":
             resize_tmpfs(disk.folder, 200 * 1024)

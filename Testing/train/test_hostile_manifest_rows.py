@@ -27,7 +27,7 @@ def manifest(tmp_path_factory):
 
 
 def _rewritten(manifest, tmp_path, suffix: str, header_suffix: str = ""):
-    lines = manifest.read_text().splitlines()
+    lines = manifest.read_text(encoding="utf-8").splitlines()
     path = tmp_path / "export.csv"
     path.write_text("\n".join([lines[0] + header_suffix, *(line + suffix for line in lines[1:])]) + "\n")
     return path

@@ -162,7 +162,7 @@ def _relabel(cohort: Path, subject: str) -> None:
 def _remove(cohort: Path, subject: str) -> None:
     shutil.rmtree(cohort / subject)
     table = cohort / "participants.tsv"
-    lines = table.read_text().splitlines(keepends=True)
+    lines = table.read_text(encoding="utf-8").splitlines(keepends=True)
     table.write_text("".join(line for line in lines if not line.startswith(subject)))
 
 
@@ -203,7 +203,7 @@ def test_a_run_without_a_dataset_record_is_checked_by_its_fold_splits(run, capsy
 def test_a_damaged_dataset_record_is_one_error_line(run, capsys):
     _, out, argv = run
     path = RunLayout(out).dataset
-    record = json.loads(path.read_text())
+    record = json.loads(path.read_text(encoding="utf-8"))
     record["subjects"]["sub-00001"]["files"]["flair"] = "../../etc/passwd"
     path.write_text(json.dumps(record))
     _refused(capsys, _evaluate(out), str(path), "damaged dataset record")

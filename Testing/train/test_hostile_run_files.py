@@ -149,7 +149,7 @@ def test_damaged_folds_json_is_one_error_line(run, capsys, damage, command):
     if FOLDS[damage] is None:
         path.write_text("[" * 100_000 + "]" * 100_000)
     else:
-        path.write_text(json.dumps(FOLDS[damage](json.loads(path.read_text()))))
+        path.write_text(json.dumps(FOLDS[damage](json.loads(path.read_text(encoding="utf-8")))))
     before = _listing(out)
     line = _refused(capsys, argv if command == "train" else _evaluate(out), path)
     assert "damaged fold splits" in line
@@ -164,7 +164,7 @@ def test_damaged_bundle_json_read_by_evaluate_is_one_error_line(run, capsys, dam
     if damage == "nested":
         path.write_text('{"a":' * 100_000 + "1" + "}" * 100_000)
     else:
-        meta = json.loads(path.read_text())
+        meta = json.loads(path.read_text(encoding="utf-8"))
         path.write_text(json.dumps({**meta, "pad": "x" * (17 << 20)}))
     _refused(capsys, _evaluate(out), path)
 

@@ -121,12 +121,12 @@ def test_an_old_lesion_run_resumes_with_the_plateau_schedule_it_trained_with(tmp
     for name in ("lesion_schedule", "patch", "foreground_fraction", "operating_fp_per_control"):
         old.pop(name)
     (tmp_path / "config.json").write_text(json.dumps(old))
-    loaded = RunConfig.from_dict(json.loads((tmp_path / "config.json").read_text()))
+    loaded = RunConfig.from_dict(json.loads((tmp_path / "config.json").read_text(encoding="utf-8")))
     assert loaded.lesion_schedule == "plateau" and loaded.patch is None and loaded.operating_fp_per_control is None
     assert check_same_run(tmp_path, loaded)
     new = tmp_path / "new"
     write_config(new, _config(patch=[16, 16, 16]))
-    assert RunConfig.from_dict(json.loads((new / "config.json").read_text())).patch == [16, 16, 16]
+    assert RunConfig.from_dict(json.loads((new / "config.json").read_text(encoding="utf-8"))).patch == [16, 16, 16]
 
 
 def test_patch_and_schedule_options_on_the_command_line():

@@ -234,16 +234,16 @@ def test_lesion_run_writes_a_bundle_with_its_head_and_lesion_level_figures(cohor
     # operating point and lesion evidence chosen on the fold's validation subjects, in the bundle
     assert meta.operating_point["target_fp_per_control"] == 0.2 and "validation" in meta.operating_point
     assert meta.lesion_evidence["score"] == "top_cluster_peak_x_volume_mm3"
-    metrics = json.loads((out / "fold-0" / "metrics.json").read_text())
+    metrics = json.loads((out / "fold-0" / "metrics.json").read_text(encoding="utf-8"))
     assert metrics["lesion_level_map"] == "lesion_map"
     assert set(metrics["lesion_level"]) == {"heatmap", "lesion_map"}
     for key in ("detection_rate", "specificity", "fp_per_patient", "fp_per_control", "peak_in_roi_rate"):
         assert key in metrics["lesion_level"]["lesion_map"], key
-    assert "lesion_map_heat_score" in metrics and "lesion_heat_score" in (out / "fold-0" / "predictions.csv").read_text()
+    assert "lesion_map_heat_score" in metrics and "lesion_heat_score" in (out / "fold-0" / "predictions.csv").read_text(encoding="utf-8")
     assert metrics["cluster_threshold"] == meta.operating_point["cluster_threshold"]
     assert {"roc_auc", "lesion_evidence_roc_auc", "cluster_ppv"} <= set(metrics)
     assert metrics["decision_source"] == "lesion_evidence"
-    summary = json.loads((out / "summary.json").read_text())
+    summary = json.loads((out / "summary.json").read_text(encoding="utf-8"))
     assert "lesion_detection_rate" in summary
     # the same folder refuses the other supervision (the config identity includes it)
     assert main(train_args(cohort, out, "--widen-factor", "0.25", "--decoder-width", "8", epochs=1)) == 2

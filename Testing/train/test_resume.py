@@ -61,11 +61,11 @@ def test_resume_after_sigkill_gives_identical_metrics_and_weights(run, tmp_path)
     assert [e["event"] for e in events].count("start") == 2
 
     ref = reference / "fold-0"
-    got, want = (json.loads((d / "metrics.json").read_text()) for d in (fold, ref))
+    got, want = (json.loads((d / "metrics.json").read_text(encoding="utf-8")) for d in (fold, ref))
     for key in ("accuracy", "roc_auc", "heat_score", "best_epoch", "best_val_loss", "epochs_run"):
         assert got[key] == want[key], key
-    assert (fold / "predictions.csv").read_text() == (ref / "predictions.csv").read_text()
-    got_history, want_history = (json.loads((d / "history.json").read_text()) for d in (fold, ref))
+    assert (fold / "predictions.csv").read_text(encoding="utf-8") == (ref / "predictions.csv").read_text(encoding="utf-8")
+    got_history, want_history = (json.loads((d / "history.json").read_text(encoding="utf-8")) for d in (fold, ref))
     assert [{k: h[k] for k in HISTORY_KEYS} for h in got_history] == \
         [{k: h[k] for k in HISTORY_KEYS} for h in want_history]
     got_weights, want_weights = (torch.load(d / "model.fcdbundle" / "weights.pt", weights_only=True)

@@ -65,7 +65,7 @@ def test_stale_lock_of_a_dead_pid_is_taken_over(tmp_path):
     (lock_dir / "run.lock").write_text(json.dumps(stale))
     assert holder(tmp_path) is None
     with RunLock(tmp_path) as lock:
-        assert json.loads(lock.path.read_text())["pid"] == os.getpid()
+        assert json.loads(lock.path.read_text(encoding="utf-8"))["pid"] == os.getpid()
 
 
 def test_lock_of_another_host_is_never_taken_over(tmp_path):

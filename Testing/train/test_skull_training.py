@@ -51,7 +51,7 @@ def test_lesion_training_on_inputs_with_and_without_skull(tmp_path, capsys, kind
                            epochs=1))
     assert code == 0, capsys.readouterr().err
     for fold in (0, 1):
-        metrics = json.loads((out / f"fold-{fold}" / "metrics.json").read_text())
+        metrics = json.loads((out / f"fold-{fold}" / "metrics.json").read_text(encoding="utf-8"))
         assert set(metrics["lesion_level"]) == {"heatmap", "lesion_map"}
         assert metrics["lesion_level"]["heatmap"]["n_controls"] >= 1
     arrays = [np.load(p) for p in (out / "cache").rglob("*.npy") if not p.name.endswith(".roi.npy")]

@@ -36,14 +36,14 @@ def cohort(tmp_path_factory) -> Path:
 def test_layout_matches_ds004199(cohort):
     files = sorted(str(p.relative_to(cohort)) for p in cohort.rglob("sub-*/anat/*"))
     assert files and all(NAME.match(f) for f in files)
-    assert (cohort / "participants.tsv").read_text().splitlines()[0].startswith("participant_id\tgroup\tsex")
-    description = json.loads((cohort / "dataset_description.json").read_text())
+    assert (cohort / "participants.tsv").read_text(encoding="utf-8").splitlines()[0].startswith("participant_id\tgroup\tsex")
+    description = json.loads((cohort / "dataset_description.json").read_text(encoding="utf-8"))
     assert description["BIDSVersion"] and "seed=4" in description["GeneratedBy"][0]["Description"]
     dataset = load_dataset(cohort)
     assert len(dataset.subjects) == 6 and sum(s.label for s in dataset.subjects) == 3
     for subject in dataset.subjects:
         assert (subject.roi is not None) == (subject.label == 1)
-        sidecar = json.loads(subject.images["flair"].with_name(subject.images["flair"].name[:-7] + ".json").read_text())
+        sidecar = json.loads(subject.images["flair"].with_name(subject.images["flair"].name[:-7] + ".json").read_text(encoding="utf-8"))
         assert sidecar["MRAcquisitionType"] in ("2D", "3D")
         if subject.roi is not None:
             roi, flair = load_mask(subject.roi), load_image(subject.images["flair"])
@@ -56,7 +56,7 @@ def test_same_seed_same_files(tmp_path):
     a = small_cohort(tmp_path / "a", n_subjects=2, seed=9)
     b = small_cohort(tmp_path / "b", n_subjects=2, seed=9)
     c = small_cohort(tmp_path / "c", n_subjects=2, seed=10)
-    assert (a / "participants.tsv").read_text() == (b / "participants.tsv").read_text()
+    assert (a / "participants.tsv").read_text(encoding="utf-8") == (b / "participants.tsv").read_text(encoding="utf-8")
     for path in sorted(a.rglob("*.nii.gz")):
         left, right = nib.load(str(path)), nib.load(str(b / path.relative_to(a)))
         assert np.array_equal(np.asarray(left.dataobj), np.asarray(right.dataobj))

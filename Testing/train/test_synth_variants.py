@@ -81,7 +81,7 @@ def test_randomized_cohort_with_rescans_layout_and_loaders(randomized):
 
 
 def test_randomized_scans_differ_in_grid_storage_and_head(randomized):
-    lesions = json.loads((randomized / "synth_lesions.json").read_text())
+    lesions = json.loads((randomized / "synth_lesions.json").read_text(encoding="utf-8"))
     scans = [info["sessions"][0]["scans"] for info in lesions.values()]
     assert len({(s["t1"]["orientation"], s["flair"]["orientation"]) for s in scans}) > 2
     dtypes = set()
@@ -150,7 +150,7 @@ def test_cli_refuses_a_cohort_larger_than_the_disk_before_writing(tmp_path, caps
     out = tmp_path / "huge"
     assert main(["synth", "--out", str(out), "--subjects", "2000000", "--size", "full", "--randomize", "--quiet"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
-    assert len(err) == 1 and err[0].startswith("error: synth:") and "GB are free" in err[0], err
+    assert len(err) == 1 and err[0].startswith("error: synth:") and "is free on" in err[0], err
     assert sorted(p.name for p in tmp_path.iterdir()) == []  # nothing written, not even a temporary folder
 
 

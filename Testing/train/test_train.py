@@ -40,17 +40,17 @@ def _predictions(path):
 
 def test_two_fold_run_writes_bundles_predictions_and_metrics(run):
     cohort, out = run
-    config = json.loads((out / "config.json").read_text())
+    config = json.loads((out / "config.json").read_text(encoding="utf-8"))
     assert config["lr"] == 1e-3 and config["patience"] == 5 and config["lr_factor"] == 0.1
     assert config["rotation_degrees"] == 15.0 and config["depth"] == 18 and config["seed"] == 3
-    folds = json.loads((out / "folds.json").read_text())
+    folds = json.loads((out / "folds.json").read_text(encoding="utf-8"))
     assert sorted(s for f in folds for s in f["test"]) == [f"sub-{i:05d}" for i in range(1, 13)]
     for fold in (0, 1):
         folder = out / f"fold-{fold}"
         assert not (folder / "checkpoint.pt").exists() and not list(folder.glob("best-*.pt"))
         rows = _predictions(folder / "predictions.csv")
         assert [r["subject"] for r in rows] == folds[fold]["test"]
-        metrics = json.loads((folder / "metrics.json").read_text())
+        metrics = json.loads((folder / "metrics.json").read_text(encoding="utf-8"))
         labels = np.array([int(r["label"]) for r in rows])
         probs = np.array([float(r["probability"]) for r in rows])
         assert [int(r["prediction"]) for r in rows] == (probs >= 0.5).astype(int).tolist()
@@ -62,7 +62,7 @@ def test_two_fold_run_writes_bundles_predictions_and_metrics(run):
             assert metrics["heat_score"] == pytest.approx(np.mean(heats))
         assert metrics["heat_score_n"] == len(heats)
         assert 1 <= metrics["best_epoch"] <= metrics["epochs_run"] == 2
-    summary = json.loads((out / "summary.json").read_text())
+    summary = json.loads((out / "summary.json").read_text(encoding="utf-8"))
     assert len(summary["folds"]) == 2
 
 
@@ -76,7 +76,7 @@ def test_fold_bundles_load_and_detect_reproduces_the_fold_numbers(run):
         meta = bundle.metadata
         assert meta.modalities == ["flair"] and meta.target_shape == [int(s) for s in TEST_SHAPE]
         assert meta.training["fold"] == fold and meta.training["pretrained"] == "none"
-        assert meta.metrics["accuracy"] == json.loads((out / f"fold-{fold}" / "metrics.json").read_text())["accuracy"]
+        assert meta.metrics["accuracy"] == json.loads((out / f"fold-{fold}" / "metrics.json").read_text(encoding="utf-8"))["accuracy"]
         rows = _predictions(out / f"fold-{fold}" / "predictions.csv")
         # two scored patients and one control (probability only) per fold, to keep the test short
         for row in [r for r in rows if r["heat_score"]][:2] + [next(r for r in rows if r["label"] == "0")]:
@@ -112,11 +112,11 @@ def test_rerun_of_a_finished_run_trains_nothing_and_other_options_are_refused(ru
     assert main(shared_train_args(cohort, out)) == 0
     new = read_events(out / "events.jsonl")[before:]
     assert [e["event"] for e in new] == ["start", "done"]
-    config_text = (out / "config.json").read_text()
+    config_text = (out / "config.json").read_text(encoding="utf-8")
     assert main(shared_train_args(cohort, out, "--lr", "0.01")) == 2
     err = capsys.readouterr().err
     assert "another configuration" in err and "lr" in err and len(err.strip().splitlines()) == 1
-    assert (out / "config.json").read_text() == config_text
+    assert (out / "config.json").read_text(encoding="utf-8") == config_text
 
 
 def test_transfer_mode_trains_only_layer4_and_fc(tmp_path):

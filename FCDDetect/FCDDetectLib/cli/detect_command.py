@@ -165,9 +165,9 @@ def run(args: argparse.Namespace) -> int:
     ensemble = is_ensemble_request(args.model)
     if ensemble and args.localized_smoothgrad:
         raise FCDInputError("--localized-smoothgrad: for one model bundle, not a fold ensemble")
-    metadata = model_metadata(args)  # a run whose folds disagree is refused here, before anything is written
     check_output_folder(args.out, (*DETECTION_FILES, *(["overlay.png"] if args.png else []),
-                                   *(["report.pdf"] if args.report else [])))  # before computing
+                                   *(["report.pdf"] if args.report else [])))  # first: before anything is read
+    metadata = model_metadata(args)  # a run whose folds disagree is refused here, before anything is written
 
     images: list = list(args.image)
     dicom = None

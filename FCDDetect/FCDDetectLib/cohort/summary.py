@@ -152,7 +152,7 @@ class SummaryWriter:
         >>> writer = SummaryWriter(path, [summary_row("sub-1", None, None, "pending")])
         >>> writer.update(summary_row("sub-1", {"probability": 0.9}, None, "done"))
         >>> writer.flush()
-        >>> path.read_text().splitlines()[1].split(",")[:3]
+        >>> path.read_text(encoding="utf-8").splitlines()[1].split(",")[:3]
         ['sub-1', 'done', '0.9']
     """
 

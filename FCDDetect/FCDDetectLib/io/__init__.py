@@ -10,7 +10,9 @@ Example:
 
 __all__ = [
     "atomic_files",
+    "byte_sizes",
     "dicom_series",
+    "ds004199_names",
     "image_io",
     "interrupts",
     "manifest_table",

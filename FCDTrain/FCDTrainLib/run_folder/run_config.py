@@ -276,6 +276,10 @@ def _type_problem(f: Any, value: Any) -> str | None:
     default = f.default_factory() if f.default_factory is not MISSING else f.default
     if default is MISSING or isinstance(default, str):
         ok, expected = isinstance(value, str), "a string"
+    elif default is None and str(f.type).startswith("list[int]"):  # patch: null or three integers
+        ok = value is None or (isinstance(value, list) and len(value) == 3
+                               and all(isinstance(v, int) and not isinstance(v, bool) for v in value))
+        expected = "null or a list of 3 integers"
     elif default is None:
         ok, expected = value is None or isinstance(value, str), "null or a string"
     elif isinstance(default, bool):

@@ -67,7 +67,9 @@ def start_remote_size(url: str, *, launcher: Launcher | None = None, python: str
 
 def download_task(folder: Path, progress: Any, url: str, cache_dir: str, name: str) -> str:
     """Child: download ``url`` into ``cache_dir/name`` atomically; the file's path."""
-    from FCDTrainLib.training.medicalnet_weights import download, human_size
+    from FCDDetectLib.io.byte_sizes import human_size
+
+    from FCDTrainLib.training.medicalnet_weights import download
 
     def report(done: int, total: int | None) -> None:
         progress(done / total if total else None, f"{human_size(done)} of {human_size(total)}")

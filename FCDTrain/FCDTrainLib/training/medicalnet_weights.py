@@ -26,6 +26,7 @@ from pathlib import Path
 
 from FCDDetectLib.choices import DEPTHS, PRETRAINED_STRATEGIES
 from FCDDetectLib.errors import FCDInputError
+from FCDDetectLib.io.byte_sizes import human_size
 
 WEIGHT_FAMILIES = tuple(s for s in PRETRAINED_STRATEGIES if s != "none")
 """Pretrained strategies that need a MedicalNet file: ``("medicalnet8", "medicalnet23")``."""
@@ -63,18 +64,6 @@ class CachedFile:
     @property
     def size_text(self) -> str:
         return human_size(self.size)
-
-
-def human_size(size: int | None) -> str:
-    """``123456789`` -> ``'117.7 MB'``."""
-    if size is None:
-        return "unknown size"
-    value = float(size)
-    for unit in ("B", "KB", "MB", "GB"):
-        if value < 1024 or unit == "GB":
-            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
-        value /= 1024
-    return f"{value:.1f} GB"
 
 
 def default_cache_dir() -> Path:

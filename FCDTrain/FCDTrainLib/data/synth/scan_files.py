@@ -25,6 +25,7 @@ from typing import Any
 from FCDDetectLib.choices import MODALITIES
 from FCDDetectLib.errors import FCDInputError
 from FCDDetectLib.io.atomic_files import write_json_atomic
+from FCDDetectLib.io.byte_sizes import human_size
 from FCDDetectLib.io.image_io import Image, save_image
 
 from FCDTrainLib.data.synth.variants import SynthVariant
@@ -102,6 +103,6 @@ def check_disk_space(out: Path, n_subjects: int, size: str, variant: SynthVarian
     free = shutil.disk_usage(where).free
     if need > free:
         raise FCDInputError(
-            f"synth: {out}: the cohort needs about {need / 1e9:.1f} GB ({n_subjects} subjects x {variant.n_sessions} "
-            f"session(s) at --size {size}{', randomised' if variant.randomize else ''}), but only {free / 1e9:.1f} GB "
-            f"are free on {where}; write fewer subjects or choose another --out")
+            f"synth: {out}: the cohort needs about {human_size(need)} ({n_subjects} subjects x {variant.n_sessions} "
+            f"session(s) at --size {size}{', randomised' if variant.randomize else ''}), but only {human_size(free)} "
+            f"is free on {where}; write fewer subjects or choose another --out")
