@@ -98,3 +98,15 @@ def test_help_imports_neither_torch_nor_monai():
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "[]"
+
+
+
+def test_an_ascii_locale_gets_escaped_text_not_a_traceback():
+    """``fcd experiment --help`` (its text holds a "±") under an ASCII locale without Python's
+    UTF-8 mode (as on CI; a cp1252 console is alike): printed escaped, exit 0."""
+    from Testing.builders.hostile_fixtures import run_fcd
+
+    done = run_fcd(["experiment", "--help"],
+                   env={"LC_ALL": "C", "PYTHONUTF8": "0", "PYTHONCOERCECLOCALE": "0", "PYTHONIOENCODING": ""})
+    assert done.returncode == 0 and "Traceback" not in done.stderr, done.stderr
+    assert "mean \\xb1 std" in done.stdout

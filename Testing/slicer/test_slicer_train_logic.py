@@ -138,6 +138,18 @@ def test_stop_kills_the_whole_process_tree(tmp_path):
     assert "started" in process.tail()
 
 
+def test_a_child_under_an_ascii_locale_prints_what_the_panel_reads():
+    # An ASCII locale without Python's UTF-8 mode (as on CI; cp1252 on Windows is alike): a
+    # child printing a non-ASCII character would die of UnicodeEncodeError unless told to write
+    # the UTF-8 that TreeProcess reads.
+    env = {**os.environ, "LC_ALL": "C", "PYTHONUTF8": "0", "PYTHONCOERCECLOCALE": "0"}
+    process = TreeProcess([sys.executable, "-c", r"print('accuracy 0.9 \u00b1 0.1 \u2192 fold 1')"], env=env)
+    process.start()
+    assert process.wait(timeout=60) == 0, process.tail()
+    time.sleep(0.2)  # the reader thread takes the last line
+    assert process.tail() == ["accuracy 0.9 \u00b1 0.1 \u2192 fold 1"]
+
+
 @pytest.fixture(scope="module")
 def cohort(tmp_path_factory):
     return write_cohort(tmp_path_factory.mktemp("cohort") / "ds", n_fcd=4, n_hc=4)

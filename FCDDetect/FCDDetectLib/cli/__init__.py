@@ -52,6 +52,7 @@ def build_parser(extra: Iterable[Register] = ()) -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None, extra: Iterable[Register] = ()) -> int:
     """Run ``fcd`` with ``argv`` (default: ``sys.argv[1:]``); returns the exit code."""
     previous = raise_on_sigterm()  # SIGTERM cleans up like Ctrl-C (writers leave a consistent folder)
+    _printable_anywhere()
     try:
         return _run(argv, extra)
     except Terminated:
@@ -63,6 +64,18 @@ def main(argv: Sequence[str] | None = None, extra: Iterable[Register] = ()) -> i
     finally:
         if previous is not None and threading.current_thread() is threading.main_thread():
             signal.signal(signal.SIGTERM, previous)
+
+
+def _printable_anywhere() -> None:
+    """Under a locale that cannot encode a character we print (ASCII, cp1252), print it escaped
+    (``\\xb1``) rather than end the command with a UnicodeEncodeError."""
+    for stream in (sys.stdout, sys.stderr):
+        encoding = (getattr(stream, "encoding", None) or "").lower().replace("-", "")
+        if encoding and not encoding.startswith("utf"):
+            try:
+                stream.reconfigure(errors="backslashreplace")
+            except (AttributeError, ValueError, OSError):  # not a text stream we may change: leave it
+                pass
 
 
 def _run(argv: Sequence[str] | None, extra: Iterable[Register]) -> int:

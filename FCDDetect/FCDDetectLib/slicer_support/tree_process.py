@@ -74,9 +74,12 @@ class TreeProcess:
             raise RuntimeError("process already running")
         kwargs = popen_options()
         self.stopped = False
+        # the output is read as UTF-8, so the child writes UTF-8 whatever its locale (an ASCII
+        # locale, or cp1252 on Windows, would end it at the first non-ASCII character it prints)
+        env = {**(self.env if self.env is not None else os.environ), "PYTHONIOENCODING": "utf-8"}
         self.popen = subprocess.Popen(
             self.command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-            env=self.env, cwd=self.cwd, text=True, encoding="utf-8", errors="replace", bufsize=1, **kwargs,
+            env=env, cwd=self.cwd, text=True, encoding="utf-8", errors="replace", bufsize=1, **kwargs,
         )
         # a new session: its group id is the child's pid, still valid once the child has ended
         self._group = None if sys.platform == "win32" else self.popen.pid
