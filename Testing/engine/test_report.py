@@ -9,6 +9,7 @@ centroid slice.
 
 from __future__ import annotations
 
+import json
 import os
 
 import numpy as np
@@ -116,3 +117,28 @@ def test_report_into_an_unwritable_folder_writes_nothing(tmp_path):
     with pytest.raises(FCDInputError, match="not on the map's grid"):
         write_report(result, [Image(image.array[:-1], image.affine)], tmp_path / "r")
     assert not (tmp_path / "r").exists()
+
+
+def test_a_saved_report_replaces_the_previous_one_as_a_unit(tmp_path):
+    """The Slicer panel's *Save report* (issue 25, item 4): a report of a scan with fewer clusters
+    saved into the same folder leaves no page of the previous report; a file of the user's stays."""
+    import copy
+
+    from FCDDetectLib.outputs.report_set import REPORT_MANIFEST, write_report_set
+
+    result, image, _, _ = _subject()
+    out = tmp_path / "saved"
+    assert write_report_set(result, [image], out) == out / "report.pdf"
+    first = sorted(os.listdir(out))
+    assert first == sorted([REPORT_MANIFEST, "report-page-1.png", "report-page-2.png", "report-page-3.png",
+                            "report-page-4.png", "report.pdf"])
+    (out / "notes.txt").write_text("mine", encoding="utf-8")
+    fewer = copy.deepcopy(result)
+    fewer.heatmap[_blob(HOT[1][0])] = 0.0  # one cluster less: one page less
+    fewer.probability = 0.61
+    write_report_set(fewer, [image], out)
+    assert sorted(os.listdir(out)) == sorted(["notes.txt", REPORT_MANIFEST, "report-page-1.png",
+                                              "report-page-2.png", "report-page-3.png", "report.pdf"])
+    manifest = json.loads((out / REPORT_MANIFEST).read_text(encoding="utf-8"))
+    assert manifest["probability"] == 0.61 and set(manifest["files"]) == set(manifest["pages"]) | {"report.pdf"}
+    assert len(PdfReader(str(out / "report.pdf")).pages) == 3

@@ -17,5 +17,6 @@ __all__ = [
     "overlay",
     "pdf_report",
     "report_pages",
+    "report_set",
     "report_slices",
 ]

@@ -67,12 +67,11 @@ def detect_task(folder: Path, progress: Any, model: str, options: dict[str, Any]
 def report_task(folder: Path, progress: Any, result: str, images: list[str], out_dir: str,
                 roi: str | None = None) -> str:
     """Child: the PDF report (and PNG pages) of a stored result; returns the PDF's path."""
-    from FCDDetectLib.outputs.pdf_report import write_report
+    from FCDDetectLib.outputs.report_set import write_report_set
 
     progress(None, "Writing the report...")
-    files = write_report(read_pickle(folder, result), [_image(folder, name) for name in images], out_dir,
-                         roi=_image(folder, roi))
-    return str(files.pdf)
+    return str(write_report_set(read_pickle(folder, result), [_image(folder, name) for name in images], out_dir,
+                                roi=_image(folder, roi)))
 
 
 def start_report(result: Any, images: Sequence[Any], out_dir: str | Path, roi: Any = None, *,
