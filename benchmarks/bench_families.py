@@ -198,13 +198,23 @@ def _hostile(bundle_path: Path, cohort: Path, n: int = 4) -> dict[str, Any]:
     return out
 
 
+def _label_map(path: Path) -> Any:
+    """A cluster label map we wrote (nibabel: an empty one is all zero), as an engine ``Image``."""
+    import nibabel as nib
+    import numpy as np
+    from FCDDetectLib.io.image_io import Image
+
+    image = nib.load(str(path))
+    return Image(np.asarray(image.dataobj), image.affine)
+
+
 def _retest(bundle_path: Path, cohort: Path, out: Path) -> dict[str, Any]:
     """fcd detect --data on the rescan cohort, then the per-pair figures (see the module docstring)."""
     import numpy as np
     from FCDDetectLib.cohort.discovery import discover_subjects
     from FCDDetectLib.cohort.runner import run_cohort
     from FCDDetectLib.grid.geometry import mask_onto_grid
-    from FCDDetectLib.io.image_io import Image, load_image
+    from FCDDetectLib.io.image_io import Image
     from FCDDetectLib.networks.bundle import load_bundle
     from FCDTrainLib.data.dataset_loader import load_dataset
 
@@ -220,7 +230,8 @@ def _retest(bundle_path: Path, cohort: Path, out: Path) -> dict[str, Any]:
         first, second = (out / s.subject_id for s in sessions[:2])
         results = [json.loads((folder / "result.json").read_text(encoding="utf-8")) for folder in (first, second)]
         lesion = [r["lesion_map"] for r in results]
-        masks = [load_image(folder / "lesion_clusters.nii.gz") for folder in (first, second)]
+        # a label map, all zero when a session has no cluster (load_image refuses constant images)
+        masks = [_label_map(folder / "lesion_clusters.nii.gz") for folder in (first, second)]
         a = masks[0].array > 0
         b = mask_onto_grid(Image(masks[1].array > 0, masks[1].affine), Image(a, masks[0].affine))
         listed = [json.loads((folder / "lesion_clusters.json").read_text(encoding="utf-8"))["clusters"] for folder in (first, second)]
