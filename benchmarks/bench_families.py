@@ -329,7 +329,7 @@ def main() -> int:
     results: dict[str, Any] = json.loads(results_path.read_text(encoding="utf-8")) if results_path.is_file() else {}
     results.update({
         "machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPU cores visible, torch threads "
-        f"{torch.get_num_threads()}, no GPU (shared 2-core CPU, nice -n 10, 5 other sessions' jobs beside it)",
+        f"{torch.get_num_threads()}, no GPU (CPU shared with other jobs)",
         "note": "synthetic data (fcd synth); lesion models at the demo's network scale on a 4 mm grid; not clinical "
         "performance",
         "options": {k: getattr(args, k) for k in ("train_subjects", "test_subjects", "full_subjects", "rescan_subjects",
