@@ -20,7 +20,8 @@ full-1mm            ``--size full`` (0.8 mm T1, 1 mm FLAIR, full-size grids)
 ==================  ========================================================
 
 Per model and family: ``fcd detect``'s pipeline (:func:`FCDDetectLib.detection.detect.detect`)
-on every subject, the lesion map's clusters (engine defaults: threshold 0.5, 50 mm3), the
+on every subject, the lesion map's clusters (at the bundle's operating point, chosen on its
+validation subjects; the engine's 0.5 and 50 mm3 for a bundle without one), the
 cohort figures (:func:`FCDDetectLib.maps.lesion_metrics.cohort_lesion_metrics`) and the share
 of subjects the out-of-distribution check flags, with its reasons. Hostile inputs made from
 the standard family's first subjects (a noise volume, a CT-like intensity range, a head cut

@@ -191,8 +191,9 @@ def _predict(fold: int, model_folder: str, subjects: list[Any], out: Path) -> No
 
 def _score(subjects: list[Any], out: Path) -> dict[str, Any]:
     """Lesion-level figures of nnU-Net's segmentations with the engine's code (defaults 0.5, 50 mm3)."""
+    import nibabel as nib
     import numpy as np
-    from FCDDetectLib.io.image_io import load_image, load_mask
+    from FCDDetectLib.io.image_io import load_mask
     from FCDDetectLib.maps.clusters import find_clusters
     from FCDDetectLib.maps.lesion_evidence import evidence_score
     from FCDDetectLib.maps.lesion_metrics import cohort_lesion_metrics, subject_lesion_metrics
@@ -200,8 +201,9 @@ def _score(subjects: list[Any], out: Path) -> dict[str, Any]:
 
     rows, scores, labels = [], [], []
     for subject in subjects:
-        segmentation = load_image(out / f"{subject.subject_id}.nii.gz")
-        lesion = (segmentation.array > 0.5).astype(np.float32)
+        # nibabel, not load_image: a segmentation with no lesion is all zero, which load_image refuses
+        segmentation = nib.load(str(out / f"{subject.subject_id}.nii.gz"))
+        lesion = (np.asarray(segmentation.dataobj) > 0.5).astype(np.float32)
         clusters = find_clusters(lesion, segmentation.affine)
         roi = subject.roi if int(subject.label) == 1 else None
         roi_image = load_mask(roi) if roi is not None else None
