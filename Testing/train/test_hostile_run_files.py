@@ -250,6 +250,30 @@ def test_ill_formed_events_are_skipped_and_repaired(tmp_path):
     assert path.read_bytes().count(b"\n") == 2
 
 
+@pytest.mark.parametrize("failure, line_stays", [(KeyboardInterrupt(), True), (OSError(28, "No space left"), False)])
+def test_an_interrupt_during_fsync_keeps_the_whole_line(tmp_path, monkeypatch, failure, line_stays):
+    """The Slicer panel's Stop comes right after it read an epoch line, often while the trainer
+    still fsyncs it: the whole line must stay (a Ctrl-C/SIGTERM there once took it back, and the
+    panel's progress fell to 0). A disk that refuses the fsync still takes the line back. The
+    interrupt is raised from os.fsync itself: a real signal cannot be timed into that call."""
+    import FCDTrainLib.run_folder.event_log as event_log
+
+    path = tmp_path / "events.jsonl"
+    log = EventLog(path)
+    log.emit("start", folds=[0], max_epochs=2)
+    real_fsync = os.fsync
+
+    def interrupted(fd):
+        monkeypatch.setattr(event_log.os, "fsync", real_fsync)
+        raise failure
+
+    monkeypatch.setattr(event_log.os, "fsync", interrupted)
+    with pytest.raises(type(failure)):
+        log.emit("epoch", fold=0, epoch=1, train_loss=0.5, val_loss=0.5, seconds=1.0)
+    assert [e["event"] for e in read_events(path)] == (["start", "epoch"] if line_stays else ["start"])
+    assert path.read_bytes().endswith(b"\n")
+
+
 @pytest.mark.parametrize("argv", [
     ["train", "--data", "absent", "--out", "OUT", "--seed", "-1"],
     ["train", "--data", "absent", "--out", "OUT", "--seed", str(2**32)],

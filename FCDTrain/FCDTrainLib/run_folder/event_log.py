@@ -168,10 +168,16 @@ class EventLog:
                     written = 0
                     while written < len(data):
                         written += os.write(fd, data[written:])
-                    os.fsync(fd)
-                except BaseException:  # a full disk: take the part of the line back, no half line stays
+                except BaseException:  # a full disk or an interrupt mid-line: take the part back
                     os.ftruncate(fd, size)
                     raise
+                try:
+                    os.fsync(fd)
+                except OSError:  # the disk refused it: the line may not be stored, take it back
+                    os.ftruncate(fd, size)
+                    raise
+                # A Ctrl-C or SIGTERM during the fsync leaves the line: it is whole, and a reader
+                # may already have acted on it (the Slicer panel's Stop right after an epoch).
             finally:
                 os.close(fd)
         return event
