@@ -158,7 +158,7 @@ def detect(
     target_index = meta.class_names.index(options.target_class)
     heat_model_grid, logits = explain_and_classify(net, x, method, target_index, explain, layer)
     probabilities = torch.softmax(logits.float(), dim=1)[0]
-    fcd_index = meta.class_names.index("fcd") if "fcd" in meta.class_names else len(meta.class_names) - 1
+    fcd_index = fcd_class_index(meta.class_names)
     probability = float(probabilities[fcd_index])
     check_finite(meta.name, inputs.names[0], "probability", np.asarray([probability]))
     check_finite(meta.name, inputs.names[0], f"{method} map", heat_model_grid)
@@ -200,15 +200,10 @@ def detect(
     )
     if lesion_outputs:
         check_finite(meta.name, inputs.names[0], "lesion map", lesion_outputs["lesion_map"])
-    positive = meta.class_names[fcd_index]
-    negative = next(name for name in meta.class_names if name != positive)
-    classifier_prediction = positive if probability >= meta.threshold else negative
     evidence = lesion_evidence_of(lesion_outputs.get("lesion_clusters"), meta) if meta.has_lesion_head else None
     return DetectionResult(
         probability=probability,
-        prediction=(positive if evidence["fcd"] else negative) if evidence else classifier_prediction,
-        classifier_prediction=classifier_prediction,
-        decision_source="lesion_evidence" if evidence else "classifier",
+        **subject_decision(meta, probability, evidence),
         lesion_evidence=evidence,
         threshold=float(meta.threshold),
         method=method,
@@ -279,6 +274,38 @@ def detect_lesion_map(model: Any, inputs: DetectionInputs, device: str = "cpu") 
     x = prep.tensor.unsqueeze(0).to(next(bundle.model.parameters()).device)
     lesion = lesion_map_of(bundle.model, x, prep, head_mask(reference.array))
     return lesion, np.asarray(reference.affine, dtype=np.float64), roi
+
+
+def fcd_class_index(class_names: Sequence[str]) -> int:
+    """Index of the FCD class among a bundle's class names: the one named ``fcd``, else the last.
+
+    Example:
+        >>> fcd_class_index(["control", "fcd"]), fcd_class_index(["healthy", "lesion"])
+        (1, 1)
+    """
+    return list(class_names).index("fcd") if "fcd" in class_names else len(class_names) - 1
+
+
+def subject_decision(metadata: Any, probability: float, evidence: dict[str, Any] | None) -> dict[str, str]:
+    """The subject's prediction: the lesion evidence's when there is one, else the classifier's.
+
+    Returns ``prediction``, ``classifier_prediction`` (p(FCD) against the bundle's threshold)
+    and ``decision_source`` (``lesion_evidence`` or ``classifier``), as
+    :class:`~FCDDetectLib.detection.result.DetectionResult` takes them.
+
+    Example:
+        >>> subject_decision(bundle.metadata, 0.3, {"fcd": True})["prediction"]  # doctest: +SKIP
+        'fcd'
+    """
+    names = list(metadata.class_names)
+    positive = names[fcd_class_index(names)]
+    negative = next(name for name in names if name != positive)
+    classifier_prediction = positive if probability >= metadata.threshold else negative
+    return {
+        "prediction": (positive if evidence["fcd"] else negative) if evidence else classifier_prediction,
+        "classifier_prediction": classifier_prediction,
+        "decision_source": "lesion_evidence" if evidence else "classifier",
+    }
 
 
 def lesion_evidence_of(clusters: Any, metadata: Any) -> dict[str, Any]:

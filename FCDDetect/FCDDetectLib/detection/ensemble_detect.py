@@ -41,7 +41,14 @@ from typing import Any
 
 import numpy as np
 
-from FCDDetectLib.detection.detect import detect, lesion_evidence_of, load_model, resolve_device
+from FCDDetectLib.detection.detect import (
+    detect,
+    fcd_class_index,
+    lesion_evidence_of,
+    load_model,
+    resolve_device,
+    subject_decision,
+)
 from FCDDetectLib.detection.inputs import DetectionInputs, ImageSource
 from FCDDetectLib.detection.options import DetectOptions
 from FCDDetectLib.detection.result import DetectionResult
@@ -204,10 +211,7 @@ def detect_ensemble(ensemble: ModelEnsemble, images: ImageSource | Sequence[Imag
                                   lesion_heat_score_details=lesion_details)
         evidence = lesion_evidence_of(lesion_clusters, meta)
     probability = float(np.mean([m["probability"] for m in members]))
-    names = meta.class_names
-    positive = "fcd" if "fcd" in names else names[-1]
-    negative = next(name for name in names if name != positive)
-    classifier_prediction = positive if probability >= meta.threshold else negative
+    positive = meta.class_names[fcd_class_index(meta.class_names)]
     summary = {
         "n_members": len(members), "members": members, "missing_folds": list(ensemble.missing),
         "source": ensemble.source, "uncertainty": UNCERTAINTY,
@@ -220,9 +224,7 @@ def detect_ensemble(ensemble: ModelEnsemble, images: ImageSource | Sequence[Imag
                         f"{', '.join(ensemble.labels)}")
     return DetectionResult(
         probability=probability,
-        prediction=(positive if evidence["fcd"] else negative) if evidence else classifier_prediction,
-        classifier_prediction=classifier_prediction,
-        decision_source="lesion_evidence" if evidence else "classifier",
+        **subject_decision(meta, probability, evidence),
         lesion_evidence=evidence,
         threshold=float(meta.threshold),
         method=first.method,
