@@ -17,6 +17,7 @@ from FCDDetectLib.networks.medicalnet import load_medicalnet_weights
 from FCDDetectLib.networks.resnets import build_resnet, feature_stride
 from FCDDetectLib.outputs.detection_files import write_detection
 
+from Testing.builders.lesion_models import head_scan
 from Testing.builders.medicalnet_checkpoints import WIDTH, medicalnet_source, released_format
 
 
@@ -128,29 +129,9 @@ def test_bundle_written_the_old_way_still_loads(tmp_path):
         torch.testing.assert_close(loaded.model(x), plain(x))
 
 
-def _scan(tmp_path):
-    """An oblique-free LPS-ish scan with a head-shaped ellipsoid and an ROI on another grid."""
-    rng = np.random.default_rng(0)
-    shape = (40, 46, 36)
-    grid = np.stack(np.meshgrid(*[np.arange(n) for n in shape], indexing="ij"), -1)
-    inside = ((((grid - (np.array(shape) - 1) / 2) / (np.array(shape) * 0.38)) ** 2).sum(-1) <= 1)
-    image = np.where(inside, 100.0, 2.0) + rng.normal(0, 3, shape)
-    affine = np.diag([-2.5, -2.5, 3.0, 1.0])
-    affine[:3, 3] = [50, 60, -50]
-    image_path = tmp_path / "flair.nii.gz"
-    nib.save(nib.Nifti1Image(image.astype(np.float32), affine), image_path)
-    roi = np.zeros((30, 30, 30), np.uint8)
-    roi[12:18, 12:18, 12:18] = 1
-    roi_affine = np.diag([2.0, 2.0, 2.0, 1.0])
-    roi_affine[:3, 3] = [-30, -30, -30]
-    roi_path = tmp_path / "roi.nii.gz"
-    nib.save(nib.Nifti1Image(roi, roi_affine), roi_path)
-    return image_path, roi_path, shape
-
-
 def test_detect_on_a_lesion_bundle_writes_the_lesion_map_and_both_heat_scores(tmp_path, lesion_net):
     bundle = save_bundle(tmp_path / "lesion", lesion_net, _meta())
-    image, roi, shape = _scan(tmp_path)
+    image, roi, shape = head_scan(tmp_path)
     result = detect(bundle, [image], roi=roi, device="cpu")
     assert result.lesion_map is not None and result.lesion_map.shape == shape == result.heatmap.shape
     assert 0.0 <= float(result.lesion_map.min()) and float(result.lesion_map.max()) <= 1.0
@@ -169,7 +150,7 @@ def test_detect_on_a_plain_bundle_writes_no_lesion_map(tmp_path):
     torch.manual_seed(5)
     plain = build_resnet(18, geometry="medicalnet", widen_factor=WIDTH)
     bundle = save_bundle(tmp_path / "plain", plain, _meta(head="none"))
-    image, _, _ = _scan(tmp_path)
+    image, _, _ = head_scan(tmp_path)
     result = detect(bundle, [image], device="cpu")
     out = write_detection(result, tmp_path / "out")
     assert result.lesion_map is None and not (out / "lesion_map.nii.gz").exists()
