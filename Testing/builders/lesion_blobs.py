@@ -11,6 +11,8 @@ Example:
 
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 
 BLOB_SHAPE = (24, 24, 24)
@@ -32,3 +34,24 @@ def planted_blobs(n: int, seed: int, shape: tuple[int, int, int] = BLOB_SHAPE, r
             roi[i, 0][ball] = 1.0
             x[i, 0][ball] += gain
     return x, y, roi
+
+
+def blob_lesion_config(seed: int = 0, epochs: int = 3, **overrides: Any) -> Any:
+    """A lesion-supervised RunConfig for 20^3 blob volumes (quarter-width ResNet-18, 1 mm, no rotation)."""
+    from FCDTrainLib.run_folder.run_config import RunConfig
+
+    values: dict[str, Any] = dict(
+        data="blobs", depth=18, geometry="medicalnet", widen_factor=0.25, max_epochs=epochs, batch_size=4, lr=3e-3,
+        shape=[20, 20, 20], spacing=[1.0, 1.0, 1.0], rotation_degrees=0.0, supervision="lesion", decoder_width=8,
+        seed=seed, early_stop_patience=epochs)
+    values.update(overrides)
+    return RunConfig(**values)
+
+
+def blob_fold_data(seed: int, n_train: int = 16, n_val: int = 8) -> Any:
+    """A FoldData of 20^3 planted blobs (gain 4): training volumes of ``seed``, validation of ``100 + seed``."""
+    from FCDTrainLib.training.fold_data import FoldData
+
+    x, y, roi = planted_blobs(n_train, seed, shape=(20, 20, 20), gain=4.0)
+    vx, vy, vroi = planted_blobs(n_val, 100 + seed, shape=(20, 20, 20), gain=4.0)
+    return FoldData(x, y, vx, vy, roi, vroi)

@@ -15,21 +15,15 @@ from FCDTrainLib.training.patches import PatchSampler
 from FCDTrainLib.training.schedules import SCHEDULES, PlateauSchedule, PolySchedule
 from FCDTrainLib.training.trainer import Trainer
 
-from Testing.builders.lesion_blobs import planted_blobs
+from Testing.builders.lesion_blobs import blob_fold_data, blob_lesion_config, planted_blobs
 
 
 def _config(**kw) -> RunConfig:
-    values = dict(data="blobs", depth=18, geometry="medicalnet", widen_factor=0.25, max_epochs=3, batch_size=4,
-                  lr=3e-3, shape=[20, 20, 20], spacing=[1.0, 1.0, 1.0], rotation_degrees=0.0, supervision="lesion",
-                  decoder_width=8, seed=0, early_stop_patience=1)
-    values.update(kw)
-    return RunConfig(**values)
+    return blob_lesion_config(**{"early_stop_patience": 1, **kw})
 
 
-def _data(seed: int, n_train: int = 8, n_val: int = 4) -> FoldData:
-    x, y, roi = planted_blobs(n_train, seed, shape=(20, 20, 20), gain=4.0)
-    vx, vy, vroi = planted_blobs(n_val, 100 + seed, shape=(20, 20, 20), gain=4.0)
-    return FoldData(x, y, vx, vy, roi, vroi)
+def _data(seed: int) -> FoldData:
+    return blob_fold_data(seed, n_train=8, n_val=4)
 
 
 def test_every_schedule_choice_has_a_factory():

@@ -17,22 +17,8 @@ from FCDTrainLib.training.lesion_trainer import LesionTrainer
 from FCDTrainLib.training.trainer import Trainer
 from FCDTrainLib.training.trainer_registry import trainer_class
 
-from Testing.builders.lesion_blobs import planted_blobs
+from Testing.builders.lesion_blobs import blob_fold_data, blob_lesion_config, planted_blobs
 from Testing.builders.train_fixtures import TEST_SHAPE, TEST_SPACING, train_args, write_cohort
-
-
-def _blob_config(seed: int = 0, epochs: int = 3, **kw) -> RunConfig:
-    values = dict(data="blobs", depth=18, geometry="medicalnet", widen_factor=0.25, max_epochs=epochs, batch_size=4,
-                  lr=3e-3, shape=[20, 20, 20], spacing=[1.0, 1.0, 1.0], rotation_degrees=0.0, supervision="lesion",
-                  decoder_width=8, seed=seed, early_stop_patience=epochs)
-    values.update(kw)
-    return RunConfig(**values)
-
-
-def _blob_data(seed: int, n_train: int = 16, n_val: int = 8) -> FoldData:
-    x, y, roi = planted_blobs(n_train, seed, shape=(20, 20, 20), gain=4.0)
-    vx, vy, vroi = planted_blobs(n_val, 100 + seed, shape=(20, 20, 20), gain=4.0)
-    return FoldData(x, y, vx, vy, roi, vroi)
 
 
 def test_supervision_picks_the_trainer_variant():
@@ -52,8 +38,8 @@ def test_lesion_map_peak_lands_in_the_planted_blob(tmp_path):
     # least one patient, and every patient's blob at least 30 % above its background (margins
     # below the worst seed).
     torch.manual_seed(0)
-    config = _blob_config(seed=0, epochs=8, lesion_schedule="plateau")  # measured with the plateau schedule
-    data = _blob_data(0)
+    config = blob_lesion_config(seed=0, epochs=8, lesion_schedule="plateau")  # measured with the plateau schedule
+    data = blob_fold_data(0)
     trainer = LesionTrainer(config, 0, data, tmp_path / "fold-0", EventLog(tmp_path / "events.jsonl"), progress=False)
     outcome = trainer.fit()
     trainer.model.load_state_dict(outcome.best_state)
@@ -86,13 +72,13 @@ class _StopAfterFirstCheckpoint(LesionTrainer):
 
 @pytest.mark.slow
 def test_lesion_training_resumes_bit_exact(tmp_path):
-    config = _blob_config(seed=1, epochs=2)
-    straight = LesionTrainer(config, 0, _blob_data(1, 8, 4), tmp_path / "a", EventLog(tmp_path / "a.jsonl"),
+    config = blob_lesion_config(seed=1, epochs=2)
+    straight = LesionTrainer(config, 0, blob_fold_data(1, 8, 4), tmp_path / "a", EventLog(tmp_path / "a.jsonl"),
                              progress=False).fit()
     with pytest.raises(_Interrupted):
-        _StopAfterFirstCheckpoint(config, 0, _blob_data(1, 8, 4), tmp_path / "b", EventLog(tmp_path / "b.jsonl"),
+        _StopAfterFirstCheckpoint(config, 0, blob_fold_data(1, 8, 4), tmp_path / "b", EventLog(tmp_path / "b.jsonl"),
                                   progress=False).fit()
-    resumed = LesionTrainer(config, 0, _blob_data(1, 8, 4), tmp_path / "b", EventLog(tmp_path / "b.jsonl"),
+    resumed = LesionTrainer(config, 0, blob_fold_data(1, 8, 4), tmp_path / "b", EventLog(tmp_path / "b.jsonl"),
                             progress=False).fit()
     keys = ("epoch", "train_loss", "train_lesion_loss", "val_loss", "val_lesion_loss", "val_dice", "best_epoch")
     assert [{k: h[k] for k in keys} for h in resumed.history] == [{k: h[k] for k in keys} for h in straight.history]
@@ -104,8 +90,8 @@ def test_lesion_training_resumes_bit_exact(tmp_path):
 def test_lesion_training_follows_the_validation_lesion_loss(tmp_path):
     # The best epoch, best_val_loss (and so the scheduler and early stopping, which read the
     # same figure) follow val_lesion_loss under lesion supervision, not the class + lesion sum.
-    config = _blob_config(seed=2, epochs=3, lesion_schedule="plateau")
-    outcome = LesionTrainer(config, 0, _blob_data(2, 8, 4), tmp_path / "fold-0", EventLog(tmp_path / "e.jsonl"),
+    config = blob_lesion_config(seed=2, epochs=3, lesion_schedule="plateau")
+    outcome = LesionTrainer(config, 0, blob_fold_data(2, 8, 4), tmp_path / "fold-0", EventLog(tmp_path / "e.jsonl"),
                             progress=False).fit()
     assert LesionTrainer.monitor == "val_lesion_loss" and Trainer.monitor == "val_loss"
     for k, record in enumerate(outcome.history):
@@ -142,7 +128,7 @@ def test_transfer_mode_with_the_head_trains_layer4_fc_and_decoder(tmp_path):
     torch.manual_seed(11)
     weights = tmp_path / "resnet_18.pth"
     save_medicalnet_checkpoint(build_resnet(18, geometry="medicalnet"), weights)  # released layout, no fc
-    config = _blob_config(epochs=1, pretrained="medicalnet8", weights=str(weights), widen_factor=1.0,
+    config = blob_lesion_config(epochs=1, pretrained="medicalnet8", weights=str(weights), widen_factor=1.0,
                           shape=[16, 16, 16])
     model, info = build_model(config, 0)
     assert info["head"] == "lesion" and info["weights_missing"]
