@@ -43,6 +43,7 @@ Usage:
     nice -n 10 python benchmarks/bench_train_pipeline.py                  # demo grid, CPU
     python benchmarks/bench_train_pipeline.py --grid default --device cuda --subjects 60
     python benchmarks/bench_train_pipeline.py --variants fp32 bf16 --no-compile --epochs 2
+    python benchmarks/bench_train_pipeline.py --supervision lesion --no-compile   # the lesion head
 """
 
 from __future__ import annotations
@@ -91,10 +92,11 @@ def _load() -> list[float]:
     return [round(x, 2) for x in os.getloadavg()]
 
 
-def make_config(grid: str, cohort: Path, device: str, epochs: int, batch_size: int | None) -> RunConfig:
+def make_config(grid: str, cohort: Path, device: str, epochs: int, batch_size: int | None,
+                supervision: str = "none") -> RunConfig:
     """The run's config: the demo preset or RunConfig's defaults, ``epochs`` epochs, fold 0 only."""
     overrides: dict[str, Any] = {"data": str(cohort), "device": device, "max_epochs": epochs,
-                                 "early_stop_patience": epochs + 1}
+                                 "early_stop_patience": epochs + 1, "supervision": supervision}
     if batch_size:
         overrides["batch_size"] = batch_size
     if grid == "demo":
@@ -137,6 +139,8 @@ def main() -> None:
     parser.add_argument("--subjects", type=int, default=50,
                         help="synthetic cohort size (fold 0 of 5 is trained: 32 training volumes of 50)")
     parser.add_argument("--cohort", type=Path, default=None, help="use this cohort folder instead of a new one")
+    parser.add_argument("--supervision", choices=("none", "lesion"), default="none",
+                        help="lesion: the lesion head and its trainer, in the pipeline and the limit alike")
     parser.add_argument("--epochs", type=int, default=6, help="Trainer epochs (the first is not timed)")
     parser.add_argument("--batch-size", type=int, default=None, help="default: the config's")
     parser.add_argument("--iters", type=int, default=5, help="timed steps of each bare loop (interleaved)")
@@ -173,7 +177,8 @@ def main() -> None:
         return
     with tempfile.TemporaryDirectory(prefix="bench-train-pipeline-") as tmp:
         work = Path(tmp)
-        config = make_config(args.grid, args.cohort or work / "cohort", args.device, args.epochs, args.batch_size)
+        config = make_config(args.grid, args.cohort or work / "cohort", args.device, args.epochs, args.batch_size,
+                             args.supervision)
         pipe = pipeline(config, work, device, args.subjects, args.cohort)
     print(json.dumps({"pipeline": pipe}))
     variants = ["policy", *[v for v in args.variants if v not in ("compile", "policy")]]
@@ -194,7 +199,8 @@ def main() -> None:
         "measured": started, "finished": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         "machine": _machine(device), "device": device.type, "torch": torch.__version__,
         "load_average_start": load_start, "load_average_end": _load(),
-        "grid": args.grid, "depth": config.depth, "widen_factor": config.widen_factor, "geometry": config.geometry,
+        "grid": args.grid, "supervision": config.supervision, "depth": config.depth,
+        "widen_factor": config.widen_factor, "geometry": config.geometry,
         "spacing": list(config.spacing), "shape": list(config.shape), "batch_size": config.batch_size,
         "precision_policy": "bf16 autocast" if device.type == "cuda" else "fp32",
         "ratio_to_adjacent_limit_median": pipe["ratio_to_adjacent_limit_median"],
@@ -212,7 +218,7 @@ def main() -> None:
                                              "ratio_pipeline_to_limit", "ratio_epoch_to_limit",
                                              "ratio_fastest_epoch_to_limit", "ratio_fastest_batch_to_limit",
                                              "input_share")}))
-    _merge(args.out, f"{device.type}-{args.grid}", result)
+    _merge(args.out, f"{device.type}-{args.grid}" + ("-lesion" if args.supervision == "lesion" else ""), result)
 
 
 def bare_only(args: argparse.Namespace, device: torch.device, load_start: list[float], started: str) -> None:

@@ -44,6 +44,10 @@ def _variant_context(variant: str, device: torch.device):
 class BareLoop:
     """Forward + CE + backward + Adam on random tensors on ``device``, one variant.
 
+    With ``config.supervision == "lesion"`` the network has the lesion head and the loss is
+    the lesion trainer's (CE + :func:`~FCDTrainLib.training.lesion_trainer.lesion_loss_function`
+    on a random target: a cube in each volume), so the limit does the decoder's work too.
+
     ``policy``: the Trainer's precision (the limit); ``fp32``; ``fp32_fill`` (fp32 with
     ``torch.utils.deterministic.fill_uninitialized_memory`` on, as ``fcd train`` ran before
     :func:`FCDTrainLib.experiment.train_run.deterministic_cpu`); ``channels_last``; ``bf16``; ``compile``.
@@ -59,10 +63,19 @@ class BareLoop:
         model.to(device).train()
         self.x = torch.randn(config.batch_size, len(config.modalities), *config.shape, device=device)
         self.y = torch.randint(0, 2, (config.batch_size,), device=device)
+        self.lesion = config.supervision == "lesion"
+        if self.lesion:
+            from FCDTrainLib.training.lesion_trainer import lesion_loss_function
+
+            self.lesion_loss = lesion_loss_function()
+            self.roi = torch.zeros(config.batch_size, 1, *config.shape, device=device)
+            corner = [n // 3 for n in config.shape]
+            self.roi[(slice(None), slice(None), *[slice(c, c + max(2, c // 3)) for c in corner])] = 1.0
         if variant == "channels_last":
             model = model.to(memory_format=torch.channels_last_3d)
             self.x = self.x.contiguous(memory_format=torch.channels_last_3d)
         self.optimizer = torch.optim.Adam([p for p in model.parameters() if p.requires_grad], lr=config.lr)
+        self.model = model
         self.forward = torch.compile(model) if variant == "compile" else model
         self.times: list[float] = []
         self.first_step_seconds = self.step(record=False)
@@ -75,8 +88,13 @@ class BareLoop:
             _sync(self.device)
             started = time.perf_counter()
             with _variant_context(self.variant, self.device):
-                logits = self.forward(self.x)
+                if self.lesion:
+                    logits, lesion_logits = self.model.forward_with_lesion(self.x)
+                else:
+                    logits = self.forward(self.x)
             loss = F.cross_entropy(logits.float(), self.y)
+            if self.lesion:
+                loss = loss + float(self.config.lesion_weight) * self.lesion_loss(lesion_logits.float(), self.roi)
             self.optimizer.zero_grad(set_to_none=True)
             loss.backward()
             self.optimizer.step()
@@ -114,14 +132,15 @@ def bare_loops(config: RunConfig, device: torch.device, variants: list[str], ite
 
 # --------------------------------------------------------------------- the pipeline
 def timed_trainer_class(device: torch.device, limit: BareLoop, limit_steps: int):
-    """A :class:`Trainer` whose hooks add their wall time to ``self.seconds`` (the real hooks run).
+    """The limit's config's trainer (``Trainer`` or ``LesionTrainer``), its hooks adding their wall
+    time to ``self.seconds`` (the real hooks run).
 
     After each training epoch (outside its timers) ``limit`` takes ``limit_steps`` steps, so
     each epoch has a measurement of the limit taken under the same load.
     """
-    from FCDTrainLib.training.trainer import Trainer
+    from FCDTrainLib.training.trainer_registry import trainer_class
 
-    class TimedTrainer(Trainer):
+    class TimedTrainer(trainer_class(limit.config)):
         def __init__(self, *args: Any, **kwargs: Any) -> None:
             super().__init__(*args, **kwargs)
             self.epochs: list[dict[str, Any]] = []

@@ -125,21 +125,44 @@ def test_save_image_round_trip_and_header(tmp_path):
     assert sorted(p.name for p in out.parent.iterdir()) == ["heatmap.nii.gz"]  # no temporary left
 
 
-def test_failed_write_leaves_the_old_file_and_no_temporary(tmp_path, monkeypatch):
-    out = tmp_path / "heatmap.nii.gz"
+@pytest.mark.parametrize("name", ["heatmap.nii.gz", "heatmap.nii"])
+def test_failed_write_leaves_the_old_file_and_no_temporary(tmp_path, monkeypatch, name):
+    from FCDDetectLib.io import image_io
+
+    out = tmp_path / name
     save_image(out, _volume(), AFFINE)
     before = out.read_bytes()
 
-    def broken_save(image, filename):
+    def broken_write(filename, *_):
         with open(filename, "wb") as handle:
             handle.write(b"half a file")
         raise OSError("disk full")
 
-    monkeypatch.setattr(nib, "save", broken_save)
+    # .nii.gz bytes are compressed in memory and written by _write_bytes; .nii goes through nibabel
+    monkeypatch.setattr(image_io, "_write_bytes", broken_write)
+    monkeypatch.setattr(nib, "save", lambda image, filename: broken_write(filename))
     with pytest.raises(OSError, match="disk full"):
         save_image(out, _volume() * 2, AFFINE)
     assert out.read_bytes() == before
-    assert sorted(os.listdir(tmp_path)) == ["heatmap.nii.gz"]
+    assert sorted(os.listdir(tmp_path)) == [name]
+
+
+def test_nii_gz_is_the_gzip_of_nibabels_bytes_and_reads_back_everywhere(tmp_path):
+    # the fast gzip (isal) must write the very NIfTI bytes nibabel writes, in a stream that
+    # nibabel and SimpleITK (Slicer's reader) open
+    import gzip
+
+    import SimpleITK as sitk
+
+    volume = _volume()
+    save_image(tmp_path / "fast.nii.gz", volume, AFFINE)
+    save_image(tmp_path / "plain.nii", volume, AFFINE)
+    assert gzip.decompress((tmp_path / "fast.nii.gz").read_bytes()) == (tmp_path / "plain.nii").read_bytes()
+    np.testing.assert_array_equal(np.asarray(nib.load(tmp_path / "fast.nii.gz").dataobj), volume)
+    itk = sitk.GetArrayFromImage(sitk.ReadImage(str(tmp_path / "fast.nii.gz")))
+    np.testing.assert_array_equal(itk.transpose(2, 1, 0), volume)
+    save_image(tmp_path / "again.nii.gz", volume, AFFINE)  # mtime 0: the same bytes every time
+    assert (tmp_path / "again.nii.gz").read_bytes() == (tmp_path / "fast.nii.gz").read_bytes()
 
 
 def test_json_and_text_atomic(tmp_path):

@@ -146,6 +146,28 @@ def test_detect_on_a_lesion_bundle_writes_the_lesion_map_and_both_heat_scores(tm
     assert summary["lesion_map"]["n_clusters"] == len(result.lesion_clusters.clusters)
 
 
+@pytest.mark.parametrize("method", ["gradcam", "smoothgrad"])
+def test_detect_reuses_the_explanations_encoder_pass_for_the_same_lesion_map(tmp_path, lesion_net, method):
+    # Grad-CAM's forward pass lends its encoder features to the decoder; SmoothGrad (noisy copies
+    # only) cannot, and the encoder runs again. Both must give the map of a pass of its own.
+    from FCDDetectLib.detection.detect import lesion_map_of
+    from FCDDetectLib.grid.head_mask import head_mask
+    from FCDDetectLib.grid.preprocess import preprocess
+    from FCDDetectLib.io.image_io import load_image
+
+    bundle = load_bundle(save_bundle(tmp_path / "lesion", lesion_net, _meta()))
+    image, _, _ = head_scan(tmp_path)
+    with pytest.MonkeyPatch.context() as patch:
+        if method == "gradcam":  # no second encoder pass
+            patch.setattr(bundle.model, "lesion_probability", lambda x: pytest.fail("the encoder ran again"))
+        result = detect(bundle, [image], device="cpu", method=method, nt_samples=2)
+    scan = load_image(image)
+    prep = preprocess([scan], bundle.metadata.target_spacing, bundle.metadata.target_shape)
+    own_pass = lesion_map_of(bundle.model, prep.tensor.unsqueeze(0), prep, head_mask(scan.array))
+    assert float(own_pass.max()) > 0.0
+    np.testing.assert_allclose(result.lesion_map, own_pass, atol=1e-6)
+
+
 def test_detect_on_a_plain_bundle_writes_no_lesion_map(tmp_path):
     torch.manual_seed(5)
     plain = build_resnet(18, geometry="medicalnet", widen_factor=WIDTH)

@@ -12,7 +12,7 @@ import pytest
 from FCDDetectLib.errors import FCDInputError
 from FCDDetectLib.grid.antialias import antialias, antialias_sigmas
 from FCDDetectLib.grid.head_mask import head_mask
-from FCDDetectLib.grid.input_grid import to_input_grid
+from FCDDetectLib.grid.input_grid import separable_linear, to_input_grid
 from FCDDetectLib.grid.preprocess import preprocess
 from FCDDetectLib.io.image_io import Image, load_image, save_image
 from scipy import ndimage
@@ -87,7 +87,7 @@ def test_to_input_grid_matches_an_independent_resampling_through_the_affines(gri
     affine = centred_affine(IN_SPACING, IN_SHAPE, HEAD_CENTRE, angles, lps=grid.endswith("LPS"))
     prep = preprocess([Image(head_phantom(affine, IN_SHAPE, HEAD_CENTRE, HEAD_RADII), affine)], SPACING, SHAPE)
     to_model = (np.linalg.inv(prep.model_affine) @ affine)[:3, :3]
-    # axial grids have their axes along the model's: to_input_grid takes scipy's diagonal form
+    # axial grids have their axes along the model's: to_input_grid takes its separable path
     assert np.any(to_model - np.diag(np.diagonal(to_model))) == grid.startswith("oblique")
     heat = np.random.default_rng(2).random(SHAPE).astype(np.float32)
     back = to_input_grid(heat, prep)
@@ -98,6 +98,26 @@ def test_to_input_grid_matches_an_independent_resampling_through_the_affines(gri
     _, not_outside = _model_voxels_of_input(prep, margin=-0.01)
     assert (~not_outside).sum() > 1000  # the model FOV does not cover the whole input here
     assert np.all(back[~not_outside] == 0.0)  # outside the model FOV: 0
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_separable_linear_is_scipys_linear_affine_transform(seed):
+    # scales below and above 1, offsets that put samples before the first voxel, between two
+    # voxels, on the last one and past it: every sample must be scipy's (constant mode, 0 outside)
+    rng = np.random.default_rng(seed)
+    volume = rng.random((7, 9, 5)).astype(np.float32)
+    scales = rng.uniform(0.2, 1.7, 3)
+    offsets = rng.uniform(-3.0, 1.0, 3)
+    shape = (17, 13, 11)
+    expected = ndimage.affine_transform(volume, scales, offset=offsets, output_shape=shape, output=np.float32,
+                                        order=1, mode="constant", cval=0.0)
+    got = separable_linear(volume, scales, offsets, shape)
+    assert (expected == 0).any() and (expected != 0).any()
+    np.testing.assert_allclose(got, expected, atol=1e-6)
+    # exactly on the last voxel: its value; a hair past it: 0, as in scipy
+    edge = separable_linear(volume, (1.0, 1.0, 1.0), (6.0, 0.0, 0.0), (1, 1, 1))
+    assert edge[0, 0, 0] == volume[6, 0, 0]
+    assert separable_linear(volume, (1.0, 1.0, 1.0), (6.0 + 1e-9, 0.0, 0.0), (1, 1, 1))[0, 0, 0] == 0.0
 
 
 def test_world_pattern_survives_the_inverse(oblique_affine_in):

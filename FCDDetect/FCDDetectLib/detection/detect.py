@@ -156,7 +156,9 @@ def detect(
     x = prep.tensor.unsqueeze(0).to(device)
     net = bundle.model
     target_index = meta.class_names.index(options.target_class)
-    heat_model_grid, logits = explain_and_classify(net, x, method, target_index, explain, layer)
+    # a lesion model's decoder reads the encoder features of the explanation's own forward pass
+    features: list[Any] | None = [] if meta.has_lesion_head else None
+    heat_model_grid, logits = explain_and_classify(net, x, method, target_index, explain, layer, features=features)
     probabilities = torch.softmax(logits.float(), dim=1)[0]
     fcd_index = fcd_class_index(meta.class_names)
     probability = float(probabilities[fcd_index])
@@ -195,7 +197,7 @@ def detect(
             check_finite(meta.name, inputs.names[0], f"SmoothGrad map ({modality})", signed)
     lesion_outputs = (
         _lesion_outputs(net, x, prep, head, roi_image, roi_mask, mask_image, roi_name,
-                        options.cluster_threshold, options.min_cluster_mm3)
+                        options.cluster_threshold, options.min_cluster_mm3, features)
         if meta.has_lesion_head else {}
     )
     if lesion_outputs:
@@ -327,16 +329,19 @@ def lesion_evidence_of(clusters: Any, metadata: Any) -> dict[str, Any]:
             "calibrated": threshold is not None, "fcd": decide(score, threshold)}
 
 
-def lesion_map_of(net: Any, x: Any, prep: Any, head: np.ndarray) -> np.ndarray:
+def lesion_map_of(net: Any, x: Any, prep: Any, head: np.ndarray, features: Sequence[Any] | None = None) -> np.ndarray:
     """The lesion head's probability on the input grid, restricted to ``head`` (float32, not rescaled).
+
+    ``features``: the encoder's feature maps of a pass over ``x`` already made (see
+    :func:`explain_and_classify`); without them the encoder runs again.
 
     Example:
         >>> lesion = lesion_map_of(bundle.model, x, prep, head_mask(prep.reference.array))  # doctest: +SKIP
     """
-    return np.where(head, lesion_map_on_input_grid(net, x, prep), np.float32(0.0)).astype(np.float32)
+    return np.where(head, lesion_map_on_input_grid(net, x, prep, features), np.float32(0.0)).astype(np.float32)
 
 
-def lesion_map_on_input_grid(net: Any, x: Any, prep: Any) -> np.ndarray:
+def lesion_map_on_input_grid(net: Any, x: Any, prep: Any, features: Sequence[Any] | None = None) -> np.ndarray:
     """The lesion head's voxel probability for ``x``, mapped onto the input grid.
 
     The same inverse as the heatmap (:func:`FCDDetectLib.grid.preprocess.to_input_grid`, linear,
@@ -351,15 +356,17 @@ def lesion_map_on_input_grid(net: Any, x: Any, prep: Any) -> np.ndarray:
     from FCDDetectLib.grid.input_grid import to_input_grid
 
     with torch.no_grad():
-        probability = net.lesion_probability(x)[0, 0].float().cpu().numpy()
+        whole = net.lesion_probability_from_features(x, features) if features else net.lesion_probability(x)
+        probability = whole[0, 0].float().cpu().numpy()
     return np.clip(to_input_grid(probability, prep), 0.0, 1.0)
 
 
 def _lesion_outputs(net: Any, x: Any, prep: Any, head: np.ndarray, roi_image: Image | None,
                     roi_mask: np.ndarray | None, mask_image: Image | None, roi_name: str,
-                    cluster_threshold: float, min_cluster_mm3: float) -> dict[str, Any]:
+                    cluster_threshold: float, min_cluster_mm3: float,
+                    features: Sequence[Any] | None = None) -> dict[str, Any]:
     """Lesion map (restricted to the head like the heatmap), its clusters, lesion figures and Heat-Score."""
-    lesion_map = lesion_map_of(net, x, prep, head)
+    lesion_map = lesion_map_of(net, x, prep, head, features)
     affine = np.asarray(prep.reference.affine, dtype=np.float64)
     clusters = find_clusters(lesion_map, affine, cluster_threshold, min_cluster_mm3, head_mask=head)
     outputs: dict[str, Any] = {
@@ -375,23 +382,38 @@ def _lesion_outputs(net: Any, x: Any, prep: Any, head: np.ndarray, roi_image: Im
 
 
 def explain_and_classify(
-    net: Any, x: Any, method: str, target_index: int, explain: Any, layer: str = DEFAULT_LAYER
+    net: Any, x: Any, method: str, target_index: int, explain: Any, layer: str = DEFAULT_LAYER,
+    features: list[Any] | None = None,
 ) -> tuple[np.ndarray, Any]:
     """The heatmap and the network's logits for ``x``.
 
     The CAM methods run the network once on ``x`` itself: its output is kept (forward
     hook) and serves as the classification, which saves a second forward pass. SmoothGrad
     only sees noisy copies, so the logits come from a separate forward pass.
+    ``features`` (an empty list, for a network with ``feature_modules``, i.e. a lesion
+    head): filled with the encoder's feature maps of that same pass on ``x`` (left empty for
+    SmoothGrad), so the lesion decoder needs no encoder pass of its own.
+
+    Example:
+        >>> features = []
+        >>> heat, logits = explain_and_classify(net, x, "gradcam", 1, explain, features=features)  # doctest: +SKIP
     """
     import torch
 
     outputs: list[Any] = []
-    handle = net.register_forward_hook(lambda _module, _inputs, output: outputs.append(output.detach()))
+    captured: list[Any] = []
+    handles = [net.register_forward_hook(lambda _module, _inputs, output: outputs.append(output.detach()))]
+    stages = net.feature_modules() if features is not None and hasattr(net, "feature_modules") else []
+    handles += [stage.register_forward_hook(lambda _module, _inputs, output: captured.append(output.detach()))
+                for stage in stages]
     try:
         heat = explain(net, x, method=method, target_class=target_index, layer=layer)
     finally:
-        handle.remove()
+        for handle in handles:
+            handle.remove()
     if method in CAM_METHODS and outputs:
+        if stages and len(captured) >= len(stages):
+            features.extend(captured[:len(stages)])  # the first pass, the one whose logits are kept
         return heat, outputs[0]
     with torch.no_grad():
         return heat, net(x)

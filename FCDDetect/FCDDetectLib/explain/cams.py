@@ -281,13 +281,16 @@ def minmax_normalise(heat: np.ndarray) -> np.ndarray:
         >>> minmax_normalise(np.array([2.0, 4.0, 3.0])).tolist()
         [0.0, 1.0, 0.5]
     """
-    heat = heat.astype(np.float32)
-    if not np.all(np.isfinite(heat)):
+    heat = np.asarray(heat, dtype=np.float32)
+    # finite float64 sum <=> every float32 value finite (it cannot overflow): one pass, no mask
+    if not np.isfinite(heat.sum(dtype=np.float64)):
         return np.zeros_like(heat)
     low, high = float(heat.min()), float(heat.max())
     if not high > low:
         return np.zeros_like(heat)
-    return ((heat - low) / (high - low)).astype(np.float32)
+    scaled = np.subtract(heat, np.float32(low), dtype=np.float32)
+    scaled /= np.float32(high - low)  # in place: the same float32 values as (heat - low) / (high - low)
+    return scaled
 
 
 @contextmanager

@@ -2,7 +2,8 @@
 
 Inverse (:func:`to_input_grid`): one linear resampling of the model-grid volume at the
 world positions of the reference's voxels, through the two affines
-(``scipy.ndimage.affine_transform``, 0 outside the model field of view), sampled only
+(``scipy.ndimage.affine_transform``, or :func:`separable_linear` when the axes are aligned;
+0 outside the model field of view), sampled only
 inside the box of input voxels that can see a non-zero model voxel (the rest is exactly
 0; on a 1 mm scan this skips most of the 8.7 M voxels). We first used
 MONAI's own ``Compose.inverse`` and checked it (MONAI 1.6.1, oblique 20 deg about x and y,
@@ -52,25 +53,69 @@ def to_input_grid(volume_on_model_grid: np.ndarray, prep: Preprocessed) -> np.nd
     box = _input_box_of_nonzero(volume, to_model, reference.array.shape)
     if box is None:
         return result
-    start, stop = box
-    matrix = to_model[:3, :3]
-    if not np.any(matrix - np.diag(np.diagonal(matrix))):
-        # Input axes along the model's (a RAS or LPS axial scan): scipy's diagonal form (a 1-D
-        # matrix) samples the same points, a third faster than the general 3 x 3 form.
-        matrix = np.diagonal(matrix).copy()
     # Only the input voxels that can see a non-zero model voxel are sampled (the head's
     # part of an 8.7 M-voxel scan): the same samples as over the whole grid, the rest is 0.
-    result[tuple(slice(a, b) for a, b in zip(start, stop, strict=True))] = ndimage.affine_transform(
+    start, stop = box
+    matrix = to_model[:3, :3]
+    offset = to_model[:3, 3] + matrix @ start
+    output_shape = tuple(int(n) for n in stop - start)
+    region = tuple(slice(a, b) for a, b in zip(start, stop, strict=True))
+    if not np.any(matrix - np.diag(np.diagonal(matrix))):
+        # Input axes along the model's (a RAS or LPS axial scan, the common case): linear
+        # interpolation is separable, one axis at a time (the same samples as scipy's).
+        result[region] = separable_linear(volume, np.diagonal(matrix), offset, output_shape)
+        return result
+    result[region] = ndimage.affine_transform(
         volume,
         matrix,
-        offset=to_model[:3, 3] + to_model[:3, :3] @ start,
-        output_shape=tuple(int(n) for n in stop - start),
+        offset=offset,
+        output_shape=output_shape,
         output=np.float32,
         order=1,
         mode="constant",
         cval=0.0,
     )
     return result
+
+
+def separable_linear(
+    volume: np.ndarray, scales: Sequence[float], offsets: Sequence[float], output_shape: Sequence[int]
+) -> np.ndarray:
+    """Linear resampling of ``volume`` at ``index * scales + offsets`` per axis, 0 outside it.
+
+    What ``scipy.ndimage.affine_transform(volume, scales, offsets, order=1, mode="constant")``
+    computes for a diagonal matrix (a sample outside ``[0, n - 1]`` on any axis is 0, one
+    inside interpolates its two neighbours), done one axis at a time: trilinear weights are a
+    product of one weight per axis. Written by hand because scipy's general spline code takes
+    the full 8-neighbour path per voxel: 0.31 s against 0.04 s for a 1 mm head box from a
+    96 x 112 x 96 grid (numpy, one core; the results agree to 2e-7). The last pass runs along
+    axis 0, where each sample copies whole planes.
+
+    Example:
+        >>> v = np.arange(4, dtype=np.float32).reshape(4, 1, 1)
+        >>> separable_linear(v, (0.5, 1, 1), (0.0, 0, 0), (8, 1, 1)).ravel().tolist()
+        [0.0, 0.5, 1.0, 1.5, 2.0, 2.5, 3.0, 0.0]
+    """
+    out = np.asarray(volume, dtype=np.float32)
+    for axis in reversed(range(out.ndim)):
+        positions = float(scales[axis]) * np.arange(int(output_shape[axis]), dtype=np.float64) + float(offsets[axis])
+        out = _linear_along(out, axis, positions)
+    return out
+
+
+def _linear_along(volume: np.ndarray, axis: int, positions: np.ndarray) -> np.ndarray:
+    """``volume`` sampled linearly at ``positions`` (voxel indices, float) along ``axis``; 0 outside [0, n - 1]."""
+    n = volume.shape[axis]
+    inside = (positions >= 0.0) & (positions <= n - 1.0)
+    low = np.clip(np.floor(positions), 0, max(n - 2, 0)).astype(np.intp)
+    weight_high = np.where(inside, positions - low, 0.0).astype(np.float32)
+    weight_low = inside.astype(np.float32) - weight_high
+    shape = [1] * volume.ndim
+    shape[axis] = -1
+    out = np.take(volume, low, axis=axis)
+    out *= weight_low.reshape(shape)
+    out += np.take(volume, np.minimum(low + 1, n - 1), axis=axis) * weight_high.reshape(shape)
+    return out
 
 
 def _input_box_of_nonzero(

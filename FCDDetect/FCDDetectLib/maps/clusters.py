@@ -154,7 +154,7 @@ def _check_map(map_array: np.ndarray) -> np.ndarray:
     data = np.asarray(map_array, dtype=np.float32)
     if data.ndim != 3:
         raise FCDInputError(f"map: expected a 3D array, got shape {data.shape}")
-    if not np.all(np.isfinite(data)):
+    if not np.isfinite(data.sum(dtype=np.float64)):  # one pass: finite exactly when every voxel is
         raise FCDInputError("map: contains NaN or Inf values")
     return data
 
@@ -215,12 +215,13 @@ def restrict_to_head(map_array: np.ndarray, head: np.ndarray) -> np.ndarray:
     mask = np.asarray(head, dtype=bool)
     if mask.shape != data.shape:
         raise FCDInputError(f"head mask: shape {mask.shape} differs from the map's {data.shape}")
-    return np.where(mask, data, np.float32(0.0)).astype(np.float32)
+    return np.where(mask, data, np.float32(0.0)).astype(np.float32, copy=False)
 
 
 def _head_from(head_mask: np.ndarray | None, image: np.ndarray | None, shape: tuple[int, ...]) -> np.ndarray | None:
     if head_mask is not None:
-        mask = np.asarray(head_mask) > 0.5
+        mask = np.asarray(head_mask)
+        mask = mask if mask.dtype == np.bool_ else mask > 0.5
         if mask.shape != shape:
             raise FCDInputError(f"head mask: shape {mask.shape} differs from the map's {shape}")
         return mask

@@ -161,6 +161,26 @@ class LesionResNet(ResNet):
         """Voxel lesion probability (sigmoid of the lesion logits), (N, 1, X, Y, Z)."""
         return torch.sigmoid(self.forward_with_lesion(x)[1].float())
 
+    def feature_modules(self) -> list[nn.Module]:
+        """The modules whose outputs, in one ``forward``, are :meth:`encode`'s feature maps (in order).
+
+        A forward hook on each collects the features of a pass made for another purpose
+        (Grad-CAM's), so :meth:`lesion_probability_from_features` needs no second encoder pass.
+        """
+        return [self.act, self.layer1, self.layer2, self.layer3, self.layer4]
+
+    def lesion_probability_from_features(self, x: torch.Tensor, features: list[torch.Tensor]) -> torch.Tensor:
+        """:meth:`lesion_probability` from the feature maps of an encoder pass over the same ``x``.
+
+        Example:
+            >>> net = build_lesion_resnet(18, widen_factor=0.25).eval()
+            >>> x = torch.zeros(1, 1, 24, 28, 20)
+            >>> _, features = net.encode(x)
+            >>> bool(torch.equal(net.lesion_probability_from_features(x, features), net.lesion_probability(x)))
+            True
+        """
+        return torch.sigmoid(self.decoder(x, list(features)).float())
+
 
 def build_lesion_resnet(depth: int, in_channels: int = 1, num_classes: int = 2, geometry: str = "paper", *,
                         widen_factor: float = 1.0, decoder_width: int = DEFAULT_DECODER_WIDTH,
