@@ -133,13 +133,13 @@ def main() -> None:
     parser.add_argument("--grid", choices=("demo", "default"), default="demo",
                         help="demo: RunConfig.preset('demo') (ResNet-18 x0.25, 4 mm, 48x56x48, batch 8); "
                              "default: RunConfig's defaults (2 mm, 96x112x96)")
-    from FCDDetectLib.choices import DEVICES
+    from FCDDetectLib.choices import DEVICES, SUPERVISION
 
     parser.add_argument("--device", default="cpu", choices=DEVICES)
     parser.add_argument("--subjects", type=int, default=50,
                         help="synthetic cohort size (fold 0 of 5 is trained: 32 training volumes of 50)")
     parser.add_argument("--cohort", type=Path, default=None, help="use this cohort folder instead of a new one")
-    parser.add_argument("--supervision", choices=("none", "lesion"), default="none",
+    parser.add_argument("--supervision", choices=SUPERVISION, default="none",
                         help="lesion: the lesion head and its trainer, in the pipeline and the limit alike")
     parser.add_argument("--epochs", type=int, default=6, help="Trainer epochs (the first is not timed)")
     parser.add_argument("--batch-size", type=int, default=None, help="default: the config's")

@@ -56,3 +56,25 @@ def test_head_mask_inside_its_box_equals_the_whole_grid(cut):
     volume = {"whole": volume, "neck cut": volume[:, :, 20:], "side cut": volume[15:, :70, :]}[cut]
     mask = head_mask(volume)
     assert mask.any() and np.array_equal(mask, _head_mask_on_the_whole_grid(volume))
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_head_mask_equals_the_rule_on_noisy_heads_with_many_components(seed):
+    # head_mask skips the rule's second 3D fill (after keeping the largest component): it must
+    # not matter, also with bright specks in the air, blobs inside dark cavities, a shell
+    # that the background leaks into and components touching the largest one diagonally
+    from FCDDetectLib.grid.head_mask import head_mask
+
+    rng = np.random.default_rng(seed)
+    shape = (40, 36, 30)
+    grid = np.stack(np.meshgrid(*[np.arange(n) for n in shape], indexing="ij")).astype(np.float32)
+    centre = np.array(shape, np.float32)[:, None, None, None] / 2 + rng.uniform(-2, 2, (3, 1, 1, 1))
+    radius = np.sqrt(((grid - centre) ** 2).sum(0))
+    volume = np.where(radius < 13, 60.0, 1.0).astype(np.float32)
+    volume[(radius > 6) & (radius < 8)] = 2.0  # a dark shell: inside it, a cavity and a bright core
+    volume[radius < 3] = 80.0
+    leaks = rng.random(shape) < 0.02 * seed
+    volume[leaks & (radius > 6) & (radius < 8)] = 60.0  # bridges through the dark shell
+    volume += rng.random(shape).astype(np.float32) * 20.0 * (rng.random(shape) < 0.05)  # specks everywhere
+    mask = head_mask(volume)
+    assert mask.any() and np.array_equal(mask, _head_mask_on_the_whole_grid(volume))

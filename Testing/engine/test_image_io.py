@@ -138,8 +138,8 @@ def test_failed_write_leaves_the_old_file_and_no_temporary(tmp_path, monkeypatch
             handle.write(b"half a file")
         raise OSError("disk full")
 
-    # .nii.gz bytes are compressed in memory and written by _write_bytes; .nii goes through nibabel
-    monkeypatch.setattr(image_io, "_write_bytes", broken_write)
+    # .nii.gz is written by _save_nifti_gz (nibabel into a gzip stream); .nii by nib.save
+    monkeypatch.setattr(image_io, "_save_nifti_gz", lambda image, filename: broken_write(filename))
     monkeypatch.setattr(nib, "save", lambda image, filename: broken_write(filename))
     with pytest.raises(OSError, match="disk full"):
         save_image(out, _volume() * 2, AFFINE)
@@ -148,8 +148,8 @@ def test_failed_write_leaves_the_old_file_and_no_temporary(tmp_path, monkeypatch
 
 
 def test_nii_gz_is_the_gzip_of_nibabels_bytes_and_reads_back_everywhere(tmp_path):
-    # the fast gzip (isal) must write the very NIfTI bytes nibabel writes, in a stream that
-    # nibabel and SimpleITK (Slicer's reader) open
+    # the fast gzip stream (isal) must hold the very NIfTI bytes nibabel writes, and nibabel and
+    # SimpleITK (Slicer's reader) must open it
     import gzip
 
     import SimpleITK as sitk

@@ -282,8 +282,7 @@ def minmax_normalise(heat: np.ndarray) -> np.ndarray:
         [0.0, 1.0, 0.5]
     """
     heat = np.asarray(heat, dtype=np.float32)
-    # finite float64 sum <=> every float32 value finite (it cannot overflow): one pass, no mask
-    if not np.isfinite(heat.sum(dtype=np.float64)):
+    if not np.isfinite(heat).all():
         return np.zeros_like(heat)
     low, high = float(heat.min()), float(heat.max())
     if not high > low:

@@ -154,7 +154,7 @@ def _check_map(map_array: np.ndarray) -> np.ndarray:
     data = np.asarray(map_array, dtype=np.float32)
     if data.ndim != 3:
         raise FCDInputError(f"map: expected a 3D array, got shape {data.shape}")
-    if not np.isfinite(data.sum(dtype=np.float64)):  # one pass: finite exactly when every voxel is
+    if not np.isfinite(data).all():
         raise FCDInputError("map: contains NaN or Inf values")
     return data
 
@@ -193,11 +193,15 @@ def midline_x(affine: np.ndarray, shape: tuple[int, ...], head: np.ndarray | Non
     if mask is not None and np.any(mask):
         # The centroid from the mask's three projections (what ndimage.center_of_mass gives, to
         # float rounding, without its float64 products of the whole volume: 8.7 M voxels at 1 mm).
-        total = float(np.count_nonzero(mask))
-        axes = range(mask.ndim)
-        centre = np.array([np.dot(np.arange(mask.shape[a], dtype=np.float64),
-                                  mask.sum(axis=tuple(b for b in axes if b != a), dtype=np.float64)) / total
-                           for a in axes])
+        # Counts are summed as small integers first (uint16 along Z: at most 65535 voxels per
+        # line), then the two short projections in float64: 10 ms -> 2 ms at 1 mm, the same sums.
+        voxels = mask.view(np.uint8)
+        line_counts = np.add.reduce(voxels, axis=2, dtype=np.uint16 if mask.shape[2] < 65536 else np.uint32)
+        projections = [line_counts.sum(axis=1, dtype=np.float64), line_counts.sum(axis=0, dtype=np.float64),
+                       np.add.reduce(np.add.reduce(voxels, axis=0, dtype=np.uint32), axis=0, dtype=np.float64)]
+        total = float(projections[0].sum())
+        centre = np.array([np.dot(np.arange(mask.shape[a], dtype=np.float64), projections[a]) / total
+                           for a in range(3)])
     else:
         centre = (np.asarray(shape[:3], dtype=np.float64) - 1.0) / 2.0
     return float(_to_ras(matrix, centre)[0, 0])
