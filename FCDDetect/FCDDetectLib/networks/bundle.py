@@ -111,8 +111,9 @@ def _all_finite(tensor: torch.Tensor) -> bool:
     """No NaN or Inf in ``tensor``: one float64 sum (NaN or Inf anywhere makes it non-finite), exact check if not.
 
     A float64 sum of float32 weights cannot overflow, so a finite sum proves every value
-    finite, in one pass and no temporary the size of the tensor (``isfinite(t).all()``
-    allocates one: 0.16 s against 0.12 s for a ResNet-18 on one core).
+    finite; it took 0.12 s against ``isfinite(t).all()``'s 0.16 s for a ResNet-18's weights
+    on one core. Only a non-finite sum (a NaN or Inf somewhere, or float64 weights that
+    overflow) runs the exact check.
 
     Example:
         >>> import torch
