@@ -205,7 +205,8 @@ def run_stages(bundle_path: Path, image: Path, device: str, out: Path, stage) ->
     ``stage`` calls ``fn`` and returns its value; it measures what it likes around the call
     (seconds here, peak memory in ``bench_memory.py``).
     """
-    from FCDDetectLib.detection.detect import explain_and_classify, lesion_map_of
+    from FCDDetectLib.detection.detect import explain_and_classify
+    from FCDDetectLib.detection.lesion_map import lesion_map_of
     from FCDDetectLib.explain.cams import explain, minmax_normalise
     from FCDDetectLib.grid.head_mask import head_mask
     from FCDDetectLib.grid.input_grid import to_input_grid

@@ -150,7 +150,7 @@ def test_detect_on_a_lesion_bundle_writes_the_lesion_map_and_both_heat_scores(tm
 def test_detect_reuses_the_explanations_encoder_pass_for_the_same_lesion_map(tmp_path, lesion_net, method):
     # Grad-CAM's forward pass lends its encoder features to the decoder; SmoothGrad (noisy copies
     # only) cannot, and the encoder runs again. Both must give the map of a pass of its own.
-    from FCDDetectLib.detection.detect import lesion_map_of
+    from FCDDetectLib.detection.lesion_map import lesion_map_of
     from FCDDetectLib.grid.head_mask import head_mask
     from FCDDetectLib.grid.preprocess import preprocess
     from FCDDetectLib.io.image_io import load_image

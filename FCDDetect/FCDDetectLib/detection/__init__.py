@@ -8,7 +8,9 @@ Example:
 """
 
 __all__ = [
+    "decision",
     "detect",
     "ensemble_detect",
+    "lesion_map",
     "result",
 ]

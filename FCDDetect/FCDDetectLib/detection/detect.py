@@ -36,14 +36,15 @@ from typing import Any
 import numpy as np
 
 from FCDDetectLib.choices import CAM_METHODS, DEFAULT_LAYER, DEVICES
+from FCDDetectLib.detection.decision import fcd_class_index, lesion_evidence_of, subject_decision
 from FCDDetectLib.detection.inputs import DetectionInputs, ImageSource
+from FCDDetectLib.detection.lesion_map import lesion_map_of, lesion_outputs
 from FCDDetectLib.detection.options import DetectOptions
 from FCDDetectLib.detection.result import DetectionResult
 from FCDDetectLib.errors import FCDInputError
 from FCDDetectLib.io.image_io import Image
 from FCDDetectLib.maps.clusters import find_clusters
 from FCDDetectLib.maps.heat_score import heat_score_images
-from FCDDetectLib.maps.lesion_evidence import EVIDENCE_SCORE, decide, evidence_score
 from FCDDetectLib.maps.lesion_metrics import roi_on_grid, subject_lesion_metrics
 
 
@@ -94,7 +95,7 @@ def detect(
     ``heat_score_details.note`` says why. Clusters use ``cluster_threshold`` and
     ``min_cluster_mm3`` (see :mod:`FCDDetectLib.maps.clusters`; None: the bundle's operating
     point, else the engine's defaults). A model with a lesion head decides from its lesion
-    evidence (:func:`lesion_evidence_of`; ``decision_source`` says so), the others from p(FCD).
+    evidence (:func:`~FCDDetectLib.detection.decision.lesion_evidence_of`; ``decision_source`` says so), the others from p(FCD).
     Files may be NIfTI, NRRD, MetaImage or DICOM series folders (:mod:`FCDDetectLib.io.readers`);
     ``series`` chooses the series of a DICOM folder holding several, ``roi_segment`` the
     segment of a ``.seg.nrrd`` ROI (name or label value).
@@ -192,14 +193,14 @@ def detect(
                                       roi_name=roi_name, nt_samples=options.nt_samples, noise_sd=options.noise_sd)
         for modality, signed in saliency.maps.items():
             check_finite(meta.name, inputs.names[0], f"SmoothGrad map ({modality})", signed)
-    lesion_outputs = (
-        _lesion_outputs(net, x, prep, head, roi_image, roi_mask, mask_image, roi_name,
-                        options.cluster_threshold, options.min_cluster_mm3, features)
+    lesion_fields = (
+        lesion_outputs(net, x, prep, head, roi_image, roi_mask, mask_image, roi_name,
+                       options.cluster_threshold, options.min_cluster_mm3, features)
         if meta.has_lesion_head else {}
     )
-    if lesion_outputs:
-        check_finite(meta.name, inputs.names[0], "lesion map", lesion_outputs["lesion_map"])
-    evidence = lesion_evidence_of(lesion_outputs.get("lesion_clusters"), meta) if meta.has_lesion_head else None
+    if lesion_fields:
+        check_finite(meta.name, inputs.names[0], "lesion map", lesion_fields["lesion_map"])
+    evidence = lesion_evidence_of(lesion_fields.get("lesion_clusters"), meta) if meta.has_lesion_head else None
     return DetectionResult(
         probability=probability,
         **subject_decision(meta, probability, evidence),
@@ -229,7 +230,7 @@ def detect(
         model_verified=bool(getattr(bundle, "verified", False)),
         input_sha256=inputs.identity_checksums(),
         options=options.identity(),
-        **lesion_outputs,
+        **lesion_fields,
     )
 
 
@@ -296,109 +297,6 @@ def detect_lesion_map(model: Any, inputs: DetectionInputs, device: str = "cpu") 
     x = prep.tensor.unsqueeze(0).to(next(bundle.model.parameters()).device)
     lesion = lesion_map_of(bundle.model, x, prep, head)
     return lesion, np.asarray(reference.affine, dtype=np.float64), roi
-
-
-def fcd_class_index(class_names: Sequence[str]) -> int:
-    """Index of the FCD class among a bundle's class names: the one named ``fcd``, else the last.
-
-    Example:
-        >>> fcd_class_index(["control", "fcd"]), fcd_class_index(["healthy", "lesion"])
-        (1, 1)
-    """
-    return list(class_names).index("fcd") if "fcd" in class_names else len(class_names) - 1
-
-
-def subject_decision(metadata: Any, probability: float, evidence: dict[str, Any] | None) -> dict[str, str]:
-    """The subject's prediction: the lesion evidence's when there is one, else the classifier's.
-
-    Returns ``prediction``, ``classifier_prediction`` (p(FCD) against the bundle's threshold)
-    and ``decision_source`` (``lesion_evidence`` or ``classifier``), as
-    :class:`~FCDDetectLib.detection.result.DetectionResult` takes them.
-
-    Example:
-        >>> subject_decision(bundle.metadata, 0.3, {"fcd": True})["prediction"]  # doctest: +SKIP
-        'fcd'
-    """
-    names = list(metadata.class_names)
-    positive = names[fcd_class_index(names)]
-    negative = next(name for name in names if name != positive)
-    classifier_prediction = positive if probability >= metadata.threshold else negative
-    return {
-        "prediction": (positive if evidence["fcd"] else negative) if evidence else classifier_prediction,
-        "classifier_prediction": classifier_prediction,
-        "decision_source": "lesion_evidence" if evidence else "classifier",
-    }
-
-
-def lesion_evidence_of(clusters: Any, metadata: Any) -> dict[str, Any]:
-    """The subject-level lesion evidence of a lesion map's clusters, with the bundle's threshold.
-
-    ``{"score", "threshold", "fcd", "calibrated", "definition"}``: the score of
-    :func:`FCDDetectLib.maps.lesion_evidence.evidence_score`, the bundle's calibrated
-    threshold (``lesion_evidence`` in ``bundle.json``; 0, i.e. any cluster, for a bundle without
-    one) and the decision (score above the threshold).
-
-    Example:
-        >>> lesion_evidence_of(None, None)["fcd"]
-        False
-    """
-    calibration = getattr(metadata, "lesion_evidence", None) or {}
-    threshold = calibration.get("threshold")
-    score = evidence_score(clusters)
-    return {"definition": EVIDENCE_SCORE, "score": score, "threshold": float(threshold or 0.0),
-            "calibrated": threshold is not None, "fcd": decide(score, threshold)}
-
-
-def lesion_map_of(net: Any, x: Any, prep: Any, head: np.ndarray, features: Sequence[Any] | None = None) -> np.ndarray:
-    """The lesion head's probability on the input grid, restricted to ``head`` (float32, not rescaled).
-
-    ``features``: the encoder's feature maps of a pass over ``x`` already made (see
-    :func:`explain_and_classify`); without them the encoder runs again.
-
-    Example:
-        >>> lesion = lesion_map_of(bundle.model, x, prep, head_mask(prep.reference.array))  # doctest: +SKIP
-    """
-    return np.where(head, lesion_map_on_input_grid(net, x, prep, features), np.float32(0.0)).astype(np.float32)
-
-
-def lesion_map_on_input_grid(net: Any, x: Any, prep: Any, features: Sequence[Any] | None = None) -> np.ndarray:
-    """The lesion head's voxel probability for ``x``, mapped onto the input grid.
-
-    The same inverse as the heatmap (:func:`FCDDetectLib.grid.preprocess.to_input_grid`, linear,
-    0 outside the model field of view) but no min-max: the values stay probabilities in [0, 1].
-
-    Example:
-        >>> lesion_map_on_input_grid(bundle.model, x, prep).max() <= 1.0  # doctest: +SKIP
-        True
-    """
-    import torch
-
-    from FCDDetectLib.grid.input_grid import to_input_grid
-
-    with torch.no_grad():
-        whole = net.lesion_probability_from_features(x, features) if features else net.lesion_probability(x)
-        probability = whole[0, 0].float().cpu().numpy()
-    return np.clip(to_input_grid(probability, prep), 0.0, 1.0)
-
-
-def _lesion_outputs(net: Any, x: Any, prep: Any, head: np.ndarray, roi_image: Image | None,
-                    roi_mask: np.ndarray | None, mask_image: Image | None, roi_name: str,
-                    cluster_threshold: float, min_cluster_mm3: float,
-                    features: Sequence[Any] | None = None) -> dict[str, Any]:
-    """Lesion map (restricted to the head like the heatmap), its clusters, lesion figures and Heat-Score."""
-    lesion_map = lesion_map_of(net, x, prep, head, features)
-    affine = np.asarray(prep.reference.affine, dtype=np.float64)
-    clusters = find_clusters(lesion_map, affine, cluster_threshold, min_cluster_mm3, head_mask=head)
-    outputs: dict[str, Any] = {
-        "lesion_map": lesion_map,
-        "lesion_clusters": clusters,
-        "lesion_map_metrics": subject_lesion_metrics(lesion_map, affine, clusters, roi_mask, roi_name=roi_name),
-    }
-    if roi_image is not None:
-        details = heat_score_images(Image(lesion_map, affine), roi_image, mask_image, roi_name=roi_name,
-                                    undefined_ok=True)
-        outputs.update(lesion_heat_score=details.heat_score, lesion_heat_score_details=details)
-    return outputs
 
 
 def explain_and_classify(

@@ -41,14 +41,8 @@ from typing import Any
 
 import numpy as np
 
-from FCDDetectLib.detection.detect import (
-    detect,
-    fcd_class_index,
-    lesion_evidence_of,
-    load_model,
-    resolve_device,
-    subject_decision,
-)
+from FCDDetectLib.detection.decision import fcd_class_index, lesion_evidence_of, subject_decision
+from FCDDetectLib.detection.detect import detect, load_model, resolve_device
 from FCDDetectLib.detection.inputs import DetectionInputs, ImageSource
 from FCDDetectLib.detection.options import DetectOptions
 from FCDDetectLib.detection.result import DetectionResult
