@@ -165,6 +165,8 @@ def test_detect_reuses_the_explanations_encoder_pass_for_the_same_lesion_map(tmp
     prep = preprocess([scan], bundle.metadata.target_spacing, bundle.metadata.target_shape)
     own_pass = lesion_map_of(bundle.model, prep.tensor.unsqueeze(0), prep, head_mask(scan.array))
     assert float(own_pass.max()) > 0.0
+    # measured: identical (difference 0.0) for 4 weight seeds on this CPU; 1e-6 leaves room for another
+    # CPU's kernel choice, while a wrong or shifted feature map changes the map by far more
     np.testing.assert_allclose(result.lesion_map, own_pass, atol=1e-6)
 
 
