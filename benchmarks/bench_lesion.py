@@ -49,7 +49,7 @@ FIGURES = ("detection_rate", "specificity", "fp_per_patient", "fp_per_control", 
 
 
 def _options() -> argparse.Namespace:
-    from FCDDetectLib.choices import LESION_SCHEDULES, SUPERVISION
+    from FCDDetectLib.choices import INPUT_MODALITIES, LESION_SCHEDULES, SUPERVISION
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--work", default="benchmarks/.bench-lesion", help="cohorts and run folders")
@@ -69,6 +69,7 @@ def _options() -> argparse.Namespace:
     parser.add_argument("--spacing", type=float, nargs=3, default=[3.0, 3.0, 3.0])
     parser.add_argument("--shape", type=int, nargs=3, default=[64, 72, 64])
     parser.add_argument("--widen-factor", type=float, default=0.25)
+    parser.add_argument("--modality", choices=INPUT_MODALITIES, default="flair", help="input channels of the models")
     parser.add_argument("--shift", type=float, default=8.0, help="random shifts in mm")
     parser.add_argument("--patience", type=int, default=None, help="ReduceLROnPlateau patience (plateau schedules)")
     parser.add_argument("--lesion-schedule", choices=LESION_SCHEDULES, default="poly")
@@ -89,7 +90,8 @@ def _config(cohort: Path, args: argparse.Namespace, supervision: str):
     values: dict[str, Any] = dict(
         data=str(cohort), widen_factor=args.widen_factor, folds=args.folds, seed=0, max_epochs=args.epochs,
         lr=args.lr, batch_size=args.batch_size, spacing=list(args.spacing), shape=list(args.shape),
-        early_stop_patience=args.epochs, device="cpu", supervision=supervision, shift_mm=args.shift)
+        early_stop_patience=args.epochs, device="cpu", supervision=supervision, shift_mm=args.shift,
+        modality=args.modality)
     if supervision == "lesion":
         values.update(lesion_weight=args.lesion_weight, lesion_schedule=args.lesion_schedule,
                       patch=list(args.patch) if args.patch else None, foreground_fraction=args.foreground_fraction)
@@ -278,7 +280,7 @@ def main() -> int:
         "date": time.strftime("%Y-%m-%d"),
         "cohort": {"subjects": args.subjects, "subtlety": args.subtlety, "size": "small", "seed": args.seed,
                    "split_seed": 0, "folds": args.folds},
-        "options": {k: getattr(args, k) for k in ("epochs", "spacing", "shape", "lr", "batch_size", "widen_factor",
+        "options": {k: getattr(args, k) for k in ("epochs", "spacing", "shape", "lr", "batch_size", "widen_factor", "modality",
                                                   "lesion_weight", "shift", "patience", "lesion_schedule", "patch",
                                                   "foreground_fraction")},
         "bar": {name: f"{sense} {target}" for name, (sense, target) in BAR.items()},

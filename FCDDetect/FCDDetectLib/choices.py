@@ -54,8 +54,9 @@ LESION_SCHEDULES: tuple[str, ...] = ("poly", "plateau")
 fixed decay ``lr * (1 - epoch / epochs) ** 0.9`` with the last epoch's weights, or ``plateau``, the
 paper's ReduceLROnPlateau + early stopping + best epoch on the validation lesion loss."""
 
-LESION_EVIDENCE_SCORES: tuple[str, ...] = ("top_cluster_peak_x_volume_mm3",)
-"""Subject-level scores of a lesion map (:mod:`FCDDetectLib.maps.lesion_evidence`); the first is the one computed."""
+LESION_EVIDENCE_SCORES: tuple[str, ...] = ("top_component_peak_x_volume_mm3", "top_cluster_peak_x_volume_mm3")
+"""Subject-level scores of a lesion map (:mod:`FCDDetectLib.maps.lesion_evidence`): the first is the one new
+bundles are calibrated with; the second is read from bundles calibrated before it."""
 
 SYNTH_SIZES: tuple[str, ...] = ("tiny", "small", "full")
 """Voxel sizes of the synthetic cohort (``fcd synth --size``): ~6 mm, ~3 mm, the real protocol's."""

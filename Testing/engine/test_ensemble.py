@@ -171,3 +171,16 @@ def test_a_ray_worker_loads_the_folds_once_and_detects_like_the_local_runner(run
     assert row["status"] == "done" and row["n_folds"] == 3
     for key in ("probability", "prediction", "lesion_evidence", "fold_votes"):
         assert row[key] == local[key], key
+
+
+def test_members_calibrated_with_different_evidence_scores_give_no_mixed_threshold():
+    from FCDDetectLib.choices import LESION_EVIDENCE_SCORES
+    from FCDDetectLib.networks.ensemble import ensemble_metadata
+
+    from Testing.builders.lesion_models import lesion_meta
+
+    same = [lesion_meta(lesion_evidence={"score": LESION_EVIDENCE_SCORES[0], "threshold": t}) for t in (10.0, 30.0, 20.0)]
+    assert ensemble_metadata(same, ["fold-0", "fold-1", "fold-2"]).lesion_evidence["threshold"] == 20.0
+    mixed = [*same[:2], lesion_meta(lesion_evidence={"score": LESION_EVIDENCE_SCORES[1], "threshold": 20.0})]
+    # a threshold holds for its own score only: no median across definitions (any cluster decides)
+    assert ensemble_metadata(mixed, ["fold-0", "fold-1", "fold-2"]).lesion_evidence is None

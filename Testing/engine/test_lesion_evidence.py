@@ -80,3 +80,61 @@ def test_youden_threshold_and_auc():
     assert youden_threshold([0, 0, 10, 200, 400], [0, 0, 0, 1, 1]) == 105.0
     assert youden_threshold([1, 2], [1, 1]) is None
     assert roc_auc([0, 0, 10, 200], [0, 1, 0, 1]) == pytest.approx(0.625)
+
+
+def _speck_and_focus_map():
+    """A 1 mm map: a 0.9 focus of 64 mm3 and a 0.8 speck of 8 mm3 (a control's, or a small lesion's)."""
+    import numpy as np
+
+    data = np.zeros((20, 20, 20), np.float32)
+    data[2:6, 2:6, 2:6] = 0.9
+    data[12:14, 12:14, 12:14] = 0.8
+    return data
+
+
+def test_the_evidence_counts_every_component_at_the_threshold_the_older_score_only_the_kept_clusters():
+    import numpy as np
+    from FCDDetectLib.maps.clusters import find_clusters
+    from FCDDetectLib.maps.lesion_evidence import evidence_score
+
+    data = _speck_and_focus_map()
+    big_cut = find_clusters(data, np.eye(4), 0.5, 100.0)  # the focus (64 mm3) and the speck are both under 100 mm3
+    assert big_cut.clusters == []
+    assert evidence_score(big_cut, LESION_EVIDENCE_SCORES[0]) == pytest.approx(0.9 * 64)
+    assert evidence_score(big_cut, LESION_EVIDENCE_SCORES[1]) == 0.0
+    kept = find_clusters(data, np.eye(4), 0.5, 50.0)  # the focus kept, the speck not
+    assert evidence_score(kept, LESION_EVIDENCE_SCORES[0]) == evidence_score(kept, LESION_EVIDENCE_SCORES[1])
+    with pytest.raises(ValueError, match="map_maximum"):
+        evidence_score(kept, "map_maximum")
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_the_top_component_score_is_the_largest_peak_times_volume_over_every_component(seed):
+    import numpy as np
+    from FCDDetectLib.maps.clusters import find_clusters
+    from scipy import ndimage
+
+    rng = np.random.default_rng(seed)
+    data = ndimage.gaussian_filter(rng.random((30, 26, 22)), 1.2).astype(np.float32)
+    data = (data - data.min()) / (data.max() - data.min())
+    affine = np.diag([1.5, 2.0, 1.0, 1.0])
+    components, count = ndimage.label(data >= 0.6, structure=np.ones((3, 3, 3)))
+    assert count > 1
+    expected = max(float(data[components == k].max()) * int((components == k).sum()) * 3.0 for k in range(1, count + 1))
+    for size in (0.0, 20.0, 200.0, 1e6):
+        found = find_clusters(data, affine, 0.6, size)
+        # exact up to float32 peaks against float64 products (relative 1e-6)
+        assert found.top_component_peak_x_volume_mm3 == pytest.approx(expected, rel=1e-6)
+
+
+def test_a_bundle_keeps_the_evidence_definition_it_was_calibrated_with(tmp_path):
+    import numpy as np
+    from FCDDetectLib.detection.decision import lesion_evidence_of
+    from FCDDetectLib.maps.clusters import find_clusters
+
+    clusters = find_clusters(_speck_and_focus_map(), np.eye(4), 0.5, 100.0)
+    old = lesion_meta(lesion_evidence={"score": LESION_EVIDENCE_SCORES[1], "threshold": 10.0})
+    new = lesion_meta(lesion_evidence={"score": LESION_EVIDENCE_SCORES[0], "threshold": 10.0})
+    assert lesion_evidence_of(clusters, old)["definition"] == LESION_EVIDENCE_SCORES[1]
+    assert not lesion_evidence_of(clusters, old)["fcd"]  # no kept cluster: score 0
+    assert lesion_evidence_of(clusters, new)["fcd"]  # the 64 mm3 focus: 57.6 > 10

@@ -219,7 +219,7 @@ def test_lesion_run_writes_a_bundle_with_its_head_and_lesion_level_figures(cohor
     assert has_lesion_head(load_bundle(bundle).model)
     # operating point and lesion evidence chosen on the fold's validation subjects, in the bundle
     assert meta.operating_point["target_fp_per_control"] == 0.2 and "validation" in meta.operating_point
-    assert meta.lesion_evidence["score"] == "top_cluster_peak_x_volume_mm3"
+    assert meta.lesion_evidence["score"] == "top_component_peak_x_volume_mm3"
     metrics = json.loads((out / "fold-0" / "metrics.json").read_text(encoding="utf-8"))
     assert metrics["lesion_level_map"] == "lesion_map"
     assert set(metrics["lesion_level"]) == {"heatmap", "lesion_map"}

@@ -58,7 +58,8 @@ def lesion_evidence_of(clusters: Any, metadata: Any) -> dict[str, Any]:
     """The subject-level lesion evidence of a lesion map's clusters, with the bundle's threshold.
 
     ``{"score", "threshold", "fcd", "calibrated", "definition"}``: the score of
-    :func:`FCDDetectLib.maps.lesion_evidence.evidence_score`, the bundle's calibrated
+    :func:`FCDDetectLib.maps.lesion_evidence.evidence_score` under the definition the bundle was
+    calibrated with (the current one for a bundle without calibration), the bundle's calibrated
     threshold (``lesion_evidence`` in ``bundle.json``; 0, i.e. any cluster, for a bundle without
     one) and the decision (score above the threshold).
 
@@ -68,6 +69,7 @@ def lesion_evidence_of(clusters: Any, metadata: Any) -> dict[str, Any]:
     """
     calibration = getattr(metadata, "lesion_evidence", None) or {}
     threshold = calibration.get("threshold")
-    score = evidence_score(clusters)
-    return {"definition": EVIDENCE_SCORE, "score": score, "threshold": float(threshold or 0.0),
+    definition = calibration.get("score") or EVIDENCE_SCORE  # a bundle's threshold holds for its own score
+    score = evidence_score(clusters, definition)
+    return {"definition": definition, "score": score, "threshold": float(threshold or 0.0),
             "calibrated": threshold is not None, "fcd": decide(score, threshold)}

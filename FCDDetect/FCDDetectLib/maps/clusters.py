@@ -40,6 +40,7 @@ Example:
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from dataclasses import asdict, dataclass
 
@@ -128,6 +129,10 @@ class ClusterSet:
     min_size_mm3: float
     midline_x: float | None = None
     connectivity: int = CONNECTIVITY
+    top_component_peak_x_volume_mm3: float | None = None
+    """The largest ``peak x volume_mm3`` over every connected component at ``threshold``, those
+    below ``min_size_mm3`` included (0.0 when none; None for a set not made by :func:`find_clusters`).
+    The lesion evidence of new lesion bundles (:mod:`FCDDetectLib.maps.lesion_evidence`)."""
 
     def to_json(self) -> dict:
         """Settings and clusters as plain JSON types (the content of ``clusters.json``)."""
@@ -274,6 +279,33 @@ def _cluster_statistics(
     return peaks, means, peak_ijk, centre_ijk
 
 
+def _top_component_score(data: np.ndarray, components: np.ndarray, sizes: np.ndarray, keep: np.ndarray,
+                         kept_scores: np.ndarray, voxel_mm3: float) -> float:
+    """The largest ``peak x volume_mm3`` over every component (``sizes[k]`` voxels, label k >= 1).
+
+    The kept clusters' scores are ``kept_scores``; a component below the minimum size can only
+    win when its volume times the map's highest value beats them, so its peak is measured only
+    then (a lesion map's specks are few; a heatmap's band is one kept cluster).
+
+    Example:
+        >>> comps = np.array([[[1, 1, 0, 2]]]); vals = np.array([[[0.5, 0.9, 0.0, 0.7]]])
+        >>> _top_component_score(vals, comps, np.array([1, 2, 1]), np.array([1]), np.array([1.8]), 1.0)
+        1.8
+        >>> _top_component_score(vals, comps, np.array([1, 2, 1]), np.array([], int), np.array([]), 1.0)
+        1.8
+    """
+    best = float(kept_scores.max()) if kept_scores.size else 0.0
+    small = np.ones(sizes.size, dtype=bool)
+    small[0] = False
+    small[keep] = False
+    if not small.any() or float(sizes[small].max()) * voxel_mm3 * float(data.max()) <= best:
+        return best
+    inside = small[components]
+    peaks = np.zeros(sizes.size, dtype=np.float64)
+    np.maximum.at(peaks, components[inside], data[inside])
+    return max(best, float((peaks[small] * sizes[small]).max()) * voxel_mm3)
+
+
 def find_clusters(
     map_array: np.ndarray,
     affine: np.ndarray,
@@ -308,7 +340,7 @@ def find_clusters(
     voxel_mm3 = abs(float(np.linalg.det(matrix[:3, :3])))
 
     structure = ndimage.generate_binary_structure(3, CONNECTIVITY)
-    empty = ClusterSet([], np.zeros(data.shape, np.int16), level, min_size, mid)
+    empty = ClusterSet([], np.zeros(data.shape, np.int16), level, min_size, mid, top_component_peak_x_volume_mm3=0.0)
     above = data >= level
     bounds = mask_bounds(above)
     if bounds is None:
@@ -323,9 +355,11 @@ def find_clusters(
     sizes = np.bincount(components.ravel(), minlength=count + 1)
     keep = np.flatnonzero(sizes[1:] * voxel_mm3 >= min_size) + 1
     if keep.size == 0:
-        return empty
+        return dataclasses.replace(empty, top_component_peak_x_volume_mm3=_top_component_score(
+            data, components, sizes, keep, np.empty(0), voxel_mm3))
     peaks, means, peak_ijk, centre_ijk = _cluster_statistics(data, components, keep)
     kept_sizes = sizes[keep]
+    top_score = _top_component_score(data, components, sizes, keep, peaks * kept_sizes * voxel_mm3, voxel_mm3)
     # np.lexsort sorts by the last key first: peak, then volume, then mean, all descending.
     order = np.lexsort((-means, -kept_sizes, -peaks))[:_MAX_LABEL]
 
@@ -350,4 +384,4 @@ def find_clusters(
         )
     labels = np.zeros(empty.labels.shape, dtype=np.int16)
     labels[box] = relabel[components]
-    return ClusterSet(clusters, labels, level, min_size, mid)
+    return ClusterSet(clusters, labels, level, min_size, mid, top_component_peak_x_volume_mm3=top_score)

@@ -172,7 +172,8 @@ def ensemble_metadata(metadatas: Sequence[BundleMetadata], labels: Sequence[str]
 
     ``operating_point``: the mean of the members' cluster thresholds and minimum sizes (when every
     member has one); ``lesion_evidence``: the median of their thresholds (when every member has
-    one); ``threshold`` (the classifier's): their mean. The name lists the members, so a cohort's
+    one, all with the same score definition: thresholds of different scores do not mix; otherwise
+none, and any cluster decides); ``threshold`` (the classifier's): their mean. The name lists the members, so a cohort's
     resume tells one ensemble from another.
 
     Example:
@@ -192,8 +193,9 @@ def ensemble_metadata(metadatas: Sequence[BundleMetadata], labels: Sequence[str]
                  "members": {label: {k: p.get(k) for k in ("cluster_threshold", "min_cluster_mm3", "target_fp_per_control")}
                              for label, p in zip(labels, points, strict=True)}}
     thresholds = [(m.lesion_evidence or {}).get("threshold") for m in metadatas]
+    definitions = {(m.lesion_evidence or {}).get("score") for m in metadatas}
     evidence = None
-    if all(t is not None for t in thresholds) and first.lesion_evidence:
+    if all(t is not None for t in thresholds) and first.lesion_evidence and len(definitions) == 1:
         evidence = {"score": first.lesion_evidence["score"], "threshold": float(statistics.median(thresholds)),
                     "rule": "fcd when the ensemble map's score is above the median of the members' thresholds"}
     name = f"ensemble {Path(source).name or first.name} [{', '.join(labels)}]"

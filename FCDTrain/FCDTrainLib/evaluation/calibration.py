@@ -13,8 +13,8 @@ the lesion map of ``fcd detect`` (:func:`FCDDetectLib.detection.detect.detect_le
    false. The grid is our choice: thresholds 0.3-0.9 in steps of 0.1 around the 0.5 of a
    calibrated probability, sizes from the engine's 50 mm3 to 400 mm3 (a 9 mm cube; the
    smallest FCD-II lesions are some 270 mm3).
-2. **Lesion evidence** (:func:`FCDDetectLib.maps.lesion_evidence.evidence_score` at that
-   operating point): its threshold is Youden's J on the validation subjects
+2. **Lesion evidence** (:func:`FCDDetectLib.maps.lesion_evidence.evidence_score`: the top
+   component at that operating point's threshold, whatever its size): its threshold is Youden's J on the validation subjects
    (:func:`FCDDetectLib.maps.lesion_evidence.youden_threshold`); its validation ROC-AUC is stored
    beside it.
 
@@ -101,7 +101,8 @@ def _figures(maps: Sequence[ValidationMap], clusters: list[list[dict]], size: fl
     detected, fp_patients, fp_controls, dice, scores = [], [], [], [], []
     for item, found in zip(maps, clusters, strict=True):
         kept = [c for c in found if c["volume"] >= size]
-        scores.append(max((c["peak"] * c["volume"] for c in kept), default=0.0))
+        # The lesion evidence (EVIDENCE_SCORE): every component at the threshold, whatever its size.
+        scores.append(max((c["peak"] * c["volume"] for c in found), default=0.0))
         if item.label == 1 and item.roi is not None:
             touching = [c for c in kept if c["overlap"] > 0]
             detected.append(1.0 if touching else 0.0)
@@ -134,7 +135,7 @@ def choose_operating_point(maps: Sequence[ValidationMap], target_fp_per_control:
         raise FCDInputError("operating point: no validation subject could be read")
     table = []
     for threshold in thresholds:
-        clusters = _clusters_by_threshold(maps, threshold, min(sizes))
+        clusters = _clusters_by_threshold(maps, threshold, 0.0)  # every component: the evidence needs them all
         for size in sizes:
             table.append((float(threshold), float(size), _figures(maps, clusters, size)))
 
