@@ -7,6 +7,10 @@ Stages (``--stage``, default ``all``; each resumes what is done):
 
 - ``train``: every fold of every protocol, one after the other (``fcd train --fold K`` into one
   run folder per protocol; a fold killed half-way resumes exactly);
+- ``recalibrate`` (only when asked): every finished fold's operating point, lesion evidence and
+  test figures chosen and computed again with the current code, weights untouched
+  (:func:`FCDTrainLib.experiment.fold_calibration.recalibrate_fold`), so folds finished under
+  an older calibration rule are compared under one;
 - ``evaluate``: each fold's own figures (``fold-K/metrics.json``: the lesion map's clusters at
   the operating point chosen on the fold's validation subjects, detection rate, specificity,
   FP clusters per patient and per control, cluster PPV, Dice, the lesion evidence's and the
@@ -76,7 +80,7 @@ def _options() -> argparse.Namespace:
     parser.add_argument("--patch", type=int, nargs=3, default=None, help="lesion training patches (voxels)")
     parser.add_argument("--foreground-fraction", type=float, default=0.33)
     parser.add_argument("--protocols", nargs="+", default=["lesion"], choices=SUPERVISION)
-    parser.add_argument("--stage", choices=("train", "evaluate", "heldout", "all"), default="all")
+    parser.add_argument("--stage", choices=("train", "recalibrate", "evaluate", "heldout", "all"), default="all")
     parser.add_argument("--key", default="fold_bar_run", help="entry of the results file to write")
     parser.add_argument("--results", default="benchmarks/results-lesion-cpu.json")
     return parser.parse_args()
@@ -132,6 +136,23 @@ def _train(args: argparse.Namespace, data: Path, work: Path) -> dict[str, Any]:
             seconds[f"{supervision}/fold-{fold}"] = round(time.perf_counter() - t0, 1)
             print(f"{supervision} fold {fold}: {seconds[f'{supervision}/fold-{fold}']} s", flush=True)
     return seconds
+
+
+def _recalibrate(args: argparse.Namespace, work: Path) -> dict[str, Any]:
+    from FCDTrainLib.experiment.fold_calibration import recalibrate_fold
+
+    done: dict[str, Any] = {}
+    for supervision in args.protocols:
+        run_dir = work / f"run-{supervision}"
+        for fold in range(args.folds):
+            if (run_dir / f"fold-{fold}" / "metrics.json").is_file():
+                t0 = time.perf_counter()
+                point = recalibrate_fold(run_dir, fold)["operating_point"]
+                done[f"{supervision}/fold-{fold}"] = {"seconds": round(time.perf_counter() - t0, 1),
+                                                      "operating_point": point and {k: point[k] for k in (
+                                                          "cluster_threshold", "min_cluster_mm3")}}
+                print(f"recalibrated {supervision} fold {fold}: {done[f'{supervision}/fold-{fold}']}", flush=True)
+    return done
 
 
 def _fold_training(run_dir: Path, fold: int) -> dict[str, Any]:
@@ -287,7 +308,9 @@ def main() -> int:
     }
     if args.stage in ("train", "all"):
         entry["train_seconds"] = _train(args, cohort, work)
-    if args.stage in ("evaluate", "all"):
+    if args.stage == "recalibrate":
+        entry["recalibrated"] = _recalibrate(args, work)
+    if args.stage in ("recalibrate", "evaluate", "all"):
         entry["folds"] = _evaluate(args, cohort, work)
     if args.stage in ("heldout", "all"):
         if not (heldout / "participants.tsv").is_file():

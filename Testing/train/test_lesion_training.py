@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 import torch
 from FCDDetectLib.cli import main
+from FCDDetectLib.errors import FCDInputError
 from FCDTrainLib.run_folder.event_log import EventLog
 from FCDTrainLib.run_folder.run_config import RunConfig
 from FCDTrainLib.training.fold_data import FoldData
@@ -242,6 +243,21 @@ def test_lesion_run_writes_a_bundle_with_its_head_and_lesion_level_figures(cohor
     printed = json.loads(capsys.readouterr().out)
     assert printed["lesion_map"] is not None
     assert (detect_out / "lesion_map.nii.gz").is_file()
+
+    # Recalibrating the finished fold with the same code gives the same point and test figures.
+    from FCDTrainLib.experiment.fold_calibration import recalibrate_fold
+
+    again = recalibrate_fold(out, 0)
+    assert again["operating_point"] == metrics["operating_point"]
+    assert again["lesion_evidence"] == metrics["lesion_evidence"]
+    for key in ("lesion_level", "lesion_evidence_roc_auc", "best_epoch", "epochs_run", "fold"):
+        assert again[key] == metrics[key], key
+    assert read_bundle_metadata(bundle).lesion_evidence == metrics["lesion_evidence"]
+    with pytest.raises(FCDInputError, match="fold 5: expected 0..1"):
+        recalibrate_fold(out, 5)
+    (out / "fold-1" / "metrics.json").unlink()
+    with pytest.raises(FCDInputError, match="fold 1 has not finished"):
+        recalibrate_fold(out, 1)
 
 
 def test_experiment_tables_compare_supervision_with_paired_tests():

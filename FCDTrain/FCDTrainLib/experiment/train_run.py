@@ -171,7 +171,8 @@ def run_fold(config: RunConfig, split: FoldSplit, subjects: dict[str, Any], cach
     from FCDDetectLib.networks.bundle import ModelBundle
     from FCDDetectLib.networks.bundle_metadata import BundleMetadata
 
-    from FCDTrainLib.evaluation.fold_eval import evaluate_subjects, predictions_csv
+    from FCDTrainLib.evaluation.fold_eval import predictions_csv
+    from FCDTrainLib.experiment.fold_calibration import calibrate_and_test
     from FCDTrainLib.training.trainer_registry import trainer_class
 
     layout = RunLayout(run_dir)
@@ -199,21 +200,9 @@ def run_fold(config: RunConfig, split: FoldSplit, subjects: dict[str, Any], cach
                               cache.statistics(subjects[i]) for i in split.train), head=provenance["head"],
                           explain_method=config.explain_method, explain_layer=config.explain_layer)
     bundle = ModelBundle(metadata=meta, model=model, path=layout.bundle(split.fold))
-    if config.supervision == "lesion" and config.operating_fp_per_control is not None:
-        from FCDTrainLib.evaluation.calibration import calibrate_lesion_model
-
-        # chosen on the fold's validation subjects only; the test subjects stay held out
-        meta.operating_point, meta.lesion_evidence, notes = calibrate_lesion_model(
-            bundle, [subjects[i] for i in split.val], config.operating_fp_per_control, device)
-        for note in notes:
-            log.emit("warning", fold=split.fold, message=note)
-    rows, metrics = evaluate_subjects(bundle, [subjects[i] for i in split.test], cache,
-                                      config.detect_options(device), batch_size=config.batch_size)
-    for warning in metrics["warnings"]:
-        log.emit("warning", fold=split.fold, message=warning)
+    rows, metrics = calibrate_and_test(config, split, subjects, cache, bundle, log, device)
     metrics.update(fold=split.fold, best_epoch=outcome.best_epoch, best_val_loss=outcome.best_val_loss,
-                   epochs_run=outcome.epochs_run, stopped_early=outcome.stopped_early,
-                   operating_point=meta.operating_point, lesion_evidence=meta.lesion_evidence)
+                   epochs_run=outcome.epochs_run, stopped_early=outcome.stopped_early)
     meta.metrics = {k: v for k, v in metrics.items() if k != "warnings"}
     write_bundle(layout.bundle(split.fold), model.cpu(), meta)
     write_text_atomic(layout.predictions(split.fold), predictions_csv(rows))
