@@ -45,13 +45,14 @@ def test_the_operating_point_meets_the_fp_target_with_the_best_detection():
 
 
 def test_an_unreachable_target_takes_the_fewest_false_positives_and_says_so():
-    # every control has a blob stronger and larger (1000 mm3) than any threshold and size can remove
-    maps = [_patient(0.95)] * 3 + [_control([(0.95, 10)])] * 3
+    # every control has a blob as strong as the lesions (1.0, above the highest threshold, 0.99)
+    # and larger (1000 mm3) than any size can remove
+    maps = [_patient(1.0)] * 3 + [_control([(1.0, 10)])] * 3
     point, _ = choose_operating_point(maps, 0.2)
     assert not point["target_met"] and point["validation"]["fp_per_control"] == 1.0
     assert point["validation"]["detection_rate"] == 1.0
     # a speck as large as the lesions: the target is met only by dropping everything, and it says so
-    maps = [_patient(0.95)] * 3 + [_control([(0.95, 6)])] * 3
+    maps = [_patient(1.0)] * 3 + [_control([(1.0, 6)])] * 3
     point, _ = choose_operating_point(maps, 0.2)
     assert point["target_met"] and point["validation"]["detection_rate"] == 0.0
 
@@ -74,3 +75,12 @@ def test_the_fold_reports_the_evidence_auc_beside_the_classifier():
     figures = summarise_evidence(rows)
     assert figures["lesion_evidence_roc_auc"] == pytest.approx(0.625) and figures["lesion_evidence_accuracy"] == 0.75
     assert summarise_evidence([{"label": 1, "lesion_evidence": None}])["decision_source"] == "classifier"
+
+
+def test_a_model_sure_of_its_false_positives_is_cut_above_them():
+    # Controls' blobs at 0.97 over 1000 mm3, lesions at 0.995: up to 0.95 every control has a
+    # cluster; 0.98 drops them all and keeps every lesion (the first threshold that does).
+    maps = [_patient(0.995)] * 3 + [_control([(0.97, 10)])] * 3
+    point, _ = choose_operating_point(maps, 0.2)
+    assert point["target_met"] and point["cluster_threshold"] == pytest.approx(0.98)
+    assert point["validation"]["detection_rate"] == 1.0 and point["validation"]["fp_per_control"] == 0.0

@@ -11,7 +11,8 @@ the lesion map of ``fcd detect`` (:func:`FCDDetectLib.detection.detect.detect_le
    threshold and size (the more sensitive). When no setting meets the target, the one with the
    fewest FP clusters per control (then the highest detection) is taken and ``target_met`` is
    false. The grid is our choice: thresholds 0.3-0.9 in steps of 0.1 around the 0.5 of a
-   calibrated probability, sizes from the engine's 50 mm3 to 400 mm3 (a 9 mm cube; the
+   calibrated probability, then 0.95, 0.98 and 0.99 for models sure of their false positives
+   (:data:`THRESHOLDS`), sizes from the engine's 50 mm3 to 400 mm3 (a 9 mm cube; the
    smallest FCD-II lesions are some 270 mm3).
 2. **Lesion evidence** (:func:`FCDDetectLib.maps.lesion_evidence.evidence_score`: the top
    component at that operating point's threshold, whatever its size): its threshold is Youden's J on the validation subjects
@@ -42,8 +43,12 @@ from FCDDetectLib.maps.lesion_evidence import EVIDENCE_SCORE, roc_auc, youden_th
 __all__ = ["MIN_SIZES_MM3", "THRESHOLDS", "ValidationMap", "calibrate_lesion_model", "choose_operating_point",
            "validation_maps"]
 
-THRESHOLDS = (0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9)
-"""Cluster thresholds tried on the validation maps."""
+THRESHOLDS = (0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 0.95, 0.98, 0.99)
+"""Cluster thresholds tried on the validation maps. 0.95-0.99 were added when a lesion model
+trained for 300 epochs was sure of its false positives too: every validation control's map of
+one fold in four peaked at 0.89-1.0, and no setting up to 0.9 met the FP target (1.0-4.5 FP
+clusters per control at 0.5; 0.42 at 0.9 and 400 mm3, the least); at 0.98-0.99 and 400 mm3 it
+met it with every validation lesion found (``docs/lesion-supervision.md``)."""
 MIN_SIZES_MM3 = (50.0, 100.0, 200.0, 400.0)
 """Minimum cluster sizes (mm3) tried on the validation maps."""
 
