@@ -19,9 +19,10 @@ this rule keep theirs (``top_cluster_peak_x_volume_mm3``: the largest score over
 kept at the operating point): the bundle names its score, and its threshold is only valid for
 it. Measured on a development cohort of its own (``fcd synth --subtlety 0.5`` seed 13, 20
 patients and 20 controls, used for no reported figure) with the lesion models of
-``benchmarks/bench_lesion.py`` at each model's own operating point: ROC-AUC 0.85-0.96 over five
-fold models for this score, 0.82-0.87 for the clusters-only score, higher for every one of the
-five (``docs/lesion-supervision.md``).
+``benchmarks/bench_lesion.py`` (4 folds at 100 epochs, 4 at 300), each at its own operating
+point: ROC-AUC 0.84-0.96 (mean 0.90) for this score against 0.82-0.95 (mean 0.87) for the
+clusters-only score; higher on 5 models of 8 (by up to 0.09), equal on 1, 0.01 lower on 2
+(``docs/lesion-supervision.md``).
 
 **Decision**: ``fcd`` when the score is above the threshold (:func:`decide`). The threshold is
 calibrated on the fold's validation subjects (Youden's J over the validation scores; of the
