@@ -44,7 +44,6 @@ Usage:
     python benchmarks/bench_train_pipeline.py --grid default --device cuda --subjects 60
     python benchmarks/bench_train_pipeline.py --variants fp32 bf16 --no-compile --epochs 2
     python benchmarks/bench_train_pipeline.py --supervision lesion --no-compile   # the lesion head
-    python benchmarks/bench_train_pipeline.py --no-compile --no-prefetch   # batches prepared in turn, as before
 """
 
 from __future__ import annotations
@@ -148,8 +147,6 @@ def main() -> None:
     parser.add_argument("--warmup", type=int, default=2, help="untimed steps of each bare loop (the first included)")
     parser.add_argument("--variants", nargs="+", choices=VARIANTS, default=list(VARIANTS))
     parser.add_argument("--no-compile", action="store_true", help="skip the torch.compile variant")
-    parser.add_argument("--no-prefetch", action="store_true",
-                        help="prepare each batch when the step asks for it (the trainer prefetches on the CPU)")
     parser.add_argument("--bare-only", action="store_true",
                         help="only the bare-loop variants (no cohort, no Trainer); written under DEVICE-GRID-bare")
     parser.add_argument("--compile-timeout", type=float, default=300.0, help="seconds for the compile variant")
@@ -182,7 +179,7 @@ def main() -> None:
         work = Path(tmp)
         config = make_config(args.grid, args.cohort or work / "cohort", args.device, args.epochs, args.batch_size,
                              args.supervision)
-        pipe = pipeline(config, work, device, args.subjects, args.cohort, prefetch=not args.no_prefetch)
+        pipe = pipeline(config, work, device, args.subjects, args.cohort)
     print(json.dumps({"pipeline": pipe}))
     variants = ["policy", *[v for v in args.variants if v not in ("compile", "policy")]]
     if device.type == "cpu":
@@ -221,8 +218,7 @@ def main() -> None:
                                              "ratio_pipeline_to_limit", "ratio_epoch_to_limit",
                                              "ratio_fastest_epoch_to_limit", "ratio_fastest_batch_to_limit",
                                              "input_share")}))
-    _merge(args.out, f"{device.type}-{args.grid}" + ("-lesion" if args.supervision == "lesion" else "")
-           + ("-no-prefetch" if args.no_prefetch else ""), result)
+    _merge(args.out, f"{device.type}-{args.grid}" + ("-lesion" if args.supervision == "lesion" else ""), result)
 
 
 def bare_only(args: argparse.Namespace, device: torch.device, load_start: list[float], started: str) -> None:

@@ -131,14 +131,9 @@ def bare_loops(config: RunConfig, device: torch.device, variants: list[str], ite
 
 
 # --------------------------------------------------------------------- the pipeline
-def timed_trainer_class(device: torch.device, limit: BareLoop, limit_steps: int, prefetch: bool = True):
+def timed_trainer_class(device: torch.device, limit: BareLoop, limit_steps: int):
     """The limit's config's trainer (``Trainer`` or ``LesionTrainer``), its hooks adding their wall
     time to ``self.seconds`` (the real hooks run).
-
-    ``prefetch`` False: the next batch is not prepared in a thread during the step (the
-    trainer's own choice otherwise). When it is, the batch and augmentation times are spent
-    beside the step, so their shares say how busy the thread was, not how long the step waited,
-    and there is no per-batch figure (``fastest_full_batch_*`` None).
 
     After each training epoch (outside its timers) ``limit`` takes ``limit_steps`` steps, so
     each epoch has a measurement of the limit taken under the same load.
@@ -162,11 +157,8 @@ def timed_trainer_class(device: torch.device, limit: BareLoop, limit_steps: int,
                 self.seconds["iterations"][-1][1] += seconds  # this batch's input + step time
             return result
 
-        def prefetches(self) -> bool:
-            return prefetch and super().prefetches()
-
         def batch(self, x, y, index, part):
-            if part == "train" and not self.prefetches():  # prefetched batches overlap the steps: no per-batch sum
+            if part == "train":
                 self.seconds["iterations"] = [*self.seconds.get("iterations", []), [int(index.numel()), 0.0]]
             return self._timed(f"batch_{part}", super().batch, x, y, index, part)
 
@@ -193,7 +185,7 @@ def timed_trainer_class(device: torch.device, limit: BareLoop, limit_steps: int,
 
 
 def pipeline(config: RunConfig, work: Path, device: torch.device, n_subjects: int,
-             cohort: Path | None, limit_steps: int = 2, prefetch: bool = True) -> dict[str, Any]:
+             cohort: Path | None, limit_steps: int = 2) -> dict[str, Any]:
     """Cohort -> folds -> VolumeCache -> fold_data -> Trainer.fit(), timed (see the module docstring)."""
     from FCDTrainLib.data.synth.write_cohort import synth_cohort
     from FCDTrainLib.experiment.train_run import fold_data, prepare
@@ -220,7 +212,7 @@ def pipeline(config: RunConfig, work: Path, device: torch.device, n_subjects: in
     data = fold_data(config, split, by_id, cache, device.type)
     figures["fold_data_seconds"] = round(time.perf_counter() - started, 2)
     limit = BareLoop(config, device, "policy")
-    trainer = timed_trainer_class(device, limit, limit_steps, prefetch)(
+    trainer = timed_trainer_class(device, limit, limit_steps)(
         config, 0, data, layout.fold(0), EventLog(run_dir / "events.jsonl"), device=device, progress=False)
     started = time.perf_counter()
     outcome = trainer.fit()
@@ -241,7 +233,7 @@ def pipeline(config: RunConfig, work: Path, device: torch.device, n_subjects: in
         "ratio_to_adjacent_limit_median": round(statistics.median(ratios), 3) if ratios else None,
         "adjacent_limit_volumes_per_second": [round(config.batch_size / min(e["limit_steps"]), 3)
                                               for e in steady if e["limit_steps"]],
-        "prefetch": trainer.prefetches(), "subjects": len(subjects), "n_train": n_train, "n_val": n_val, "epochs": outcome.epochs_run,
+        "subjects": len(subjects), "n_train": n_train, "n_val": n_val, "epochs": outcome.epochs_run,
         "epochs_timed": len(steady), "fit_seconds": round(fit_seconds, 2),
         "epoch_seconds": [round(s, 2) for s in epoch_seconds],
         "train_volumes_per_second": round(train_volumes / total["train_epoch"], 3),

@@ -140,38 +140,3 @@ def test_patch_and_schedule_options_on_the_command_line():
 
     with pytest.raises(FCDInputError, match="--patch 4"):
         config_from_args(parser.parse_args(["--data", "d", "--patch", "4", "32", "32"])).validate()
-
-
-class _Serial(LesionTrainer):
-    def prefetches(self) -> bool:
-        return False
-
-
-@pytest.mark.slow
-def test_prefetching_the_next_batch_trains_the_same_bit_for_bit(tmp_path):
-    # Patches, rotation, shifts, flips and scanner augmentation all draw from the epoch's
-    # generator: prepared one batch ahead in a thread they must come out the same.
-    config = _config(max_epochs=2, patch=[12, 12, 12], rotation_degrees=10.0, shift_mm=4.0, flip=True,
-                     scanner_augment=True, batch_size=2)
-    ahead = LesionTrainer(config, 0, _data(5), tmp_path / "a", EventLog(tmp_path / "a.jsonl"), progress=False)
-    assert ahead.prefetches()
-    ahead_out = ahead.fit()
-    serial = _Serial(config, 0, _data(5), tmp_path / "b", EventLog(tmp_path / "b.jsonl"), progress=False).fit()
-    keys = ("epoch", "train_loss", "train_lesion_loss", "val_loss", "val_dice")
-    assert [{k: h[k] for k in keys} for h in ahead_out.history] == [{k: h[k] for k in keys} for h in serial.history]
-    for name, value in serial.best_state.items():
-        assert torch.equal(ahead_out.best_state[name], value), name
-
-
-def test_a_failed_batch_preparation_reaches_the_loop():
-    from FCDTrainLib.training.trainer import _BatchPrefetch
-
-    def prepare(index, generator):
-        if index == 2:
-            raise ValueError("batch 2")
-        return index
-
-    seen = []
-    with pytest.raises(ValueError, match="batch 2"), _BatchPrefetch(prepare, [0, 1, 2, 3], None, True) as batches:
-        seen.extend(batches)
-    assert seen == [0, 1]

@@ -77,49 +77,6 @@ def _remove_other_bests(fold_dir: Path, keep_epoch: int) -> None:
             path.unlink(missing_ok=True)
 
 
-class _BatchPrefetch:
-    """Yields ``prepare(index, generator)`` for each of ``indices`` in order, one batch ahead in a thread.
-
-    ``ahead`` False: each batch is prepared when asked (no thread). A thread draws from the
-    same generator as the loop would, one batch after another, never two at once, so the
-    batches are the same; the loop's own work (the step) touches no state of ``prepare``.
-    Written with the standard library's executor rather than a DataLoader: the batches are
-    slices of tensors already in memory, augmented with a generator the resume relies on.
-
-    Example:
-        >>> with _BatchPrefetch(lambda i, g: i * 2, [1, 2, 3], None, True) as batches:
-        ...     list(batches)
-        [2, 4, 6]
-    """
-
-    def __init__(self, prepare: Any, indices: list[Any], generator: Any, ahead: bool) -> None:
-        self.prepare, self.indices, self.generator, self.ahead = prepare, indices, generator, ahead
-        self.pool = None
-
-    def __enter__(self) -> Any:
-        if self.ahead and len(self.indices) > 1:
-            from concurrent.futures import ThreadPoolExecutor
-
-            self.pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="fcd-batch")
-        return self._batches()
-
-    def _batches(self) -> Any:
-        if self.pool is None:
-            for index in self.indices:
-                yield self.prepare(index, self.generator)
-            return
-        pending = self.pool.submit(self.prepare, self.indices[0], self.generator)
-        for position in range(len(self.indices)):
-            batch = pending.result()
-            if position + 1 < len(self.indices):
-                pending = self.pool.submit(self.prepare, self.indices[position + 1], self.generator)
-            yield batch
-
-    def __exit__(self, *exc: Any) -> None:
-        if self.pool is not None:
-            self.pool.shutdown(wait=True, cancel_futures=True)
-
-
 def _warn(log: EventLog, fold: int) -> Any:
     def warn(message: str) -> None:
         print(f"warning: {message}", file=sys.stderr)
@@ -287,18 +244,10 @@ class Trainer:
                 return [k for k in record if k.startswith("val_")]
         return list(dict.fromkeys([self.monitor, "val_loss"]))
 
-    def _training_batch(self, index: torch.Tensor, generator: torch.Generator) -> dict[str, torch.Tensor]:
-        """The augmented training batch of ``index`` (every random draw from ``generator``)."""
-        batch = self.augment(self.batch(self.data.train_x, self.data.train_y, index, "train"), generator)
-        if self.config.scanner_augment:  # intensities only, after the spatial transform (no target moves)
-            batch["x"] = scanner_augment(batch["x"], generator)
-        return batch
-
     def _train_epoch(self, generator: torch.Generator) -> tuple[float, dict[str, float]]:
         data, size = self.data, self.config.batch_size
         n_train = data.train_x.shape[0]
         order = torch.randperm(n_train, generator=generator)
-        indices = [order[start:start + size] for start in range(0, n_train, size)]
 
         def on_device(value: Number) -> torch.Tensor:
             return torch.as_tensor(value, dtype=torch.float64, device=self.device)
@@ -306,25 +255,17 @@ class Trainer:
         # Sums in float64 on the device: the same roundings as Python floats (bit-identical
         # figures), but no wait for the device per step; read once per epoch.
         total, parts_sum = on_device(0.0), {}
-        with _BatchPrefetch(self._training_batch, indices, generator, self.prefetches()) as batches:
-            for index, batch in zip(indices, batches, strict=True):
-                loss, parts = self.step(batch)
-                total += on_device(loss) * index.numel()
-                for key, value in parts.items():
-                    parts_sum[key] = parts_sum.get(key, on_device(0.0)) + on_device(value) * index.numel()
+        for start in range(0, n_train, size):
+            index = order[start:start + size]
+            batch = self.augment(self.batch(data.train_x, data.train_y, index, "train"), generator)
+            if self.config.scanner_augment:  # intensities only, after the spatial transform (no target moves)
+                batch["x"] = scanner_augment(batch["x"], generator)
+            loss, parts = self.step(batch)
+            total += on_device(loss) * index.numel()
+            for key, value in parts.items():
+                parts_sum[key] = parts_sum.get(key, on_device(0.0)) + on_device(value) * index.numel()
         n = max(1, n_train)
         return float(total) / n, {key: float(value) / n for key, value in parts_sum.items()}
-
-    def prefetches(self) -> bool:
-        """Whether the next batch is augmented in a background thread during this one's step (CPU only).
-
-        On a GPU the augmentation's kernels already queue behind the step's; on the CPU the
-        resampling (``grid_sample``) was 13 % of a demo epoch, spent while the step waited
-        (``docs/speed.md``). Every random draw still comes from the epoch's generator in batch
-        order (batch k + 1 is prepared only after batch k is), so the training is the same bit
-        for bit.
-        """
-        return self.device.type == "cpu"
 
     def fit(self) -> FoldTraining:
         """Train (or resume, or just return) the fold; see the module docstring."""
