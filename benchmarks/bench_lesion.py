@@ -9,7 +9,7 @@ Stages (``--stage``, default ``all``; each resumes what is done):
   run folder per protocol; a fold killed half-way resumes exactly);
 - ``recalibrate`` (only when asked): every finished fold's operating point, lesion evidence and
   test figures chosen and computed again with the current code, weights untouched
-  (:func:`FCDTrainLib.experiment.fold_calibration.recalibrate_fold`), so folds finished under
+  (:func:`FCDTrainLib.experiment.recalibrate.recalibrate_fold`), so folds finished under
   an older calibration rule are compared under one;
 - ``evaluate``: each fold's own figures (``fold-K/metrics.json``: the lesion map's clusters at
   the operating point chosen on the fold's validation subjects, detection rate, specificity,
@@ -139,7 +139,7 @@ def _train(args: argparse.Namespace, data: Path, work: Path) -> dict[str, Any]:
 
 
 def _recalibrate(args: argparse.Namespace, work: Path) -> dict[str, Any]:
-    from FCDTrainLib.experiment.fold_calibration import recalibrate_fold
+    from FCDTrainLib.experiment.recalibrate import recalibrate_fold
 
     done: dict[str, Any] = {}
     for supervision in args.protocols:

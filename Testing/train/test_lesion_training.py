@@ -245,7 +245,7 @@ def test_lesion_run_writes_a_bundle_with_its_head_and_lesion_level_figures(cohor
     assert (detect_out / "lesion_map.nii.gz").is_file()
 
     # Recalibrating the finished fold with the same code gives the same point and test figures.
-    from FCDTrainLib.experiment.fold_calibration import recalibrate_fold
+    from FCDTrainLib.experiment.recalibrate import recalibrate_fold
 
     again = recalibrate_fold(out, 0)
     assert again["operating_point"] == metrics["operating_point"]
