@@ -282,7 +282,7 @@ def minmax_normalise(heat: np.ndarray) -> np.ndarray:
         [0.0, 1.0, 0.5]
     """
     heat = np.asarray(heat, dtype=np.float32)
-    if not np.all(np.isfinite(heat)):
+    if not np.isfinite(heat).all():
         return np.zeros_like(heat)
     low, high = float(heat.min()), float(heat.max())
     if not high > low:

@@ -88,8 +88,8 @@ def validate_array(array: Any, affine: Any, name: str, constant_ok: bool = False
     check_geometry(aff, data.shape, name)
     if data.dtype != np.bool_:
         data = data.astype(np.float32, copy=False).view(np.float32)  # native byte order
-        bad = ~np.isfinite(data)
-        if bad.any():
+        if not np.isfinite(data).all():
+            bad = ~np.isfinite(data)
             n_nan = int(np.isnan(data).sum())
             raise FCDInputError(
                 f"{name}: {n_nan} NaN and {int(bad.sum()) - n_nan} Inf voxels; fix or mask the image first"

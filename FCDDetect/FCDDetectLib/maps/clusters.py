@@ -159,7 +159,7 @@ def _check_map(map_array: np.ndarray) -> np.ndarray:
     data = np.asarray(map_array, dtype=np.float32)
     if data.ndim != 3:
         raise FCDInputError(f"map: expected a 3D array, got shape {data.shape}")
-    if not np.all(np.isfinite(data)):
+    if not np.isfinite(data).all():
         raise FCDInputError("map: contains NaN or Inf values")
     return data
 

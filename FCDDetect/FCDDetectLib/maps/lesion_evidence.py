@@ -70,10 +70,9 @@ def evidence_score(clusters: ClusterSet | None, definition: str = EVIDENCE_SCORE
         raise ValueError(f"lesion evidence score {definition!r}: expected one of {LESION_EVIDENCE_SCORES}")
     if clusters is None:
         return 0.0
-    kept = float(max((c.peak * c.volume_mm3 for c in clusters.clusters), default=0.0))
     if definition == EVIDENCE_SCORE and clusters.top_component_peak_x_volume_mm3 is not None:
-        return float(max(clusters.top_component_peak_x_volume_mm3, kept))
-    return kept
+        return float(clusters.top_component_peak_x_volume_mm3)  # every component, the kept clusters among them
+    return float(max((c.peak * c.volume_mm3 for c in clusters.clusters), default=0.0))
 
 
 def decide(score: float, threshold: float | None) -> bool:

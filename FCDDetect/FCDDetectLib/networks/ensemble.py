@@ -172,9 +172,9 @@ def ensemble_metadata(metadatas: Sequence[BundleMetadata], labels: Sequence[str]
 
     ``operating_point``: the mean of the members' cluster thresholds and minimum sizes (when every
     member has one); ``lesion_evidence``: the median of their thresholds (when every member has
-    one, all with the same score definition: thresholds of different scores do not mix; otherwise
-none, and any cluster decides); ``threshold`` (the classifier's): their mean. The name lists the members, so a cohort's
-    resume tells one ensemble from another.
+    one, all for the same score: thresholds of different scores do not mix; otherwise none, and
+    any cluster decides); ``threshold`` (the classifier's): their mean. The name lists the
+    members, so a cohort's resume tells one ensemble from another.
 
     Example:
         >>> meta = BundleMetadata(depth=18, geometry="paper", modalities=["flair"], target_spacing=[2.0, 2.0, 2.0],

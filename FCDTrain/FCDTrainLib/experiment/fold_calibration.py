@@ -22,6 +22,7 @@ from FCDTrainLib.run_folder.run_config import RunConfig
 
 __all__ = ["calibrate_and_test"]
 
+
 def calibrate_and_test(config: RunConfig, split: Any, subjects: dict[str, Any], cache: Any, bundle: Any,
                        log: EventLog, device: str) -> tuple[list[dict], dict[str, Any]]:
     """Calibrate a lesion fold's bundle on its validation subjects (in place), then evaluate its test subjects.

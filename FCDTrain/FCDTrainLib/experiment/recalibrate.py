@@ -17,10 +17,9 @@ from pathlib import Path
 from typing import Any
 
 from FCDDetectLib.errors import FCDInputError
-from FCDDetectLib.io.atomic_files import write_json_atomic, write_text_atomic
 
 from FCDTrainLib.experiment.fold_calibration import calibrate_and_test
-from FCDTrainLib.experiment.train_run import prepare, write_bundle
+from FCDTrainLib.experiment.train_run import prepare, write_fold_files
 from FCDTrainLib.run_folder.event_log import EventLog
 from FCDTrainLib.run_folder.layout import RunLayout
 from FCDTrainLib.run_folder.run_config import load_config
@@ -35,12 +34,13 @@ def recalibrate_fold(run_dir: str | Path, fold: int, device: str = "cpu") -> dic
     """Calibrate and test a finished fold again with the current code; rewrites its bundle and figures.
 
     The weights stay; ``model.fcdbundle``'s operating point, lesion evidence and metrics,
-    ``predictions.csv`` and ``metrics.json`` are rewritten (each atomically). Raises
-    FCDInputError for a fold that has not finished or a run that cannot be read.
+    ``predictions.csv`` and ``metrics.json`` are rewritten (each atomically, in that order). A
+    recalibration stopped between two of them leaves the new bundle beside the old figures;
+    running it again completes it (it is deterministic). Raises FCDInputError for a fold that
+    has not finished or a run that cannot be read.
     """
     from FCDDetectLib.networks.bundle import load_bundle
 
-    from FCDTrainLib.evaluation.fold_eval import predictions_csv
     from FCDTrainLib.run_folder.run_files import read_json_object
     from FCDTrainLib.training.input_cache import VolumeCache
 
@@ -58,8 +58,5 @@ def recalibrate_fold(run_dir: str | Path, fold: int, device: str = "cpu") -> dic
     bundle = load_bundle(layout.bundle(fold), device=device)
     rows, metrics = calibrate_and_test(config, split, by_id, cache, bundle, EventLog(layout.events), device)
     metrics.update({k: previous.get(k) for k in _TRAINING_FIGURES})
-    bundle.metadata.metrics = {k: v for k, v in metrics.items() if k != "warnings"}
-    write_bundle(layout.bundle(fold), bundle.model.cpu(), bundle.metadata)
-    write_text_atomic(layout.predictions(fold), predictions_csv(rows))
-    write_json_atomic(layout.metrics(fold), metrics)
+    write_fold_files(layout, fold, bundle.model, bundle.metadata, rows, metrics)
     return metrics

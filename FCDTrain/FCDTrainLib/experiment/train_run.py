@@ -171,7 +171,6 @@ def run_fold(config: RunConfig, split: FoldSplit, subjects: dict[str, Any], cach
     from FCDDetectLib.networks.bundle import ModelBundle
     from FCDDetectLib.networks.bundle_metadata import BundleMetadata
 
-    from FCDTrainLib.evaluation.fold_eval import predictions_csv
     from FCDTrainLib.experiment.fold_calibration import calibrate_and_test
     from FCDTrainLib.training.trainer_registry import trainer_class
 
@@ -203,14 +202,30 @@ def run_fold(config: RunConfig, split: FoldSplit, subjects: dict[str, Any], cach
     rows, metrics = calibrate_and_test(config, split, subjects, cache, bundle, log, device)
     metrics.update(fold=split.fold, best_epoch=outcome.best_epoch, best_val_loss=outcome.best_val_loss,
                    epochs_run=outcome.epochs_run, stopped_early=outcome.stopped_early)
-    meta.metrics = {k: v for k, v in metrics.items() if k != "warnings"}
-    write_bundle(layout.bundle(split.fold), model.cpu(), meta)
-    write_text_atomic(layout.predictions(split.fold), predictions_csv(rows))
-    write_json_atomic(folder / "history.json", outcome.history)
-    write_json_atomic(layout.metrics(split.fold), metrics)  # last: marks the fold as done
+    write_fold_files(layout, split.fold, model, meta, rows, metrics, outcome.history)
     for leftover in [layout.checkpoint(split.fold), *folder.glob("best-*.pt")]:
         leftover.unlink(missing_ok=True)
     return metrics
+
+
+def write_fold_files(layout: RunLayout, fold: int, model: Any, meta: Any, rows: list[dict], metrics: dict[str, Any],
+                     history: list[dict] | None = None) -> None:
+    """A tested fold's files: its bundle (``meta`` with ``metrics``), predictions, history, then ``metrics.json``.
+
+    Each file is written atomically; ``metrics.json`` comes last because it marks the fold as done
+    (:meth:`RunLayout.fold_done`). ``history`` None leaves ``history.json`` as it is.
+
+    Example:
+        >>> write_fold_files(RunLayout("runs/r18"), 0, model, meta, rows, metrics, history)  # doctest: +SKIP
+    """
+    from FCDTrainLib.evaluation.fold_eval import predictions_csv
+
+    meta.metrics = {k: v for k, v in metrics.items() if k != "warnings"}
+    write_bundle(layout.bundle(fold), model.cpu(), meta)
+    write_text_atomic(layout.predictions(fold), predictions_csv(rows))
+    if history is not None:
+        write_json_atomic(layout.fold(fold) / "history.json", history)
+    write_json_atomic(layout.metrics(fold), metrics)
 
 
 def write_bundle(path: Path, model: Any, meta: Any) -> None:
