@@ -166,6 +166,9 @@ class FCDDetectWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         self.ui.applyButton.toolTip = "Running: wait, or Cancel." if busy else state.tooltip
         self.ui.saveReportButton.enabled = self.lastResult is not None and not busy
         self.ui.checkInstallationButton.enabled = not busy
+        ownPoint = not (p and p.useModelOperatingPoint)  # the fields apply only when the model's point is off
+        self.ui.clusterThresholdSliderWidget.enabled = ownPoint
+        self.ui.minClusterSpinBox.enabled = ownPoint
 
     # -- models -------------------------------------------------------------------------------
     def onModelsPathEdited(self, path: str) -> None:
@@ -238,7 +241,8 @@ class FCDDetectWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
             if not self.logic.ensureDependencies():  # cancelled, or a restart is needed: already said
                 return
             inputs = [node for node in (p.inputVolume, p.secondVolume) if node]
-            options = panel_options(p.method, p.device, p.layer, p.clusterThreshold, p.minClusterMm3)
+            options = panel_options(p.method, p.device, p.layer, p.clusterThreshold, p.minClusterMm3,
+                                    use_model_point=p.useModelOperatingPoint)
             job = self.logic.process(
                 inputs, p.modelPath, options,
                 segmentationNode=p.segmentationNode if p.segmentId else None, segmentId=p.segmentId or None,

@@ -28,6 +28,7 @@ class FCDDetectParameterNode:
     method: Annotated[str, Choice(METHODS)] = "gradcam"
     device: Annotated[str, Choice(DEVICES)] = "auto"
     layer: Annotated[str, Choice(LAYERS)] = BUNDLE_LAYER
+    useModelOperatingPoint: bool = True
     clusterThreshold: Annotated[float, WithinRange(0.0, 1.0)] = DEFAULT_THRESHOLD
     minClusterMm3: Annotated[float, WithinRange(0.0, 100000.0)] = DEFAULT_MIN_SIZE_MM3
     segmentationNode: vtkMRMLSegmentationNode

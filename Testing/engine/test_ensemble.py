@@ -19,6 +19,7 @@ from FCDDetectLib.cohort.runner import run_cohort
 from FCDDetectLib.detection.ensemble_detect import detect_any, load_models
 from FCDDetectLib.errors import FCDInputError
 from FCDDetectLib.networks.ensemble import ModelEnsemble, find_members
+from FCDDetectLib.outputs.report_pages import decision_lines
 
 from Testing.builders.lesion_models import head_scan, lesion_bundle
 
@@ -66,6 +67,32 @@ def test_the_ensemble_map_is_the_folds_mean_and_its_uncertainty_their_spread(run
     assert result.probability == pytest.approx(np.mean([m["probability"] for m in members]))
     assert result.ensemble["fold_votes"] == 2 and result.ensemble["missing_folds"] == ["fold-3"]
     assert any("fold-3" in w for w in result.warnings)
+
+
+def test_calibrated_folds_are_averaged_on_their_operating_scales(tmp_path, scan):
+    image, roi, _ = scan
+    thresholds = (0.8, 0.95, 0.1)  # folds 0 (map 0.9) and 2 (map 0.2) are above their own threshold, fold 1 not
+    root = tmp_path / "run"
+    root.mkdir()
+    (root / "config.json").write_text(json.dumps({"folds": 3, "supervision": "lesion"}))
+    for fold, (prior, threshold) in enumerate(zip(PRIORS, thresholds, strict=True)):
+        lesion_bundle(root / f"fold-{fold}" / "model.fcdbundle", prior, seed=fold, name=f"r-lesion-fold{fold}",
+                      operating_point={"cluster_threshold": threshold, "min_cluster_mm3": 50.0})
+    ensemble = load_models([root], device="cpu")
+    result = detect_any(ensemble, [image], roi=roi, device="cpu")
+    scaled = [0.5 + 0.5 * (0.9 - 0.8) / 0.2, 0.5 * 0.7 / 0.95, 0.5 + 0.5 * (0.2 - 0.1) / 0.9]
+    head = result.lesion_map > 0
+    np.testing.assert_allclose(result.lesion_map[head], np.mean(scaled), atol=1e-4)
+    np.testing.assert_allclose(result.uncertainty[head], np.std(scaled), atol=1e-4)
+    assert result.lesion_clusters.threshold == 0.5 and result.ensemble["operating_point"]["lesion_map_scale"] == "operating"
+    assert len(result.lesion_clusters.clusters) == 1 and result.lesion_clusters.clusters[0].folds_found == 2
+    report = " ".join(text for _, text in decision_lines(result))
+    assert "Operating point: threshold 0.5," in report and "rescaled so that its fold's threshold is 0.5" in report
+    # the plain mean (0.6) at the members' mean threshold (0.617), the rule before: two folds of three
+    # above their own operating points, and no cluster
+    plain = detect_any(ensemble, [image], roi=roi, device="cpu", cluster_threshold=float(np.mean(thresholds)))
+    np.testing.assert_allclose(plain.lesion_map[head], np.mean(PRIORS), atol=1e-4)
+    assert plain.lesion_clusters.clusters == [] and plain.ensemble["operating_point"]["lesion_map_scale"] == "plain"
 
 
 def test_fcd_detect_with_a_run_folder_writes_the_uncertainty(run, scan, tmp_path, capsys):

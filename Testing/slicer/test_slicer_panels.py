@@ -416,3 +416,31 @@ def test_the_panels_stop_does_not_wait_for_the_training_child(monkeypatch):
     time.sleep(0.01)
     logic.poll()  # past the grace period: SIGKILL
     assert logic.process.wait(timeout=30) is not None and not logic.running
+
+
+def test_the_detect_panel_uses_the_models_operating_point_unless_unticked():
+    import ast
+    import xml.etree.ElementTree as ElementTree
+
+    from FCDDetectLib.networks.bundle_metadata import BundleMetadata
+    from FCDDetectLib.slicer_support.detect_presenter import panel_options
+
+    calibrated = BundleMetadata(depth=18, geometry="paper", modalities=["flair"], target_spacing=[3.0, 3.0, 3.0],
+                                target_shape=[64, 72, 64], head="lesion",
+                                operating_point={"cluster_threshold": 0.9, "min_cluster_mm3": 400.0})
+    ticked = panel_options("gradcam", "cpu", "bundle", 0.5, 50.0, use_model_point=True).for_bundle(calibrated)
+    assert (ticked.cluster_threshold, ticked.min_cluster_mm3) == (0.9, 400.0)
+    unticked = panel_options("gradcam", "cpu", "bundle", 0.4, 20.0, use_model_point=False).for_bundle(calibrated)
+    assert (unticked.cluster_threshold, unticked.min_cluster_mm3) == (0.4, 20.0)
+    # the Qt side (not importable here): ticked by default, bound to the parameter, passed to panel_options
+    root = Path(__file__).resolve().parents[2] / "FCDDetect"
+    tree = ast.parse((root / "FCDDetectWidgets" / "parameters.py").read_text(encoding="utf-8"))
+    fields = {n.target.id: (ast.unparse(n.annotation), n.value and ast.unparse(n.value)) for n in ast.walk(tree)
+              if isinstance(n, ast.AnnAssign)}
+    assert fields["useModelOperatingPoint"] == ("bool", "True")
+    ui = ElementTree.parse(root / "Resources" / "UI" / "FCDDetect.ui")
+    box = ui.find(".//widget[@name='useModelOperatingPointCheckBox']")
+    assert box is not None and box.find("property[@name='SlicerParameterName']/string").text == "useModelOperatingPoint"
+    assert box.find("property[@name='checked']/bool").text == "true"
+    widget = (root / "FCDDetectWidgets" / "detect_widget.py").read_text(encoding="utf-8")
+    assert "use_model_point=p.useModelOperatingPoint" in widget

@@ -4,14 +4,20 @@
 :class:`~FCDDetectLib.networks.ensemble.ModelEnsemble` on the same inputs (read once), then:
 
 - ``heatmap`` and ``lesion_map`` are the voxel-wise means of the members' maps (each already on
-  the input grid and restricted to the head), ``probability`` the mean of their p(FCD);
+  the input grid and restricted to the head), ``probability`` the mean of their p(FCD). When the
+  members have operating points and the caller sets no cluster threshold, each member's lesion
+  map is first put on its operating scale (its own threshold moved to
+  :data:`~FCDDetectLib.networks.ensemble.OPERATING_LEVEL`,
+  :func:`FCDDetectLib.maps.operating_scale.to_operating_scale`): the mean lesion map is then at
+  or above 0.5 where the folds, on average, are at or above their own operating points;
 - ``uncertainty`` is the voxel-wise standard deviation across the members (population,
-  ``ddof=0``) of the primary map: the lesion map for lesion models, else the heatmap. In [0, 0.5]
-  for maps in [0, 1]; 0 where every fold agrees. nnU-Net averages its folds the same way;
-  deepFCD reports the spread of Monte-Carlo-dropout samples instead (one model, many samples),
-  the folds here are independent models trained on different subjects;
-- clusters are cut from the mean maps at the ensemble's operating point (the members' mean,
-  :func:`FCDDetectLib.networks.ensemble.ensemble_metadata`, unless the caller sets one); each
+  ``ddof=0``) of the primary map as averaged: the lesion map (on the operating scale when the
+  mean is) for lesion models, else the heatmap. In [0, 0.5] for maps in [0, 1]; 0 where every
+  fold agrees. nnU-Net averages its folds the same way; deepFCD reports the spread of
+  Monte-Carlo-dropout samples instead (one model, many samples), the folds here are independent
+  models trained on different subjects;
+- clusters are cut from the mean maps at the ensemble's operating point
+  (:func:`FCDDetectLib.networks.ensemble.ensemble_metadata`, unless the caller sets one); each
   cluster carries ``folds_found`` (how many members have a cluster of their own, at their own
   operating point, overlapping it) and, on the primary map, ``mean_uncertainty`` (the mean of
   ``uncertainty`` over its voxels);
@@ -50,11 +56,13 @@ from FCDDetectLib.io.image_io import Image
 from FCDDetectLib.maps.clusters import ClusterSet, find_clusters
 from FCDDetectLib.maps.heat_score import heat_score_images
 from FCDDetectLib.maps.lesion_metrics import roi_on_grid, subject_lesion_metrics
-from FCDDetectLib.networks.ensemble import ModelEnsemble, is_run_folder, load_ensemble
+from FCDDetectLib.maps.operating_scale import to_operating_scale
+from FCDDetectLib.networks.ensemble import OPERATING_LEVEL, ModelEnsemble, is_run_folder, load_ensemble
 
 __all__ = ["UNCERTAINTY", "annotate_clusters", "detect_any", "detect_ensemble", "is_ensemble_request", "load_models"]
 
-UNCERTAINTY = "standard deviation across the fold models of the primary map (population, ddof=0)"
+UNCERTAINTY = ("standard deviation across the fold models of the primary map as averaged (a lesion map on its "
+               "operating scale when the ensemble's operating point applies; population, ddof=0)")
 """What ``uncertainty.nii.gz`` holds (written to result.json's ``ensemble`` entry)."""
 
 
@@ -118,6 +126,13 @@ def annotate_clusters(clusters: ClusterSet, member_masks: Sequence[np.ndarray],
     return dataclasses.replace(clusters, clusters=annotated)
 
 
+def _member_thresholds(metadata: Any, labels: Sequence[str]) -> dict[str, float] | None:
+    """Each member's own cluster threshold, from the ensemble's operating point (None without one)."""
+    members = ((getattr(metadata, "operating_point", None) or {}).get("members")) or {}
+    thresholds = {label: (members.get(label) or {}).get("cluster_threshold") for label in labels}
+    return None if any(value is None for value in thresholds.values()) else thresholds
+
+
 class _Moments:
     """Running sum and sum of squares of maps (float64), for the mean and the spread."""
 
@@ -144,7 +159,9 @@ def detect_ensemble(ensemble: ModelEnsemble, images: ImageSource | Sequence[Imag
     """Detect with every member of ``ensemble`` and combine (rules in the module docstring).
 
     ``options`` as for :func:`detect`; cluster settings left None are each member's own
-    operating point for its clusters and the ensemble's (the members' mean) for the mean maps.
+    operating point for its clusters and the ensemble's for the mean maps (the lesion maps then
+    averaged on their operating scales). A cluster threshold the caller sets applies to the
+    plain mean of the members' maps.
     """
     from FCDDetectLib.grid.head_mask import head_mask
 
@@ -155,6 +172,7 @@ def detect_ensemble(ensemble: ModelEnsemble, images: ImageSource | Sequence[Imag
         [images] if isinstance(images, (str, Path, Image)) else list(images), roi, brain_mask,
         series=options.series, roi_segment=options.roi_segment, labels=meta.modalities)
     resolved = options.for_bundle(meta)
+    scales = _member_thresholds(meta, ensemble.labels) if options.cluster_threshold is None else None
     heat, lesion = _Moments(), _Moments()
     heat_masks: list[np.ndarray] = []
     lesion_masks: list[np.ndarray] = []
@@ -168,7 +186,8 @@ def detect_ensemble(ensemble: ModelEnsemble, images: ImageSource | Sequence[Imag
         heat.add(result.heatmap)
         heat_masks.append(result.clusters.labels > 0)
         if result.lesion_map is not None:
-            lesion.add(result.lesion_map)
+            lesion.add(result.lesion_map if scales is None
+                       else to_operating_scale(result.lesion_map, scales[label], OPERATING_LEVEL))
             lesion_masks.append(result.lesion_clusters.labels > 0)
         ood.append(result.out_of_distribution)
         reasons.extend(f"{label}: {reason}" for reason in result.ood_reasons)
@@ -210,7 +229,8 @@ def detect_ensemble(ensemble: ModelEnsemble, images: ImageSource | Sequence[Imag
         "n_members": len(members), "members": members, "missing_folds": list(ensemble.missing),
         "source": ensemble.source, "uncertainty": UNCERTAINTY,
         "fold_votes": sum(1 for m in members if m["prediction"] == positive),
-        "operating_point": {"cluster_threshold": threshold, "min_cluster_mm3": size},
+        "operating_point": {"cluster_threshold": threshold, "min_cluster_mm3": size,
+                            "lesion_map_scale": "operating" if scales is not None and has_lesion else "plain"},
     }
     warnings = list(first.warnings)
     if ensemble.missing:

@@ -13,4 +13,5 @@ __all__ = [
     "heat_score",
     "lesion_evidence",
     "lesion_metrics",
+    "operating_scale",
 ]

@@ -16,9 +16,11 @@ them once:
   classes and the normalisation: a fold that differs is one error naming it, before any scan is
   read.
 - **The ensemble's own metadata** (:func:`ensemble_metadata`) is the first member's with a name
-  that lists the members, the mean of the members' operating points (cluster threshold and
-  minimum size) and the median of their lesion-evidence thresholds; the mean map is clustered
-  and decided with these.
+  that lists the members, an operating point made of the members' (when every member has one:
+  cluster threshold :data:`OPERATING_LEVEL` on the mean of the members' maps, each on its
+  operating scale, :mod:`FCDDetectLib.maps.operating_scale`, and the mean of their minimum
+  sizes) and the median of their lesion-evidence thresholds; the mean map is clustered and
+  decided with these.
 
 Only ``bundle.json`` files are read by :func:`find_members` and :func:`read_ensemble_metadata`
 (no torch); :func:`load_ensemble` loads the weights.
@@ -45,11 +47,14 @@ from typing import Any
 from FCDDetectLib.errors import FCDInputError
 from FCDDetectLib.networks.bundle_metadata import METADATA_FILE, BundleMetadata, read_bundle_metadata
 
-__all__ = ["MAX_FOLDS", "MEMBER_BUNDLE", "ModelEnsemble", "ensemble_metadata", "find_members", "is_run_folder",
+__all__ = ["MAX_FOLDS", "MEMBER_BUNDLE", "OPERATING_LEVEL", "ModelEnsemble", "ensemble_metadata", "find_members", "is_run_folder",
            "load_ensemble", "read_ensemble_metadata"]
 
 MEMBER_BUNDLE = "model.fcdbundle"
 """The bundle of one fold inside a run folder (``fold-K/model.fcdbundle``, as ``fcd train`` writes it)."""
+OPERATING_LEVEL = 0.5
+"""The level each member's own cluster threshold is moved to before the members' lesion maps are
+averaged, and so the ensemble's cluster threshold (``FCDDetectLib.maps.operating_scale``)."""
 MAX_FOLDS = 100
 """The largest fold count a run folder's ``config.json`` may announce (more is refused as corrupt)."""
 _FOLD = re.compile(r"fold-(\d{1,3})")
@@ -168,10 +173,12 @@ def _check_agree(metadatas: Sequence[BundleMetadata], labels: Sequence[str]) -> 
 
 
 def ensemble_metadata(metadatas: Sequence[BundleMetadata], labels: Sequence[str], source: str = "") -> BundleMetadata:
-    """The ensemble's metadata: the first member's, renamed, with the members' mean operating point.
+    """The ensemble's metadata: the first member's, renamed, with an operating point made of the members'.
 
-    ``operating_point``: the mean of the members' cluster thresholds and minimum sizes (when every
-    member has one); ``lesion_evidence``: the median of their thresholds (when every member has
+    ``operating_point`` (when every member has one): cluster threshold :data:`OPERATING_LEVEL`,
+    which applies to the mean of the members' lesion maps each put on its operating scale (its
+    own threshold moved to that level; the members' thresholds are kept under ``members``), and
+    the mean of the members' minimum sizes; ``lesion_evidence``: the median of their thresholds (when every member has
     one, all for the same score: thresholds of different scores do not mix; otherwise none, and
     any cluster decides); ``threshold`` (the classifier's): their mean. The name lists the
     members, so a cohort's resume tells one ensemble from another.
@@ -187,9 +194,10 @@ def ensemble_metadata(metadatas: Sequence[BundleMetadata], labels: Sequence[str]
     points = [m.operating_point for m in metadatas]
     point = None
     if all(points):
-        point = {"cluster_threshold": statistics.fmean(p["cluster_threshold"] for p in points),
+        point = {"cluster_threshold": OPERATING_LEVEL,
                  "min_cluster_mm3": statistics.fmean(p["min_cluster_mm3"] for p in points),
-                 "chosen_on": "the mean of the members' operating points",
+                 "chosen_on": (f"the members' own: each member's lesion map rescaled so that its threshold is "
+                               f"{OPERATING_LEVEL:g}, then averaged; the mean of their minimum sizes"),
                  "members": {label: {k: p.get(k) for k in ("cluster_threshold", "min_cluster_mm3", "target_fp_per_control")}
                              for label, p in zip(labels, points, strict=True)}}
     thresholds = [(m.lesion_evidence or {}).get("threshold") for m in metadatas]

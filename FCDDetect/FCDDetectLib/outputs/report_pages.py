@@ -24,6 +24,7 @@ from typing import Any
 
 import numpy as np
 
+from FCDDetectLib.networks.ensemble import OPERATING_LEVEL
 from FCDDetectLib.outputs.overlay import index_to_ras
 from FCDDetectLib.outputs.report_slices import VIEWS, draw_slices, input_axis, ras_of
 from FCDDetectLib.version import __version__
@@ -161,8 +162,12 @@ def decision_lines(result: Any) -> list[tuple[str, str]]:
         lines.append(("body", f"Fold ensemble of {ensemble['n_members']} models ({members}); "
                               f"{ensemble['fold_votes']} say fcd"
                               + (f"; missing: {', '.join(ensemble['missing_folds'])}" if ensemble["missing_folds"] else "")))
-        lines.append(("small", "Maps and p(FCD) are the folds' means; uncertainty.nii.gz = their voxel-wise standard "
-                               "deviation; each cluster says how many folds found it."))
+        scaled = (ensemble.get("operating_point") or {}).get("lesion_map_scale") == "operating"
+        lines.append(("small", "Maps and p(FCD) are the folds' means"
+                               + (f" (each lesion map rescaled so that its fold's threshold is {OPERATING_LEVEL:g})"
+                                  if scaled else "")
+                               + "; uncertainty.nii.gz = their voxel-wise standard deviation; each cluster says how "
+                               "many folds found it."))
     return lines
 
 

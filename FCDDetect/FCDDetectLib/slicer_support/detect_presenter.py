@@ -43,17 +43,27 @@ BUNDLE_LAYER = "bundle"
 """The panel's layer choice that leaves the network stage to the model bundle."""
 
 
-def panel_options(method: str, device: str, layer: str, cluster_threshold: float, min_cluster_mm3: float) -> Any:
+def panel_options(method: str, device: str, layer: str, cluster_threshold: float, min_cluster_mm3: float,
+                  use_model_point: bool = False) -> Any:
     """The panel's fields as the one :class:`~FCDDetectLib.detection.options.DetectOptions` of a detection.
+
+    ``use_model_point`` (the panel's "Use the model's operating point", ticked by default): the
+    cluster threshold and smallest size are left to the model (its calibrated operating point,
+    :meth:`DetectOptions.for_bundle <FCDDetectLib.detection.options.DetectOptions.for_bundle>`),
+    and the two fields are ignored; unticked, they override it, as ``fcd detect
+    --cluster-threshold/--min-cluster-mm3`` do.
 
     Example:
         >>> panel_options("gradcam", "cpu", "bundle", 0.4, 20.0).layer is None
+        True
+        >>> panel_options("gradcam", "cpu", "bundle", 0.4, 20.0, use_model_point=True).cluster_threshold is None
         True
     """
     from FCDDetectLib.detection.options import DetectOptions
 
     return DetectOptions(method=method, device=device, layer=None if layer == BUNDLE_LAYER else layer,
-                         cluster_threshold=cluster_threshold, min_cluster_mm3=min_cluster_mm3)
+                         cluster_threshold=None if use_model_point else cluster_threshold,
+                         min_cluster_mm3=None if use_model_point else min_cluster_mm3)
 
 
 class DetectPanelLogic(Protocol):
