@@ -81,14 +81,17 @@ class ModelEnsemble:
 
     @property
     def content_sha256(self) -> str:
-        """The ensemble's identity: a SHA-256 over its members' labels and content checksums ("" when a
-        member has none, an older bundle: such an ensemble's results are never reused)."""
+        """The ensemble's identity: a SHA-256 over its rule, its members' labels and content checksums
+        ("" when a member has none, an older bundle: such an ensemble's results are never reused).
+
+        The rule's name changes when the way members are combined changes (v2: lesion maps on their
+        operating scales), so a cohort resumed after such a change detects again."""
         import hashlib
 
         digests = [getattr(member, "content_sha256", "") for member in self.members]
         if not all(digests):
             return ""
-        digest = hashlib.sha256(b"fcd fold ensemble v1\n")
+        digest = hashlib.sha256(b"fcd fold ensemble v2: lesion maps on their operating scales\n")
         for label, member_digest in zip(self.labels, digests, strict=True):
             digest.update(f"{label}:{member_digest}\n".encode())
         return digest.hexdigest()
