@@ -6,9 +6,9 @@ Public API (see README "Python API")::
     result = detect("model.fcdbundle", ["sub-01_FLAIR.nii.gz"], roi="sub-01_FLAIR_roi.nii.gz")
     print(result.probability, result.heat_score)
 
-The detection, Heat-Score and image functions need only numpy at import; the network
-pieces (bundles, models, MedicalNet) are imported on first use, so reading a bundle's
-metadata or importing this package needs no torch.
+Every public name but ``FCDInputError`` and ``__version__`` is imported on first use
+(``__getattr__``): importing the package needs neither numpy nor torch, and reading a bundle's
+metadata needs no torch.
 """
 
 from __future__ import annotations
@@ -16,17 +16,24 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
-# The public API: each name imported from the module that defines it. The network pieces are
-# resolved on first use (``__getattr__``) so that importing the package needs no torch.
-from FCDDetectLib.detection.detect import detect
-from FCDDetectLib.detection.result import DetectionResult
+# The public API: each name from the module that defines it.
 from FCDDetectLib.errors import FCDInputError
-from FCDDetectLib.io.image_io import Image, load_image, load_mask, save_image
-from FCDDetectLib.maps.heat_score import HeatScoreResult, heat_score, heat_score_images
-from FCDDetectLib.outputs.detection_files import write_detection
 from FCDDetectLib.version import __version__
 
+# Every public name but these two is imported on first use: `fcd` (the console script and
+# `python -m FCDDetectLib.cli`) imports this package before its Ctrl-C handler exists, so the
+# package imports next to nothing (no numpy) and a Ctrl-C then is handled by the command line.
 _LAZY = {
+    "detect": "detection.detect",
+    "DetectionResult": "detection.result",
+    "Image": "io.image_io",
+    "load_image": "io.image_io",
+    "load_mask": "io.image_io",
+    "save_image": "io.image_io",
+    "HeatScoreResult": "maps.heat_score",
+    "heat_score": "maps.heat_score",
+    "heat_score_images": "maps.heat_score",
+    "write_detection": "outputs.detection_files",
     "build_resnet": "networks.resnets",
     "load_medicalnet_weights": "networks.medicalnet",
     "BundleMetadata": "networks.bundle_metadata",
@@ -37,18 +44,8 @@ _LAZY = {
 }
 
 __all__ = [
-    "DetectionResult",
     "FCDInputError",
-    "HeatScoreResult",
-    "Image",
     "__version__",
-    "detect",
-    "heat_score",
-    "heat_score_images",
-    "load_image",
-    "load_mask",
-    "save_image",
-    "write_detection",
     *_LAZY,
 ]
 

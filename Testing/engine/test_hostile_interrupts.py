@@ -183,3 +183,27 @@ def test_the_report_is_part_of_the_detections_set(detect_case, tmp_path):
     assert second["inputs"] == [str(scans["b"])]
     assert not any(p.name.startswith("report") for p in out.iterdir())
     assert json.loads(done.stdout)["files"] == second["files"]
+
+
+def test_ctrl_c_while_fcd_itself_is_imported_is_one_line_and_exit_130():
+    # `fcd` (the console script, `python -m FCDDetectLib.cli`) imports the package and the CLI
+    # before main() runs: the package imports no numpy, and a Ctrl-C during the CLI's own
+    # imports is one line and exit 130. The interrupt is raised deterministically by a finder
+    # that fails the import of the registry (a real SIGINT there lands by timing only).
+    import subprocess
+    import sys
+
+    script = (
+        "import sys\n"
+        "import FCDDetectLib\n"
+        "assert 'numpy' not in sys.modules, 'the package imported numpy'\n"
+        "class Interrupt:\n"
+        "    def find_spec(self, name, path=None, target=None):\n"
+        "        if name == 'FCDDetectLib.cli.registry':\n"
+        "            raise KeyboardInterrupt\n"
+        "sys.meta_path.insert(0, Interrupt())\n"
+        "import FCDDetectLib.cli\n"
+    )
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 130, done.stderr
+    assert done.stderr.strip() == "error: interrupted; run the same command again to resume"

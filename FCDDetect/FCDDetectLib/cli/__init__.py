@@ -18,15 +18,20 @@ Example:
 
 from __future__ import annotations
 
-import argparse
-import signal
 import sys
-import threading
-from collections.abc import Iterable, Sequence
 
-from FCDDetectLib.cli.registry import ENGINE_COMMANDS, CommandLoadError, Register, register_commands
-from FCDDetectLib.errors import FCDInputError, os_error_line
-from FCDDetectLib.io.interrupts import Terminated, raise_on_sigterm
+try:  # Ctrl-C while `fcd` itself is imported (before main's handler exists): one line, exit 130
+    import argparse
+    import signal
+    import threading
+    from collections.abc import Iterable, Sequence
+
+    from FCDDetectLib.cli.registry import ENGINE_COMMANDS, CommandLoadError, Register, register_commands
+    from FCDDetectLib.errors import FCDInputError, os_error_line
+    from FCDDetectLib.io.interrupts import Terminated, raise_on_sigterm
+except KeyboardInterrupt:
+    print("error: interrupted; run the same command again to resume", file=sys.stderr)
+    raise SystemExit(130) from None
 
 
 class _Parser(argparse.ArgumentParser):
