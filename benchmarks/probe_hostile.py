@@ -723,7 +723,7 @@ def detect_kills(work: Path, ctx: dict, count: int, rng: random.Random) -> None:
     # `python -c pass`): a SIGINT that lands while CPython itself imports `os` for `site`, before
     # the first line of FCDDetectLib runs, gets CPython's traceback, which no program can catch
     # (seen once in 65: `File "<frozen os>", line 58 ... KeyboardInterrupt`). From our first line
-    # on (cli/__main__.py), Ctrl-C is one line and exit 130.
+    # on (FCDDetectLib/cli/__init__.py's guarded imports), Ctrl-C is one line and exit 130.
     startup = _startup_seconds()
     points = ["staged", "journal", "renamed:heatmap.nii.gz", "renamed:result.json", "committed"]
     plan = [("point", p, name) for p in points for name in SIGNALS]

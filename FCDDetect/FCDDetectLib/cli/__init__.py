@@ -20,6 +20,9 @@ from __future__ import annotations
 
 import sys
 
+INTERRUPTED = "error: interrupted; run the same command again to resume"
+"""What ``fcd`` prints on Ctrl-C (exit code 130), also while its own modules are still imported."""
+
 try:  # Ctrl-C while `fcd` itself is imported (before main's handler exists): one line, exit 130
     import argparse
     import signal
@@ -30,7 +33,7 @@ try:  # Ctrl-C while `fcd` itself is imported (before main's handler exists): on
     from FCDDetectLib.errors import FCDInputError, os_error_line
     from FCDDetectLib.io.interrupts import Terminated, raise_on_sigterm
 except KeyboardInterrupt:
-    print("error: interrupted; run the same command again to resume", file=sys.stderr)
+    print(INTERRUPTED, file=sys.stderr)
     raise SystemExit(130) from None
 
 
@@ -64,7 +67,7 @@ def main(argv: Sequence[str] | None = None, extra: Iterable[Register] = ()) -> i
         print("error: terminated (SIGTERM); run the same command again to resume", file=sys.stderr)
         return 143
     except KeyboardInterrupt:  # also while the command's modules are still being imported
-        print("error: interrupted; run the same command again to resume", file=sys.stderr)
+        print(INTERRUPTED, file=sys.stderr)
         return 130
     finally:
         if previous is not None and threading.current_thread() is threading.main_thread():
@@ -100,4 +103,4 @@ def _run(argv: Sequence[str] | None, extra: Iterable[Register]) -> int:
         return 2
 
 
-__all__ = ["ENGINE_COMMANDS", "CommandLoadError", "build_parser", "main"]
+__all__ = ["ENGINE_COMMANDS", "INTERRUPTED", "CommandLoadError", "build_parser", "main"]

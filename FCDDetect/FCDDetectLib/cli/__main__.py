@@ -1,11 +1,11 @@
-"""``python -m FCDDetectLib.cli``: the ``fcd`` command without the console script."""
+"""``python -m FCDDetectLib.cli``: the ``fcd`` command without the console script.
+
+runpy imports ``FCDDetectLib.cli`` before this file runs, and that import turns a Ctrl-C during
+it into one line and exit 130, as ``main`` does afterwards.
+"""
 
 import sys
 
-try:
-    from FCDDetectLib.cli import main
-except KeyboardInterrupt:  # Ctrl-C while Python imports the command line itself: one line, no traceback
-    print("error: interrupted; run the same command again to resume", file=sys.stderr)
-    sys.exit(130)
+from FCDDetectLib.cli import main
 
 sys.exit(main())

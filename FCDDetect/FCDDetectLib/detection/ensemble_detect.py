@@ -127,10 +127,13 @@ def annotate_clusters(clusters: ClusterSet, member_masks: Sequence[np.ndarray],
 
 
 def _member_thresholds(metadata: Any, labels: Sequence[str]) -> dict[str, float] | None:
-    """Each member's own cluster threshold, from the ensemble's operating point (None without one)."""
-    members = ((getattr(metadata, "operating_point", None) or {}).get("members")) or {}
-    thresholds = {label: (members.get(label) or {}).get("cluster_threshold") for label in labels}
-    return None if any(value is None for value in thresholds.values()) else thresholds
+    """Each member's own cluster threshold, from the ensemble's operating point (None without one).
+
+    :func:`~FCDDetectLib.networks.ensemble.ensemble_metadata` gives the ensemble a point only when
+    every member has one, and lists every member's under ``members``.
+    """
+    point = metadata.operating_point
+    return {label: point["members"][label]["cluster_threshold"] for label in labels} if point else None
 
 
 class _Moments:
