@@ -62,6 +62,8 @@ def _options() -> argparse.Namespace:
     parser.add_argument("--subjects", type=int, default=160)
     parser.add_argument("--heldout-subjects", type=int, default=40)
     parser.add_argument("--subtlety", type=float, default=0.5)
+    parser.add_argument("--size", choices=("small", "full"), default="small",
+                        help="voxel size of the generated cohorts (fcd synth --size; full: 0.8-1 mm, for finer grids)")
     parser.add_argument("--seed", type=int, default=11, help="cohort seed")
     parser.add_argument("--heldout-seed", type=int, default=12, help="seed of the fresh held-out cohort")
     parser.add_argument("--epochs", type=int, default=100)
@@ -291,7 +293,7 @@ def main() -> int:
     cohort = Path(args.cohort) if args.cohort else work / "cohort"
     heldout = Path(args.heldout) if args.heldout else work / "heldout"
     if not (cohort / "participants.tsv").is_file():
-        synth_cohort(cohort, args.subjects, seed=args.seed, size="small", subtlety=args.subtlety, overlays=0)
+        synth_cohort(cohort, args.subjects, seed=args.seed, size=args.size, subtlety=args.subtlety, overlays=0)
     entry: dict[str, Any] = {
         "machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPU cores visible, "
         f"torch threads {torch.get_num_threads()}, "
@@ -299,7 +301,7 @@ def main() -> int:
         "(CPU shared with other jobs, run with nice -n 10)",
         "note": "synthetic data (fcd synth); not clinical performance",
         "date": time.strftime("%Y-%m-%d"),
-        "cohort": {"subjects": args.subjects, "subtlety": args.subtlety, "size": "small", "seed": args.seed,
+        "cohort": {"subjects": args.subjects, "subtlety": args.subtlety, "size": args.size, "seed": args.seed,
                    "split_seed": 0, "folds": args.folds},
         "options": {k: getattr(args, k) for k in ("epochs", "spacing", "shape", "lr", "batch_size", "widen_factor", "modality",
                                                   "lesion_weight", "shift", "patience", "lesion_schedule", "patch",
@@ -314,7 +316,7 @@ def main() -> int:
         entry["folds"] = _evaluate(args, cohort, work)
     if args.stage in ("heldout", "all"):
         if not (heldout / "participants.tsv").is_file():
-            synth_cohort(heldout, args.heldout_subjects, seed=args.heldout_seed, size="small",
+            synth_cohort(heldout, args.heldout_subjects, seed=args.heldout_seed, size=args.size,
                          subtlety=args.subtlety, overlays=0)
         entry["heldout"] = {"cohort": {"subjects": args.heldout_subjects, "seed": args.heldout_seed},
                             **_heldout(args, work, heldout)}

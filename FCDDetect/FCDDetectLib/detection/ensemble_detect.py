@@ -9,7 +9,8 @@
   map is first put on its operating scale (its own threshold moved to
   :data:`~FCDDetectLib.networks.ensemble.OPERATING_LEVEL`,
   :func:`FCDDetectLib.maps.operating_scale.to_operating_scale`): the mean lesion map is then at
-  or above 0.5 where the folds, on average, are at or above their own operating points;
+  or above 0.5 where the folds, on average, are at or above their own operating points, and its
+  clusters are cut at :data:`~FCDDetectLib.networks.ensemble.ENSEMBLE_CLUSTER_THRESHOLD` (0.4);
 - ``uncertainty`` is the voxel-wise standard deviation across the members (population,
   ``ddof=0``) of the primary map as averaged: the lesion map (on the operating scale when the
   mean is) for lesion models, else the heatmap. In [0, 0.5] for maps in [0, 1]; 0 where every

@@ -17,8 +17,9 @@ them once:
   read.
 - **The ensemble's own metadata** (:func:`ensemble_metadata`) is the first member's with a name
   that lists the members, an operating point made of the members' (when every member has one:
-  cluster threshold :data:`OPERATING_LEVEL` on the mean of the members' maps, each on its
-  operating scale, :mod:`FCDDetectLib.maps.operating_scale`, and the mean of their minimum
+  cluster threshold :data:`ENSEMBLE_CLUSTER_THRESHOLD` on the mean of the members' maps, each on
+  its operating scale (its own threshold at :data:`OPERATING_LEVEL`,
+  :mod:`FCDDetectLib.maps.operating_scale`), and the mean of their minimum
   sizes) and the median of their lesion-evidence thresholds; the mean map is clustered and
   decided with these.
 
@@ -47,14 +48,26 @@ from typing import Any
 from FCDDetectLib.errors import FCDInputError
 from FCDDetectLib.networks.bundle_metadata import METADATA_FILE, BundleMetadata, read_bundle_metadata
 
-__all__ = ["MAX_FOLDS", "MEMBER_BUNDLE", "OPERATING_LEVEL", "ModelEnsemble", "ensemble_metadata", "find_members", "is_run_folder",
+__all__ = ["ENSEMBLE_CLUSTER_THRESHOLD", "MAX_FOLDS", "MEMBER_BUNDLE", "OPERATING_LEVEL", "ModelEnsemble", "ensemble_metadata",
+           "find_members", "is_run_folder",
            "load_ensemble", "read_ensemble_metadata"]
 
 MEMBER_BUNDLE = "model.fcdbundle"
 """The bundle of one fold inside a run folder (``fold-K/model.fcdbundle``, as ``fcd train`` writes it)."""
 OPERATING_LEVEL = 0.5
 """The level each member's own cluster threshold is moved to before the members' lesion maps are
-averaged, and so the ensemble's cluster threshold (``FCDDetectLib.maps.operating_scale``)."""
+averaged (``FCDDetectLib.maps.operating_scale``)."""
+ENSEMBLE_CLUSTER_THRESHOLD = 0.4
+"""The ensemble's cluster threshold on the mean of the members' maps on their operating scales.
+
+Below :data:`OPERATING_LEVEL`, because a mean shrinks a focus that only some folds are sure of:
+at 0.4, two folds of four at 0.8 of their own range, or three just above their thresholds, keep a
+voxel. Chosen on the development cohort (``fcd synth --subtlety 0.5`` seed 13, 20 patients and 20
+controls, used for no reported figure) as the highest cut in 0.30-0.50 (step 0.05) at which the
+ensemble's detection reached its best, for both the 32^3 and the 48^3 fold models of
+``benchmarks/bench_lesion.py``: 48^3 detection 0.85 at 0.5 and 0.45, 0.90 at 0.4 and below (FP
+clusters per patient 0 then 0.05, per control 0 throughout); 32^3 0.85 at every cut, no FP
+(``docs/lesion-supervision.md``)."""
 MAX_FOLDS = 100
 """The largest fold count a run folder's ``config.json`` may announce (more is refused as corrupt)."""
 _FOLD = re.compile(r"fold-(\d{1,3})")
@@ -85,13 +98,13 @@ class ModelEnsemble:
         ("" when a member has none, an older bundle: such an ensemble's results are never reused).
 
         The rule's name changes when the way members are combined changes (v2: lesion maps on their
-        operating scales), so a cohort resumed after such a change detects again."""
+        operating scales; v3: their mean cut at :data:`ENSEMBLE_CLUSTER_THRESHOLD`), so a cohort resumed after such a change detects again."""
         import hashlib
 
         digests = [getattr(member, "content_sha256", "") for member in self.members]
         if not all(digests):
             return ""
-        digest = hashlib.sha256(b"fcd fold ensemble v2: lesion maps on their operating scales\n")
+        digest = hashlib.sha256(f"fcd fold ensemble v3: lesion maps on their operating scales, cut at {ENSEMBLE_CLUSTER_THRESHOLD:g}\n".encode())
         for label, member_digest in zip(self.labels, digests, strict=True):
             digest.update(f"{label}:{member_digest}\n".encode())
         return digest.hexdigest()
@@ -178,9 +191,10 @@ def _check_agree(metadatas: Sequence[BundleMetadata], labels: Sequence[str]) -> 
 def ensemble_metadata(metadatas: Sequence[BundleMetadata], labels: Sequence[str], source: str = "") -> BundleMetadata:
     """The ensemble's metadata: the first member's, renamed, with an operating point made of the members'.
 
-    ``operating_point`` (when every member has one): cluster threshold :data:`OPERATING_LEVEL`,
-    which applies to the mean of the members' lesion maps each put on its operating scale (its
-    own threshold moved to that level; the members' thresholds are kept under ``members``), and
+    ``operating_point`` (when every member has one): cluster threshold
+    :data:`ENSEMBLE_CLUSTER_THRESHOLD`, which applies to the mean of the members' lesion maps each
+    put on its operating scale (its own threshold moved to :data:`OPERATING_LEVEL`; the members'
+    thresholds are kept under ``members``), and
     the mean of the members' minimum sizes; ``lesion_evidence``: the median of their thresholds (when every member has
     one, all for the same score: thresholds of different scores do not mix; otherwise none, and
     any cluster decides); ``threshold`` (the classifier's): their mean. The name lists the
@@ -197,10 +211,11 @@ def ensemble_metadata(metadatas: Sequence[BundleMetadata], labels: Sequence[str]
     points = [m.operating_point for m in metadatas]
     point = None
     if all(points):
-        point = {"cluster_threshold": OPERATING_LEVEL,
+        point = {"cluster_threshold": ENSEMBLE_CLUSTER_THRESHOLD,
                  "min_cluster_mm3": statistics.fmean(p["min_cluster_mm3"] for p in points),
                  "chosen_on": (f"the members' own: each member's lesion map rescaled so that its threshold is "
-                               f"{OPERATING_LEVEL:g}, then averaged; the mean of their minimum sizes"),
+                               f"{OPERATING_LEVEL:g}, then averaged and cut at {ENSEMBLE_CLUSTER_THRESHOLD:g}; "
+                               "the mean of their minimum sizes"),
                  "members": {label: {k: p.get(k) for k in ("cluster_threshold", "min_cluster_mm3", "target_fp_per_control")}
                              for label, p in zip(labels, points, strict=True)}}
     thresholds = [(m.lesion_evidence or {}).get("threshold") for m in metadatas]
