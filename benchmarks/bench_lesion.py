@@ -161,10 +161,13 @@ def _fold_training(run_dir: Path, fold: int) -> dict[str, Any]:
     history = json.loads((run_dir / f"fold-{fold}" / "history.json").read_text(encoding="utf-8"))
     dice = [h.get("val_dice") for h in history]
     first = next((h["epoch"] for h in history if (h.get("val_dice") or 0) > 0), None)
-    cuts = [h["epoch"] for h in history if h.get("next_lr", h["lr"]) < h["lr"] * 0.5]
+    config = json.loads((run_dir / "config.json").read_text(encoding="utf-8"))
+    poly = config.get("supervision") == "lesion" and config.get("lesion_schedule") == "poly"
+    # the poly schedule lowers the rate every epoch, to 0 after the last: it has no plateau cuts
+    cuts = [] if poly else [h["epoch"] for h in history if h.get("next_lr", h["lr"]) < h["lr"] * 0.5]
     return {"epochs_run": len(history), "seconds_per_epoch": round(sum(h["seconds"] for h in history) / len(history), 2),
             "val_dice_first_above_0_at_epoch": first, "val_dice_last": dice[-1] if dice else None,
-            "plateau_cuts_after_epochs": cuts}
+            "lr_schedule": "poly" if poly else "plateau", "plateau_cuts_after_epochs": cuts}
 
 
 def _evaluate(args: argparse.Namespace, data: Path, work: Path) -> dict[str, Any]:
