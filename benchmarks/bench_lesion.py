@@ -201,7 +201,10 @@ def _evaluate(args: argparse.Namespace, data: Path, work: Path) -> dict[str, Any
 
 
 def _cohort_figures(model: Any, subjects: list[Any]) -> dict[str, Any]:
-    """Lesion-level figures, lesion-evidence and classifier ROC-AUC of ``model`` (a bundle or an ensemble)."""
+    """Lesion-level figures, lesion-evidence and classifier ROC-AUC of ``model`` (a bundle or an ensemble).
+
+    The figures are the lesion map's, or the heatmap's for a model without one (``--supervision none``).
+    """
     import numpy as np
     from FCDDetectLib.detection.ensemble_detect import detect_any
     from FCDDetectLib.detection.options import DetectOptions
@@ -213,8 +216,10 @@ def _cohort_figures(model: Any, subjects: list[Any]) -> dict[str, Any]:
         patient = int(subject.label) == 1
         result = detect_any(model, [subject.images[m] for m in model.metadata.modalities],
                             roi=subject.roi if patient else None, options=DetectOptions(device="cpu"))
-        rows.append({**result.lesion_map_metrics, "label": int(subject.label)})
-        scores.append((result.lesion_evidence or {}).get("score", 0.0))
+        # the lesion map's figures; a model without one (the paper's protocol) is scored on its heatmap
+        primary = result.lesion_map_metrics if result.lesion_map_metrics is not None else result.lesion
+        rows.append({**primary, "label": int(subject.label)})
+        scores.append((result.lesion_evidence or {}).get("score"))
         decisions.append(result.prediction == "fcd")
         probabilities.append(result.probability)
         labels.append(int(subject.label))
@@ -223,8 +228,11 @@ def _cohort_figures(model: Any, subjects: list[Any]) -> dict[str, Any]:
                         for c in result.lesion_clusters.clusters if c.folds_found is not None]
     figures = {k: v for k, v in cohort_lesion_metrics(rows).items() if k in FIGURES}
     labels_array = np.asarray(labels)
-    figures.update(lesion_evidence_roc_auc=roc_auc_or_nan(labels_array, np.asarray(scores)),
-                   lesion_evidence_accuracy=float(np.mean([d == bool(y) for d, y in zip(decisions, labels, strict=True)])),
+    evidence = all(score is not None for score in scores)  # none for a model without a lesion map
+    figures.update(lesion_evidence_roc_auc=roc_auc_or_nan(labels_array, np.asarray(scores, float)) if evidence else None,
+                   lesion_evidence_accuracy=float(np.mean([d == bool(y) for d, y in zip(decisions, labels, strict=True)]))
+                   if evidence else None,
+                   accuracy=float(np.mean([d == bool(y) for d, y in zip(decisions, labels, strict=True)])),
                    roc_auc=roc_auc_or_nan(labels_array, np.asarray(probabilities)))
     if spreads:  # ensemble clusters: how sure the folds were about true and false clusters
         true_clusters = [s for s in spreads if s[2]]
