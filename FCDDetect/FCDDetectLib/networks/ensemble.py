@@ -49,8 +49,7 @@ from FCDDetectLib.errors import FCDInputError
 from FCDDetectLib.networks.bundle_metadata import METADATA_FILE, BundleMetadata, read_bundle_metadata
 
 __all__ = ["ENSEMBLE_CLUSTER_THRESHOLD", "MAX_FOLDS", "MEMBER_BUNDLE", "OPERATING_LEVEL", "ModelEnsemble", "ensemble_metadata",
-           "find_members", "is_run_folder",
-           "load_ensemble", "read_ensemble_metadata"]
+           "find_members", "is_run_folder", "load_ensemble", "read_ensemble_metadata"]
 
 MEMBER_BUNDLE = "model.fcdbundle"
 """The bundle of one fold inside a run folder (``fold-K/model.fcdbundle``, as ``fcd train`` writes it)."""
@@ -98,13 +97,15 @@ class ModelEnsemble:
         ("" when a member has none, an older bundle: such an ensemble's results are never reused).
 
         The rule's name changes when the way members are combined changes (v2: lesion maps on their
-        operating scales; v3: their mean cut at :data:`ENSEMBLE_CLUSTER_THRESHOLD`), so a cohort resumed after such a change detects again."""
+        operating scales; v3: their mean cut at :data:`ENSEMBLE_CLUSTER_THRESHOLD`), so a cohort
+        resumed after such a change detects again."""
         import hashlib
 
         digests = [getattr(member, "content_sha256", "") for member in self.members]
         if not all(digests):
             return ""
-        digest = hashlib.sha256(f"fcd fold ensemble v3: lesion maps on their operating scales, cut at {ENSEMBLE_CLUSTER_THRESHOLD:g}\n".encode())
+        rule = f"fcd fold ensemble v3: lesion maps on their operating scales, cut at {ENSEMBLE_CLUSTER_THRESHOLD:g}\n"
+        digest = hashlib.sha256(rule.encode())
         for label, member_digest in zip(self.labels, digests, strict=True):
             digest.update(f"{label}:{member_digest}\n".encode())
         return digest.hexdigest()
