@@ -157,12 +157,11 @@ def _recalibrate(args: argparse.Namespace, work: Path) -> dict[str, Any]:
     return done
 
 
-def _fold_training(run_dir: Path, fold: int) -> dict[str, Any]:
+def _fold_training(run_dir: Path, fold: int, poly: bool) -> dict[str, Any]:
+    """A fold's training summary; ``poly``: the run's lesion head followed the poly schedule."""
     history = json.loads((run_dir / f"fold-{fold}" / "history.json").read_text(encoding="utf-8"))
     dice = [h.get("val_dice") for h in history]
     first = next((h["epoch"] for h in history if (h.get("val_dice") or 0) > 0), None)
-    config = json.loads((run_dir / "config.json").read_text(encoding="utf-8"))
-    poly = config.get("supervision") == "lesion" and config.get("lesion_schedule") == "poly"
     # the poly schedule lowers the rate every epoch, to 0 after the last: it has no plateau cuts
     cuts = [] if poly else [h["epoch"] for h in history if h.get("next_lr", h["lr"]) < h["lr"] * 0.5]
     return {"epochs_run": len(history), "seconds_per_epoch": round(sum(h["seconds"] for h in history) / len(history), 2),
@@ -176,6 +175,9 @@ def _evaluate(args: argparse.Namespace, data: Path, work: Path) -> dict[str, Any
     for supervision in args.protocols:
         run_dir = work / f"run-{supervision}"
         per_fold = {}
+        config_file = run_dir / "config.json"
+        config = json.loads(config_file.read_text(encoding="utf-8")) if config_file.is_file() else {}
+        poly = config.get("supervision") == "lesion" and config.get("lesion_schedule") == "poly"
         for fold in range(args.folds):
             path = run_dir / f"fold-{fold}" / "metrics.json"
             if not path.is_file():
@@ -189,7 +191,7 @@ def _evaluate(args: argparse.Namespace, data: Path, work: Path) -> dict[str, Any
                            lesion_map_heat_score=metrics.get("lesion_map_heat_score"),
                            cluster_threshold=metrics.get("cluster_threshold"), min_cluster_mm3=metrics.get("min_cluster_mm3"),
                            operating_point=metrics.get("operating_point"), lesion_evidence=metrics.get("lesion_evidence"),
-                           training=_fold_training(run_dir, fold))
+                           training=_fold_training(run_dir, fold, poly))
             figures["bar"] = _bar(figures)
             per_fold[fold] = figures
             print(json.dumps({supervision: {fold: {k: v for k, v in figures.items() if k != "bar"}}}, default=str),
@@ -229,10 +231,9 @@ def _cohort_figures(model: Any, subjects: list[Any]) -> dict[str, Any]:
     figures = {k: v for k, v in cohort_lesion_metrics(rows).items() if k in FIGURES}
     labels_array = np.asarray(labels)
     evidence = all(score is not None for score in scores)  # none for a model without a lesion map
+    accuracy = float(np.mean([d == bool(y) for d, y in zip(decisions, labels, strict=True)]))
     figures.update(lesion_evidence_roc_auc=roc_auc_or_nan(labels_array, np.asarray(scores, float)) if evidence else None,
-                   lesion_evidence_accuracy=float(np.mean([d == bool(y) for d, y in zip(decisions, labels, strict=True)]))
-                   if evidence else None,
-                   accuracy=float(np.mean([d == bool(y) for d, y in zip(decisions, labels, strict=True)])),
+                   lesion_evidence_accuracy=accuracy if evidence else None, accuracy=accuracy,
                    roc_auc=roc_auc_or_nan(labels_array, np.asarray(probabilities)))
     if spreads:  # ensemble clusters: how sure the folds were about true and false clusters
         true_clusters = [s for s in spreads if s[2]]
