@@ -210,7 +210,7 @@ def run_stages(bundle_path: Path, image: Path, device: str, out: Path, stage) ->
     from FCDDetectLib.explain.cams import explain, minmax_normalise
     from FCDDetectLib.grid.head_mask import head_mask
     from FCDDetectLib.grid.input_grid import to_input_grid
-    from FCDDetectLib.grid.preprocess import preprocess
+    from FCDDetectLib.grid.preprocess import LEFT_RIGHT_AXIS, preprocess
     from FCDDetectLib.io.atomic_files import write_json_atomic, write_text_atomic
     from FCDDetectLib.io.image_io import load_image, save_image
     from FCDDetectLib.maps.clusters import find_clusters
@@ -236,6 +236,9 @@ def run_stages(bundle_path: Path, image: Path, device: str, out: Path, stage) ->
     if meta.has_lesion_head:
         lesion = stage("lesion map (decoder on Grad-CAM's features, map back, head)",
                        lambda: lesion_map_of(bundle.model, x, prep, head, features))
+        # what a model trained with --flip costs: one more encoder + decoder pass, on the mirror
+        stage("lesion map mirrored left-right (lesion_mirror_axes [0]: + one whole pass)",
+              lambda: lesion_map_of(bundle.model, x, prep, head, features, [LEFT_RIGHT_AXIS]))
         lesion_clusters = stage("lesion clusters", lambda: find_clusters(lesion, scan.affine, head_mask=head))
     stage("write heatmap.nii.gz", lambda: save_image(out / "stage-heatmap.nii.gz", heatmap, scan.affine))
     stage("write clusters.nii.gz/.csv", lambda: (

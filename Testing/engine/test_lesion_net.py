@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 import torch
 from FCDDetectLib.detection.detect import detect
+from FCDDetectLib.errors import FCDInputError
 from FCDDetectLib.explain.cams import explain
 from FCDDetectLib.networks.bundle import load_bundle, save_bundle
 from FCDDetectLib.networks.bundle_metadata import BundleMetadata, read_bundle_metadata
@@ -179,3 +180,72 @@ def test_detect_on_a_plain_bundle_writes_no_lesion_map(tmp_path):
     out = write_detection(result, tmp_path / "out")
     assert result.lesion_map is None and not (out / "lesion_map.nii.gz").exists()
     assert json.loads((out / "result.json").read_text(encoding="utf-8"))["lesion_map"] is None
+
+
+def test_a_mirrored_lesion_map_is_the_mean_of_the_scan_and_its_mirror(lesion_net):
+    from FCDDetectLib.detection.lesion_map import mirrored_lesion_probability
+
+    x = torch.randn(1, 1, 24, 28, 24, generator=torch.Generator().manual_seed(2))
+    with torch.no_grad():
+        plain = lesion_net.lesion_probability(x)
+        mirror_of_mirror = torch.flip(lesion_net.lesion_probability(torch.flip(x, (2,))), (2,))
+    mirrored = mirrored_lesion_probability(lesion_net, x, mirror_axes=[0])
+    torch.testing.assert_close(mirrored, (plain + mirror_of_mirror) / 2)
+    # The untrained network is not mirror-symmetric (else nothing below could fail) ...
+    assert float((mirror_of_mirror - plain).abs().max()) > 1e-3
+    # ... but the mirrored map is: the mirror of a scan gets the mirror of its map. The two sums hold
+    # the same terms (measured: difference 0.0); 1e-6 leaves room for another CPU's kernels.
+    torch.testing.assert_close(mirrored_lesion_probability(lesion_net, torch.flip(x, (2,)), mirror_axes=[0]),
+                               torch.flip(mirrored, (2,)), atol=1e-6, rtol=0)
+    # no axes: the one pass; the features of a pass already made serve the unmirrored pass
+    torch.testing.assert_close(mirrored_lesion_probability(lesion_net, x), plain)
+    with torch.no_grad():
+        _, features = lesion_net.encode(x)
+    torch.testing.assert_close(mirrored_lesion_probability(lesion_net, x, features, [0]), mirrored)
+    calls = []
+    original = lesion_net.lesion_probability
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(lesion_net, "lesion_probability", lambda v: calls.append(1) or original(v))
+        mirrored_lesion_probability(lesion_net, x, mirror_axes=[0, 1])
+    assert len(calls) == 4  # two axes: the scan and its three mirrors
+
+
+def test_mirror_axes_are_kept_in_a_format_3_bundle_and_checked(tmp_path, lesion_net):
+    path = save_bundle(tmp_path / "mirrored", lesion_net, _meta(lesion_mirror_axes=[0]))
+    meta = read_bundle_metadata(path)
+    assert meta.lesion_mirror_axes == [0] and meta.format_version == 3  # older engines refuse it
+    late = _meta()
+    late.lesion_mirror_axes = [0]  # set after construction, as fcd train does before calibrating
+    assert late.to_dict()["format_version"] == 3
+    assert read_bundle_metadata(save_bundle(tmp_path / "plain", lesion_net, _meta())).format_version == 2
+    for bad in ([3], [0, 0], "0", [True], 0):
+        data = _meta().to_dict()
+        data["lesion_mirror_axes"] = bad
+        with pytest.raises(FCDInputError, match="field 'lesion_mirror_axes' must be null or a list of distinct"):
+            BundleMetadata.from_dict(data, source="bundle.json")
+
+
+def test_detect_on_a_mirroring_bundle_gives_the_mirrored_map_and_says_so(tmp_path, lesion_net):
+    from FCDDetectLib.detection.lesion_map import lesion_map_of
+    from FCDDetectLib.grid.head_mask import head_mask
+    from FCDDetectLib.grid.preprocess import preprocess
+    from FCDDetectLib.io.image_io import load_image
+    from FCDDetectLib.outputs.report_pages import decision_lines
+
+    image, _, _ = head_scan(tmp_path)
+    mirrored = detect(load_bundle(save_bundle(tmp_path / "m", lesion_net, _meta(lesion_mirror_axes=[0]))), [image],
+                      device="cpu")
+    plain = detect(load_bundle(save_bundle(tmp_path / "p", lesion_net, _meta())), [image], device="cpu")
+    scan = load_image(image)
+    prep = preprocess([scan], [4.0, 4.0, 4.0], [24, 28, 24])
+    expected = lesion_map_of(lesion_net, prep.tensor.unsqueeze(0), prep, head_mask(scan.array), mirror_axes=[0])
+    # the same passes as above (measured: identical); 1e-6 for another CPU's kernels
+    np.testing.assert_allclose(mirrored.lesion_map, expected, atol=1e-6)
+    assert float(np.abs(mirrored.lesion_map - plain.lesion_map).max()) > 1e-3
+    assert mirrored.lesion_json()["mirror_axes"] == [0] and plain.lesion_json()["mirror_axes"] == []
+    write_detection(mirrored, tmp_path / "out")
+    summary = json.loads((tmp_path / "out" / "result.json").read_text(encoding="utf-8"))
+    assert summary["lesion_map"]["mirror_axes"] == [0]
+    said = [text for _, text in decision_lines(mirrored)]
+    assert any("mirrored copies" in text and "0 = left-right" in text for text in said), said
+    assert not any("mirrored" in text for _, text in decision_lines(plain))  # said only where it happens

@@ -212,11 +212,13 @@ def test_lesion_run_writes_a_bundle_with_its_head_and_lesion_level_figures(cohor
 
     out = tmp_path / "run"
     assert main(train_args(cohort, out, "--supervision", "lesion", "--widen-factor", "0.25",
-                           "--decoder-width", "8", epochs=1)) == 0
+                           "--decoder-width", "8", "--flip", epochs=1)) == 0
     capsys.readouterr()
     bundle = out / "fold-0" / "model.fcdbundle"
     meta = read_bundle_metadata(bundle)
     assert meta.head == "lesion" and meta.training["supervision"] == "lesion"
+    # trained with left-right flips: calibrated, tested and detected on the scan-and-mirror mean
+    assert meta.lesion_mirror_axes == [0] and meta.format_version == 3
     assert has_lesion_head(load_bundle(bundle).model)
     # operating point and lesion evidence chosen on the fold's validation subjects, in the bundle
     assert meta.operating_point["target_fp_per_control"] == 0.2 and "validation" in meta.operating_point
@@ -233,7 +235,7 @@ def test_lesion_run_writes_a_bundle_with_its_head_and_lesion_level_figures(cohor
     summary = json.loads((out / "summary.json").read_text(encoding="utf-8"))
     assert "lesion_detection_rate" in summary
     # the same folder refuses the other supervision (the config identity includes it)
-    assert main(train_args(cohort, out, "--widen-factor", "0.25", "--decoder-width", "8", epochs=1)) == 2
+    assert main(train_args(cohort, out, "--widen-factor", "0.25", "--decoder-width", "8", "--flip", epochs=1)) == 2
     assert "supervision" in capsys.readouterr().err
 
     detect_out = tmp_path / "detect"
@@ -241,7 +243,7 @@ def test_lesion_run_writes_a_bundle_with_its_head_and_lesion_level_figures(cohor
     assert main(["detect", "--model", str(bundle), "--image", str(subject), "--device", "cpu",
                  "--out", str(detect_out)]) == 0
     printed = json.loads(capsys.readouterr().out)
-    assert printed["lesion_map"] is not None
+    assert printed["lesion_map"] is not None and printed["lesion_map"]["mirror_axes"] == [0]
     assert (detect_out / "lesion_map.nii.gz").is_file()
 
     # Recalibrating the finished fold with the same code gives the same point and test figures.
@@ -253,6 +255,7 @@ def test_lesion_run_writes_a_bundle_with_its_head_and_lesion_level_figures(cohor
     for key in ("lesion_level", "lesion_evidence_roc_auc", "best_epoch", "epochs_run", "fold"):
         assert again[key] == metrics[key], key
     assert read_bundle_metadata(bundle).lesion_evidence == metrics["lesion_evidence"]
+    assert read_bundle_metadata(bundle).lesion_mirror_axes == [0]
     with pytest.raises(FCDInputError, match="fold 5: expected 0..1"):
         recalibrate_fold(out, 5)
     (out / "fold-1" / "metrics.json").unlink()

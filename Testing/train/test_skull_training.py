@@ -15,6 +15,7 @@ import numpy as np
 import pytest
 from FCDDetectLib.cli import main
 from FCDDetectLib.grid.head_mask import head_mask
+from FCDDetectLib.networks.bundle_metadata import read_bundle_metadata
 
 from Testing.builders.train_fixtures import train_args, write_cohort
 
@@ -54,5 +55,8 @@ def test_lesion_training_on_inputs_with_and_without_skull(tmp_path, capsys, kind
         metrics = json.loads((out / f"fold-{fold}" / "metrics.json").read_text(encoding="utf-8"))
         assert set(metrics["lesion_level"]) == {"heatmap", "lesion_map"}
         assert metrics["lesion_level"]["heatmap"]["n_controls"] >= 1
+        # trained without flips: its lesion map is one pass, and its bundle stays format 2
+        meta = read_bundle_metadata(out / f"fold-{fold}" / "model.fcdbundle")
+        assert meta.lesion_mirror_axes is None and meta.format_version == 2
     arrays = [np.load(p) for p in (out / "cache").rglob("*.npy") if not p.name.endswith(".roi.npy")]
     assert arrays and all(np.isfinite(a).all() for a in arrays)

@@ -195,7 +195,7 @@ def detect(
             check_finite(meta.name, inputs.names[0], f"SmoothGrad map ({modality})", signed)
     lesion_fields = (
         lesion_outputs(net, x, prep, head, roi_image, roi_mask, mask_image, roi_name,
-                       options.cluster_threshold, options.min_cluster_mm3, features)
+                       options.cluster_threshold, options.min_cluster_mm3, features, meta.lesion_mirror_axes)
         if meta.has_lesion_head else {}
     )
     if lesion_fields:
@@ -295,7 +295,7 @@ def detect_lesion_map(model: Any, inputs: DetectionInputs, device: str = "cpu") 
            if inputs.roi is not None else None)
     prep, head = preprocess_with_head_mask(inputs.images, meta.target_spacing, meta.target_shape)
     x = prep.tensor.unsqueeze(0).to(next(bundle.model.parameters()).device)
-    lesion = lesion_map_of(bundle.model, x, prep, head)
+    lesion = lesion_map_of(bundle.model, x, prep, head, mirror_axes=meta.lesion_mirror_axes)
     return lesion, np.asarray(reference.affine, dtype=np.float64), roi
 
 

@@ -96,6 +96,7 @@ class DetectionResult:
             "n_clusters": len(clusters.clusters) if clusters is not None else None,
             "top_cluster": clusters.clusters[0].to_json() if clusters is not None and clusters.clusters else None,
             "operating_point": (self.model_metadata or {}).get("operating_point"),
+            "mirror_axes": (self.model_metadata or {}).get("lesion_mirror_axes") or [],
             **_roi_figures(self.lesion_map_metrics),
         }
 

@@ -56,10 +56,13 @@ from FCDDetectLib.grid.geometry import mask_bounds
 from FCDDetectLib.grid.head_mask import head_mask
 from FCDDetectLib.io.image_io import Image
 
-__all__ = ["Preprocessed", "preprocess"]
+__all__ = ["LEFT_RIGHT_AXIS", "Preprocessed", "preprocess"]
 
 _RAS_LABELS = (("L", "R"), ("P", "A"), ("I", "S"))
 _AXES = "RAS"
+LEFT_RIGHT_AXIS = _AXES.index("R")
+"""The model grid's left-right axis (0: the grid is in RAS voxel order), the one training flips
+(``fcd train --flip``) and a lesion map is mirrored along (``lesion_mirror_axes``)."""
 
 
 @dataclass

@@ -36,15 +36,19 @@ from FCDDetectLib.choices import (
 from FCDDetectLib.errors import FCDInputError
 from FCDDetectLib.io.atomic_files import json_text
 
-BUNDLE_FORMAT_VERSION = 2
+BUNDLE_FORMAT_VERSION = 3
 _LESION_HEAD_FORMAT = 2  # first format that may hold a lesion head
+_MIRRORING_FORMAT = 3
+"""First format whose lesion map may be averaged over mirrored passes (``lesion_mirror_axes``): an
+older engine would make a one-pass map and cut it at an operating point calibrated on the mean, so
+it must refuse such a bundle ("update the extension") rather than ignore the field."""
 BUNDLE_SUFFIX = ".fcdbundle"
 METADATA_FILE = "bundle.json"
 WEIGHTS_FILE = "weights.pt"
 NORMALISATIONS = ("zscore-head",)
 _OPTIONAL = ("name", "engine_version", "training", "metrics", "input_ranges", "head", "explain_method",
              "explain_layer", "content_sha256", "weights_sha256",
-             "operating_point", "lesion_evidence")
+             "operating_point", "lesion_evidence", "lesion_mirror_axes")
 CONTENT_KEY = "content_sha256"
 """The ``bundle.json`` field holding the bundle's content checksum (:func:`content_digest`)."""
 WEIGHTS_KEY = "weights_sha256"
@@ -125,7 +129,12 @@ class BundleMetadata:
       model unless told otherwise (:meth:`FCDDetectLib.detection.options.DetectOptions.for_bundle`);
     - ``lesion_evidence``: ``{"score", "threshold", "validation_roc_auc", ...}``, the
       subject-level score of the lesion map (:mod:`FCDDetectLib.maps.lesion_evidence`) and the
-      threshold above which the model's decision is ``fcd``.
+      threshold above which the model's decision is ``fcd``;
+    - ``lesion_mirror_axes``: the model-grid axes (0 = left-right) over which the lesion map is
+      averaged with mirrored copies of the scan (test-time mirroring,
+      :func:`FCDDetectLib.detection.lesion_map.mirrored_lesion_probability`); the operating point
+      and lesion evidence were calibrated on that mean. None or empty: one pass. A bundle with
+      axes is format 3, which older engines refuse.
 
     Example:
         >>> meta = BundleMetadata(depth=34, geometry="medicalnet", modalities=["t1", "flair"],
@@ -156,10 +165,17 @@ class BundleMetadata:
     weights_sha256: str | None = None
     operating_point: dict[str, Any] | None = None
     lesion_evidence: dict[str, Any] | None = None
+    lesion_mirror_axes: list[int] | None = None
 
     def __post_init__(self) -> None:
+        self._raise_format_to_content()
+
+    def _raise_format_to_content(self) -> None:
+        """The lowest format that holds what the bundle holds (a lesion head: 2; mirroring: 3)."""
         if self.head == "lesion" and self.format_version < _LESION_HEAD_FORMAT:
             self.format_version = _LESION_HEAD_FORMAT
+        if self.lesion_mirror_axes and self.format_version < _MIRRORING_FORMAT:
+            self.format_version = _MIRRORING_FORMAT
 
     @property
     def has_lesion_head(self) -> bool:
@@ -172,7 +188,8 @@ class BundleMetadata:
         return len(self.modalities)
 
     def to_dict(self) -> dict[str, Any]:
-        """Plain JSON-ready dict (validated first)."""
+        """Plain JSON-ready dict (validated first); fields set after construction raise the format too."""
+        self._raise_format_to_content()
         data = json.loads(json_text(dataclasses.asdict(self)))
         BundleMetadata.from_dict(data, source="bundle metadata")  # same checks both ways
         return data
@@ -283,6 +300,10 @@ def _check_fields(v: dict[str, Any], source: str) -> None:
                 and (threshold is None or (_is_number(threshold) and threshold >= 0.0))):
             raise bad("lesion_evidence", f"null or an object with a score in {LESION_EVIDENCE_SCORES} and a "
                       "threshold >= 0")
+    axes = v.get("lesion_mirror_axes")
+    if axes is not None and not (isinstance(axes, list) and all(_is_int(a) and 0 <= a <= 2 for a in axes)
+                                 and len(set(axes)) == len(axes)):
+        raise bad("lesion_mirror_axes", "null or a list of distinct model-grid axes (0, 1, 2)")
 
 
 def content_digest(weights: str | os.PathLike, metadata: dict[str, Any]) -> str:

@@ -156,6 +156,11 @@ def decision_lines(result: Any) -> list[tuple[str, str]]:
             lines.append(("small", f"  on validation: detection {_fmt(validation.get('detection_rate'))}, FP clusters "
                                    f"per control {_fmt(validation.get('fp_per_control'))} "
                                    f"({validation.get('n_patients')} patients, {validation.get('n_controls')} controls)"))
+    mirror_axes = (getattr(result, "model_metadata", None) or {}).get("lesion_mirror_axes")
+    if mirror_axes and clusters is not None:
+        lines.append(("small", "Lesion map: the mean of the scan's map and its mirrored copies' maps (axes "
+                               f"{', '.join(str(a) for a in mirror_axes)}; 0 = left-right), as the model was "
+                               "calibrated."))
     ensemble = getattr(result, "ensemble", None)
     if ensemble:
         members = ", ".join(m["member"] for m in ensemble["members"])

@@ -5,7 +5,9 @@
 lesion-evidence threshold are chosen on the fold's validation subjects
 (:mod:`FCDTrainLib.evaluation.calibration`), then the fold's test subjects are evaluated with
 them. :func:`FCDTrainLib.experiment.recalibrate.recalibrate_fold` does the same again on a
-finished fold.
+finished fold. A lesion model trained with left-right flips (``--flip``) is first told to mirror
+its lesion map along that axis (the bundle's ``lesion_mirror_axes``), so that its calibration and
+test figures, and every later ``fcd detect``, read the mean of the scan and its mirror.
 
 Example:
     >>> rows, metrics = calibrate_and_test(config, split, subjects, cache, bundle, log, "cpu")  # doctest: +SKIP
@@ -34,6 +36,12 @@ def calibrate_and_test(config: RunConfig, split: Any, subjects: dict[str, Any], 
     from FCDTrainLib.evaluation.fold_eval import evaluate_subjects
 
     meta = bundle.metadata
+    if config.supervision == "lesion":
+        from FCDDetectLib.grid.preprocess import LEFT_RIGHT_AXIS
+
+        # a model trained with left-right flips maps a scan as the mean of it and its mirror
+        # (test-time mirroring); set before calibrating, so the operating point fits that mean
+        meta.lesion_mirror_axes = [LEFT_RIGHT_AXIS] if config.flip else None
     if config.supervision == "lesion" and config.operating_fp_per_control is not None:
         from FCDTrainLib.evaluation.calibration import calibrate_lesion_model
 

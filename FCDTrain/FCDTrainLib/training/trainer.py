@@ -36,6 +36,7 @@ from typing import Any
 import numpy as np
 import torch
 import torch.nn.functional as F
+from FCDDetectLib.grid.preprocess import LEFT_RIGHT_AXIS
 
 from FCDTrainLib.run_folder.event_log import EventLog
 from FCDTrainLib.run_folder.layout import CHECKPOINT_NAME
@@ -150,7 +151,7 @@ class Trainer:
     def augment(self, batch: dict[str, torch.Tensor], generator: torch.Generator) -> dict[str, torch.Tensor]:
         """Random rotation / shift / flip of the batch's volumes (training only)."""
         batch["x"] = random_augment(batch["x"], generator, self.config.rotation_degrees, self.shift_voxels,
-                                    flip_axis=0 if self.config.flip else None)
+                                    flip_axis=LEFT_RIGHT_AXIS if self.config.flip else None)
         return batch
 
     def loss(self, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, dict[str, Number]]:
