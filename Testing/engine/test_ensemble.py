@@ -218,3 +218,16 @@ def test_members_calibrated_with_different_evidence_scores_give_no_mixed_thresho
     mixed = [*same[:2], lesion_meta(lesion_evidence={"score": LESION_EVIDENCE_SCORES[1], "threshold": 20.0})]
     # a threshold holds for its own score only: no median across definitions (any cluster decides)
     assert ensemble_metadata(mixed, ["fold-0", "fold-1", "fold-2"]).lesion_evidence is None
+
+
+def test_the_ensemble_states_mirroring_only_when_every_member_mirrors_alike():
+    from FCDDetectLib.networks.ensemble import ensemble_metadata
+
+    from Testing.builders.lesion_models import lesion_meta
+
+    labels = ["fold-0", "fold-1"]
+    mirrored = [lesion_meta(lesion_mirror_axes=[0]), lesion_meta(lesion_mirror_axes=[0])]
+    assert ensemble_metadata(mirrored, labels).lesion_mirror_axes == [0]
+    mixed = [lesion_meta(lesion_mirror_axes=[0]), lesion_meta()]  # an older, one-pass fold beside a new one
+    assert ensemble_metadata(mixed, labels).lesion_mirror_axes is None
+    assert ensemble_metadata([lesion_meta(), lesion_meta()], labels).lesion_mirror_axes is None

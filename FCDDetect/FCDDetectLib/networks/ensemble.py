@@ -201,8 +201,9 @@ def ensemble_metadata(metadatas: Sequence[BundleMetadata], labels: Sequence[str]
     thresholds are kept under ``members``), and
     the mean of the members' minimum sizes; ``lesion_evidence``: the median of their thresholds (when every member has
     one, all for the same score: thresholds of different scores do not mix; otherwise none, and
-    any cluster decides); ``threshold`` (the classifier's): their mean. The name lists the
-    members, so a cohort's resume tells one ensemble from another.
+    any cluster decides); ``threshold`` (the classifier's): their mean; ``lesion_mirror_axes``: the
+    members' when they all mirror alike, else None (each member still maps with its own). The name
+    lists the members, so a cohort's resume tells one ensemble from another.
 
     Example:
         >>> meta = BundleMetadata(depth=18, geometry="paper", modalities=["flair"], target_spacing=[2.0, 2.0, 2.0],
@@ -229,9 +230,13 @@ def ensemble_metadata(metadatas: Sequence[BundleMetadata], labels: Sequence[str]
         evidence = {"score": first.lesion_evidence["score"], "threshold": float(statistics.median(thresholds)),
                     "rule": "fcd when the ensemble map's score is above the median of the members' thresholds"}
     name = f"ensemble {Path(source).name or first.name} [{', '.join(labels)}]"
+    # each member maps a scan its own way; the ensemble states mirroring only when all of them mirror alike
+    mirrors = [m.lesion_mirror_axes or [] for m in metadatas]
+    mirror_axes = mirrors[0] if all(axes == mirrors[0] for axes in mirrors) and mirrors[0] else None
     return dataclasses.replace(
         first, name=name, threshold=statistics.fmean(m.threshold for m in metadatas), operating_point=point,
-        lesion_evidence=evidence, metrics={}, training={"ensemble_of": list(labels), "source": str(source)})
+        lesion_evidence=evidence, metrics={}, training={"ensemble_of": list(labels), "source": str(source)},
+        lesion_mirror_axes=mirror_axes)
 
 
 def read_ensemble_metadata(models: Sequence[str | os.PathLike], require_all: bool = False
