@@ -140,7 +140,8 @@ def decision_lines(result: Any) -> list[tuple[str, str]]:
     else:
         lines.append(("body", f"Decision: {result.prediction}, from the classifier: p(FCD) = {result.probability:.3f}"
                               f"    (threshold {result.threshold:.2f})"))
-    point = (getattr(result, "model_metadata", None) or {}).get("operating_point")
+    metadata = getattr(result, "model_metadata", None) or {}
+    point = metadata.get("operating_point")
     clusters = getattr(result, "lesion_clusters", None)
     if point and clusters is not None:
         used = (abs(clusters.threshold - point["cluster_threshold"]) < 1e-9
@@ -156,7 +157,7 @@ def decision_lines(result: Any) -> list[tuple[str, str]]:
             lines.append(("small", f"  on validation: detection {_fmt(validation.get('detection_rate'))}, FP clusters "
                                    f"per control {_fmt(validation.get('fp_per_control'))} "
                                    f"({validation.get('n_patients')} patients, {validation.get('n_controls')} controls)"))
-    mirror_axes = (getattr(result, "model_metadata", None) or {}).get("lesion_mirror_axes")
+    mirror_axes = metadata.get("lesion_mirror_axes")
     if mirror_axes and clusters is not None:
         lines.append(("small", "Lesion map: the mean of the scan's map and its mirrored copies' maps (axes "
                                f"{', '.join(str(a) for a in mirror_axes)}; 0 = left-right), as the model was "

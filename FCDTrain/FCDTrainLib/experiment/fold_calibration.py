@@ -42,14 +42,14 @@ def calibrate_and_test(config: RunConfig, split: Any, subjects: dict[str, Any], 
         # a model trained with left-right flips maps a scan as the mean of it and its mirror
         # (test-time mirroring); set before calibrating, so the operating point fits that mean
         meta.lesion_mirror_axes = [LEFT_RIGHT_AXIS] if config.flip else None
-    if config.supervision == "lesion" and config.operating_fp_per_control is not None:
-        from FCDTrainLib.evaluation.calibration import calibrate_lesion_model
+        if config.operating_fp_per_control is not None:
+            from FCDTrainLib.evaluation.calibration import calibrate_lesion_model
 
-        # chosen on the fold's validation subjects only; the test subjects stay held out
-        meta.operating_point, meta.lesion_evidence, notes = calibrate_lesion_model(
-            bundle, [subjects[i] for i in split.val], config.operating_fp_per_control, device)
-        for note in notes:
-            log.emit("warning", fold=split.fold, message=note)
+            # chosen on the fold's validation subjects only; the test subjects stay held out
+            meta.operating_point, meta.lesion_evidence, notes = calibrate_lesion_model(
+                bundle, [subjects[i] for i in split.val], config.operating_fp_per_control, device)
+            for note in notes:
+                log.emit("warning", fold=split.fold, message=note)
     rows, metrics = evaluate_subjects(bundle, [subjects[i] for i in split.test], cache,
                                       config.detect_options(device), batch_size=config.batch_size)
     for warning in metrics["warnings"]:
