@@ -17,7 +17,9 @@ from pathlib import Path
 
 import pytest
 from FCDDetectLib.errors import FCDInputError
-from FCDDetectLib.io.output_set import JOURNAL_NAME, OutputSet, read_output_set, remove_stale
+from FCDDetectLib.io.commit_journal import JOURNAL_NAME
+from FCDDetectLib.io.output_set import OutputSet, read_output_set
+from FCDDetectLib.io.stale_files import remove_stale
 
 from Testing.builders.hostile_fixtures import head, one_error_line, run_fcd, save_nifti, tiny_bundle
 

@@ -21,7 +21,8 @@ import textwrap
 from pathlib import Path
 
 import pytest
-from FCDDetectLib.io.output_set import JOURNAL_NAME, read_output_set
+from FCDDetectLib.io.commit_journal import JOURNAL_NAME
+from FCDDetectLib.io.output_set import read_output_set
 
 from Testing.builders.full_disk import file_size_limit, fill, tiny_filesystem
 from Testing.builders.hostile_fixtures import (

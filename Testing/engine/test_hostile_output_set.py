@@ -2,7 +2,7 @@
 
 A writer process (``write_detection`` of a small result, the real function ``fcd detect``
 calls) is SIGKILLed at each named point of the commit (``FCD_TEST_KILL_AT``, see
-FCDDetectLib.io.output_set), into an empty folder and over a previous detection. After each
+FCDDetectLib.io.commit_points), into an empty folder and over a previous detection. After each
 kill, the next reader (``read_output_set``) must find the old set or the new set, every
 checksum right, and no temporary file of the killed writer left.
 """
@@ -19,7 +19,8 @@ from pathlib import Path
 
 import pytest
 from FCDDetectLib.errors import FCDInputError
-from FCDDetectLib.io.output_set import OutputSet, check_output_folder, read_output_set
+from FCDDetectLib.io.output_folder import check_output_folder
+from FCDDetectLib.io.output_set import OutputSet, read_output_set
 
 WRITER = textwrap.dedent("""
     import sys

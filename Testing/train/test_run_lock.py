@@ -13,7 +13,7 @@ import time
 
 import pytest
 from FCDDetectLib.errors import FCDInputError
-from FCDDetectLib.io.output_set import pid_alive
+from FCDDetectLib.io.stale_files import pid_alive
 from FCDTrainLib.run_folder.run_lock import LOCK_DIR, RunLock, holder
 from FCDTrainLib.slicer_support.train_launcher import TrainLogic, TrainSettings
 

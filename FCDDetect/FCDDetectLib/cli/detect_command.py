@@ -159,7 +159,7 @@ def run(args: argparse.Namespace) -> int:
 
     from FCDDetectLib.detection.ensemble_detect import detect_any, is_ensemble_request
     from FCDDetectLib.detection.inputs import DetectionInputs
-    from FCDDetectLib.io.output_set import check_output_folder
+    from FCDDetectLib.io.output_folder import check_output_folder
     from FCDDetectLib.outputs.detection_files import DETECTION_FILES, write_detection
 
     ensemble = is_ensemble_request(args.model)
@@ -238,7 +238,7 @@ def run_cohort_command(args: argparse.Namespace, options: DetectOptions) -> int:
     from FCDDetectLib.cohort.summary import SUMMARY_NAME, failed
     from FCDDetectLib.detection.ensemble_detect import is_ensemble_request
     from FCDDetectLib.errors import FCDInputError
-    from FCDDetectLib.io.output_set import check_output_folder, create_folder, remove_created
+    from FCDDetectLib.io.output_folder import check_output_folder, create_folder, remove_created
 
     for option in ("roi", "brain_mask", "dicom_out", "png", "report", "localized_smoothgrad"):
         if getattr(args, option):

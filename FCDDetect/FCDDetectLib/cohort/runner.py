@@ -53,7 +53,7 @@ from FCDDetectLib.detection.inputs import DetectionInputs, input_checksums
 from FCDDetectLib.detection.options import DetectOptions
 from FCDDetectLib.errors import FCDInputError, os_error_line
 from FCDDetectLib.io.image_io import load_image, load_mask
-from FCDDetectLib.io.output_set import check_output_folder
+from FCDDetectLib.io.output_folder import check_output_folder
 
 # ---------------------------------------------------------------- one subject
 
@@ -178,7 +178,7 @@ def process_subject(
 def check_out_dir(out_dir: str | Path) -> Path:
     """The cohort output folder, created; FCDInputError when it cannot be (a file, read-only, a link loop, a long name).
 
-    Checked like every output folder (:func:`~FCDDetectLib.io.output_set.check_output_folder`),
+    Checked like every output folder (:func:`~FCDDetectLib.io.output_folder.check_output_folder`),
     ``summary.csv`` included, before anything is created.
     """
     out = check_output_folder(out_dir, (SUMMARY_NAME,))

@@ -29,8 +29,8 @@ from typing import Any
 
 import numpy as np
 
+from FCDDetectLib.io.checksums import file_sha256
 from FCDDetectLib.io.image_io import Image, load_image, load_mask, validate_array
-from FCDDetectLib.io.output_set import file_sha256
 
 __all__ = ["DetectionInputs", "ImageSource", "input_checksums", "source_sha256"]
 

@@ -45,7 +45,7 @@ def write_atomic(path: str | os.PathLike, write: Callable[[str], Any]) -> Path:
     target.parent.mkdir(parents=True, exist_ok=True)
     suffix = ".nii.gz" if target.name.endswith(".nii.gz") else target.suffix
     # the writer's pid in the name lets a later run tell a killed writer's leftover from a live
-    # one (FCDDetectLib.io.output_set.remove_stale)
+    # one (FCDDetectLib.io.stale_files.remove_stale)
     fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.{os.getpid()}.", suffix=f".tmp{suffix}", dir=target.parent)
     os.close(fd)
     try:

@@ -52,7 +52,7 @@ from typing import TYPE_CHECKING, Any
 
 from FCDDetectLib.errors import FCDInputError
 from FCDDetectLib.io.atomic_files import json_text
-from FCDDetectLib.io.output_set import file_sha256
+from FCDDetectLib.io.checksums import file_sha256
 from FCDDetectLib.networks.bundle_metadata import (
     BUNDLE_SUFFIX,
     CONTENT_KEY,

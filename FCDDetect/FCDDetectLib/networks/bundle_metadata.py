@@ -323,7 +323,7 @@ def content_digest(weights: str | os.PathLike, metadata: dict[str, Any]) -> str:
         >>> a == content_digest(weights, {"name": "a"}), a == content_digest(weights, {"name": "b"})
         (True, False)
     """
-    from FCDDetectLib.io.output_set import file_sha256
+    from FCDDetectLib.io.checksums import file_sha256
 
     return content_digest_of(file_sha256(weights), metadata)
 

@@ -53,7 +53,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     """Run the grid; prints the report paths and the summary table as JSON."""
     from FCDDetectLib.io.atomic_files import json_text
-    from FCDDetectLib.io.output_set import check_output_folder
+    from FCDDetectLib.io.output_folder import check_output_folder
 
     from FCDTrainLib.experiment.executors import make_executor
     from FCDTrainLib.experiment.paper_comparison import run_experiment

@@ -57,7 +57,7 @@ def register(subparsers) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from FCDDetectLib.io.output_set import check_output_folder
+    from FCDDetectLib.io.output_folder import check_output_folder
 
     from FCDTrainLib.data.synth.variants import SynthVariant
     from FCDTrainLib.run_folder.write_guard import guarded_writes

@@ -41,7 +41,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     """Train (or resume) the run; prints the summary as JSON."""
     from FCDDetectLib.io.atomic_files import json_text
-    from FCDDetectLib.io.output_set import check_output_folder
+    from FCDDetectLib.io.output_folder import check_output_folder
 
     from FCDTrainLib.experiment.train_run import RUN_FILES, train_run
     from FCDTrainLib.run_folder.run_files import check_links

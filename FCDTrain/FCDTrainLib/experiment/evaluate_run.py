@@ -150,7 +150,8 @@ def evaluate_run(run_dir: str | Path, data: str | Path | None = None, out: str |
     methods (None: each bundle's default, else layer4).
     """
     from FCDDetectLib.io.atomic_files import csv_text
-    from FCDDetectLib.io.output_set import OutputSet, check_output_folder
+    from FCDDetectLib.io.output_folder import check_output_folder
+    from FCDDetectLib.io.output_set import OutputSet
     from FCDDetectLib.networks.bundle import load_bundle
     from FCDDetectLib.networks.bundle_metadata import read_bundle_metadata
 

@@ -24,7 +24,8 @@ from typing import Any
 
 from FCDDetectLib.errors import FCDInputError
 from FCDDetectLib.io.atomic_files import write_json_atomic, write_text_atomic
-from FCDDetectLib.io.output_set import check_output_folder, remove_stale
+from FCDDetectLib.io.output_folder import check_output_folder
+from FCDDetectLib.io.stale_files import remove_stale
 
 from FCDTrainLib.run_folder.dataset_record import check_dataset, dataset_record, write_dataset_record
 from FCDTrainLib.run_folder.event_log import EventLog

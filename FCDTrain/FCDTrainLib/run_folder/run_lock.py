@@ -40,7 +40,7 @@ from pathlib import Path
 from typing import Any
 
 from FCDDetectLib.errors import FCDInputError
-from FCDDetectLib.io.output_set import pid_alive  # the one liveness check (stale temp files, locks)
+from FCDDetectLib.io.stale_files import pid_alive  # the one liveness check (stale temp files, locks)
 
 from FCDTrainLib.run_folder.layout import fold_name
 
