@@ -14,8 +14,9 @@ import numpy as np
 import pytest
 from FCDDetectLib.cli import main
 from FCDDetectLib.errors import FCDInputError
+from FCDDetectLib.io.checksums import file_sha256
 from FCDTrainLib.experiment.paper_comparison import find_weights, run_name
-from FCDTrainLib.run_folder.run_config import RunConfig, file_sha256
+from FCDTrainLib.run_folder.run_config import RunConfig
 from scipy import stats
 
 FOLDS = 5

@@ -32,12 +32,13 @@ from typing import Any
 
 from FCDDetectLib.choices import DEPTHS, MODALITIES, PRETRAINED_STRATEGIES
 from FCDDetectLib.errors import FCDInputError
+from FCDDetectLib.io.checksums import file_sha256
 
 from FCDTrainLib.experiment.executors import Executor, FoldTask, task_dicts
 from FCDTrainLib.experiment.fold_tasks import claim_runs, make_run_folders, on_fold_done, plan_tasks
 from FCDTrainLib.run_folder.event_log import EventLog
 from FCDTrainLib.run_folder.layout import ExperimentLayout, RunLayout
-from FCDTrainLib.run_folder.run_config import RunConfig, file_sha256, load_config
+from FCDTrainLib.run_folder.run_config import RunConfig, load_config
 from FCDTrainLib.run_folder.run_files import check_links, read_json_object
 
 

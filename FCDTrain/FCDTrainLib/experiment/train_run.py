@@ -24,13 +24,14 @@ from typing import Any
 
 from FCDDetectLib.errors import FCDInputError
 from FCDDetectLib.io.atomic_files import write_json_atomic, write_text_atomic
+from FCDDetectLib.io.checksums import file_sha256
 from FCDDetectLib.io.output_folder import check_output_folder
 from FCDDetectLib.io.stale_files import remove_stale
 
 from FCDTrainLib.run_folder.dataset_record import check_dataset, dataset_record, write_dataset_record
 from FCDTrainLib.run_folder.event_log import EventLog
 from FCDTrainLib.run_folder.layout import CONFIG_NAME, DATASET_NAME, RunLayout
-from FCDTrainLib.run_folder.run_config import RunConfig, check_same_run, file_sha256, write_config
+from FCDTrainLib.run_folder.run_config import RunConfig, check_same_run, write_config
 from FCDTrainLib.run_folder.run_files import check_links, read_json_object
 from FCDTrainLib.training.folds import FoldSplit, make_folds, read_folds
 

@@ -31,9 +31,9 @@ from pathlib import Path
 from typing import Any
 
 from FCDDetectLib.errors import FCDInputError
+from FCDDetectLib.io.checksums import file_sha256
 
 from FCDTrainLib.run_folder.layout import RunLayout
-from FCDTrainLib.run_folder.run_config import file_sha256
 from FCDTrainLib.run_folder.run_files import read_json_object
 
 RECORD_FORMAT = 1
