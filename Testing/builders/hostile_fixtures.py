@@ -1,4 +1,4 @@
-"""Hostile inputs for the reliability tests (and benchmarks/probe_hostile.py): tiny real files.
+"""Hostile inputs for the reliability tests (and the probe's cases, benchmarks/hostile/): tiny real files.
 
 A tiny bundle (untrained ResNet-18 at width 1/4 on a 4 mm, 24 x 28 x 24 grid), head-like
 scans on a 4 mm grid, a malicious pickle whose ``__reduce__`` touches a marker file, and a
