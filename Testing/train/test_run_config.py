@@ -63,6 +63,7 @@ def _train_parser():
 
 
 def test_options_and_help_come_from_the_config_fields():
+    import argparse
     from dataclasses import fields
 
     from FCDTrainLib.cli.config_options import SINGLE_RUN_FIELDS
@@ -78,8 +79,9 @@ def test_options_and_help_come_from_the_config_fields():
             continue
         action = train[f.name]
         assert flag_of(f) in action.option_strings
-        if f.name in defaults:
-            assert action.default == defaults[f.name]
+        if f.name in defaults:  # left out, an option sets nothing: RunConfig (or the --preset) has the default
+            assert action.default is argparse.SUPPRESS
+            assert "(default: " in action.help
         assert (f.name in experiment) == (f.name not in SINGLE_RUN_FIELDS)
     assert "(default: 0.001)" in train["lr"].help  # the real default, not a copy
     assert train["rotation_degrees"].option_strings == ["--rotation"]
@@ -135,3 +137,36 @@ def test_demo_is_a_preset_and_overrides_round_trip():
     args = _train_parser()["train"].parse_args(["--data", "d", "--out", "o", *config_arguments(overrides)])
     config = config_from_args(args)
     assert {k: getattr(config, k) for k in overrides} == overrides
+
+
+def test_the_lesion_preset_is_the_benchmarks_recipe_and_the_command_line_overrides_it():
+    """``fcd train --preset lesion``: the values of PRESETS["lesion"], each option given overrides one,
+    ``--no-flip`` turns its flips off, and without a preset nothing changes."""
+    from FCDTrainLib.cli.config_options import config_from_args
+    from FCDTrainLib.run_folder.run_config import PRESETS
+
+    parse = _train_parser()["train"].parse_args
+    lesion = config_from_args(parse(["--data", "d", "--out", "o", "--preset", "lesion"]))
+    lesion.validate()
+    assert {k: getattr(lesion, k) for k in PRESETS["lesion"]} == PRESETS["lesion"]
+    assert (lesion.supervision, lesion.patch, lesion.max_epochs, lesion.flip) == ("lesion", [48, 48, 48], 300, True)
+    assert lesion.shape == RunConfig(data="d").shape  # the grid's shape stays the default
+    changed = config_from_args(parse(["--data", "d", "--out", "o", "--preset", "lesion", "--max-epochs", "20",
+                                      "--lr", "0.001", "--no-flip", "--patch", "32", "32", "32"]))
+    assert (changed.max_epochs, changed.lr, changed.flip, changed.patch) == (20, 0.001, False, [32, 32, 32])
+    assert changed.spacing == [2.0, 2.0, 2.0]  # what was not given stays the preset's
+    plain = config_from_args(parse(["--data", "d", "--out", "o"]))
+    assert plain == RunConfig(data="d")
+    assert config_from_args(parse(["--data", "d", "--out", "o", "--lr", "0.001"])).lr == 0.001  # = the default
+    with pytest.raises(SystemExit):
+        parse(["--data", "d", "--out", "o", "--preset", "fast"])
+
+
+def test_fcd_train_refuses_an_unknown_preset_in_one_line(capsys):
+    from FCDDetectLib.cli import main
+
+    with pytest.raises(SystemExit) as stopped:
+        main(["train", "--data", "d", "--out", "o", "--preset", "fast"])
+    assert stopped.value.code == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert "--preset" in err[-1] and "fast" in err[-1]

@@ -2,8 +2,13 @@
 
 Each field's metadata (help, flag, choices, bounds, metavar) becomes one argparse option
 whose help ends with the field's real default, so nothing here repeats a default, a
-choice list or a help text. :func:`config_arguments` goes the other way (overrides ->
-command-line arguments) for the Slicer module, which starts ``fcd train`` in a process.
+choice list or a help text. ``--preset NAME`` starts from a named set of values
+(:data:`~FCDTrainLib.run_folder.run_config.PRESETS`); the options given on the command line
+override it, which is why an option left out puts nothing in the namespace
+(``argparse.SUPPRESS``) and the field's default comes from :class:`RunConfig` itself. A
+switch a preset turns on gets a ``--no-...`` twin to turn it off. :func:`config_arguments`
+goes the other way (overrides -> command-line arguments) for the Slicer module, which starts
+``fcd train`` in a process.
 
 Example:
     >>> import argparse
@@ -11,6 +16,9 @@ Example:
     >>> add_config_options(parser)
     >>> config_from_args(parser.parse_args(["--data", "d", "--lr", "0.01"])).lr
     0.01
+    >>> lesion = config_from_args(parser.parse_args(["--data", "d", "--preset", "lesion", "--max-epochs", "50"]))
+    >>> lesion.supervision, lesion.patch, lesion.max_epochs
+    ('lesion', [48, 48, 48], 50)
     >>> config_arguments({"folds": 2, "flip": True})
     ['--folds', '2', '--flip']
 """
@@ -22,7 +30,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import MISSING, fields
 from typing import Any
 
-from FCDTrainLib.run_folder.run_config import RunConfig, flag_of
+from FCDTrainLib.run_folder.run_config import PRESETS, RunConfig, flag_of
 
 SINGLE_RUN_FIELDS = ("depth", "pretrained", "weights", "modality", "supervision")
 """Fields of one run; ``fcd experiment`` takes lists instead (``--depths``, ...)."""
@@ -47,12 +55,17 @@ def _shown(value: Any) -> str:
 
 
 def add_config_options(parser: argparse.ArgumentParser, exclude: Iterable[str] = ()) -> None:
-    """Add one option per CLI field of RunConfig (``dest`` = the field name), except ``exclude``.
+    """Add ``--preset`` and one option per CLI field of RunConfig (``dest`` = the field name), except ``exclude``.
 
-    The parser remembers which fields it added (``config_fields``), for :func:`config_from_args`.
+    An option left out sets nothing (its default is RunConfig's, or the preset's). The parser
+    remembers which fields it added (``config_fields``), for :func:`config_from_args`.
     """
     skip = set(exclude)
     added = []
+    parser.add_argument("--preset", choices=tuple(PRESETS), help="start from a named set of training options, "
+                        "which the options given here override: " + "; ".join(
+                            f"{name}: " + " ".join(config_arguments(values)) for name, values in PRESETS.items()))
+    switched_on = {name for values in PRESETS.values() for name, value in values.items() if value is True}
     for f in fields(RunConfig):
         meta = f.metadata
         if not meta.get("cli", True) or f.name in skip:
@@ -62,9 +75,12 @@ def add_config_options(parser: argparse.ArgumentParser, exclude: Iterable[str] =
         if default is MISSING:
             kwargs.update(required=True, help=meta["help"])
         else:
-            kwargs.update(default=default, help=f"{meta['help']} (default: {_shown(default)})")
+            kwargs.update(default=argparse.SUPPRESS, help=f"{meta['help']} (default: {_shown(default)})")
         if isinstance(default, bool):
             kwargs["action"] = "store_true"
+            if f.name in switched_on:
+                parser.add_argument("--no-" + flag_of(f)[2:], dest=f.name, action="store_false",
+                                    default=argparse.SUPPRESS, help=f"turn {flag_of(f)} off (after a --preset)")
         else:
             if isinstance(default, list):
                 kwargs.update(nargs=len(default), type=type(default[0]))
@@ -84,13 +100,18 @@ def add_config_options(parser: argparse.ArgumentParser, exclude: Iterable[str] =
 
 
 def config_from_args(args: argparse.Namespace, **overrides: Any) -> RunConfig:
-    """A :class:`RunConfig` from the options :func:`add_config_options` added (+ ``overrides``)."""
-    values = {name: getattr(args, name) for name in args.config_fields}
+    """A :class:`RunConfig` from the options :func:`add_config_options` added (+ ``overrides``).
+
+    The fields given on the command line (and ``overrides``) go over the ``--preset``'s values,
+    which go over RunConfig's defaults.
+    """
+    values = {name: getattr(args, name) for name in args.config_fields if hasattr(args, name)}
     values.update(overrides)
     for name in ("spacing", "shape", "patch"):
         if values.get(name) is not None:
             values[name] = list(values[name])
-    return RunConfig(**values)
+    preset = getattr(args, "preset", None)
+    return RunConfig.preset(preset, **values) if preset else RunConfig(**values)
 
 
 def config_arguments(overrides: Mapping[str, Any]) -> list[str]:

@@ -64,7 +64,7 @@ def run(args: argparse.Namespace) -> int:
     base = config_from_args(args)
     executor = make_executor(args.executor, address=args.ray_address or (
         os.environ.get("RAY_ADDRESS") if args.executor == "ray" else None), gpus_per_run=args.gpus_per_task,
-        cpus_per_run=args.cpus_per_task, max_retries=args.max_retries, device=args.device)
+        cpus_per_run=args.cpus_per_task, max_retries=args.max_retries, device=base.device)
     with guarded_writes(args.out):  # a full disk, a name too long: one error line, no empty folder left
         check_output_folder(args.out, ("events.jsonl",))  # before the lock creates the folder
         check_links(args.out, "experiment folder", marker="events.jsonl")

@@ -337,8 +337,17 @@ PRESETS: dict[str, dict[str, Any]] = {
         "max_epochs": 30, "spacing": [4.0, 4.0, 4.0], "shape": [48, 56, 48], "batch_size": 8, "lr": 3e-4,
         "shift_mm": 16.0, "flip": True, "patience": 8, "early_stop_patience": 15,
     },
+    # `fcd train --preset lesion`: the lesion recipe of issue 27's benchmark (benchmarks/bench_lesion.py,
+    # docs/lesion-supervision.md): the demo's network, 300 epochs of nnU-Net's poly decay from 3e-3 on
+    # 48^3 patches of the 2 mm grid (a third centred on lesion), shifts and left-right flips (so the
+    # lesion map is mirrored at detection). The grid's shape stays the default one.
+    "lesion": {
+        "supervision": "lesion", "depth": 18, "geometry": "medicalnet", "widen_factor": 0.25, "modality": "flair",
+        "max_epochs": 300, "lr": 3e-3, "batch_size": 2, "lesion_schedule": "poly", "patch": [48, 48, 48],
+        "foreground_fraction": 0.33, "spacing": [2.0, 2.0, 2.0], "shift_mm": 8.0, "flip": True,
+    },
 }
-"""Named sets of RunConfig overrides (``RunConfig.preset(name, data=...)``)."""
+"""Named sets of RunConfig overrides (``RunConfig.preset(name, data=...)``, ``fcd train --preset NAME``)."""
 
 
 def load_config(run_dir: str | Path) -> RunConfig:
