@@ -170,3 +170,16 @@ def test_fcd_train_refuses_an_unknown_preset_in_one_line(capsys):
     assert stopped.value.code == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert "--preset" in err[-1] and "fast" in err[-1]
+
+
+def test_an_experiment_with_the_lesion_preset_trains_lesion_models_unless_told_otherwise():
+    from FCDTrainLib.cli.config_options import config_from_args
+    from FCDTrainLib.cli.experiment_command import supervisions_of
+
+    parse = _train_parser()["experiment"].parse_args
+    args = parse(["--data", "d", "--out", "o", "--preset", "lesion"])
+    assert supervisions_of(args, config_from_args(args)) == ["lesion"]
+    args = parse(["--data", "d", "--out", "o", "--preset", "lesion", "--supervision", "none", "lesion", "none"])
+    assert supervisions_of(args, config_from_args(args)) == ["none", "lesion"]
+    args = parse(["--data", "d", "--out", "o"])
+    assert supervisions_of(args, config_from_args(args)) == ["none"]  # the paper's protocol, as before

@@ -22,6 +22,7 @@ from FCDDetectLib.cli.executor_options import add_executor_options
 
 from FCDTrainLib.cli.config_options import config_from_args
 from FCDTrainLib.cli.train_command import add_training_options
+from FCDTrainLib.run_folder.run_config import RunConfig
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -40,14 +41,25 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         help=f"initialisations (default: {' '.join(PRETRAINED_STRATEGIES)})")
     parser.add_argument("--modalities", nargs="+", default=list(MODALITIES), choices=INPUT_MODALITIES,
                         help=f"inputs (default: {' '.join(MODALITIES)})")
-    parser.add_argument("--supervision", nargs="+", default=["none"], choices=SUPERVISION,
+    parser.add_argument("--supervision", nargs="+", choices=SUPERVISION,
                         help="supervision axis: none (the paper), lesion (+ lesion head), or both to compare "
-                        "them with paired t-tests on accuracy, Heat-Score and detection rate (default: none)")
+                        "them with paired t-tests on accuracy, Heat-Score and detection rate (default: the "
+                        "--preset's, else none)")
     parser.add_argument("--weights-dir", help="folder with MedicalNet files under their official names "
                         "(resnet_18.pth, resnet_18_23dataset.pth, ...)")
     add_training_options(parser, single_run=False)
     add_executor_options(parser, unit="run")
     parser.set_defaults(func=run)
+
+
+def supervisions_of(args: argparse.Namespace, base: RunConfig) -> list[str]:
+    """The supervision axis: ``--supervision`` (each once), else the ``--preset``'s (``base``), else none.
+
+    Example:
+        >>> supervisions_of(argparse.Namespace(supervision=None), RunConfig.preset("lesion", data="d"))
+        ['lesion']
+    """
+    return list(dict.fromkeys(args.supervision or [base.supervision]))
 
 
 def run(args: argparse.Namespace) -> int:
@@ -72,6 +84,6 @@ def run(args: argparse.Namespace) -> int:
             result = run_experiment(base, args.out, depths=args.depths, pretrained=args.pretrained,
                                     modalities=args.modalities, weights_dir=args.weights_dir,
                                     progress=not args.no_progress, executor=executor,
-                                    supervisions=list(dict.fromkeys(args.supervision)))
+                                    supervisions=supervisions_of(args, base))
     print(json_text(result))
     return 0
