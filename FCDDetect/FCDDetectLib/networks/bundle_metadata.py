@@ -20,7 +20,6 @@ import hashlib
 import json
 import math
 import os
-import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -35,6 +34,7 @@ from FCDDetectLib.choices import (
 )
 from FCDDetectLib.errors import FCDInputError
 from FCDDetectLib.io.atomic_files import json_text
+from FCDDetectLib.io.checksums import file_sha256, is_sha256
 
 BUNDLE_FORMAT_VERSION = 3
 _LESION_HEAD_FORMAT = 2  # first format that may hold a lesion head
@@ -54,7 +54,6 @@ CONTENT_KEY = "content_sha256"
 WEIGHTS_KEY = "weights_sha256"
 """The ``bundle.json`` field holding the SHA-256 of ``weights.pt`` alone (so a mismatch names the file)."""
 CHECKSUM_KEYS = (CONTENT_KEY, WEIGHTS_KEY)
-_SHA256 = re.compile(r"^[0-9a-f]{64}$")
 MAX_METADATA_BYTES = 16 * 1024 * 1024
 """Largest ``bundle.json`` read (16 MiB): ours are a few kB even with long training provenance."""
 _HEADS = SUPERVISION  # = lesion_net.HEADS
@@ -285,7 +284,7 @@ def _check_fields(v: dict[str, Any], source: str) -> None:
         if v.get(name) is not None and v[name] not in allowed:
             raise bad(name, f"null or one of {allowed}")
     for name in CHECKSUM_KEYS:
-        if v.get(name) is not None and not (isinstance(v[name], str) and _SHA256.match(v[name])):
+        if v.get(name) is not None and not is_sha256(v[name]):
             raise bad(name, "null or a SHA-256 (64 lower-case hex digits)")
     point = v.get("operating_point")
     if point is not None:
@@ -323,8 +322,6 @@ def content_digest(weights: str | os.PathLike, metadata: dict[str, Any]) -> str:
         >>> a == content_digest(weights, {"name": "a"}), a == content_digest(weights, {"name": "b"})
         (True, False)
     """
-    from FCDDetectLib.io.checksums import file_sha256
-
     return content_digest_of(file_sha256(weights), metadata)
 
 

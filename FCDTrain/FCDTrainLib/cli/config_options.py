@@ -110,8 +110,7 @@ def config_from_args(args: argparse.Namespace, **overrides: Any) -> RunConfig:
     for name in ("spacing", "shape", "patch"):
         if values.get(name) is not None:
             values[name] = list(values[name])
-    preset = getattr(args, "preset", None)
-    return RunConfig.preset(preset, **values) if preset else RunConfig(**values)
+    return RunConfig.preset(args.preset, **values) if args.preset else RunConfig(**values)
 
 
 def config_arguments(overrides: Mapping[str, Any]) -> list[str]:

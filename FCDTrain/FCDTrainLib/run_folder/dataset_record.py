@@ -25,19 +25,17 @@ Example:
 from __future__ import annotations
 
 import os
-import re
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 from FCDDetectLib.errors import FCDInputError
-from FCDDetectLib.io.checksums import file_sha256
+from FCDDetectLib.io.checksums import file_sha256, is_sha256
 
 from FCDTrainLib.run_folder.layout import RunLayout
 from FCDTrainLib.run_folder.run_files import read_json_object
 
 RECORD_FORMAT = 1
-_SHA256 = re.compile(r"^[0-9a-f]{64}$")
 _DIGESTS: dict[tuple[str, int, int, int], str] = {}
 
 
@@ -71,8 +69,8 @@ def _checked(path: Path, record: Any) -> dict[str, dict[str, Any]]:
     for subject, entry in subjects.items():
         files = entry.get("files") if isinstance(entry, dict) else None
         if (not isinstance(files, dict) or type(entry.get("label")) is not int
-                or not all(isinstance(v, str) and _SHA256.match(v) for v in files.values())
-                or not (entry.get("roi") is None or (isinstance(entry["roi"], str) and _SHA256.match(entry["roi"])))):
+                or not all(is_sha256(v) for v in files.values())
+                or not (entry.get("roi") is None or is_sha256(entry["roi"]))):
             raise damaged(f"subject {subject[:60]!r} is not {{label, files: {{modality: sha256}}, roi}}")
     return subjects
 
