@@ -6,6 +6,7 @@ from typing import Annotated
 
 from FCDDetectLib.choices import DEVICES, GEOMETRIES, SUPERVISION
 from FCDTrainLib.experiment.executors import EXECUTORS
+from FCDTrainLib.slicer_support.train_presenter import PANEL_PRESETS
 from slicer import vtkMRMLPlotChartNode, vtkMRMLTableNode
 from slicer.parameterNodeWrapper import Choice, WithinRange, parameterNodeWrapper
 
@@ -25,6 +26,7 @@ class FCDTrainParameterNode:
     modalityT1Flair: bool = False
     geometry: Annotated[str, Choice(list(GEOMETRIES))] = "paper"
     supervision: Annotated[str, Choice(list(SUPERVISION))] = "none"
+    preset: Annotated[str, Choice(list(PANEL_PRESETS))] = "none"
     weightsPath: str = ""
     weightsCacheFolder: str = ""
     folds: Annotated[int, WithinRange(2, 20)] = 5

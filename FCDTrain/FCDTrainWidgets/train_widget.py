@@ -77,6 +77,8 @@ class FCDTrainWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         self.ui.deleteWeightsButton.connect("clicked(bool)", self.onDeleteWeights)
         self.ui.refreshWeightsButton.connect("clicked(bool)", self.refreshWeightsCache)
         self.ui.dataManifestButton.connect("clicked(bool)", self.onPickManifest)
+        # activated: the user's pick only, not connectGui restoring a saved scene's value
+        self.ui.presetComboBox.connect("activated(int)", self.onPresetChosen)
         self.timer.connect("timeout()", self.onPoll)
         self.taskRunner = TaskRunner(self.ui.taskWidget, self.ui.taskProgressBar, self.ui.taskStatusLabel,
                                      self.ui.cancelTaskButton, onBusyChanged=self.updateButtons)
@@ -164,7 +166,17 @@ class FCDTrainWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
                                         ("t1+flair", p.modalityT1Flair)) if on],
             geometry=p.geometry, weights_path=p.weightsPath, weights_cache_folder=p.weightsCacheFolder,
             folds=p.folds, max_epochs=p.maxEpochs, seed=p.seed, device=p.device, supervision=p.supervision,
-            executor=p.executor, ray_address=p.rayAddress, gpus_per_run=p.gpusPerRun)
+            preset=p.preset, executor=p.executor, ray_address=p.rayAddress, gpus_per_run=p.gpusPerRun)
+
+    def onPresetChosen(self, index) -> None:
+        """A Recipe was picked: the fields it sets take its values (see TrainPresenter.with_preset)."""
+        values = self.presenter.with_preset(self.panelValues(), self.ui.presetComboBox.currentText)
+        p = self._parameterNode
+        p.preset = values.preset
+        p.depth18, p.depth34, p.depth50 = (depth in values.depths for depth in (18, 34, 50))
+        p.modalityFlair, p.modalityT1, p.modalityT1Flair = (m in values.modalities for m in ("flair", "t1", "t1+flair"))
+        p.geometry, p.maxEpochs, p.supervision = values.geometry, values.max_epochs, values.supervision
+        p.folds, p.seed = values.folds, values.seed
 
     def updateButtons(self, caller=None, event=None) -> None:
         if self._parameterNode is None:

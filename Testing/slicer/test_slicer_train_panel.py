@@ -137,6 +137,7 @@ def test_train_parameter_node_declares_the_new_controls():
     fields = {n.target.id: ast.unparse(n.annotation) for n in ast.walk(tree) if isinstance(n, ast.AnnAssign)}
     assert "Choice(list(SUPERVISION))" in fields["supervision"] and "Choice(list(EXECUTORS))" in fields["executor"]
     assert fields["rayAddress"] == "str" and "float" in fields["gpusPerRun"]
+    assert "Choice(list(PANEL_PRESETS))" in fields["preset"]
 
 
 def test_the_panels_stop_does_not_wait_for_the_training_child(monkeypatch):
@@ -158,3 +159,38 @@ def test_the_panels_stop_does_not_wait_for_the_training_child(monkeypatch):
     time.sleep(0.01)
     logic.poll()  # past the grace period: SIGKILL
     assert logic.process.wait(timeout=30) is not None and not logic.running
+
+
+def test_train_panel_recipe_fills_its_fields_and_reaches_the_run_config(tmp_path):
+    """Recipe "lesion" in the panel trains what ``fcd train --preset lesion`` trains: the fields it
+    shows take the preset's values, the rest travels as ``--preset``; a field changed afterwards wins."""
+    import argparse
+
+    from FCDTrainLib.cli import register_commands
+    from FCDTrainLib.cli.config_options import config_from_args
+    from FCDTrainLib.run_folder.run_config import PRESETS, RunConfig
+
+    def run_config(values: PanelValues) -> RunConfig:
+        parser = argparse.ArgumentParser()
+        register_commands(parser.add_subparsers(dest="command"))
+        return config_from_args(parser.parse_args(presenter.settings(values).arguments()))
+
+    presenter = TrainPresenter(TrainLogic(), ModelsFolderRegistry(DictSettings()))
+    custom = PanelValues(data_path=str(tmp_path), output_path=str(tmp_path / "o"), depths=[34],
+                         modalities=["t1"], folds=4, seed=7, pretrained=["none"])
+    lesion = presenter.with_preset(custom, "lesion")
+    assert (lesion.supervision, lesion.depths, lesion.modalities, lesion.geometry, lesion.max_epochs) == (
+        "lesion", [18], ["flair"], "medicalnet", 300)
+    assert (lesion.folds, lesion.seed, lesion.data_path) == (4, 7, custom.data_path)  # not the recipe's to set
+    config = run_config(lesion)
+    expected = RunConfig.preset("lesion", data=str(tmp_path), folds=4, seed=7)
+    assert config == expected and {k: getattr(config, k) for k in PRESETS["lesion"]} == PRESETS["lesion"]
+    shorter = run_config(PanelValues(**{**vars(lesion), "max_epochs": 50}))
+    assert shorter.max_epochs == 50 and shorter.patch == [48, 48, 48]  # the change wins, the rest stays
+    back = presenter.with_preset(lesion, "none")
+    assert back.preset == "none" and "--preset" not in presenter.settings(back).arguments()
+    assert run_config(back).patch is None and run_config(back).supervision == "lesion"  # fields kept as they are
+    with pytest.raises(FCDInputError, match="recipe 'demo'"):
+        presenter.with_preset(custom, "demo")
+    with pytest.raises(FCDInputError, match="preset 'fast'"):
+        TrainSettings(data=tmp_path, out=tmp_path / "o", preset="fast").check()

@@ -34,7 +34,7 @@ from FCDTrainLib.cli.config_options import config_arguments
 from FCDTrainLib.experiment.progress import experiment_progress
 from FCDTrainLib.run_folder.event_log import progress_from_events, read_events
 from FCDTrainLib.run_folder.layout import EVENTS_NAME
-from FCDTrainLib.run_folder.run_config import check_overrides
+from FCDTrainLib.run_folder.run_config import PRESETS, check_overrides
 from FCDTrainLib.run_folder.run_lock import describe, holder
 
 # Runs `fcd` through its Python entry point, so no console script needs to be on PATH.
@@ -50,7 +50,8 @@ class TrainSettings:
     ``fcd experiment`` (``weights_dir`` holds the MedicalNet files by their official names).
     ``geometry``, ``folds``, ``max_epochs``, ``device``, ``seed`` and ``config`` are overrides
     of :class:`~FCDTrainLib.run_folder.run_config.RunConfig` fields (None: RunConfig's default, which
-    is not repeated here); ``extra_args`` are appended unchanged.
+    is not repeated here), over the named ``preset`` (``--preset``) when one is given;
+    ``extra_args`` are appended unchanged.
     An experiment may run on a Ray cluster: ``executor="ray"`` with ``ray_address`` and
     ``gpus_per_run`` (see docs/cluster.md); its progress reads the same either way.
     """
@@ -69,6 +70,7 @@ class TrainSettings:
     device: str | None = None
     seed: int | None = None
     config: dict[str, Any] = field(default_factory=dict)
+    preset: str | None = None
     executor: str = "local"
     ray_address: str | None = None
     gpus_per_run: float | None = None
@@ -96,6 +98,8 @@ class TrainSettings:
             raise FCDInputError("no output folder chosen")
         if not (self.depths and self.pretrained and self.modalities):
             raise FCDInputError("choose at least one depth, one transfer strategy and one modality")
+        if self.preset is not None and self.preset not in PRESETS:
+            raise FCDInputError(f"preset {self.preset!r}: expected one of {', '.join(PRESETS)}")
         check_overrides(self.overrides())
         if self.executor != "local" and not self.is_experiment:
             raise FCDInputError(f"executor {self.executor}: only for an experiment (several grid points)")
@@ -123,6 +127,7 @@ class TrainSettings:
                 args += ["--weights", str(self.weights)]
             if self.fold is not None:
                 args += ["--fold", str(self.fold)]
+        args += ["--preset", self.preset] if self.preset else []
         args += [*config_arguments(self.overrides()), "--no-progress"]
         return args + [str(a) for a in self.extra_args]
 

@@ -14,7 +14,7 @@ Example:
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -24,8 +24,25 @@ from FCDDetectLib.slicer_support.detect_presenter import Message
 from FCDDetectLib.slicer_support.models_registry import ModelsFolderRegistry
 from FCDDetectLib.slicer_support.paths import is_set, path_or_none
 
+from FCDTrainLib.run_folder.run_config import PRESETS
 from FCDTrainLib.slicer_support.train_launcher import TrainSettings
 from FCDTrainLib.training.medicalnet_weights import DownloadCancelled
+
+PANEL_PRESETS = ("none", "lesion")
+"""The panel's Recipe choices: ``none`` (its fields only) or a named RunConfig preset
+(``fcd train --preset``). The ``demo`` preset is left out: it is sized for ``fcd demo``'s
+synthetic cohort on a 4 mm grid, not for a user's data."""
+
+# RunConfig field of a preset -> how the panel shows it (the PanelValues field and its value).
+_SHOWN_PRESET_FIELDS: dict[str, Callable[[Any], tuple[str, Any]]] = {
+    "depth": lambda depth: ("depths", [depth]),
+    "modality": lambda modality: ("modalities", [modality]),
+    "geometry": lambda geometry: ("geometry", geometry),
+    "max_epochs": lambda epochs: ("max_epochs", epochs),
+    "supervision": lambda supervision: ("supervision", supervision),
+    "folds": lambda folds: ("folds", folds),
+    "seed": lambda seed: ("seed", seed),
+}
 
 
 class TrainPanelLogic(Protocol):
@@ -60,6 +77,7 @@ class PanelValues:
     seed: int = 0
     device: str = "auto"
     supervision: str = "none"
+    preset: str = "none"
     executor: str = "local"
     ray_address: str = ""
     gpus_per_run: float = 0.0
@@ -109,7 +127,8 @@ class TrainPresenter:
         settings = TrainSettings(data=data, out=out, depths=list(values.depths), pretrained=list(values.pretrained),
                                  modalities=list(values.modalities), geometry=values.geometry, folds=values.folds,
                                  max_epochs=values.max_epochs, device=values.device, seed=values.seed,
-                                 config={"supervision": values.supervision}, executor=values.executor,
+                                 config={"supervision": values.supervision},
+                                 preset=None if values.preset == "none" else values.preset, executor=values.executor,
                                  ray_address=values.ray_address.strip() or None,
                                  gpus_per_run=values.gpus_per_run or None)
         if settings.is_experiment:
@@ -118,6 +137,24 @@ class TrainPresenter:
             found = find_cached(cache, settings.pretrained[0], settings.depths[0]) if cache and find_cached else None
             settings.weights = weights or found
         return settings
+
+    @staticmethod
+    def with_preset(values: PanelValues, name: str) -> PanelValues:
+        """The panel's values once the user picks the Recipe ``name``: every field the recipe sets
+        and the panel shows (supervision, depth, geometry, modality, epochs) takes the recipe's
+        value, the others are kept. The recipe's other options (learning rate, patches, grid,
+        augmentation) travel as ``--preset NAME``; a field changed afterwards overrides the recipe.
+
+        Example:
+            >>> lesion = TrainPresenter.with_preset(PanelValues(folds=4), "lesion")
+            >>> lesion.supervision, lesion.depths, lesion.max_epochs, lesion.folds
+            ('lesion', [18], 300, 4)
+        """
+        if name not in PANEL_PRESETS:
+            raise FCDInputError(f"recipe {name!r}: expected one of {', '.join(PANEL_PRESETS)}")
+        shown = dict(_SHOWN_PRESET_FIELDS[key](value) for key, value in PRESETS.get(name, {}).items()
+                     if key in _SHOWN_PRESET_FIELDS)
+        return replace(values, preset=name, **shown)
 
     def finished_run_folder(self) -> str | None:
         """The folder of the run that just ended, from the logic (never from the parameter
