@@ -34,6 +34,9 @@ from slicer.util import VTKObservationMixin
 # Path field -> parameter name (bound by hand, see the module docstring).
 PATH_FIELDS = {"dataPathLineEdit": "dataPath", "outputPathLineEdit": "outputPath",
                "weightsPathLineEdit": "weightsPath", "weightsCachePathLineEdit": "weightsCacheFolder"}
+# Depth / input modality -> the check box's parameter (read by panelValues, set by a Recipe).
+DEPTH_PARAMETERS = {18: "depth18", 34: "depth34", 50: "depth50"}
+MODALITY_PARAMETERS = {"flair": "modalityFlair", "t1": "modalityT1", "t1+flair": "modalityT1Flair"}
 
 
 class FCDTrainWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
@@ -159,11 +162,10 @@ class FCDTrainWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         p = self._parameterNode
         return PanelValues(
             data_path=p.dataPath, output_path=p.outputPath,
-            depths=[d for d, on in ((18, p.depth18), (34, p.depth34), (50, p.depth50)) if on],
+            depths=[depth for depth, name in DEPTH_PARAMETERS.items() if getattr(p, name)],
             pretrained=[n for n, on in (("none", p.pretrainedNone), ("medicalnet8", p.pretrainedMedicalNet8),
                                         ("medicalnet23", p.pretrainedMedicalNet23)) if on],
-            modalities=[n for n, on in (("flair", p.modalityFlair), ("t1", p.modalityT1),
-                                        ("t1+flair", p.modalityT1Flair)) if on],
+            modalities=[modality for modality, name in MODALITY_PARAMETERS.items() if getattr(p, name)],
             geometry=p.geometry, weights_path=p.weightsPath, weights_cache_folder=p.weightsCacheFolder,
             folds=p.folds, max_epochs=p.maxEpochs, seed=p.seed, device=p.device, supervision=p.supervision,
             preset=p.preset, executor=p.executor, ray_address=p.rayAddress, gpus_per_run=p.gpusPerRun)
@@ -173,8 +175,10 @@ class FCDTrainWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         values = self.presenter.with_preset(self.panelValues(), self.ui.presetComboBox.currentText)
         p = self._parameterNode
         p.preset = values.preset
-        p.depth18, p.depth34, p.depth50 = (depth in values.depths for depth in (18, 34, 50))
-        p.modalityFlair, p.modalityT1, p.modalityT1Flair = (m in values.modalities for m in ("flair", "t1", "t1+flair"))
+        for depth, name in DEPTH_PARAMETERS.items():
+            setattr(p, name, depth in values.depths)
+        for modality, name in MODALITY_PARAMETERS.items():
+            setattr(p, name, modality in values.modalities)
         p.geometry, p.maxEpochs, p.supervision = values.geometry, values.max_epochs, values.supervision
         p.folds, p.seed = values.folds, values.seed
 

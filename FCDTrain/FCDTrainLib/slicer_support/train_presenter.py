@@ -28,10 +28,10 @@ from FCDTrainLib.run_folder.run_config import PRESETS
 from FCDTrainLib.slicer_support.train_launcher import TrainSettings
 from FCDTrainLib.training.medicalnet_weights import DownloadCancelled
 
-PANEL_PRESETS = ("none", "lesion")
+PANEL_PRESETS = ("none", *(name for name in PRESETS if name != "demo"))
 """The panel's Recipe choices: ``none`` (its fields only) or a named RunConfig preset
-(``fcd train --preset``). The ``demo`` preset is left out: it is sized for ``fcd demo``'s
-synthetic cohort on a 4 mm grid, not for a user's data."""
+(``fcd train --preset``; today ``lesion``). The ``demo`` preset is left out: it is sized for
+``fcd demo``'s synthetic cohort on a 4 mm grid, not for a user's data."""
 
 # RunConfig field of a preset -> how the panel shows it (the PanelValues field and its value).
 _SHOWN_PRESET_FIELDS: dict[str, Callable[[Any], tuple[str, Any]]] = {
